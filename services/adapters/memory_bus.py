@@ -1,0 +1,124 @@
+"""In-process bus for the embedded mode: topics as in-memory logs, Kafka-like consumer groups.
+
+Each topic is one partition. A group's committed offset only moves on commit(), so a consumer
+that stops before committing is redelivered its batch, as with Kafka. Records every subscribed
+group has committed are dropped, so memory stays bounded by the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from services.core.ports import Message
+
+
+class _Topic:
+    def __init__(self) -> None:
+        self.log: deque[tuple[str, str]] = deque()  # (key, JSON value)
+        self.base = 0  # offset of log[0]
+        self.committed: dict[str, int] = {}  # group -> next offset to read
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.log)
+
+    def trim(self) -> None:
+        if not self.committed:
+            return
+        floor = min(self.committed.values())
+        while self.base < floor and self.log:
+            self.log.popleft()
+            self.base += 1
+
+
+class MemoryBus:
+    """The in-process Bus adapter; values are JSON round-tripped to catch non-JSON payloads."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, _Topic] = {}
+        self._arrived = asyncio.Condition()
+        self.published: dict[str, int] = {}
+
+    def topic(self, name: str) -> _Topic:
+        """The log of `name`, created on first use."""
+        return self._topics.setdefault(name, _Topic())
+
+    async def publish(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Append keyed events to `topic` and wake its consumers."""
+        if not items:
+            return
+        log = self.topic(topic)
+        for key, value in items:
+            log.log.append((key, json.dumps(value, separators=(",", ":"))))
+        self.published[topic] = self.published.get(topic, 0) + len(items)
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    def consumer(self, topics: Sequence[str], group: str) -> MemoryConsumer:
+        """A member of `group` reading `topics` from the group's committed offsets."""
+        for name in topics:
+            self.topic(name).committed.setdefault(group, self.topic(name).base)
+        return MemoryConsumer(self, list(topics), group)
+
+    def lag(self, topic: str, group: str) -> int:
+        """Records of `topic` that `group` has not committed."""
+        log = self.topic(topic)
+        return log.end - log.committed.get(group, log.base)
+
+    async def wait_for_data(self, timeout: float) -> None:
+        """Block until something is published or `timeout` passes."""
+        async with self._arrived:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemoryConsumer:
+    """A consumer of the in-process bus."""
+
+    def __init__(self, bus: MemoryBus, topics: list[str], group: str) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._position = {t: bus.topic(t).committed[group] for t in topics}
+
+    def _take(self, max_records: int) -> list[Message]:
+        out: list[Message] = []
+        for name in self._topics:
+            log = self._bus.topic(name)
+            pos = max(self._position[name], log.base)
+            while pos < log.end and len(out) < max_records:
+                key, raw = log.log[pos - log.base]
+                out.append(Message(name, key, json.loads(raw), 0, pos))
+                pos += 1
+            self._position[name] = pos
+        return out
+
+    async def poll(self, max_records: int, timeout: float) -> list[Message]:
+        """Up to `max_records` records after this member's position; waits up to `timeout`."""
+        batch = self._take(max_records)
+        if not batch and timeout > 0:
+            await self._bus.wait_for_data(timeout)
+            batch = self._take(max_records)
+        return batch
+
+    async def commit(self) -> None:
+        """Commit the positions of everything polled so far."""
+        for name, pos in self._position.items():
+            log = self._bus.topic(name)
+            log.committed[self._group] = pos
+            log.trim()
+
+    async def rewind(self) -> None:
+        """Go back to the committed offsets (what a restarted member would do)."""
+        self._position = {t: self._bus.topic(t).committed[self._group] for t in self._topics}
+
+    async def close(self) -> None:
+        """Leave the group without committing."""

@@ -1,0 +1,416 @@
+"""SQLite adapter of the Store port for the embedded mode; tables mirror the Cassandra keyspace.
+
+One connection lives on one worker thread, so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from services.core.aggregation import Aggregate, HistoryPoint, SourceState
+from services.core.events import SourceEvent
+from services.core.identifiers import Identifier
+from services.core.ports import DueEntry, RawResponse, Registration
+from services.core.timeutil import from_iso, to_iso
+from services.core.works import Work
+
+T = TypeVar("T")
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE works (
+        work_id TEXT PRIMARY KEY, doi TEXT, pmid TEXT, pmcid TEXT, title TEXT, issued TEXT,
+        publisher TEXT, canonical_url TEXT, registered_at TEXT NOT NULL);
+    CREATE TABLE work_ids (
+        id_type TEXT NOT NULL, value TEXT NOT NULL, work_id TEXT NOT NULL,
+        PRIMARY KEY (id_type, value));
+    CREATE TABLE source_totals (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL,
+        PRIMARY KEY (work_id, source));
+    CREATE TABLE source_history (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, day TEXT NOT NULL, metrics TEXT NOT NULL,
+        PRIMARY KEY (work_id, source, day));
+    CREATE TABLE source_events (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (work_id, source, event_id));
+    CREATE TABLE raw_responses (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, retrieved_at TEXT NOT NULL,
+        url TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL, expires_at TEXT NOT NULL);
+    CREATE TABLE raw_response_works (
+        raw_id INTEGER NOT NULL, work_id TEXT NOT NULL, source TEXT NOT NULL,
+        PRIMARY KEY (work_id, source, raw_id));
+    CREATE INDEX raw_expiry ON raw_responses (expires_at);
+    CREATE TABLE due (
+        source TEXT NOT NULL, work_id TEXT NOT NULL, due_at TEXT NOT NULL, attempt INTEGER NOT NULL,
+        PRIMARY KEY (source, work_id));
+    CREATE INDEX due_by_time ON due (source, due_at);
+    """,
+)
+
+
+class SqliteStore:
+    """Works, metric state, history, events, raw responses and the due-index in one file."""
+
+    def __init__(self, path: Path | str, raw_ttl: timedelta = timedelta(days=7)) -> None:
+        self._path = str(path)
+        self._raw_ttl = raw_ttl
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._path)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._conn:
+            return fn(self._conn)
+
+    async def migrate(self) -> None:
+        """Apply the migrations this file has not seen yet."""
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version not in done:
+                    conn.executescript(script)
+                    conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+
+        await self._run(apply)
+
+    async def close(self) -> None:
+        """Close the connection and its thread."""
+
+        def shut(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA optimize")
+
+        if self._conn is not None:
+            await self._run(shut)
+            await self._run(lambda conn: conn.close())
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    # -- works ---------------------------------------------------------------------------
+
+    async def register(self, works: Sequence[Work]) -> list[Registration]:
+        """Register works; one already known by any of its ids is merged, not duplicated."""
+        now = to_iso(datetime.now(UTC))
+
+        def write(conn: sqlite3.Connection) -> list[Registration]:
+            out = []
+            for work in works:
+                existing = _find_any(conn, work.identifiers())
+                merged = existing.merged(work) if existing else work
+                conn.execute(
+                    "INSERT INTO works VALUES (?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(work_id) DO UPDATE SET"
+                    " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
+                    " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
+                    " canonical_url=excluded.canonical_url",
+                    (*_work_row(merged), now),
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO work_ids VALUES (?,?,?)",
+                    [(i.type.value, i.value, merged.work_id) for i in merged.identifiers()],
+                )
+                out.append(Registration(merged, created=existing is None))
+            return out
+
+        return await self._run(write)
+
+    async def get_work(self, work_id: str) -> Work | None:
+        """The work with this work id."""
+
+        def read(conn: sqlite3.Connection) -> Work | None:
+            row = conn.execute(
+                f"SELECT {_WORK_COLS} FROM works WHERE work_id=?", (work_id,)
+            ).fetchone()
+            return _work(row) if row else None
+
+        return await self._run(read)
+
+    async def find_work(self, ident: Identifier) -> Work | None:
+        """The work known by `ident` (any of its DOI, PMID, PMCID)."""
+        return await self._run(lambda conn: _find_any(conn, [ident]))
+
+    async def list_works(self, offset: int, limit: int) -> list[Work]:
+        """A page of works in work-id order."""
+
+        def read(conn: sqlite3.Connection) -> list[Work]:
+            rows = conn.execute(
+                f"SELECT {_WORK_COLS} FROM works ORDER BY work_id LIMIT ? OFFSET ?", (limit, offset)
+            )
+            return [_work(r) for r in rows]
+
+        return await self._run(read)
+
+    async def count_works(self) -> int:
+        """How many works are registered."""
+        return await self._run(
+            lambda conn: int(conn.execute("SELECT count(*) FROM works").fetchone()[0])
+        )
+
+    # -- metrics -------------------------------------------------------------------------
+
+    async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
+        """The stored state of each (work id, source) that has one."""
+
+        def read(conn: sqlite3.Connection) -> dict[tuple[str, str], SourceState]:
+            out = {}
+            for work_id, source in keys:
+                row = conn.execute(
+                    "SELECT state FROM source_totals WHERE work_id=? AND source=?",
+                    (work_id, source),
+                ).fetchone()
+                if row:
+                    out[(work_id, source)] = SourceState.from_dict(json.loads(row[0]))
+            return out
+
+        return await self._run(read)
+
+    async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]:
+        """Every source's state for each of `work_ids`."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, list[SourceState]]:
+            out: dict[str, list[SourceState]] = {w: [] for w in work_ids}
+            for work_id in work_ids:
+                for (raw,) in conn.execute(
+                    "SELECT state FROM source_totals WHERE work_id=? ORDER BY source", (work_id,)
+                ):
+                    out[work_id].append(SourceState.from_dict(json.loads(raw)))
+            return out
+
+        return await self._run(read)
+
+    async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
+        """Persist states, history points and events of applied aggregates in one transaction."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            for item in items:
+                if not item.applied:
+                    continue
+                st = item.state
+                conn.execute(
+                    "INSERT OR REPLACE INTO source_totals VALUES (?,?,?)",
+                    (st.work_id, st.source, json.dumps(st.to_dict())),
+                )
+                if item.history is not None:
+                    h = item.history
+                    conn.execute(
+                        "INSERT OR REPLACE INTO source_history VALUES (?,?,?,?)",
+                        (h.work_id, h.source, h.day.isoformat(), json.dumps(h.metrics)),
+                    )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO source_events VALUES (?,?,?,?)",
+                    [
+                        (st.work_id, st.source, e.event_id, json.dumps(e.to_dict()))
+                        for e in item.events
+                    ],
+                )
+
+        await self._run(write)
+
+    async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
+        """Daily snapshots of a work (one source or all), oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[HistoryPoint]:
+            sql = "SELECT work_id, source, day, metrics FROM source_history WHERE work_id=?"
+            args: tuple[str, ...] = (work_id,)
+            if source:
+                sql += " AND source=?"
+                args += (source,)
+            rows = conn.execute(sql + " ORDER BY source, day", args)
+            return [HistoryPoint(w, s, date.fromisoformat(d), json.loads(m)) for w, s, d, m in rows]
+
+        return await self._run(read)
+
+    async def events(self, work_id: str, source: str) -> list[SourceEvent]:
+        """The deduplicated events of a work from one source."""
+
+        def read(conn: sqlite3.Connection) -> list[SourceEvent]:
+            rows = conn.execute(
+                "SELECT event FROM source_events WHERE work_id=? AND source=? ORDER BY event_id",
+                (work_id, source),
+            )
+            return [SourceEvent.from_dict(json.loads(r[0])) for r in rows]
+
+        return await self._run(read)
+
+    async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
+        """Keep upstream responses until the TTL passes; expired ones are dropped here."""
+        now = datetime.now(UTC)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM raw_response_works WHERE raw_id IN"
+                " (SELECT id FROM raw_responses WHERE expires_at < ?)",
+                (to_iso(now),),
+            )
+            conn.execute("DELETE FROM raw_responses WHERE expires_at < ?", (to_iso(now),))
+            for raw in raws:
+                cur = conn.execute(
+                    "INSERT INTO raw_responses"
+                    " (source, retrieved_at, url, status, body, expires_at)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (
+                        raw.source,
+                        to_iso(raw.retrieved_at),
+                        raw.url,
+                        raw.status,
+                        raw.body,
+                        to_iso(raw.retrieved_at + self._raw_ttl),
+                    ),
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO raw_response_works VALUES (?,?,?)",
+                    [(cur.lastrowid, w, raw.source) for w in raw.work_ids],
+                )
+
+        await self._run(write)
+
+    async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
+        """The latest kept responses of `source` concerning `work_id`, newest first."""
+
+        def read(conn: sqlite3.Connection) -> list[RawResponse]:
+            rows = conn.execute(
+                "SELECT r.id, r.retrieved_at, r.url, r.status, r.body FROM raw_responses r"
+                " JOIN raw_response_works w ON w.raw_id = r.id"
+                " WHERE w.work_id=? AND w.source=? ORDER BY r.retrieved_at DESC LIMIT ?",
+                (work_id, source, limit),
+            ).fetchall()
+            out = []
+            for raw_id, at, url, status, body in rows:
+                ids = tuple(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT work_id FROM raw_response_works WHERE raw_id=?", (raw_id,)
+                    )
+                )
+                out.append(RawResponse(source, from_iso(at), url, status, body, ids))
+            return out
+
+        return await self._run(read)
+
+    async def source_summary(self) -> dict[str, dict[str, int]]:
+        """Per source: works with a state, works whose last attempt failed."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            rows = conn.execute(
+                "SELECT source, count(*), sum(json_extract(state, '$.status') = 'error')"
+                " FROM source_totals GROUP BY source"
+            )
+            for source, works, errors in rows:
+                out[source] = {"works": int(works), "errors": int(errors or 0)}
+            return out
+
+        return await self._run(read)
+
+    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
+        """The works with the highest value of `metric` from `source`."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = conn.execute(
+                "SELECT work_id, CAST(json_extract(state, '$.metrics.' || ?) AS INTEGER) AS v"
+                " FROM source_totals WHERE source=? AND v IS NOT NULL"
+                " ORDER BY v DESC, work_id LIMIT ?",
+                (metric, source, limit),
+            )
+            return [(w, int(v)) for w, v in rows]
+
+        return await self._run(read)
+
+    # -- due-index -----------------------------------------------------------------------
+
+    async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
+        """Set when each work is next due from `source` (replacing its previous entry)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO due VALUES (?,?,?,?)",
+                [(source, e.work_id, to_iso(e.at), e.attempt) for e in entries],
+            )
+
+        await self._run(write)
+
+    async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
+        """Entries of `source` due at `now`, earliest first."""
+
+        def read(conn: sqlite3.Connection) -> list[DueEntry]:
+            rows = conn.execute(
+                "SELECT work_id, due_at, attempt FROM due WHERE source=? AND due_at<=?"
+                " ORDER BY due_at LIMIT ?",
+                (source, to_iso(now), limit),
+            )
+            return [DueEntry(w, from_iso(at), int(n)) for w, at, n in rows]
+
+        return await self._run(read)
+
+    async def get_works(self, work_ids: Sequence[str]) -> dict[str, Work]:
+        """The works among `work_ids` that exist."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Work]:
+            out = {}
+            for work_id in work_ids:
+                row = conn.execute(
+                    f"SELECT {_WORK_COLS} FROM works WHERE work_id=?", (work_id,)
+                ).fetchone()
+                if row:
+                    out[work_id] = _work(row)
+            return out
+
+        return await self._run(read)
+
+
+_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+
+
+def _work_row(work: Work) -> tuple[Any, ...]:
+    return (
+        work.work_id,
+        work.doi,
+        work.pmid,
+        work.pmcid,
+        work.title,
+        work.issued.isoformat() if work.issued else None,
+        work.publisher,
+        work.canonical_url,
+    )
+
+
+def _work(row: Sequence[Any]) -> Work:
+    return Work(
+        work_id=row[0],
+        doi=row[1],
+        pmid=row[2],
+        pmcid=row[3],
+        title=row[4],
+        issued=date.fromisoformat(row[5]) if row[5] else None,
+        publisher=row[6],
+        canonical_url=row[7],
+    )
+
+
+def _find_any(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> Work | None:
+    for ident in idents:
+        row = conn.execute(
+            f"SELECT {', '.join('w.' + c.strip() for c in _WORK_COLS.split(','))} FROM work_ids i"
+            " JOIN works w ON w.work_id = i.work_id WHERE i.id_type=? AND i.value=?",
+            (ident.type.value, ident.value),
+        ).fetchone()
+        if row:
+            return _work(row)
+    return None

@@ -1,0 +1,147 @@
+"""The ports the services talk through: the event bus and the metric store.
+
+Adapters implement these Protocols (in-process and Kafka for the bus; SQLite and Cassandra for
+the store); the core and the service logic import only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.core.aggregation import Aggregate, HistoryPoint, SourceState
+from services.core.events import SourceEvent
+from services.core.identifiers import Identifier
+from services.core.works import Work
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One record read from the bus."""
+
+    topic: str
+    key: str
+    value: Mapping[str, Any]
+    partition: int = 0
+    offset: int = 0
+
+
+class Consumer(Protocol):
+    """A consumer-group member: poll a batch, process it, then commit (at-least-once)."""
+
+    async def poll(self, max_records: int, timeout: float) -> list[Message]: ...
+
+    async def commit(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Publish keyed JSON events to topics and consume them in groups."""
+
+    async def publish(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None: ...
+
+    def consumer(self, topics: Sequence[str], group: str) -> Consumer: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """An upstream call kept for a while so every stored number can be traced to it."""
+
+    source: str
+    retrieved_at: datetime
+    url: str
+    status: int
+    body: str
+    work_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DueEntry:
+    """A work due from a source at `at`; `attempt` counts failed tries since the last success."""
+
+    work_id: str
+    at: datetime
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What registering one identifier did: `created` false when the work was known."""
+
+    work: Work
+    created: bool
+
+
+class WorkStore(Protocol):
+    """The works registry with its identifier index."""
+
+    async def register(self, works: Sequence[Work]) -> list[Registration]: ...
+
+    async def get_work(self, work_id: str) -> Work | None: ...
+
+    async def get_works(self, work_ids: Sequence[str]) -> dict[str, Work]: ...
+
+    async def find_work(self, ident: Identifier) -> Work | None: ...
+
+    async def list_works(self, offset: int, limit: int) -> list[Work]: ...
+
+    async def count_works(self) -> int: ...
+
+
+class MetricStore(Protocol):
+    """Per-source totals, history, events and raw responses."""
+
+    async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
+        """The stored state of each (work id, source) that has one."""
+        ...
+
+    async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]: ...
+
+    async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
+        """Persist what aggregation produced: states, history points, new events (idempotent)."""
+        ...
+
+    async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]: ...
+
+    async def events(self, work_id: str, source: str) -> list[SourceEvent]: ...
+
+    async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
+        """Keep upstream responses for a while (expiring after the configured TTL)."""
+        ...
+
+    async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
+        """The latest kept responses of `source` that concern `work_id`, newest first."""
+        ...
+
+    async def source_summary(self) -> dict[str, dict[str, int]]:
+        """Per source: works with a state, works in error, and the sum of totals."""
+        ...
+
+    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
+        """The works with the highest value of `metric` from `source` (the leaderboard)."""
+        ...
+
+
+class DueIndex(Protocol):
+    """The scheduler's index of when each (work, source) is next due; scans are O(due)."""
+
+    async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
+        """Set when each work is next due from `source` (replacing its previous entry)."""
+        ...
+
+    async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
+        """Entries of `source` due at `now`, earliest first."""
+        ...
+
+
+class Store(WorkStore, MetricStore, DueIndex, Protocol):
+    """One adapter implementing every storage port, with its lifecycle."""
+
+    async def migrate(self) -> None: ...
+
+    async def close(self) -> None: ...

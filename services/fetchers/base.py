@@ -1,0 +1,209 @@
+"""The fetcher plug-in contract: a source builds requests for a batch of works and parses the
+responses into one outcome per work. Plug-ins are pure: no I/O, no clock, no aiohttp.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from services.core.events import FetchError, PeriodCount, SourceEvent
+from services.core.metrics import Group, MetricSpec
+from services.core.works import WorkRef
+from services.fetchers.stub import StubUpstream
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP call to an upstream, and the works whose outcome it decides."""
+
+    path: str  # appended to the source's base URL; already URL-encoded
+    works: tuple[WorkRef, ...]
+    params: tuple[tuple[str, str], ...] = ()
+    method: str = "GET"
+    json_body: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+    step: str = "main"  # multi-call sources name their steps
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """An upstream's answer; header names are lower-case."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The upstream knows the work: its metrics, and optionally periods and events."""
+
+    metrics: Mapping[str, int]
+    periods: tuple[PeriodCount, ...] = ()
+    events: tuple[SourceEvent, ...] = ()
+    events_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """The upstream has no record of the work: every declared metric is zero."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The call or its payload failed for this work: stored totals stay as they are."""
+
+    error: FetchError
+
+
+Outcome = Found | NotFound | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """Outcomes by work id, and further calls some works still need (paging, second steps)."""
+
+    outcomes: Mapping[str, Outcome] = field(default_factory=dict)
+    follow_ups: tuple[UpstreamRequest, ...] = ()
+
+
+class PayloadError(ValueError):
+    """The upstream answered with something that is not the documented format."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A source's politeness defaults; upstream rate-limit headers override them at run time."""
+
+    requests_per_second: float = 5.0
+    concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """What a plug-in may read from settings: contact address and credentials."""
+
+    contact_email: str = "alm@example.org"
+    api_key: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class Source:
+    """Base of every source plug-in. Subclasses fill in the class attributes and two methods."""
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    group: ClassVar[Group]
+    metrics: ClassVar[tuple[MetricSpec, ...]]
+    base_url: ClassVar[str]
+    batch_size: ClassVar[int] = 1
+    limits: ClassVar[Limits] = Limits()
+    auth: ClassVar[str] = "none"
+    needs: ClassVar[tuple[str, ...]] = ("doi",)  # identifiers a work must have to be fetched
+    events_url_template: ClassVar[str | None] = None
+    description: ClassVar[str] = ""
+    stub: ClassVar[type[StubUpstream] | None] = (
+        None  # how the upstream answers, for the stub server
+    )
+
+    def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
+        """The calls that fetch `works` (at most `batch_size` of them)."""
+        raise NotImplementedError
+
+    def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
+        """Outcomes for the works of `request`, from a 2xx or 404 response."""
+        raise NotImplementedError
+
+    def zero_metrics(self) -> dict[str, int]:
+        """What a work the upstream does not know counts: zero for every declared metric."""
+        return {spec.name: 0 for spec in self.metrics}
+
+    def fetchable(self, work: WorkRef) -> bool:
+        """Whether `work` has an identifier this source can look up."""
+        return any(getattr(work, need, None) for need in self.needs)
+
+    def events_url(self, work: WorkRef) -> str | None:
+        """A page where a person can see the work's events upstream, if the source has one."""
+        if self.events_url_template is None or not work.doi:
+            return None
+        return self.events_url_template.format(doi=quote(work.doi, safe="/"))
+
+    def describe(self) -> dict[str, Any]:
+        """The source as `alm sources --json` and `GET /api/v1/sources` show it."""
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "group": self.group.value,
+            "description": self.description,
+            "metrics": [
+                {
+                    "name": m.name,
+                    "group": m.group.value,
+                    "slot": m.slot.value if m.slot else None,
+                    "in_total": m.in_total,
+                    "description": m.description,
+                }
+                for m in self.metrics
+            ],
+            "batch_size": self.batch_size,
+            "auth": self.auth,
+            "limits": {
+                "requests_per_second": self.limits.requests_per_second,
+                "concurrency": self.limits.concurrency,
+            },
+            "base_url": self.base_url,
+        }
+
+
+def json_payload(response: UpstreamResponse) -> Any:
+    """The response body as JSON, or PayloadError naming what came instead (HTML, truncation)."""
+    text = response.text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        snippet = " ".join(text[:80].split())
+        kind = "HTML page" if text.lstrip().startswith("<") else "invalid JSON"
+        raise PayloadError(f"{kind} instead of JSON ({exc.msg} at {exc.pos}): {snippet!r}") from exc
+
+
+def expect(condition: bool, message: str) -> None:
+    """Raise PayloadError(message) unless `condition` holds."""
+    if not condition:
+        raise PayloadError(message)
+
+
+def as_count(value: Any, field_name: str) -> int:
+    """A non-negative integer count from an int or a digit string (OpenCitations sends strings)."""
+    if isinstance(value, bool):
+        raise PayloadError(f"{field_name} is a boolean, not a count")
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        count = int(value.strip())
+    else:
+        raise PayloadError(f"{field_name} is not a count: {value!r}")
+    if count < 0:
+        raise PayloadError(f"{field_name} is negative: {count}")
+    return count
+
+
+def for_all(works: Sequence[WorkRef], outcome: Outcome) -> dict[str, Outcome]:
+    """The same outcome for every work of a request."""
+    return {w.work_id: outcome for w in works}
+
+
+def encode_path(value: str) -> str:
+    """URL-encode an identifier for use inside a path segment (slashes kept)."""
+    return quote(value, safe="/:")

@@ -1,0 +1,153 @@
+"""The fetcher service of one source: consume refresh requests, fetch them in upstream-sized
+batches, publish observations, route failures to retry or dead letter, keep raw responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from services.core.events import (
+    TOPIC_DEADLETTER,
+    TOPIC_RAW,
+    TOPIC_RETRY,
+    FailedRefresh,
+    Observation,
+    RefreshRequest,
+    Status,
+    refresh_topic,
+)
+from services.core.ports import Bus, MetricStore
+from services.core.schema_check import SchemaViolation, check
+from services.core.staleness import Policy, retry_at
+from services.core.timeutil import to_iso
+from services.fetchers.base import Source, SourceConfig
+from services.fetchers.engine import Caller, fetch_batch
+from services.fetchers.telemetry import OBSERVATIONS
+
+log = structlog.get_logger("alm.fetcher")
+
+
+class FetcherService:
+    """Runs one source's plug-in against the bus."""
+
+    def __init__(
+        self,
+        source: Source,
+        bus: Bus,
+        store: MetricStore,
+        caller: Caller,
+        config: SourceConfig,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        batches_in_flight: int = 4,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.source = source
+        self.bus = bus
+        self.store = store
+        self.caller = caller
+        self.config = config
+        self.policy = policy
+        self.clock = clock
+        self.batches_in_flight = batches_in_flight
+        self.rng = rng or random.Random()
+        self.consumer = bus.consumer([refresh_topic(source.name)], f"alm-fetcher-{source.name}")
+        self.log = log.bind(source=source.name)
+        self.refreshed = 0
+        self.errors = 0
+        self.calls = 0
+
+    async def step(self, timeout: float) -> int:
+        """Fetch one polled batch of requests; returns how many requests it consumed."""
+        messages = await self.consumer.poll(
+            self.source.batch_size * self.batches_in_flight, timeout
+        )
+        if not messages:
+            return 0
+        requests: dict[str, RefreshRequest] = {}
+        dead = []
+        for message in messages:
+            try:
+                req = RefreshRequest.from_dict(check("refresh_request", message.value))
+            except (SchemaViolation, KeyError, ValueError) as exc:
+                self.log.error("bad_refresh_request", key=message.key, error=str(exc))
+                dead.append(
+                    (
+                        message.key,
+                        {
+                            "schema_version": 1,
+                            "work_id": message.key,
+                            "bad_event": message.value,
+                            "reason": str(exc),
+                            "failed_at": to_iso(self.clock()),
+                        },
+                    )
+                )
+                continue
+            if req.work.work_id not in requests or requests[req.work.work_id].attempt < req.attempt:
+                requests[req.work.work_id] = req
+        await self._fetch(list(requests.values()))
+        if dead:
+            await self.bus.publish(TOPIC_DEADLETTER, dead)
+        await self.consumer.commit()
+        return len(messages)
+
+    async def _fetch(self, requests: list[RefreshRequest]) -> None:
+        size = self.source.batch_size
+        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+        results = await asyncio.gather(
+            *(
+                fetch_batch(
+                    self.source, [r.work for r in chunk], self.config, self.caller, self.clock
+                )
+                for chunk in chunks
+            )
+        )
+        by_work = {r.work.work_id: r for r in requests}
+        observations: list[Observation] = []
+        raw = []
+        for result in results:
+            observations.extend(result.observations)
+            raw.extend(result.raw)
+            self.calls += result.calls
+        await self.bus.publish(
+            TOPIC_RAW, [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations]
+        )
+        await self._route_failures([o for o in observations if o.status is Status.ERROR], by_work)
+        if raw:
+            await self.store.add_raw_responses(raw)
+        for o in observations:
+            OBSERVATIONS.labels(self.source.name, o.status.value).inc()
+        self.refreshed += sum(o.status is not Status.ERROR for o in observations)
+        self.errors += sum(o.status is Status.ERROR for o in observations)
+
+    async def _route_failures(
+        self, failed: list[Observation], requests: dict[str, RefreshRequest]
+    ) -> None:
+        retry, dead = [], []
+        now = self.clock()
+        for obs in failed:
+            req = requests[obs.work_id]
+            reason = f"{obs.error.kind}: {obs.error.message}" if obs.error else "fetch failed"
+            when = retry_at(req.attempt, now, self.policy, self.rng.random())
+            if obs.error is not None and obs.error.retryable and when is not None:
+                again = RefreshRequest(
+                    req.work, req.source, now, "retry", req.priority, req.attempt, when
+                )
+                retry.append((obs.work_id, FailedRefresh(again, reason, now).to_dict()))
+            else:
+                dead.append((obs.work_id, FailedRefresh(req, reason, now).to_dict()))
+                self.log.warning(
+                    "refresh_failed_for_good", work=obs.work_id, reason=reason, attempt=req.attempt
+                )
+        await self.bus.publish(
+            TOPIC_RETRY, [(k, dict(check("failed_refresh", v))) for k, v in retry]
+        )
+        await self.bus.publish(
+            TOPIC_DEADLETTER, [(k, dict(check("failed_refresh", v))) for k, v in dead]
+        )

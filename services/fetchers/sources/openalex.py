@@ -1,0 +1,188 @@
+"""OpenAlex: citation counts with per-year counts, up to 50 works a call (DOI OR filter).
+
+A batch of one uses the free singleton route `/works/doi:{doi}` (404 = unknown); larger
+batches use `/works?filter=doi:A|B` and a DOI absent from the results is unknown to OpenAlex.
+`counts_by_year` omits zero years; history zero-fills them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from services.core.events import PeriodCount
+from services.core.identifiers import InvalidIdentifier, normalize_doi
+from services.core.metrics import Group, MetricSpec
+from services.core.works import WorkRef
+from services.fetchers.base import (
+    Found,
+    Limits,
+    NotFound,
+    Outcome,
+    ParseResult,
+    PayloadError,
+    Source,
+    SourceConfig,
+    UpstreamRequest,
+    UpstreamResponse,
+    as_count,
+    encode_path,
+    expect,
+    for_all,
+    json_payload,
+)
+from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+
+SELECT = "id,doi,title,publication_date,cited_by_count,counts_by_year,updated_date"
+
+
+class OpenAlexStub(StubUpstream):
+    """Answers `/works/doi:{doi}` and `/works?filter=doi:a|b` like api.openalex.org."""
+
+    def record_doi(self, record: Any) -> str | None:
+        """The bare DOI of a recorded work object."""
+        doi = record.get("doi")
+        return doi.removeprefix("https://doi.org/") if doi else None
+
+    def synthesize(self, doi: str) -> Any:
+        """A work object with deterministic counts."""
+        total = synthetic_count(doi, "openalex")
+        return {
+            "id": f"https://openalex.org/W{synthetic_count(doi, 'wid', 10**9)}",
+            "doi": f"https://doi.org/{doi}",
+            "title": f"Synthetic work {doi}",
+            "publication_date": "2020-01-01",
+            "cited_by_count": total,
+            "counts_by_year": [{"year": 2025, "cited_by_count": total // 2}],
+            "updated_date": "2026-01-01T00:00:00",
+        }
+
+    def answer(self, request: StubRequest) -> StubAnswer:
+        """A singleton, a filtered list, or OpenAlex's 404 JSON."""
+        if request.path.startswith("/works/doi:"):
+            doi = unquote(request.path[len("/works/doi:") :])
+            error = self.error_for(doi)
+            if error is not None:
+                return error
+            record = self.lookup(doi)
+            if record is None:
+                return StubAnswer.json(_not_found(request.path), status=404)
+            return StubAnswer.json(record)
+        if request.path == "/works":
+            return self._list(request)
+        return StubAnswer.json(_not_found(request.path), status=404)
+
+    def _list(self, request: StubRequest) -> StubAnswer:
+        flt = request.param("filter")
+        if not flt.startswith("doi:"):
+            return StubAnswer.json(
+                {
+                    "error": "Invalid query parameters error.",
+                    "message": f"{flt} is not a valid filter",
+                },
+                status=400,
+            )
+        dois = [d.removeprefix("https://doi.org/") for d in flt[4:].split("|")]
+        for doi in dois:
+            error = self.error_for(doi)
+            if error is not None:
+                return error
+        results = [r for r in (self.lookup(d) for d in dois) if r is not None]
+        meta = {
+            "count": len(results),
+            "db_response_time_ms": 12,
+            "page": 1,
+            "per_page": int(request.param("per-page", "25")),
+            "groups_count": None,
+        }
+        return StubAnswer.json({"meta": meta, "results": results, "group_by": []})
+
+
+def _not_found(path: str) -> dict[str, str]:
+    return {"error": "404 Not Found", "message": f"The requested URL {path} was not found."}
+
+
+class OpenAlex(Source):
+    """OpenAlex: citations and citations per year."""
+
+    name = "openalex"
+    display_name = "OpenAlex"
+    group = Group.CITED
+    metrics = (MetricSpec("citations", Group.CITED, description="cited_by_count"),)
+    base_url = "https://api.openalex.org"
+    batch_size = 50
+    limits = Limits(requests_per_second=10.0, concurrency=2)
+    auth = "api_key parameter (ALM_OPENALEX_API_KEY); keyless works on a small daily budget"
+    description = "Citations and citations by year from the OpenAlex catalogue."
+    stub = OpenAlexStub
+
+    def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
+        """One singleton call for one work, else one OR-filter call for the batch."""
+        params: list[tuple[str, str]] = [("select", SELECT), ("mailto", config.contact_email)]
+        if config.api_key:
+            params.append(("api_key", config.api_key))
+        if len(works) == 1:
+            doi = works[0].doi or ""
+            return [UpstreamRequest(f"/works/doi:{encode_path(doi)}", tuple(works), tuple(params))]
+        dois = "|".join(f"https://doi.org/{w.doi}" for w in works)
+        params += [("filter", f"doi:{dois}"), ("per-page", str(len(works)))]
+        return [UpstreamRequest("/works", tuple(works), tuple(params))]
+
+    def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
+        """`cited_by_count` and `counts_by_year` per work; missing DOIs are unknown works."""
+        if response.status == 404:
+            return ParseResult(for_all(request.works, NotFound("not in OpenAlex")))
+        payload = json_payload(response)
+        expect(isinstance(payload, dict), "response is not a JSON object")
+        if "results" not in payload:
+            expect(len(request.works) == 1, "list response without 'results'")
+            return ParseResult({request.works[0].work_id: _found(payload)})
+        results = payload["results"]
+        expect(isinstance(results, list), "'results' is not a list")
+        by_doi: dict[str, dict[str, Any]] = {}
+        for item in results:
+            expect(isinstance(item, dict), "a result is not an object")
+            doi = _doi_of(item)
+            if doi:
+                by_doi[doi] = item
+        outcomes: dict[str, Outcome] = {}
+        for work in request.works:
+            item = by_doi.get(work.doi or "")
+            outcomes[work.work_id] = _found(item) if item else NotFound("not in OpenAlex")
+        return ParseResult(outcomes)
+
+
+def _doi_of(item: dict[str, Any]) -> str | None:
+    raw = item.get("doi")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return normalize_doi(raw)
+    except InvalidIdentifier:
+        return None
+
+
+def _found(item: dict[str, Any]) -> Found:
+    total = as_count(item.get("cited_by_count"), "cited_by_count")
+    periods = []
+    by_year = item.get("counts_by_year") or []
+    if not isinstance(by_year, list):
+        raise PayloadError("counts_by_year is not a list")
+    for row in by_year:
+        expect(isinstance(row, dict) and "year" in row, "counts_by_year row without year")
+        year = as_count(row["year"], "counts_by_year.year")
+        periods.append(
+            PeriodCount(
+                "citations",
+                f"{year:04d}",
+                as_count(row.get("cited_by_count", 0), "counts_by_year.cited_by_count"),
+            )
+        )
+    oa_id = str(item.get("id") or "").rsplit("/", 1)[-1]
+    events_url = f"https://openalex.org/works?filter=cites:{oa_id}" if oa_id else None
+    return Found(
+        {"citations": total},
+        periods=tuple(sorted(periods, key=lambda p: p.period)),
+        events_url=events_url,
+    )

@@ -1,0 +1,111 @@
+"""The stub upstream's contract: each source answers requests from recorded real-format fixtures.
+
+A source's stub lives beside its plug-in. Fixtures are `tests/fixtures/upstream/<source>/`:
+`records/*.json` are recorded responses (or the per-work objects of a batch API), and
+`errors.json` lists works whose calls answer with a recorded error shape. In synthetic mode,
+DOIs under the test prefix 10.5555 get generated records with deterministic counts (benchmarks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SYNTHETIC_PREFIX = "10.5555/"
+
+
+@dataclass(frozen=True, slots=True)
+class StubAnswer:
+    """What the stub sends back."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(
+        cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> StubAnswer:
+        """A JSON answer."""
+        return cls(
+            status,
+            json.dumps(payload).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
+
+    @classmethod
+    def text(cls, body: str, status: int, content_type: str = "text/plain") -> StubAnswer:
+        """A non-JSON answer (plain text, HTML)."""
+        return cls(status, body.encode(), {"Content-Type": content_type})
+
+
+@dataclass(frozen=True, slots=True)
+class StubRequest:
+    """A request as the stub sees it; `query` keeps repeated parameters."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    body: bytes = b""
+
+    def param(self, name: str, default: str = "") -> str:
+        """The first value of query parameter `name`."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+def synthetic_count(doi: str, salt: str, modulo: int = 500) -> int:
+    """A deterministic count for a synthetic DOI (same DOI and salt, same number)."""
+    digest = hashlib.blake2b(f"{salt}:{doi}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % modulo
+
+
+class StubUpstream:
+    """Base of a source's stub: loads records keyed by DOI and error recordings."""
+
+    def __init__(self, fixtures: Path, synthetic: bool = False) -> None:
+        self.fixtures = fixtures
+        self.synthetic = synthetic
+        self.records: dict[str, Any] = {}
+        for path in sorted((fixtures / "records").glob("*.json")):
+            record = json.loads(path.read_text())
+            key = self.record_doi(record)
+            if key:
+                self.records[key.lower()] = record
+        self.errors: dict[str, StubAnswer] = {}
+        errors_file = fixtures / "errors.json"
+        if errors_file.exists():
+            for entry in json.loads(errors_file.read_text()):
+                body = (fixtures / entry["body_file"]).read_bytes()
+                self.errors[entry["doi"].lower()] = StubAnswer(
+                    entry["status"], body, entry.get("headers", {})
+                )
+
+    def record_doi(self, record: Any) -> str | None:
+        """The DOI a recorded fixture is about."""
+        raise NotImplementedError
+
+    def synthesize(self, doi: str) -> Any:
+        """A generated record for a synthetic DOI."""
+        raise NotImplementedError
+
+    def answer(self, request: StubRequest) -> StubAnswer:
+        """Answer one request as the real upstream would."""
+        raise NotImplementedError
+
+    def lookup(self, doi: str) -> Any | None:
+        """The record for `doi`: recorded, synthetic, or None (unknown to the upstream)."""
+        key = doi.lower()
+        if key in self.records:
+            return self.records[key]
+        if self.synthetic and key.startswith(SYNTHETIC_PREFIX):
+            return self.synthesize(key)
+        return None
+
+    def error_for(self, doi: str) -> StubAnswer | None:
+        """The recorded error answer configured for `doi`, if any."""
+        return self.errors.get(doi.lower())

@@ -1,0 +1,90 @@
+"""Settings of every service, read once from the environment in `main()`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from services.fetchers.base import SourceConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_WORKS = REPO_ROOT / "data" / "sample-works.txt"
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where state lives, how services talk, and how upstreams are reached."""
+
+    data_dir: Path = Path(".alm-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    bus: str = "memory"  # memory | kafka
+    store: str = "sqlite"  # sqlite | cassandra
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    keyspace: str = "alm"
+    upstream_root: str | None = None  # the stub upstream: every source at <root>/<source>
+    contact_email: str = "alm@example.org"
+    sources: tuple[str, ...] = ()  # empty = every registered source
+    raw_ttl_days: int = 7
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `ALM_*` variables (defaults for the embedded mode)."""
+        e = os.environ if env is None else env
+        base_urls = {
+            k[4:-9].lower(): v
+            for k, v in e.items()
+            if k.startswith("ALM_") and k.endswith("_BASE_URL")
+        }
+        api_keys = {
+            k[4:-8].lower(): v
+            for k, v in e.items()
+            if k.startswith("ALM_") and k.endswith("_API_KEY")
+        }
+        return cls(
+            data_dir=Path(e.get("ALM_DATA_DIR", ".alm-data")),
+            host=e.get("ALM_HOST", "127.0.0.1"),
+            port=int(e.get("ALM_PORT", "8080")),
+            bus=e.get("ALM_BUS", "memory"),
+            store=e.get("ALM_STORE", "sqlite"),
+            kafka_bootstrap=e.get("ALM_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            cassandra_hosts=tuple(
+                h.strip() for h in e.get("ALM_CASSANDRA_HOSTS", "127.0.0.1").split(",") if h.strip()
+            ),
+            cassandra_port=int(e.get("ALM_CASSANDRA_PORT", "9042")),
+            keyspace=e.get("ALM_CASSANDRA_KEYSPACE", "alm"),
+            upstream_root=e.get("ALM_UPSTREAM_ROOT") or None,
+            contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
+            sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
+            raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
+            base_urls=base_urls,
+            api_keys=api_keys,
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (command-line options)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def base_url_for(self, source: str, default: str) -> str:
+        """Where calls to `source` go: an explicit override, the stub root, else the real API."""
+        if source in self.base_urls:
+            return self.base_urls[source]
+        if self.upstream_root:
+            return f"{self.upstream_root.rstrip('/')}/{source}"
+        return default
+
+    def source_config(self, source: str) -> SourceConfig:
+        """What the plug-in of `source` may read: contact address and its API key."""
+        return SourceConfig(contact_email=self.contact_email, api_key=self.api_keys.get(source))
+
+    @property
+    def user_agent(self) -> str:
+        """The polite User-Agent with a contact address."""
+        return f"ALM/0.1 (https://github.com/alm-metrics/alm; mailto:{self.contact_email})"
