@@ -94,13 +94,13 @@ class SqliteStore:
     async def close(self) -> None:
         """Close the connection and its thread."""
 
-        def shut(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA optimize")
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.execute("PRAGMA optimize")
+                self._conn.close()
+                self._conn = None
 
-        if self._conn is not None:
-            await self._run(shut)
-            await self._run(lambda conn: conn.close())
-            self._conn = None
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
 
     # -- works ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from services.core.events import TOPIC_CHANGED, TOPIC_RAW, Observation, Status
 from services.core.ports import Bus, DueEntry, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
+from services.core.timeutil import parse_date
+from services.core.works import Work
 
 log = structlog.get_logger("alm.aggregator")
 
@@ -99,6 +101,10 @@ class Aggregator:
         if not done:
             return
         works = await self.store.get_works(sorted({o.work_id for o in done}))
+        learned = learned_works(done, works)
+        if learned:
+            await self.store.register(learned)
+            works.update({w.work_id: w for w in learned})
         now = self.clock()
         by_source: dict[str, list[DueEntry]] = {}
         for obs in done:
@@ -110,3 +116,18 @@ class Aggregator:
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
         for source, entries in by_source.items():
             await self.store.set_due(source, entries)
+
+
+def learned_works(observations: Sequence[Observation], known: dict[str, Work]) -> list[Work]:
+    """Works whose metadata an observation completes (fields the registry does not have yet)."""
+    out: dict[str, Work] = {}
+    for obs in observations:
+        base = out.get(obs.work_id) or known.get(obs.work_id)
+        if base is None or not obs.work_meta:
+            continue
+        meta = dict(obs.work_meta)
+        issued = parse_date(meta.pop("issued", None))
+        merged = base.merged(Work(base.work_id, issued=issued, **meta))
+        if merged != base:
+            out[obs.work_id] = merged
+    return list(out.values())

@@ -94,6 +94,7 @@ class Observation:
     events_url: str | None = None
     error: FetchError | None = None
     request_url: str | None = None
+    work_meta: Mapping[str, str] = field(default_factory=dict)  # title, issued, pmid, ... learned
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -118,6 +119,7 @@ class Observation:
                 "http_status": self.error.http_status,
             },
             "request_url": self.request_url,
+            "work_meta": dict(self.work_meta),
         }
 
     @classmethod
@@ -140,6 +142,7 @@ class Observation:
             if not err
             else FetchError(err["kind"], err["message"], err["retryable"], err.get("http_status")),
             request_url=data.get("request_url"),
+            work_meta=data.get("work_meta") or {},
         )
 
 

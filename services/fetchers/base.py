@@ -52,6 +52,7 @@ class Found:
     periods: tuple[PeriodCount, ...] = ()
     events: tuple[SourceEvent, ...] = ()
     events_url: str | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)  # title, issued (YYYY-MM-DD), pmid, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +208,58 @@ def for_all(works: Sequence[WorkRef], outcome: Outcome) -> dict[str, Outcome]:
 def encode_path(value: str) -> str:
     """URL-encode an identifier for use inside a path segment (slashes kept)."""
     return quote(value, safe="/:")
+
+
+def work_meta(
+    title: Any = None,
+    issued: Any = None,
+    publisher: Any = None,
+    pmid: Any = None,
+    pmcid: Any = None,
+    canonical_url: Any = None,
+) -> dict[str, str]:
+    """Work metadata an upstream reported, keeping only well-formed values.
+
+    `issued` may be `YYYY[-MM[-DD]]` text or Crossref `date-parts` (`[[2026, 9]]`); metadata
+    never fails a fetch, so malformed values are dropped rather than raised.
+    """
+    meta: dict[str, str] = {}
+    if isinstance(title, list):
+        title = title[0] if title else None
+    if isinstance(title, str) and title.strip():
+        meta["title"] = " ".join(title.split())[:1000]
+    day = _issued(issued)
+    if day:
+        meta["issued"] = day
+    if isinstance(publisher, str) and publisher.strip():
+        meta["publisher"] = publisher.strip()
+    pmid_text = str(pmid).rsplit("/", 1)[-1] if pmid is not None else ""
+    if pmid_text.isdigit() and not pmid_text.startswith("0"):
+        meta["pmid"] = pmid_text
+    pmcid_text = str(pmcid).upper() if pmcid else ""
+    if pmcid_text.startswith("PMC") and pmcid_text[3:].isdigit():
+        meta["pmcid"] = pmcid_text
+    if isinstance(canonical_url, str) and canonical_url.startswith("http"):
+        meta["canonical_url"] = canonical_url
+    return meta
+
+
+def _issued(value: Any) -> str | None:
+    parts: list[Any] = []
+    if isinstance(value, dict):
+        value = value.get("date-parts")
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        parts = value[0]
+    elif isinstance(value, str):
+        parts = value[:10].split("-")
+    try:
+        numbers = [int(p) for p in parts][:3]
+    except (TypeError, ValueError):
+        return None
+    if not numbers or not 1000 <= numbers[0] <= 9999:
+        return None
+    numbers += [1] * (3 - len(numbers))
+    year, month, day = numbers
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}"

@@ -71,6 +71,7 @@ def merge(a: Outcome | None, b: Outcome) -> Outcome:
         periods=a.periods + b.periods,
         events=a.events + b.events,
         events_url=a.events_url or b.events_url,
+        meta={**b.meta, **a.meta},
     )
 
 
@@ -105,6 +106,7 @@ def observation(
             events=outcome.events,
             events_url=outcome.events_url,
             request_url=url,
+            work_meta=outcome.meta,
         )
     if isinstance(outcome, NotFound):
         return Observation(

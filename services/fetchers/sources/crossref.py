@@ -26,6 +26,7 @@ from services.fetchers.base import (
     expect,
     for_all,
     json_payload,
+    work_meta,
 )
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
@@ -106,6 +107,13 @@ class Crossref(Source):
         expect(isinstance(message, dict), "no 'message' object")
         count = as_count(message.get("is-referenced-by-count"), "is-referenced-by-count")
         work = request.works[0]
-        return ParseResult(
-            {work.work_id: Found({"citations": count}, events_url=self.events_url(work))}
+        meta = work_meta(
+            title=message.get("title"),
+            issued=message.get("issued"),
+            publisher=message.get("publisher"),
+            canonical_url=message.get("resource", {}).get("primary", {}).get("URL")
+            if isinstance(message.get("resource"), dict)
+            else None,
         )
+        found = Found({"citations": count}, events_url=self.events_url(work), meta=meta)
+        return ParseResult({work.work_id: found})

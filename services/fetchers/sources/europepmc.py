@@ -26,6 +26,7 @@ from services.fetchers.base import (
     expect,
     for_all,
     json_payload,
+    work_meta,
 )
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
@@ -141,7 +142,13 @@ class EuropePmc(Source):
             return ParseResult({work.work_id: NotFound("no hit for the DOI")})
         count = as_count(match.get("citedByCount", 0), "citedByCount")
         url = _events_url(match)
-        return ParseResult({work.work_id: Found({"citations": count}, events_url=url)})
+        meta = work_meta(
+            title=match.get("title"),
+            issued=match.get("firstPublicationDate"),
+            pmid=match.get("pmid"),
+            pmcid=match.get("pmcid"),
+        )
+        return ParseResult({work.work_id: Found({"citations": count}, events_url=url, meta=meta)})
 
 
 def _events_url(hit: dict[str, Any]) -> str | None:

@@ -31,6 +31,7 @@ from services.fetchers.base import (
     expect,
     for_all,
     json_payload,
+    work_meta,
 )
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
@@ -181,8 +182,16 @@ def _found(item: dict[str, Any]) -> Found:
         )
     oa_id = str(item.get("id") or "").rsplit("/", 1)[-1]
     events_url = f"https://openalex.org/works?filter=cites:{oa_id}" if oa_id else None
+    ids = item.get("ids") if isinstance(item.get("ids"), dict) else {}
+    meta = work_meta(
+        title=item.get("title"),
+        issued=item.get("publication_date"),
+        pmid=ids.get("pmid"),
+        pmcid=str(ids.get("pmcid") or "").rsplit("/", 1)[-1] or None,
+    )
     return Found(
         {"citations": total},
+        meta=meta,
         periods=tuple(sorted(periods, key=lambda p: p.period)),
         events_url=events_url,
     )

@@ -1,0 +1,37 @@
+"""The aiohttp application factory: `init_app(settings, store=..., bus=...)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.api.errors import json_errors
+from services.api.routes import setup_routes
+from services.api.state import BUS, CLOCK, STORE
+from services.bootstrap import make_bus, make_store, utc_now
+from services.core.ports import Bus, Store
+from services.settings import Settings
+
+
+def init_app(
+    settings: Settings, store: Store | None = None, bus: Bus | None = None
+) -> web.Application:
+    """The API application; it opens its own store and bus unless they are handed in."""
+    app = web.Application(middlewares=[json_errors], client_max_size=8 * 1024**2)
+    app[CLOCK] = utc_now
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        owned = store is None
+        app[STORE] = store or make_store(settings)
+        app[BUS] = bus or make_bus(settings)
+        if owned:
+            await app[STORE].migrate()
+        yield
+        if owned:
+            await app[STORE].close()
+            await app[BUS].close()
+
+    app.cleanup_ctx.append(resources)
+    setup_routes(app)
+    return app

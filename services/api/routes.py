@@ -1,0 +1,19 @@
+"""The route table of the API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api import views
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register every route (history before the catch-all work route: DOIs contain slashes)."""
+    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/readyz", views.readyz)
+    app.router.add_get("/metrics", views.metrics)
+    app.router.add_get("/api/v1/sources", views.list_sources)
+    app.router.add_get("/api/v1/works", views.list_works)
+    app.router.add_post("/api/v1/works", views.register_works)
+    app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
+    app.router.add_get("/api/v1/works/{id:.+}", views.get_work)

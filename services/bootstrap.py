@@ -1,0 +1,107 @@
+"""The one place that wires adapters to services: `make_bus`, `make_store`, `make_pipeline`.
+
+`main()` of every command and the tests call these; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.aggregator.service import Aggregator
+from services.core.ports import Bus, Store
+from services.core.staleness import Policy
+from services.fetchers.base import Source
+from services.fetchers.http import HttpCaller, HttpSettings
+from services.fetchers.registry import SOURCES, get_source
+from services.fetchers.service import FetcherService
+from services.scheduler.service import Scheduler, SchedulerSettings
+from services.settings import Settings
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the clock every service gets)."""
+    return datetime.now(UTC)
+
+
+def make_bus(settings: Settings) -> Bus:
+    """The bus adapter `settings.bus` names."""
+    if settings.bus == "memory":
+        from services.adapters.memory_bus import MemoryBus
+
+        return MemoryBus()
+    if settings.bus == "kafka":
+        from services.adapters.kafka_bus import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap, client_id="alm")
+    raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
+
+
+def make_store(settings: Settings) -> Store:
+    """The store adapter `settings.store` names."""
+    ttl = timedelta(days=settings.raw_ttl_days)
+    if settings.store == "sqlite":
+        from services.adapters.sqlite_store import SqliteStore
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(settings.data_dir / "alm.sqlite", raw_ttl=ttl)
+    if settings.store == "cassandra":
+        from services.adapters.cassandra_store import CassandraStore
+
+        return CassandraStore(
+            settings.cassandra_hosts, settings.cassandra_port, settings.keyspace, ttl
+        )
+    raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def selected_sources(settings: Settings) -> list[Source]:
+    """The sources to run: ALM_SOURCES if set, else every registered one."""
+    if settings.sources:
+        return [get_source(name) for name in settings.sources]
+    return list(SOURCES.values())
+
+
+def make_caller(settings: Settings, sources: list[Source]) -> HttpCaller:
+    """The shared HTTP layer, pointed at the stub upstream or the real APIs."""
+    urls = {s.name: settings.base_url_for(s.name, s.base_url) for s in sources}
+    return HttpCaller(urls, HttpSettings(user_agent=settings.user_agent))
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """Every service of the pipeline over one bus and one store (the embedded mode)."""
+
+    settings: Settings
+    bus: Bus
+    store: Store
+    caller: HttpCaller
+    scheduler: Scheduler
+    fetchers: list[FetcherService]
+    aggregator: Aggregator
+    clock: Callable[[], datetime]
+
+
+def make_pipeline(
+    settings: Settings,
+    bus: Bus,
+    store: Store,
+    clock: Callable[[], datetime] = utc_now,
+    policy: Policy | None = None,
+    rng: random.Random | None = None,
+) -> Pipeline:
+    """Wire scheduler, one fetcher per source and the aggregator (not yet started)."""
+    policy = policy or Policy()
+    rng = rng or random.Random()
+    sources = selected_sources(settings)
+    caller = make_caller(settings, sources)
+    scheduler = Scheduler(sources, bus, store, policy, SchedulerSettings(), clock, rng)
+    fetchers = [
+        FetcherService(
+            s, bus, store, caller, settings.source_config(s.name), policy, clock, rng=rng
+        )
+        for s in sources
+    ]
+    aggregator = Aggregator(bus, store, policy, clock, rng)
+    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock)

@@ -1,0 +1,103 @@
+"""The `alm` command: the embedded run, each service of the distributed mode, works, sources."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.cli import commands
+from services.logsetup import configure
+from services.settings import SAMPLE_WORKS, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alm", description="Article-Level Metrics")
+    p.add_argument("--data-dir", type=Path, help="where the embedded mode keeps its SQLite file")
+    p.add_argument("--log-level", help="debug, info, warning (default), error")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the embedded default: every service in one process")
+    run.add_argument("--offline", action="store_true", help="fetch from the bundled stub upstream")
+    run.add_argument("--port", type=int, default=None, help="API port (default 8080)")
+    run.add_argument("--host", default=None)
+    run.add_argument("--works", type=Path, default=SAMPLE_WORKS, help="identifiers to register")
+    run.add_argument("--once", action="store_true", help="refresh, print the summary, exit")
+
+    works = sub.add_parser("works", help="register works").add_subparsers(
+        dest="works_cmd", required=True
+    )
+    works.add_parser("add", help="register identifiers").add_argument("ids", nargs="+")
+    works.add_parser("import", help="register identifiers from a file").add_argument(
+        "file", type=Path
+    )
+
+    sources = sub.add_parser("sources", help="list the sources")
+    sources.add_argument("--json", action="store_true")
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
+    db.add_parser("migrate", help="apply schema migrations")
+    topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
+        dest="topics_cmd", required=True
+    )
+    topics.add_parser("create", help="create the topics (idempotent)").add_argument(
+        "--partitions", type=int, default=6
+    )
+
+    sub.add_parser("scheduler", help="run the scheduler service")
+    fetcher = sub.add_parser("fetcher", help="run the fetcher service of one source")
+    fetcher.add_argument("--source", required=True)
+    sub.add_parser("aggregator", help="run the aggregator service (faust)")
+    api = sub.add_parser("api", help="run the API service")
+    api.add_argument("--port", type=int, default=None)
+    api.add_argument("--host", default=None)
+    stub = sub.add_parser("stub-upstream", help="serve the recorded upstream responses")
+    stub.add_argument("--port", type=int, default=8090)
+    stub.add_argument("--host", default="127.0.0.1")
+    stub.add_argument("--synthetic", action="store_true", help="answer 10.5555/ DOIs (benchmarks)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `alm` console script."""
+    args = _parser().parse_args(argv)
+    configure(args.log_level)
+    settings = Settings.from_env()
+    if args.data_dir is not None:
+        settings = settings.with_(data_dir=args.data_dir)
+    if getattr(args, "port", None) is not None and args.command in ("run", "api"):
+        settings = settings.with_(port=args.port)
+    if getattr(args, "host", None) and args.command in ("run", "api"):
+        settings = settings.with_(host=args.host)
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except commands.UsageError as exc:
+        print(f"alm: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    cmd = args.command
+    if cmd == "run":
+        return await commands.run(settings, args.works, args.offline, args.once)
+    if cmd == "works":
+        if args.works_cmd == "add":
+            return await commands.works_add(settings, args.ids)
+        return await commands.works_import(settings, args.file)
+    if cmd == "sources":
+        return commands.sources(args.json)
+    if cmd == "db":
+        return await commands.db_migrate(settings)
+    if cmd == "topics":
+        return await commands.topics_create(settings, args.partitions)
+    if cmd == "stub-upstream":
+        return await commands.stub_upstream(args.host, args.port, args.synthetic)
+    return await commands.service(cmd, settings, getattr(args, "source", None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
