@@ -63,10 +63,13 @@ def selected_sources(settings: Settings) -> list[Source]:
     return list(SOURCES.values())
 
 
-def make_caller(settings: Settings, sources: list[Source]) -> HttpCaller:
+def make_caller(
+    settings: Settings, sources: list[Source], http: HttpSettings | None = None
+) -> HttpCaller:
     """The shared HTTP layer, pointed at the stub upstream or the real APIs."""
     urls = {s.name: settings.base_url_for(s.name, s.base_url) for s in sources}
-    return HttpCaller(urls, HttpSettings(user_agent=settings.user_agent))
+    http = http or HttpSettings(user_agent=settings.user_agent, rates=settings.rates)
+    return HttpCaller(urls, http)
 
 
 @dataclass(slots=True)
@@ -90,12 +93,13 @@ def make_pipeline(
     clock: Callable[[], datetime] = utc_now,
     policy: Policy | None = None,
     rng: random.Random | None = None,
+    http: HttpSettings | None = None,
 ) -> Pipeline:
     """Wire scheduler, one fetcher per source and the aggregator (not yet started)."""
     policy = policy or Policy()
     rng = rng or random.Random()
     sources = selected_sources(settings)
-    caller = make_caller(settings, sources)
+    caller = make_caller(settings, sources, http)
     scheduler = Scheduler(sources, bus, store, policy, SchedulerSettings(), clock, rng)
     fetchers = [
         FetcherService(

@@ -33,6 +33,7 @@ class Settings:
     raw_ttl_days: int = 7
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
+    rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +48,11 @@ class Settings:
             k[4:-8].lower(): v
             for k, v in e.items()
             if k.startswith("ALM_") and k.endswith("_API_KEY")
+        }
+        rates = {
+            k[4:-5].lower(): float(v)
+            for k, v in e.items()
+            if k.startswith("ALM_") and k.endswith("_RATE")
         }
         return cls(
             data_dir=Path(e.get("ALM_DATA_DIR", ".alm-data")),
@@ -66,6 +72,7 @@ class Settings:
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             base_urls=base_urls,
             api_keys=api_keys,
+            rates=rates,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -8,12 +8,14 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from services.core.events import FetchError
+from services.fetchers.auth import TokenCache
 from services.fetchers.base import Source, UpstreamRequest, UpstreamResponse
 from services.fetchers.ratelimit import RateLimiter
 from services.fetchers.telemetry import (
@@ -35,20 +37,24 @@ class HttpSettings:
     retries: int = 2
     backoff_base: float = 0.5
     max_wait: float = 10.0  # a longer upstream-requested wait fails the call; it is retried later
+    rates: Mapping[str, float] = field(default_factory=dict)  # per-source requests/s overrides
+    concurrency: Mapping[str, int] = field(default_factory=dict)  # per-source overrides
 
 
 class _SourceGate:
     """Rate limiter and concurrency cap of one source."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, settings: HttpSettings) -> None:
+        rate = settings.rates.get(source.name, source.limits.requests_per_second)
+        concurrency = settings.concurrency.get(source.name, source.limits.concurrency)
         self.limiter = RateLimiter(
-            rate=source.limits.requests_per_second,
-            burst=max(1.0, source.limits.requests_per_second),
-            concurrency=source.limits.concurrency,
+            rate=rate,
+            burst=max(1.0, rate),
+            concurrency=concurrency,
             tokens=1.0,
             updated=time.monotonic(),
         )
-        self.semaphore = asyncio.Semaphore(source.limits.concurrency)
+        self.semaphore = asyncio.Semaphore(concurrency)
         self.waited = 0.0
 
 
@@ -60,6 +66,7 @@ class HttpCaller:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._gates: dict[str, _SourceGate] = {}
+        self._tokens = TokenCache()
         self.calls: dict[str, int] = {}
 
     async def __aenter__(self) -> HttpCaller:
@@ -79,14 +86,46 @@ class HttpCaller:
         """The base URL calls to `source` go to (configured, else the real upstream)."""
         return self._base_urls.get(source.name, source.base_url).rstrip("/")
 
+    def url_for(self, source: Source, request: UpstreamRequest) -> str:
+        """Where `request` goes: its host (or the base URL) plus its path.
+
+        A configured base URL (the stub, a proxy) stands for every host of the source: a call
+        meant for another host goes to `<base>/<hostname><host path><path>` there.
+        """
+        base = self.base_url(source)
+        if request.host is None:
+            return base + request.path
+        if base == source.base_url.rstrip("/"):
+            return request.host.rstrip("/") + request.path
+        host = urlsplit(request.host)
+        return f"{base}/{host.netloc}{host.path.rstrip('/')}{request.path}"
+
     def gate(self, source: Source) -> _SourceGate:
         """The rate limiter and concurrency cap of `source`."""
         if source.name not in self._gates:
-            self._gates[source.name] = _SourceGate(source)
+            self._gates[source.name] = _SourceGate(source, self._settings)
         return self._gates[source.name]
 
     async def call(self, source: Source, request: UpstreamRequest) -> UpstreamResponse | FetchError:
-        """Send `request`, retrying transient failures; a FetchError when it cannot succeed."""
+        """Send `request` (with the source's access token if it has an auth call), retrying
+        transient failures; a FetchError when it cannot succeed."""
+        if request.auth is None:
+            return await self._call(source, request)
+        reply: UpstreamResponse | FetchError = FetchError("config", "no token")
+        for _ in range(2):  # a 401 with a cached token: renew the token once and resend
+            token = await self._tokens.get(source, request.auth, self._call)
+            if isinstance(token, FetchError):
+                return token
+            header = (token.header, token.header_value())
+            reply = await self._call(source, replace(request, headers=(*request.headers, header)))
+            if not (isinstance(reply, UpstreamResponse) and reply.status == 401):
+                return reply
+            self._tokens.drop(source, token)
+        return reply
+
+    async def _call(
+        self, source: Source, request: UpstreamRequest
+    ) -> UpstreamResponse | FetchError:
         gate = self.gate(source)
         last: UpstreamResponse | FetchError = FetchError("connection", "not sent")
         for attempt in range(self._settings.retries + 1):
@@ -123,7 +162,7 @@ class HttpCaller:
         self, source: Source, request: UpstreamRequest
     ) -> UpstreamResponse | FetchError:
         assert self._session is not None, "HttpCaller used outside 'async with'"
-        url = self.base_url(source) + request.path
+        url = self.url_for(source, request)
         self.calls[source.name] = self.calls.get(source.name, 0) + 1
         started = time.perf_counter()
         try:
@@ -132,6 +171,7 @@ class HttpCaller:
                 url,
                 params=list(request.params),
                 json=request.json_body,
+                data=list(request.form) if request.form else None,
                 headers=dict(request.headers),
             ) as resp:
                 body = await resp.read()

@@ -1,0 +1,86 @@
+"""Shared test kit: the embedded pipeline wired against the stub upstream on loopback."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from services.adapters.memory_bus import MemoryBus
+from services.adapters.sqlite_store import SqliteStore
+from services.bootstrap import Pipeline, make_pipeline
+from services.fetchers.http import HttpSettings
+from services.fetchers.registry import SOURCES
+from services.fetchers.stub import StubAnswer, StubUpstream
+from services.settings import FIXTURES, Settings
+from services.stub import server as stub_server
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Kit:
+    """The pipeline, its store and bus, the stub app and the clock."""
+
+    pipeline: Pipeline
+    store: SqliteStore
+    bus: MemoryBus
+    stub_app: web.Application
+    clock: Clock
+
+    def stub(self, source: str) -> StubUpstream:
+        """The stub of one source (to inject error answers)."""
+        stubs: dict[str, StubUpstream] = self.stub_app[stub_server.STUBS]
+        return stubs[source]
+
+    def fail(self, source: str, doi: str, status: int, body: str, content_type: str) -> None:
+        """Make the stub answer `doi` from `source` with this response."""
+        self.stub(source).errors[doi] = StubAnswer(
+            status, body.encode(), {"Content-Type": content_type}
+        )
+
+    def heal(self, source: str, doi: str) -> None:
+        """Undo fail()."""
+        self.stub(source).errors.pop(doi, None)
+
+    def hits(self) -> dict[str, int]:
+        """Calls the stub answered per source."""
+        return dict(self.stub_app[stub_server.HITS])
+
+
+@asynccontextmanager
+async def pipeline_kit(
+    tmp: Path, synthetic: bool = False, sources: tuple[str, ...] = ()
+) -> AsyncIterator[Kit]:
+    """A migrated SQLite store, a memory bus and every service, fetching from the stub."""
+    app = stub_server.init_app(SOURCES, FIXTURES, synthetic)
+    runner, root = await stub_server.start(app)
+    clock = Clock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    settings = Settings(data_dir=tmp, upstream_root=root, sources=sources)
+    store = SqliteStore(tmp / "alm.sqlite")
+    await store.migrate()
+    bus = MemoryBus()
+    http = HttpSettings(retries=0, max_wait=0.5, rates={name: 1000.0 for name in SOURCES})
+    pipeline = make_pipeline(settings, bus, store, clock=clock, rng=random.Random(7), http=http)
+    try:
+        async with pipeline.caller:
+            yield Kit(pipeline, store, bus, app, clock)
+    finally:
+        await store.close()
+        await runner.cleanup()

@@ -1,0 +1,163 @@
+"""The HTTP API over the embedded store: lookups in every id form, batch, history, register,
+and a JSON error with the right status for every bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.api.app import init_app
+from services.api.state import CLOCK
+from services.embedded import refresh_until_idle
+from services.registration import register
+from services.settings import Settings
+from tests.unit.pipeline_kit import Kit, pipeline_kit
+
+PCBI = "10.1371/journal.pcbi.1000204"  # PMID 18974831, PMCID PMC2568856 in the fixtures
+PEERJ = "10.7717/peerj.4375"
+
+
+@pytest.fixture
+async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
+    async with pipeline_kit(tmp_path) as k:
+        await register([PCBI, PEERJ], k.store, k.bus, k.clock())
+        await refresh_until_idle(k.pipeline)
+        yield k
+
+
+@pytest.fixture
+async def client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    app = init_app(Settings(data_dir=tmp_path), store=kit.store, bus=kit.bus)
+    app[CLOCK] = kit.clock
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/works/{PCBI}",
+        "/api/v1/works/10.1371%2Fjournal.pcbi.1000204",
+        "/api/v1/works/https%3A%2F%2Fdoi.org%2F10.1371%2FJOURNAL.PCBI.1000204",
+        "/api/v1/works/doi:10.1371/Journal.Pcbi.1000204",
+        "/api/v1/works/pmid:18974831",
+        "/api/v1/works/18974831",
+        "/api/v1/works/PMC2568856",
+    ],
+)
+async def test_work_found_by_any_accepted_id_form(client: TestClient[Any, Any], path: str) -> None:
+    """Every accepted DOI/PMID/PMCID form, encoded or not, finds the same work."""
+    resp = await client.get(path)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["work_id"] == PCBI
+    assert body["title"] == "Ten Simple Rules for Getting Published"
+
+
+async def test_work_totals_per_source_and_group(client: TestClient[Any, Any], kit: Kit) -> None:
+    """The work shows each source's metrics, ALM slots (null vs 0) and the group sum."""
+    body = await (await client.get(f"/api/v1/works/{PEERJ}")).json()
+    by_source = {s["name"]: s for s in body["sources"]}
+    assert set(by_source) == {"crossref", "openalex", "europepmc"}
+    stored = {
+        s.source: s.metrics["citations"] for s in (await kit.store.states_for([PEERJ]))[PEERJ]
+    }
+    assert {n: s["metrics"]["citations"] for n, s in by_source.items()} == stored
+    assert body["groups"]["cited"] == sum(stored.values())
+    assert body["groups"]["viewed"] == 0
+    assert by_source["crossref"]["alm"]["pdf"] is None
+    assert by_source["crossref"]["alm"]["total"] == stored["crossref"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "needle"),
+    [
+        ("/api/v1/works/not-a-doi", 400, "not-a-doi"),
+        ("/api/v1/works/10.12/x", 400, "10.12/x"),
+        ("/api/v1/works/10.9999/unknown.work", 404, "10.9999/unknown.work"),
+        ("/api/v1/works?page=0", 400, "page"),
+        ("/api/v1/works?per_page=abc", 400, "per_page"),
+        ("/api/v1/works?ids=10.7717/peerj.4375,garbage", 400, "garbage"),
+        (f"/api/v1/works/{PEERJ}/history?period=week", 400, "period"),
+        (f"/api/v1/works/{PEERJ}/history?source=nosuch", 400, "source"),
+        ("/api/v1/nothing-here", 404, "Not Found"),
+    ],
+)
+async def test_bad_input_gets_json_error(
+    client: TestClient[Any, Any], path: str, status: int, needle: str
+) -> None:
+    """Malformed ids and parameters get a JSON 400 naming them; unknown works a JSON 404."""
+    resp = await client.get(path)
+    assert resp.status == status
+    body = await resp.json()
+    assert needle in body["error"]
+
+
+async def test_paged_list(client: TestClient[Any, Any]) -> None:
+    """The list pages through every work with totals."""
+    first = await (await client.get("/api/v1/works?per_page=1&page=1")).json()
+    second = await (await client.get("/api/v1/works?per_page=1&page=2")).json()
+    assert first["total"] == 2 and first["total_pages"] == 2
+    assert {first["data"][0]["work_id"], second["data"][0]["work_id"]} == {PCBI, PEERJ}
+
+
+async def test_batch_lookup_reports_missing(client: TestClient[Any, Any]) -> None:
+    """`ids=a,b` returns the known works and names the unknown ones."""
+    body = await (await client.get(f"/api/v1/works?ids=pmid:18974831,{PEERJ},10.9999/nope")).json()
+    assert sorted(w["work_id"] for w in body["data"]) == sorted([PCBI, PEERJ])
+    assert body["missing"] == ["10.9999/nope"]
+
+
+async def test_register_reports_each_id(client: TestClient[Any, Any]) -> None:
+    """POST registers valid ids, says which existed, and names invalid ones; nothing valid lost."""
+    resp = await client.post(
+        "/api/v1/works", json=["10.1234/NEW.ONE", "https://doi.org/10.1234/new.one", PEERJ, "bogus"]
+    )
+    assert resp.status == 200
+    results = (await resp.json())["data"]
+    assert [r["status"] for r in results] == ["created", "exists", "exists", "invalid"]
+    assert "bogus" in results[3]["error"]
+    assert (await client.get("/api/v1/works/10.1234/new.one")).status == 200
+
+
+@pytest.mark.parametrize("body", ['{"ids": "10.1/x"}', "not json", "[]", "[1, 2]"])
+async def test_register_rejects_malformed_body(client: TestClient[Any, Any], body: str) -> None:
+    """A body that is not a list of id strings is a JSON 400."""
+    resp = await client.post(
+        "/api/v1/works", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    assert "error" in await resp.json()
+
+
+async def test_history_by_year_uses_upstream_years(client: TestClient[Any, Any]) -> None:
+    """OpenAlex's per-year counts come back zero-filled; snapshot sources roll up from days."""
+    body = await (await client.get(f"/api/v1/works/{PCBI}/history?period=year")).json()
+    by_source = {d["source"]: d for d in body["data"]}
+    years = {b["year"]: b["total"] for b in by_source["openalex"]["buckets"]}
+    assert years[2020] == 0  # absent from counts_by_year in the fixture
+    assert years[2021] == 5
+    assert by_source["crossref"]["origin"] == "snapshots"
+    assert by_source["crossref"]["buckets"] == [
+        {"year": 2026, "metrics": {"citations": 27}, "total": 27}
+    ]
+
+
+async def test_sources_listed_with_status(client: TestClient[Any, Any]) -> None:
+    """The sources endpoint lists every plug-in with its metrics and collection status."""
+    body = await (await client.get("/api/v1/sources")).json()
+    by_name = {s["name"]: s for s in body["data"]}
+    assert by_name["openalex"]["batch_size"] == 50
+    assert by_name["crossref"]["status"] == {"works": 2, "errors": 0}
+
+
+async def test_health_and_metrics(client: TestClient[Any, Any]) -> None:
+    """Liveness, readiness and Prometheus metrics answer."""
+    assert (await client.get("/healthz")).status == 200
+    assert (await (await client.get("/readyz")).json())["works"] == 2
+    text = await (await client.get("/metrics")).text()
+    assert "alm_upstream_requests_total" in text
