@@ -9,6 +9,16 @@ import sys
 import structlog
 
 
+class _Stderr:
+    """Whatever sys.stderr is at write time (it is replaced under test runners and daemons)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str | None = None) -> None:
     """Configure structlog and stdlib logging once, at a command's start."""
     name = (level or os.environ.get("ALM_LOG_LEVEL", "warning")).upper()
@@ -30,6 +40,6 @@ def configure(level: str | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )

@@ -1,4 +1,8 @@
-"""Check events against the JSON Schemas in `schemas/` at the edges (consume and publish)."""
+"""Check events against the JSON Schemas in `schemas/` at the edges (consume and publish).
+
+Validation runs on every event in and out of every service, so it uses the compiled
+jsonschema-rs validators (about a microsecond an event) rather than a pure-Python validator.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+import jsonschema_rs
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 EVENT_SCHEMAS = ("work", "refresh_request", "observation", "metric_changed", "failed_refresh")
@@ -20,26 +23,23 @@ class SchemaViolation(ValueError):
 
 
 @cache
-def _registry() -> Registry:
-    resources = []
-    for name in EVENT_SCHEMAS:
-        doc = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
-        resources.append((f"{name}.schema.json", Resource.from_contents(doc)))
-        resources.append((doc["$id"], Resource.from_contents(doc)))
-    return Registry().with_resources(resources)
+def _documents() -> dict[str, dict[str, Any]]:
+    return {n: json.loads((SCHEMA_DIR / f"{n}.schema.json").read_text()) for n in EVENT_SCHEMAS}
 
 
 @cache
-def validator(name: str) -> Draft202012Validator:
-    """The validator of schema `name` (one of EVENT_SCHEMAS)."""
-    doc = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
-    return Draft202012Validator(doc, registry=_registry())
+def validator(name: str) -> jsonschema_rs.Validator:
+    """The compiled validator of schema `name` (one of EVENT_SCHEMAS)."""
+    docs = _documents()
+    registry = jsonschema_rs.Registry([(doc["$id"], doc) for doc in docs.values()])
+    return jsonschema_rs.validator_for(docs[name], registry=registry)
 
 
 def check(name: str, event: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return `event` if it matches schema `name`, else raise SchemaViolation."""
-    error = next(iter(validator(name).iter_errors(event)), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise SchemaViolation(f"{name} event invalid at {where}: {error.message}")
-    return event
+    checker = validator(name)
+    if checker.is_valid(event):
+        return event
+    error = next(iter(checker.iter_errors(event)))
+    where = "/".join(str(p) for p in error.instance_path) or "(top level)"
+    raise SchemaViolation(f"{name} event invalid at {where}: {error.message}")

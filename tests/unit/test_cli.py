@@ -1,0 +1,81 @@
+"""The `alm` command in the embedded mode: import with per-line errors, run offline twice."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.cli.main import main
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _works(data_dir: Path) -> list[str]:
+    with sqlite3.connect(data_dir / "alm.sqlite") as conn:
+        return [r[0] for r in conn.execute("SELECT work_id FROM works ORDER BY work_id")]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad_line", "text"),
+    [
+        ("ids.txt", 2, "10.1234/A\nnot a doi\n\nhttps://doi.org/10.1234/a\npmid:42\n"),
+        (
+            "ids.csv",
+            3,
+            "title,doi\nx,10.1234/A\ny,not a doi\n\nz,https://doi.org/10.1234/a\nw,pmid:42\n",
+        ),
+        (
+            "ids.jsonl",
+            2,
+            '{"doi": "10.1234/A"}\n{"doi": "not a doi"}\n\n{"id": "10.1234/a"}\n{"id": "pmid:42"}\n',
+        ),
+    ],
+)
+def test_import_reports_bad_lines_and_keeps_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, bad_line: int, text: str
+) -> None:
+    """Each invalid line is reported with its number and value; valid ones (deduplicated) stay."""
+    path = tmp_path / name
+    path.write_text(text)
+    code = main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{name} line {bad_line}: 'not a doi'" in out
+    assert "works: 2 registered, 1 already known, 1 invalid" in out
+    assert _works(tmp_path / "data") == ["10.1234/a", "pmid:42"]
+
+
+def test_add_then_run_offline_twice_loses_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alm run --offline --once` refreshes the sample works; a second run reuses the data."""
+    data = str(tmp_path / "data")
+    assert main(["--data-dir", data, "works", "add", "10.7717/PEERJ.4375"]) == 0
+    assert (
+        main(["--data-dir", data, "run", "--offline", "--once", "--port", str(_free_port())]) == 0
+    )
+    first = capsys.readouterr().out
+    assert "works: 8 registered, 1 already known, 0 invalid" in first
+    assert "refreshes: 27 requested, 27 done, 0 errors" in first
+    assert (
+        main(["--data-dir", data, "run", "--offline", "--once", "--port", str(_free_port())]) == 0
+    )
+    second = capsys.readouterr().out
+    assert "works: 0 registered, 9 already known, 0 invalid" in second
+    assert "refreshes: 0 requested" in second
+    assert len(_works(tmp_path / "data")) == 9
+
+
+def test_services_refuse_the_in_process_bus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A distributed service started without Kafka says how to configure it."""
+    assert main(["--data-dir", str(tmp_path), "fetcher", "--source", "crossref"]) == 2
+    assert "ALM_BUS=kafka" in capsys.readouterr().err
