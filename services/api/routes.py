@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import views
+from services.api import v5, views
 
 
 def setup_routes(app: web.Application) -> None:
@@ -17,3 +17,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
+    app.router.add_get("/api/v5/articles", v5.articles)
+    app.router.add_get("/api/v5/sources", v5.sources)
+    app.router.add_get("/api/v5/sources/{name}", v5.source)

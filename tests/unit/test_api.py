@@ -161,3 +161,62 @@ async def test_health_and_metrics(client: TestClient[Any, Any]) -> None:
     assert (await (await client.get("/readyz")).json())["works"] == 2
     text = await (await client.get("/metrics")).text()
     assert "alm_upstream_requests_total" in text
+
+
+async def test_v5_articles_shape(client: TestClient[Any, Any], kit: Kit) -> None:
+    """ALM v5 clients get the v5 envelope, group figures and per-source slots and history."""
+    resp = await client.get(f"/api/v5/articles?ids={PCBI},{PEERJ}&type=doi")
+    assert resp.status == 200
+    body = await resp.json()
+    assert {k: body[k] for k in ("total", "total_pages", "page", "error")} == {
+        "total": 2,
+        "total_pages": 1,
+        "page": 1,
+        "error": None,
+    }
+    article = next(a for a in body["data"] if a["doi"] == PCBI)
+    assert article["pmid"] == "18974831"
+    assert article["pmcid"] == "2568856"
+    assert article["issued"] == {"date-parts": [[2008, 10, 31]]}
+    stored = {s.source: s.metrics["citations"] for s in (await kit.store.states_for([PCBI]))[PCBI]}
+    assert article["cited"] == sum(stored.values())
+    crossref = next(s for s in article["sources"] if s["name"] == "crossref")
+    assert crossref["group_name"] == "cited"
+    assert crossref["metrics"] == {
+        "pdf": None,
+        "html": None,
+        "readers": None,
+        "comments": None,
+        "likes": None,
+        "total": stored["crossref"],
+    }
+    assert crossref["by_year"] == [{"year": 2026, "total": stored["crossref"]}]
+
+
+async def test_v5_summary_pmid_lookup_and_order(client: TestClient[Any, Any]) -> None:
+    """`type=pmid` looks up by PMID, `info=summary` drops sources, `order=` sorts by a source."""
+    summary = await (
+        await client.get("/api/v5/articles?ids=18974831&type=pmid&info=summary")
+    ).json()
+    assert [a["doi"] for a in summary["data"]] == [PCBI]
+    assert "sources" not in summary["data"][0]
+    ordered = await (await client.get("/api/v5/articles?order=crossref&info=summary")).json()
+    assert [a["doi"] for a in ordered["data"]] == [PEERJ, PCBI]  # 1015 > 27 citations
+
+
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("per_page=51", "per_page"),
+        ("info=full", "info"),
+        ("type=isbn&ids=1", "type"),
+        ("source_id=twitter", "source_id"),
+        ("order=twitter", "order"),
+        ("ids=abc&type=pmid", "abc"),
+    ],
+)
+async def test_v5_bad_parameters(client: TestClient[Any, Any], query: str, needle: str) -> None:
+    """v5 parameter errors are JSON 400s naming the parameter or value."""
+    resp = await client.get(f"/api/v5/articles?{query}")
+    assert resp.status == 400
+    assert needle in (await resp.json())["error"]

@@ -1,0 +1,184 @@
+"""ALM API v5 compatibility (`/api/v5/articles`, `/api/v5/sources`): the shapes that journal
+pages, the R `alm`/`rplos` packages and `pyalm` were written against."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from services.api.errors import BadParameter, NotFound
+from services.api.present import specs_of
+from services.api.state import CLOCK, STORE
+from services.api.views import int_param
+from services.core.aggregation import HistoryPoint, SourceState
+from services.core.history import rollup, year_counts
+from services.core.identifiers import IdType, parse_identifier
+from services.core.metrics import group_figures, slot_values
+from services.core.timeutil import to_iso
+from services.core.works import Work
+from services.fetchers.registry import SOURCES
+
+MAX_PER_PAGE = 50
+
+
+def _totals(rows: list[dict[str, object]], source: str) -> list[dict[str, object]]:
+    specs = specs_of(source)
+    out = []
+    for row in rows:
+        counts = row.pop("metrics")
+        assert isinstance(counts, dict)
+        out.append({**row, "total": sum(counts.get(s.name, 0) for s in specs if s.in_total)})
+    return out
+
+
+def _source(
+    state: SourceState,
+    points: list[HistoryPoint],
+    today: date,
+    detail: bool,
+    events: list[dict[str, Any]],
+) -> dict[str, Any]:
+    plugin = SOURCES.get(state.source)
+    snaps = [(p.day, p.metrics) for p in points]
+    by_year = (
+        year_counts(state.periods, today.year, today.year)
+        if state.periods
+        else rollup(snaps, "year")
+    )
+    out: dict[str, Any] = {
+        "name": state.source,
+        "display_name": plugin.display_name if plugin else state.source,
+        "group_name": plugin.group.value if plugin else None,
+        "events_url": state.events_url,
+        "metrics": slot_values(specs_of(state.source), state.metrics),
+        "by_day": _totals(rollup(snaps, "day"), state.source),
+        "by_month": _totals(rollup(snaps, "month"), state.source),
+        "by_year": _totals(by_year, state.source),
+        "update_date": to_iso(state.retrieved_at) if state.retrieved_at else None,
+    }
+    if detail:
+        out["events"] = events
+        out["events_csl"] = [e["csl"] for e in events if e.get("csl")]
+    return out
+
+
+async def _article(
+    request: web.Request, work: Work, states: list[SourceState], info: str, only: str | None
+) -> dict[str, Any]:
+    store = request.app[STORE]
+    reported = [s for s in states if s.retrieved_at is not None]
+    updated = max((s.retrieved_at for s in reported if s.retrieved_at), default=None)
+    issued = work.issued
+    article: dict[str, Any] = {
+        "doi": work.doi,
+        "title": work.title,
+        "canonical_url": work.canonical_url,
+        "pmid": work.pmid,
+        "pmcid": work.pmcid.removeprefix("PMC") if work.pmcid else None,
+        "issued": {"date-parts": [[issued.year, issued.month, issued.day]]} if issued else None,
+        **group_figures((specs_of(s.source), s.metrics) for s in reported),
+        "update_date": to_iso(updated) if updated else None,
+    }
+    if info == "summary":
+        return article
+    today = request.app[CLOCK]().date()
+    history = await store.history(work.work_id, only)
+    sources = []
+    for state in reported:
+        if only and state.source != only:
+            continue
+        points = [p for p in history if p.source == state.source]
+        events = (
+            [e.to_dict() for e in await store.events(work.work_id, state.source)]
+            if info == "detail"
+            else []
+        )
+        sources.append(_source(state, points, today, info == "detail", events))
+    article["sources"] = sources
+    return article
+
+
+async def articles(request: web.Request) -> web.Response:
+    """`GET /api/v5/articles?ids=&type=&info=&source_id=&order=&page=&per_page=`."""
+    q = request.query
+    info = q.get("info", "")
+    if info not in ("", "summary", "detail"):
+        raise BadParameter(f"parameter 'info' must be summary or detail, got {info!r}")
+    only = q.get("source_id") or None
+    if only is not None and only not in SOURCES:
+        raise BadParameter(f"parameter 'source_id' names no source: {only!r}")
+    id_type = q.get("type") or None
+    if id_type is not None and id_type not in {t.value for t in IdType}:
+        raise BadParameter(f"parameter 'type' must be doi, pmid or pmcid, got {id_type!r}")
+    page = int_param(request, "page", 1, 1, 10**9)
+    per_page = int_param(request, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
+    store = request.app[STORE]
+    works, total = await _select(request, id_type, page, per_page)
+    states = await store.states_for([w.work_id for w in works])
+    data = [await _article(request, w, states[w.work_id], info, only) for w in works]
+    return web.json_response(
+        {
+            "total": total,
+            "total_pages": max(1, -(-total // per_page)),
+            "page": page,
+            "error": None,
+            "data": data,
+        }
+    )
+
+
+async def _select(
+    request: web.Request, id_type: str | None, page: int, per_page: int
+) -> tuple[list[Work], int]:
+    store = request.app[STORE]
+    raw = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
+    if raw:
+        found = []
+        for value in raw:
+            work = await store.find_work(parse_identifier(value, id_type))
+            if work is not None:
+                found.append(work)
+        return found[(page - 1) * per_page : page * per_page], len(found)
+    order = request.query.get("order") or None
+    if order:
+        if order not in SOURCES:
+            raise BadParameter(f"parameter 'order' names no source: {order!r}")
+        metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
+        top = await store.top_works(order, metric, page * per_page)
+        picked = await store.get_works([w for w, _ in top[(page - 1) * per_page :]])
+        return [
+            picked[w] for w, _ in top[(page - 1) * per_page :] if w in picked
+        ], await store.count_works()
+    return await store.list_works((page - 1) * per_page, per_page), await store.count_works()
+
+
+async def sources(request: web.Request) -> web.Response:
+    """`GET /api/v5/sources`: every source with its group and collection status."""
+    summary = await request.app[STORE].source_summary()
+    data = [_source_row(name, summary) for name in sorted(SOURCES)]
+    return web.json_response({"total": len(data), "error": None, "data": data})
+
+
+async def source(request: web.Request) -> web.Response:
+    """`GET /api/v5/sources/{name}`."""
+    name = request.match_info["name"]
+    if name not in SOURCES:
+        raise NotFound(f"no source named {name!r}")
+    summary = await request.app[STORE].source_summary()
+    return web.json_response({"error": None, "data": _source_row(name, summary)})
+
+
+def _source_row(name: str, summary: dict[str, dict[str, int]]) -> dict[str, Any]:
+    plugin = SOURCES[name]
+    status = summary.get(name, {"works": 0, "errors": 0})
+    return {
+        "name": name,
+        "display_name": plugin.display_name,
+        "group": plugin.group.value,
+        "description": plugin.description,
+        "state": "active",
+        "article_count": status["works"],
+        "error_count": status["errors"],
+    }
