@@ -30,6 +30,7 @@ from services.fetchers.engine import Caller, fetch_batch
 from services.fetchers.telemetry import OBSERVATIONS
 
 log = structlog.get_logger("alm.fetcher")
+MIN_POLL = 64  # requests taken per poll even for one-work-a-call sources; the gate paces them
 
 
 class FetcherService:
@@ -64,9 +65,8 @@ class FetcherService:
 
     async def step(self, timeout: float) -> int:
         """Fetch one polled batch of requests; returns how many requests it consumed."""
-        messages = await self.consumer.poll(
-            self.source.batch_size * self.batches_in_flight, timeout
-        )
+        wanted = max(self.source.batch_size * self.batches_in_flight, MIN_POLL)
+        messages = await self.consumer.poll(wanted, timeout)
         if not messages:
             return 0
         requests: dict[str, RefreshRequest] = {}
