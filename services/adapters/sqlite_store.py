@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
+from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
 from services.core.ports import DueEntry, RawResponse, Registration
 from services.core.timeutil import from_iso, to_iso
@@ -51,6 +52,10 @@ MIGRATIONS: tuple[str, ...] = (
         source TEXT NOT NULL, work_id TEXT NOT NULL, due_at TEXT NOT NULL, attempt INTEGER NOT NULL,
         PRIMARY KEY (source, work_id));
     CREATE INDEX due_by_time ON due (source, due_at);
+    """,
+    """
+    CREATE TABLE source_status (
+        source TEXT PRIMARY KEY, paused INTEGER NOT NULL, reason TEXT, since TEXT);
     """,
 )
 
@@ -257,9 +262,9 @@ class SqliteStore:
             conn.execute(
                 "DELETE FROM raw_response_works WHERE raw_id IN"
                 " (SELECT id FROM raw_responses WHERE expires_at < ?)",
-                (to_iso(now),),
+                (_sortable(now),),
             )
-            conn.execute("DELETE FROM raw_responses WHERE expires_at < ?", (to_iso(now),))
+            conn.execute("DELETE FROM raw_responses WHERE expires_at < ?", (_sortable(now),))
             for raw in raws:
                 cur = conn.execute(
                     "INSERT INTO raw_responses"
@@ -267,11 +272,11 @@ class SqliteStore:
                     " VALUES (?,?,?,?,?,?)",
                     (
                         raw.source,
-                        to_iso(raw.retrieved_at),
+                        _sortable(raw.retrieved_at),
                         raw.url,
                         raw.status,
                         raw.body,
-                        to_iso(raw.retrieved_at + self._raw_ttl),
+                        _sortable(raw.retrieved_at + self._raw_ttl),
                     ),
                 )
                 conn.executemany(
@@ -288,8 +293,9 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT r.id, r.retrieved_at, r.url, r.status, r.body FROM raw_responses r"
                 " JOIN raw_response_works w ON w.raw_id = r.id"
-                " WHERE w.work_id=? AND w.source=? ORDER BY r.retrieved_at DESC LIMIT ?",
-                (work_id, source, limit),
+                " WHERE w.work_id=? AND w.source=? AND r.expires_at >= ?"
+                " ORDER BY r.retrieved_at DESC LIMIT ?",
+                (work_id, source, _sortable(datetime.now(UTC)), limit),
             ).fetchall()
             out = []
             for raw_id, at, url, status, body in rows:
@@ -341,7 +347,7 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT OR REPLACE INTO due VALUES (?,?,?,?)",
-                [(source, e.work_id, to_iso(e.at), e.attempt) for e in entries],
+                [(source, e.work_id, _sortable(e.at), e.attempt) for e in entries],
             )
 
         await self._run(write)
@@ -353,11 +359,34 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT work_id, due_at, attempt FROM due WHERE source=? AND due_at<=?"
                 " ORDER BY due_at LIMIT ?",
-                (source, to_iso(now), limit),
+                (source, _sortable(now), limit),
             )
             return [DueEntry(w, from_iso(at), int(n)) for w, at, n in rows]
 
         return await self._run(read)
+
+    async def source_statuses(self) -> dict[str, SourceStatus]:
+        """The status of every source that was ever paused or resumed."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, SourceStatus]:
+            rows = conn.execute("SELECT source, paused, reason, since FROM source_status")
+            return {
+                s: SourceStatus(s, bool(p), r, from_iso(at) if at else None) for s, p, r, at in rows
+            }
+
+        return await self._run(read)
+
+    async def set_source_status(self, status: SourceStatus) -> None:
+        """Record that a source is paused (with its reason) or running again."""
+        since = to_iso(status.since) if status.since else None
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO source_status VALUES (?,?,?,?)",
+                (status.source, int(status.paused), status.reason, since),
+            )
+
+        await self._run(write)
 
     async def get_works(self, work_ids: Sequence[str]) -> dict[str, Work]:
         """The works among `work_ids` that exist."""
@@ -373,6 +402,12 @@ class SqliteStore:
             return out
 
         return await self._run(read)
+
+
+def _sortable(moment: datetime) -> str:
+    """A fixed-width UTC timestamp, so text order is time order (ISO with optional fractions
+    is not: '12:00:00Z' sorts after '12:00:00.25Z')."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"

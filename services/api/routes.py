@@ -13,6 +13,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/metrics", views.metrics)
     app.router.add_get("/api/v1/sources", views.list_sources)
+    app.router.add_post("/api/v1/sources/{name}/{action:pause|resume}", views.control_source)
     app.router.add_get("/api/v1/works", views.list_works)
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)

@@ -13,6 +13,7 @@ from services.api.state import BUS, CLOCK, STORE
 from services.core.history import PERIODS
 from services.core.identifiers import parse_identifier
 from services.core.works import Work
+from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES
 from services.registration import register
 
@@ -59,12 +60,33 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def list_sources(request: web.Request) -> web.Response:
     """Every installed source with its metrics, groups, limits and collection status."""
-    summary = await request.app[STORE].source_summary()
+    store = request.app[STORE]
+    summary = await store.source_summary()
+    statuses = await store.source_statuses()
     data = [
-        {**s.describe(), "status": summary.get(name, {"works": 0, "errors": 0})}
+        {
+            **describe_source(s, statuses.get(name)),
+            "status": summary.get(name, {"works": 0, "errors": 0}),
+        }
         for name, s in sorted(SOURCES.items())
     ]
     return web.json_response({"data": data, "total": len(data)})
+
+
+async def control_source(request: web.Request) -> web.Response:
+    """`POST /api/v1/sources/{name}/pause|resume` (pause takes an optional {"reason": ...})."""
+    name, action = request.match_info["name"], request.match_info["action"]
+    if name not in SOURCES:
+        raise NotFound(f"no source named {name!r}")
+    reason = None
+    if action == "pause" and request.can_read_body:
+        body: Any = await request.json()
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if reason is not None and not isinstance(reason, str):
+            raise BadParameter("'reason' must be a string")
+    status = set_paused(name, action == "pause", reason, request.app[CLOCK]())
+    await request.app[STORE].set_source_status(status)
+    return web.json_response(describe_source(SOURCES[name], status))
 
 
 async def list_works(request: web.Request) -> web.Response:

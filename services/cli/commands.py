@@ -17,6 +17,7 @@ from services.bootstrap import Pipeline, make_bus, make_pipeline, make_store, ut
 from services.core.imports import read_lines, validate
 from services.core.ports import Bus, Store
 from services.embedded import RunSummary, refresh_until_idle, run_forever
+from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
 from services.registration import RegisterResult, register
 from services.settings import FIXTURES, Settings
@@ -59,7 +60,7 @@ async def _register_file(
     path: Path, store: Store, bus: Bus
 ) -> tuple[list[RegisterResult], list[str]]:
     try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     lines, bad = read_lines(text, path.name)
@@ -153,15 +154,38 @@ async def works_import(settings: Settings, path: Path) -> int:
     return await _with_registry(settings, action)
 
 
-def sources(as_json: bool) -> int:
-    """`alm sources`: every installed source, its metrics, groups, batching and limits."""
-    described = [s.describe() for s in SOURCES.values()]
+async def sources(settings: Settings, as_json: bool) -> int:
+    """`alm sources`: every installed source, its metrics, groups, batching, limits, status."""
+    store = make_store(settings)
+    try:
+        await store.migrate()
+        statuses = await store.source_statuses()
+    finally:
+        await store.close()
+    described = [describe_source(s, statuses.get(s.name)) for s in SOURCES.values()]
     if as_json:
         print(json.dumps(described, indent=2))
         return 0
     for d in described:
         metrics = ", ".join(f"{m['name']} ({m['group']})" for m in d["metrics"])
-        print(f"{d['name']:<16} {d['display_name']:<20} batch {d['batch_size']:<4} {metrics}")
+        state = f"PAUSED: {d['pause_reason']}" if d["paused"] else "active"
+        head = f"{d['name']:<16} {d['display_name']:<20} batch {d['batch_size']:<4}"
+        print(f"{head} {metrics}  [{state}]")
+    return 0
+
+
+async def source_control(settings: Settings, name: str, action: str, reason: str | None) -> int:
+    """`alm sources pause|resume NAME`: pause a source with a reason, or resume it."""
+    if name not in SOURCES:
+        raise UsageError(f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}")
+    store = make_store(settings)
+    try:
+        await store.migrate()
+        status = set_paused(name, action == "pause", reason, utc_now())
+        await store.set_source_status(status)
+    finally:
+        await store.close()
+    print(f"{name}: {'paused (' + (reason or '') + ')' if status.paused else 'resumed'}")
     return 0
 
 

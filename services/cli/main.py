@@ -34,8 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
 
-    sources = sub.add_parser("sources", help="list the sources")
+    sources = sub.add_parser("sources", help="list the sources; pause or resume one")
     sources.add_argument("--json", action="store_true")
+    control = sources.add_subparsers(dest="sources_cmd")
+    pause = control.add_parser("pause", help="stop fetching from a source")
+    pause.add_argument("name")
+    pause.add_argument("--reason", default="paused by an operator")
+    control.add_parser("resume", help="fetch from a paused source again").add_argument("name")
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     db.add_parser("migrate", help="apply schema migrations")
@@ -89,7 +94,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.works_add(settings, args.ids)
         return await commands.works_import(settings, args.file)
     if cmd == "sources":
-        return commands.sources(args.json)
+        if args.sources_cmd in ("pause", "resume"):
+            reason = getattr(args, "reason", None)
+            return await commands.source_control(settings, args.name, args.sources_cmd, reason)
+        return await commands.sources(settings, args.json)
     if cmd == "db":
         return await commands.db_migrate(settings)
     if cmd == "topics":

@@ -83,7 +83,7 @@ def normalize_doi(raw: str) -> str:
 
 def normalize_pmid(raw: str) -> str:
     """Return the PMID digits of `raw` (`pmid:123`, `123`), or raise InvalidIdentifier."""
-    text = _strip_prefix(raw.strip(), ("pmid:", "pmid "))
+    text = _strip_prefix(unquote(raw.strip()), ("pmid:", "pmid "))
     if not _PMID_RE.match(text):
         raise InvalidIdentifier(raw, "a PMID is a positive integer")
     return text
@@ -91,7 +91,7 @@ def normalize_pmid(raw: str) -> str:
 
 def normalize_pmcid(raw: str) -> str:
     """Return `PMC<digits>` for `raw` (`pmc123`, `pmcid:PMC123`), or raise InvalidIdentifier."""
-    text = _strip_prefix(raw.strip(), ("pmcid:", "pmcid ")).upper()
+    text = _strip_prefix(unquote(raw.strip()), ("pmcid:", "pmcid ")).upper()
     if text.isdigit():
         text = f"PMC{text}"
     if not _PMCID_RE.match(text):
@@ -117,9 +117,9 @@ def parse_identifier(raw: str, id_type: IdType | str | None = None) -> Identifie
 
 def _guess_type(raw: str) -> IdType:
     text = unquote(raw.strip()).lower()
-    if text.startswith("pmcid:") or re.match(r"^pmc\d+$", text):
+    if re.match(r"^pmcid[: ]", text) or re.match(r"^pmc\d+$", text):
         return IdType.PMCID
-    if text.startswith("pmid:") or text.isdigit():
+    if re.match(r"^pmid[: ]", text) or text.isdigit():
         return IdType.PMID
     return IdType.DOI
 

@@ -32,6 +32,7 @@ class BadLine:
 def read_lines(text: str, filename: str = "") -> tuple[list[Line], list[BadLine]]:
     """Identifiers in `text`; the format follows the extension (.csv, .jsonl) or the content."""
     name = filename.lower()
+    text = text.removeprefix("\ufeff")  # a byte-order mark (Excel's "CSV UTF-8") is not data
     stripped = text.lstrip()
     if name.endswith((".jsonl", ".ndjson")) or (
         not name.endswith(".csv") and stripped.startswith("{")

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
+from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
 from services.core.works import Work
 
@@ -119,7 +120,7 @@ class MetricStore(Protocol):
         ...
 
     async def source_summary(self) -> dict[str, dict[str, int]]:
-        """Per source: works with a state, works in error, and the sum of totals."""
+        """Per source: `works` with a state and `errors` (works whose last attempt failed)."""
         ...
 
     async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
@@ -139,7 +140,19 @@ class DueIndex(Protocol):
         ...
 
 
-class Store(WorkStore, MetricStore, DueIndex, Protocol):
+class SourceControl(Protocol):
+    """Pausing and resuming sources, visible to every service."""
+
+    async def source_statuses(self) -> dict[str, SourceStatus]:
+        """The status of every source that was ever paused or resumed."""
+        ...
+
+    async def set_source_status(self, status: SourceStatus) -> None:
+        """Record that a source is paused (with its reason) or running again."""
+        ...
+
+
+class Store(WorkStore, MetricStore, DueIndex, SourceControl, Protocol):
     """One adapter implementing every storage port, with its lifecycle."""
 
     async def migrate(self) -> None: ...

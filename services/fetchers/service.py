@@ -21,16 +21,29 @@ from services.core.events import (
     Status,
     refresh_topic,
 )
-from services.core.ports import Bus, MetricStore
+from services.core.health import ErrorWindow, SourceStatus
+from services.core.ports import Bus, Message, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, retry_at
 from services.core.timeutil import to_iso
 from services.fetchers.base import Source, SourceConfig
 from services.fetchers.engine import Caller, fetch_batch
-from services.fetchers.telemetry import OBSERVATIONS
+from services.fetchers.telemetry import OBSERVATIONS, SOURCE_PAUSED
 
 log = structlog.get_logger("alm.fetcher")
 MIN_POLL = 64  # requests taken per poll even for one-work-a-call sources; the gate paces them
+STATUS_TTL = 5.0  # seconds a read of the source's paused status is trusted
+
+
+def unreadable(message: Message, error: Exception, at: datetime) -> dict[str, object]:
+    """The dead letter for an event that is not a refresh request (kept as received)."""
+    return {
+        "schema_version": 1,
+        "work_id": message.key,
+        "bad_event": message.value,
+        "reason": str(error),
+        "failed_at": to_iso(at),
+    }
 
 
 class FetcherService:
@@ -40,7 +53,7 @@ class FetcherService:
         self,
         source: Source,
         bus: Bus,
-        store: MetricStore,
+        store: Store,
         caller: Caller,
         config: SourceConfig,
         policy: Policy,
@@ -62,9 +75,36 @@ class FetcherService:
         self.refreshed = 0
         self.errors = 0
         self.calls = 0
+        self.failures = ErrorWindow()
+        self._status = SourceStatus(source.name)
+        self._status_read: datetime | None = None
+
+    async def paused(self) -> SourceStatus | None:
+        """The source's status if an operator or the error window paused it, else None."""
+        now = self.clock()
+        if self._status_read is None or (now - self._status_read).total_seconds() >= STATUS_TTL:
+            statuses = await self.store.source_statuses()
+            was_paused = self._status.paused
+            self._status = statuses.get(self.source.name, SourceStatus(self.source.name))
+            self._status_read = now
+            if was_paused and not self._status.paused:
+                self.failures.reset()
+            SOURCE_PAUSED.labels(self.source.name).set(int(self._status.paused))
+        return self._status if self._status.paused else None
+
+    async def pause(self, reason: str) -> None:
+        """Pause the source with a visible reason; `alm sources resume` undoes it."""
+        self._status = SourceStatus(self.source.name, True, reason, self.clock())
+        await self.store.set_source_status(self._status)
+        SOURCE_PAUSED.labels(self.source.name).set(1)
+        self.log.error("source_paused", reason=reason)
 
     async def step(self, timeout: float) -> int:
         """Fetch one polled batch of requests; returns how many requests it consumed."""
+        if await self.paused():
+            if timeout > 0:
+                await asyncio.sleep(min(timeout, STATUS_TTL))
+            return 0
         wanted = max(self.source.batch_size * self.batches_in_flight, MIN_POLL)
         messages = await self.consumer.poll(wanted, timeout)
         if not messages:
@@ -76,18 +116,7 @@ class FetcherService:
                 req = RefreshRequest.from_dict(check("refresh_request", message.value))
             except (SchemaViolation, KeyError, ValueError) as exc:
                 self.log.error("bad_refresh_request", key=message.key, error=str(exc))
-                dead.append(
-                    (
-                        message.key,
-                        {
-                            "schema_version": 1,
-                            "work_id": message.key,
-                            "bad_event": message.value,
-                            "reason": str(exc),
-                            "failed_at": to_iso(self.clock()),
-                        },
-                    )
-                )
+                dead.append((message.key, unreadable(message, exc, self.clock())))
                 continue
             if req.work.work_id not in requests or requests[req.work.work_id].attempt < req.attempt:
                 requests[req.work.work_id] = req
@@ -125,6 +154,15 @@ class FetcherService:
             OBSERVATIONS.labels(self.source.name, o.status.value).inc()
         self.refreshed += sum(o.status is not Status.ERROR for o in observations)
         self.errors += sum(o.status is Status.ERROR for o in observations)
+        await self._watch_failures(observations)
+
+    async def _watch_failures(self, observations: list[Observation]) -> None:
+        reason = None
+        for obs in observations:
+            if obs.error is not None:
+                reason = self.failures.record(obs.error, obs.retrieved_at) or reason
+        if reason is not None and not self._status.paused:
+            await self.pause(reason)
 
     async def _route_failures(
         self, failed: list[Observation], requests: dict[str, RefreshRequest]

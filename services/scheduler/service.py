@@ -67,7 +67,11 @@ class Scheduler:
         """Emit refresh requests for every due (work, source); returns how many."""
         now = self.clock()
         total = 0
+        statuses = await self.store.source_statuses()
         for source in self.sources:
+            status = statuses.get(source.name)
+            if status is not None and status.paused:
+                continue  # due works stay due; they are emitted once the source resumes
             entries = await self.store.due(source.name, now, self.settings.per_source_per_tick)
             if not entries:
                 continue

@@ -64,9 +64,12 @@ class Kit:
         return dict(self.stub_app[stub_server.HITS])
 
 
+CORE_SOURCES = ("crossref", "openalex", "europepmc")
+
+
 @asynccontextmanager
 async def pipeline_kit(
-    tmp: Path, synthetic: bool = False, sources: tuple[str, ...] = ()
+    tmp: Path, synthetic: bool = False, sources: tuple[str, ...] = CORE_SOURCES
 ) -> AsyncIterator[Kit]:
     """A migrated SQLite store, a memory bus and every service, fetching from the stub."""
     app = stub_server.init_app(SOURCES, FIXTURES, synthetic)

@@ -1,0 +1,74 @@
+"""Pausing a source that keeps failing (pure rules) and in the running pipeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.core.events import FetchError
+from services.core.health import ErrorWindow
+from services.embedded import refresh_until_idle
+from services.registration import register
+from tests.unit.pipeline_kit import pipeline_kit
+
+T0 = datetime(2026, 11, 25, tzinfo=UTC)
+TIMEOUT = FetchError("timeout", "no answer", retryable=True)
+
+
+def test_more_than_limit_errors_in_window_pauses() -> None:
+    """The 201st failure within 24 h gives a reason naming the count and the last error."""
+    window = ErrorWindow(limit=200)
+    reasons = [window.record(TIMEOUT, T0 + timedelta(minutes=i)) for i in range(201)]
+    assert reasons[:200] == [None] * 200
+    assert reasons[200] is not None
+    assert "201 failed refreshes in 24 h" in reasons[200]
+    assert "timeout: no answer" in reasons[200]
+
+
+def test_old_errors_leave_the_window() -> None:
+    """Failures older than the window do not count towards a pause."""
+    window = ErrorWindow(limit=3, window=timedelta(hours=1))
+    for i in range(3):
+        assert window.record(TIMEOUT, T0 + timedelta(minutes=i)) is None
+    assert window.record(TIMEOUT, T0 + timedelta(hours=2)) is None
+    assert len(window.times) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "pauses"), [(401, True), (403, True), (404, False), (500, False)]
+)
+def test_refused_credentials_pause_at_once(status: int, pauses: bool) -> None:
+    """A 401/403 (not retryable) pauses on the first failure; other statuses do not."""
+    error = FetchError("http", f"HTTP {status}", retryable=status >= 500, http_status=status)
+    reason = ErrorWindow().record(error, T0)
+    assert (reason is not None) is pauses
+
+
+async def test_refused_credentials_pause_source_until_resumed(tmp_path: Path) -> None:
+    """A 401 pauses the source with a visible reason; nothing more is requested from it until
+    it is resumed; then the due works are fetched."""
+    doi = "10.7717/peerj.4375"
+    async with pipeline_kit(tmp_path, sources=("crossref",)) as kit:
+        kit.fail("crossref", doi, 401, '{"message": "bad token"}', "application/json")
+        await register([doi, "10.1038/s41586-023-06139-9"], kit.store, kit.bus, kit.clock())
+        await refresh_until_idle(kit.pipeline)
+        status = (await kit.store.source_statuses())["crossref"]
+        assert status.paused
+        assert status.reason is not None and "credentials refused (HTTP 401)" in status.reason
+        calls = kit.hits()["crossref"]
+
+        kit.heal("crossref", doi)
+        kit.clock.advance(timedelta(days=40))
+        quiet = await refresh_until_idle(kit.pipeline)
+        assert quiet.requested == 0
+        assert kit.hits()["crossref"] == calls
+
+        from services.fetchers.control import set_paused
+
+        await kit.store.set_source_status(set_paused("crossref", False, None, kit.clock()))
+        kit.clock.advance(timedelta(minutes=1))  # fetchers re-read their status every few seconds
+        resumed = await refresh_until_idle(kit.pipeline)
+        assert resumed.refreshed == 2
+        assert resumed.errors == 0
