@@ -1,0 +1,318 @@
+"""Identifier parsing: DOI, PMID and PMCID normalisation, type guessing and work ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.identifiers import (
+    Identifier,
+    IdType,
+    InvalidIdentifier,
+    normalize_doi,
+    normalize_pmcid,
+    normalize_pmid,
+    parse_identifier,
+    parse_work_id,
+)
+
+DOI = "10.1371/journal.pcbi.1000204"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "10.1371/journal.pcbi.1000204",
+        "10.1371/JOURNAL.PCBI.1000204",
+        "10.1371/Journal.Pcbi.1000204",
+        "https://doi.org/10.1371/journal.pcbi.1000204",
+        "HTTPS://DOI.ORG/10.1371/JOURNAL.PCBI.1000204",
+        "http://doi.org/10.1371/journal.pcbi.1000204",
+        "http://dx.doi.org/10.1371/journal.pcbi.1000204",
+        "https://dx.doi.org/10.1371/journal.pcbi.1000204",
+        "dx.doi.org/10.1371/journal.pcbi.1000204",
+        "doi.org/10.1371/journal.pcbi.1000204",
+        "https://www.doi.org/10.1371/journal.pcbi.1000204",
+        "info:doi/10.1371/journal.pcbi.1000204",
+        "doi:10.1371/journal.pcbi.1000204",
+        "DOI:10.1371/journal.pcbi.1000204",
+        "doi: 10.1371/journal.pcbi.1000204",
+        "  10.1371/journal.pcbi.1000204  ",
+        "\t10.1371/journal.pcbi.1000204\n",
+        " https://doi.org/10.1371/journal.pcbi.1000204 ",
+        "10.1371%2Fjournal.pcbi.1000204",
+        "10.1371%2fjournal.pcbi.1000204",
+        "10.1371%252Fjournal.pcbi.1000204",
+        "https%3A%2F%2Fdoi.org%2F10.1371%2Fjournal.pcbi.1000204",
+        "https%253A%252F%252Fdx.doi.org%252F10.1371%252FJOURNAL.PCBI.1000204",
+    ],
+)
+def test_normalize_doi_accepts_every_spelling_of_one_doi(raw: str) -> None:
+    """Every accepted spelling (case, prefix, URL form, encoding, padding) gives one lower DOI."""
+    assert normalize_doi(raw) == DOI
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10.1000/XYZ(123)<456>;7", "10.1000/xyz(123)<456>;7"),
+        ("10.123456789/A", "10.123456789/a"),
+        ("10.5555/a/b/c", "10.5555/a/b/c"),
+        ("10.1002/(SICI)1097-4636", "10.1002/(sici)1097-4636"),
+    ],
+)
+def test_normalize_doi_keeps_punctuation_in_the_suffix(raw: str, expected: str) -> None:
+    """DOI suffixes may hold slashes, brackets and semicolons; only the case changes."""
+    assert normalize_doi(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "10.1371/journal.pcbi.1000204",
+        "HTTPS://DX.DOI.ORG/10.1371/ABC",
+        "10.1371%252FAbC",
+    ],
+)
+def test_normalize_doi_is_idempotent(raw: str) -> None:
+    """Normalising an already normalised DOI changes nothing."""
+    once = normalize_doi(raw)
+    assert normalize_doi(once) == once
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "doi:",
+        "https://doi.org/",
+        "11.1371/journal.pcbi.1000204",
+        "10.137/journal.pcbi.1000204",
+        "10.abcd/journal.pcbi.1000204",
+        "10.1371",
+        "10.1371/",
+        "journal.pcbi.1000204",
+        "https://example.org/10.1371/journal.pcbi.1000204",
+        "x10.1371/journal.pcbi.1000204",
+        "18974831",
+        "PMC2568856",
+    ],
+)
+def test_normalize_doi_rejects_what_is_not_10_nnnn_suffix(raw: str) -> None:
+    """A value not of the form 10.NNNN/suffix is refused, and the error names the value."""
+    with pytest.raises(InvalidIdentifier) as info:
+        normalize_doi(raw)
+    assert info.value.value == raw
+    assert repr(raw) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "10.1371/journal pcbi.1000204",
+        "10.1371/journal\tpcbi",
+        "10.1371/journal\npcbi",
+        "10.1371/journal%20pcbi",
+        "https://doi.org/10.1371/a b",
+    ],
+)
+def test_normalize_doi_rejects_whitespace_inside(raw: str) -> None:
+    """Whitespace inside a DOI (also URL-encoded) is refused with a reason that says so."""
+    with pytest.raises(InvalidIdentifier, match="whitespace") as info:
+        normalize_doi(raw)
+    assert info.value.value == raw
+
+
+def test_invalid_identifier_is_a_value_error() -> None:
+    """Callers catching ValueError also catch invalid identifiers."""
+    with pytest.raises(ValueError, match="nonsense"):
+        normalize_doi("nonsense")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("18974831", "18974831"),
+        (" 18974831 ", "18974831"),
+        ("pmid:18974831", "18974831"),
+        ("PMID:18974831", "18974831"),
+        ("pmid: 18974831", "18974831"),
+        ("pmid 18974831", "18974831"),
+        ("1", "1"),
+    ],
+)
+def test_normalize_pmid_accepts(raw: str, expected: str) -> None:
+    """A PMID is kept as its digits, with or without a `pmid:` prefix."""
+    assert normalize_pmid(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "0", "018974831", "-1", "12a", "1.5", "12 34", "pmid:", "PMC2568856"]
+)
+def test_normalize_pmid_rejects(raw: str) -> None:
+    """A PMID must be a positive integer without leading zeros; the error names the value."""
+    with pytest.raises(InvalidIdentifier) as info:
+        normalize_pmid(raw)
+    assert info.value.value == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("PMC2568856", "PMC2568856"),
+        ("pmc2568856", "PMC2568856"),
+        ("Pmc2568856", "PMC2568856"),
+        ("2568856", "PMC2568856"),
+        ("pmcid:PMC2568856", "PMC2568856"),
+        ("PMCID: pmc2568856", "PMC2568856"),
+        ("pmcid 2568856", "PMC2568856"),
+        ("  PMC2568856\n", "PMC2568856"),
+    ],
+)
+def test_normalize_pmcid_accepts(raw: str, expected: str) -> None:
+    """A PMCID is upper-case with the PMC prefix, added when only digits are given."""
+    assert normalize_pmcid(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "PMC", "PMC0123", "PMCabc", "PM123", "PMC12 3", "PMC-1"])
+def test_normalize_pmcid_rejects(raw: str) -> None:
+    """A value that is not PMC followed by a positive number is refused, naming the value."""
+    with pytest.raises(InvalidIdentifier) as info:
+        normalize_pmcid(raw)
+    assert info.value.value == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10.1371/JOURNAL.PCBI.1000204", Identifier(IdType.DOI, DOI)),
+        ("https://doi.org/10.1371/journal.pcbi.1000204", Identifier(IdType.DOI, DOI)),
+        ("http://dx.doi.org/10.1371/journal.pcbi.1000204", Identifier(IdType.DOI, DOI)),
+        ("doi:10.1371/journal.pcbi.1000204", Identifier(IdType.DOI, DOI)),
+        ("10.1371%252Fjournal.pcbi.1000204", Identifier(IdType.DOI, DOI)),
+        ("18974831", Identifier(IdType.PMID, "18974831")),
+        (" 18974831 ", Identifier(IdType.PMID, "18974831")),
+        ("pmid:18974831", Identifier(IdType.PMID, "18974831")),
+        ("PMID:18974831", Identifier(IdType.PMID, "18974831")),
+        ("PMC2568856", Identifier(IdType.PMCID, "PMC2568856")),
+        ("pmc2568856", Identifier(IdType.PMCID, "PMC2568856")),
+        ("pmcid:PMC2568856", Identifier(IdType.PMCID, "PMC2568856")),
+        ("PMCID:2568856", Identifier(IdType.PMCID, "PMC2568856")),
+    ],
+)
+def test_parse_identifier_guesses_the_type(raw: str, expected: Identifier) -> None:
+    """Prefixes and PMC decide the type, a bare number is a PMID, anything else a DOI."""
+    assert parse_identifier(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "id_type", "expected"),
+    [
+        ("2568856", IdType.PMCID, Identifier(IdType.PMCID, "PMC2568856")),
+        ("2568856", "pmcid", Identifier(IdType.PMCID, "PMC2568856")),
+        ("18974831", IdType.PMID, Identifier(IdType.PMID, "18974831")),
+        ("18974831", "pmid", Identifier(IdType.PMID, "18974831")),
+        ("https://doi.org/10.1371/ABC", "doi", Identifier(IdType.DOI, "10.1371/abc")),
+    ],
+)
+def test_parse_identifier_forced_type_wins_over_guessing(
+    raw: str, id_type: IdType | str, expected: Identifier
+) -> None:
+    """`id_type` (enum or its string) decides the type, e.g. a bare number read as a PMCID."""
+    assert parse_identifier(raw, id_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "id_type"),
+    [
+        ("10.1371/journal.pcbi.1000204", IdType.PMID),
+        ("10.1371/journal.pcbi.1000204", IdType.PMCID),
+        ("18974831", IdType.DOI),
+        ("PMC2568856", "doi"),
+        ("PMC2568856", "pmid"),
+    ],
+)
+def test_parse_identifier_forced_type_rejects_other_kinds(raw: str, id_type: IdType | str) -> None:
+    """A value of another kind than the forced type is invalid, not silently re-typed."""
+    with pytest.raises(InvalidIdentifier) as info:
+        parse_identifier(raw, id_type)
+    assert info.value.value == raw
+
+
+def test_parse_identifier_rejects_an_unknown_type_name() -> None:
+    """An id_type that is none of doi, pmid, pmcid is an error."""
+    with pytest.raises(ValueError, match="isbn"):
+        parse_identifier("18974831", "isbn")
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\n\t"])
+def test_parse_identifier_rejects_empty(raw: str) -> None:
+    """An empty or blank value is refused as empty."""
+    with pytest.raises(InvalidIdentifier, match="empty"):
+        parse_identifier(raw)
+
+
+def test_parse_identifier_rejects_a_non_string() -> None:
+    """A non-string value (e.g. JSON null) is an InvalidIdentifier, not a crash."""
+    with pytest.raises(InvalidIdentifier):
+        parse_identifier(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("PMID 18974831", Identifier(IdType.PMID, "18974831")),
+        ("pmcid PMC2568856", Identifier(IdType.PMCID, "PMC2568856")),
+        ("pmid%3A18974831", Identifier(IdType.PMID, "18974831")),
+        ("pmcid%3APMC2568856", Identifier(IdType.PMCID, "PMC2568856")),
+    ],
+)
+def test_parse_identifier_accepts_what_the_pmid_and_pmcid_normalisers_accept(
+    raw: str, expected: Identifier
+) -> None:
+    """Without a forced type, PMID/PMCID forms the normalisers accept are recognised too."""
+    assert parse_identifier(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("ident", "work_id"),
+    [
+        (Identifier(IdType.DOI, DOI), DOI),
+        (Identifier(IdType.PMID, "18974831"), "pmid:18974831"),
+        (Identifier(IdType.PMCID, "PMC2568856"), "pmcid:PMC2568856"),
+    ],
+)
+def test_work_id_of_each_type(ident: Identifier, work_id: str) -> None:
+    """A DOI is its own work id; PMIDs and PMCIDs are prefixed with their type."""
+    assert ident.work_id == work_id
+    assert str(ident) == work_id
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "HTTPS://DOI.ORG/10.1371/JOURNAL.PCBI.1000204",
+        "10.5555/a/b:c",
+        "18974831",
+        "pmid:1",
+        "pmc2568856",
+        "pmcid:PMC1",
+    ],
+)
+def test_parse_work_id_round_trips(raw: str) -> None:
+    """parse_work_id(ident.work_id) gives back the same identifier for every type."""
+    ident = parse_identifier(raw)
+    assert parse_work_id(ident.work_id) == ident
+
+
+@pytest.mark.parametrize(
+    ("work_id", "expected"),
+    [
+        ("10.1371/abc", Identifier(IdType.DOI, "10.1371/abc")),
+        ("pmid:18974831", Identifier(IdType.PMID, "18974831")),
+        ("pmcid:PMC2568856", Identifier(IdType.PMCID, "PMC2568856")),
+    ],
+)
+def test_parse_work_id_reads_stored_ids(work_id: str, expected: Identifier) -> None:
+    """Stored work ids are read back into the identifier they came from."""
+    assert parse_work_id(work_id) == expected
