@@ -78,12 +78,17 @@ def _print_summary(summary: RunSummary) -> None:
     )
 
 
-async def _errors_detail(p: Pipeline) -> None:
-    states = await p.store.states_for([w.work_id for w in await p.store.list_works(0, 10_000)])
-    for work_id, rows in states.items():
-        for st in rows:
-            if st.error and st.status and st.status.value == "error":
-                print(f"  error: {work_id} from {st.source}: {st.error}")
+async def _errors_detail(p: Pipeline, work_ids: list[str], show: int = 20) -> None:
+    states = await p.store.states_for(work_ids)
+    errors = [
+        f"  error: {work_id} from {st.source}: {st.error}"
+        for work_id, rows in states.items()
+        for st in rows
+        if st.error and st.status and st.status.value == "error"
+    ]
+    print("\n".join(errors[:show]))
+    if len(errors) > show:
+        print(f"  ... and {len(errors) - show} more (see status/error in the API)")
 
 
 async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -> int:
@@ -104,7 +109,8 @@ async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -
             _print_registration(results, bad)
             summary = await refresh_until_idle(pipeline)
             _print_summary(summary)
-            await _errors_detail(pipeline)
+            if summary.errors:
+                await _errors_detail(pipeline, [r.work_id for r in results if r.work_id])
             api_runner = await _serve_api(settings, store, bus)
             print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
             if not once:
