@@ -7,11 +7,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from services.core.staleness import Policy, parse_intervals
 from services.fetchers.base import SourceConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WORKS = REPO_ROOT / "data" / "sample-works.txt"
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "upstream"
+
+
+def per_source(env: Mapping[str, str], suffix: str) -> dict[str, str]:
+    """`ALM_<NAME><suffix>` variables by lower-case name (`ALM_CROSSREF_API_KEY` -> crossref)."""
+    return {
+        key[4 : -len(suffix)].lower(): value
+        for key, value in env.items()
+        if key.startswith("ALM_") and key.endswith(suffix) and len(key) > 4 + len(suffix)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,26 +44,12 @@ class Settings:
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
+    intervals: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>_REFRESH=1d,7.5d,30d
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from `ALM_*` variables (defaults for the embedded mode)."""
         e = os.environ if env is None else env
-        base_urls = {
-            k[4:-9].lower(): v
-            for k, v in e.items()
-            if k.startswith("ALM_") and k.endswith("_BASE_URL")
-        }
-        api_keys = {
-            k[4:-8].lower(): v
-            for k, v in e.items()
-            if k.startswith("ALM_") and k.endswith("_API_KEY")
-        }
-        rates = {
-            k[4:-5].lower(): float(v)
-            for k, v in e.items()
-            if k.startswith("ALM_") and k.endswith("_RATE")
-        }
         return cls(
             data_dir=Path(e.get("ALM_DATA_DIR", ".alm-data")),
             host=e.get("ALM_HOST", "127.0.0.1"),
@@ -70,9 +66,10 @@ class Settings:
             contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
-            base_urls=base_urls,
-            api_keys=api_keys,
-            rates=rates,
+            base_urls=per_source(e, "_BASE_URL"),
+            api_keys=per_source(e, "_API_KEY"),
+            rates={k: float(v) for k, v in per_source(e, "_RATE").items()},
+            intervals=per_source(e, "_REFRESH"),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -90,6 +87,14 @@ class Settings:
     def source_config(self, source: str) -> SourceConfig:
         """What the plug-in of `source` may read: contact address and its API key."""
         return SourceConfig(contact_email=self.contact_email, api_key=self.api_keys.get(source))
+
+    def policy(self) -> Policy:
+        """The staleness policy: defaults, ALM_DEFAULT_REFRESH and per-source overrides."""
+        default = self.intervals.get("default")
+        per_source = {k: parse_intervals(v) for k, v in self.intervals.items() if k != "default"}
+        if default:
+            return Policy(default=parse_intervals(default), per_source=per_source)
+        return Policy(per_source=per_source)
 
     @property
     def user_agent(self) -> str:

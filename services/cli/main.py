@@ -69,7 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `alm` console script."""
     args = _parser().parse_args(argv)
     configure(args.log_level)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        settings.policy()
+    except ValueError as exc:
+        print(f"alm: bad configuration in the environment: {exc}", file=sys.stderr)
+        return 2
     if args.data_dir is not None:
         settings = settings.with_(data_dir=args.data_dir)
     if getattr(args, "port", None) is not None and args.command in ("run", "api"):

@@ -75,3 +75,27 @@ def retry_at(attempt: int, now: datetime, policy: Policy, rand: float) -> dateti
     delay = min(policy.retry_base * (2 ** (attempt - 1)), policy.retry_max)
     at: datetime = now + delay + delay * (policy.jitter * rand)
     return at
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `90m`, `6h`, `7.5d` as a timedelta; ValueError naming the text otherwise."""
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = -1.0
+    if unit not in _UNITS or amount <= 0:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 12h, 1d, 7.5d)")
+    return timedelta(seconds=amount * _UNITS[unit])
+
+
+def parse_intervals(text: str) -> Intervals:
+    """Three intervals `RECENT,YEAR,OLD` (e.g. `1d,7.5d,30d`) as Intervals."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) != 3:
+        raise ValueError(f"refresh intervals take three durations RECENT,YEAR,OLD: {text!r}")
+    recent, year, old = (parse_duration(p) for p in parts)
+    return Intervals(recent=recent, year=year, old=old)

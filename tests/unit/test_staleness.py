@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.core.staleness import Intervals, Policy, next_refresh, refresh_interval, retry_at
+from services.core.staleness import (
+    Intervals,
+    Policy,
+    next_refresh,
+    parse_duration,
+    refresh_interval,
+    retry_at,
+)
 
 NOW = datetime(2024, 6, 15, 10, 30, tzinfo=UTC)
 LAST = NOW - timedelta(hours=3)
@@ -196,3 +203,41 @@ def test_retry_jitter_adds_at_most_ten_percent(attempt: int) -> None:
     assert jittered is not None
     delay = base - NOW
     assert base < jittered < NOW + delay * 1.1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("90m", timedelta(minutes=90)),
+        ("6h", timedelta(hours=6)),
+        ("7.5d", timedelta(days=7.5)),
+        (" 1D ", timedelta(days=1)),
+    ],
+)
+def test_parse_duration(text: str, expected: timedelta) -> None:
+    """Durations in s/m/h/d parse, decimals and case included."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "d", "7", "-1d", "0h", "1w", "x1d"])
+def test_parse_duration_rejects(text: str) -> None:
+    """Anything but a positive number with a unit is a ValueError naming the text."""
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_per_source_intervals_from_environment() -> None:
+    """ALM_<SOURCE>_REFRESH overrides one source; ALM_DEFAULT_REFRESH the default."""
+    from services.settings import Settings
+
+    settings = Settings.from_env(
+        {"ALM_CROSSREF_REFRESH": "12h,2d,10d", "ALM_DEFAULT_REFRESH": "2d,8d,40d"}
+    )
+    policy = settings.policy()
+    assert policy.intervals("crossref") == Intervals(
+        recent=timedelta(hours=12), year=timedelta(days=2), old=timedelta(days=10)
+    )
+    assert policy.intervals("openalex").old == timedelta(days=40)
+    with pytest.raises(ValueError, match="three durations"):
+        Settings.from_env({"ALM_CROSSREF_REFRESH": "1d,2d"}).policy()
