@@ -28,6 +28,10 @@ class UpstreamRequest:
     headers: tuple[tuple[str, str], ...] = ()
     step: str = "main"  # multi-call sources name their steps
     context: Mapping[str, str] = field(default_factory=dict)
+    host: str | None = None  # another API root of the source (absolute URL); None: base_url
+    form: tuple[tuple[str, str], ...] = ()  # an application/x-www-form-urlencoded body
+    optional: bool = False  # its failure leaves the works' other outcomes standing (event lists)
+    auth: UpstreamRequest | None = None  # the token call authorizing this one (set by the engine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,24 @@ class PayloadError(ValueError):
     """The upstream answered with something that is not the documented format."""
 
 
+class ConfigError(ValueError):
+    """The source cannot build its calls from this configuration (a missing credential)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A credential an auth call returned; sent as `header: scheme value` on the source's calls."""
+
+    value: str
+    expires_in: float | None = None  # seconds; None = until the upstream answers 401
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+
+    def header_value(self) -> str:
+        """The header value carrying the token."""
+        return f"{self.scheme} {self.value}" if self.scheme else self.value
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """A source's politeness defaults; upstream rate-limit headers override them at run time."""
@@ -126,6 +148,25 @@ class Source:
     def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
         """Outcomes for the works of `request`, from a 2xx or 404 response."""
         raise NotImplementedError
+
+    def auth_request(self, config: SourceConfig) -> UpstreamRequest | None:
+        """The call that obtains an access token for `config`'s credentials; None: no auth step.
+
+        The HTTP layer sends it once, caches the token per source and renews it on a 401.
+        """
+        return None
+
+    def parse_auth(self, response: UpstreamResponse) -> AccessToken:
+        """The token in the auth call's 2xx response (an OAuth2 token response by default)."""
+        return bearer_token(response)
+
+    def missing_config(self, config: SourceConfig) -> str | None:
+        """Why the source cannot run with `config` (a required credential is absent), else None."""
+        return None
+
+    def complete(self, found: Found) -> Found:
+        """A work's outcome once all its calls are merged (derive totals from merged events)."""
+        return found
 
     def zero_metrics(self) -> dict[str, int]:
         """What a work the upstream does not know counts: zero for every declared metric."""
@@ -185,6 +226,20 @@ def expect(condition: bool, message: str) -> None:
         raise PayloadError(message)
 
 
+def as_object(value: Any, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object, else PayloadError naming `what`."""
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} is not a JSON object")
+    return value
+
+
+def as_list(value: Any, what: str) -> list[Any]:
+    """`value` if it is a JSON array, else PayloadError naming `what`."""
+    if not isinstance(value, list):
+        raise PayloadError(f"{what} is not a JSON array")
+    return value
+
+
 def as_count(value: Any, field_name: str) -> int:
     """A non-negative integer count from an int or a digit string (OpenCitations sends strings)."""
     if isinstance(value, bool):
@@ -203,6 +258,17 @@ def as_count(value: Any, field_name: str) -> int:
 def for_all(works: Sequence[WorkRef], outcome: Outcome) -> dict[str, Outcome]:
     """The same outcome for every work of a request."""
     return {w.work_id: outcome for w in works}
+
+
+def bearer_token(response: UpstreamResponse) -> AccessToken:
+    """The token of an OAuth2 token response (`access_token`, optional `expires_in`)."""
+    payload = json_payload(response)
+    expect(isinstance(payload, dict), "token response is not a JSON object")
+    token = payload.get("access_token")
+    expect(isinstance(token, str) and bool(token), "token response without access_token")
+    expires = payload.get("expires_in")
+    seconds = float(expires) if isinstance(expires, int | float) and expires > 0 else None
+    return AccessToken(str(token), seconds)
 
 
 def encode_path(value: str) -> str:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse
 from services.core.works import WorkRef
 from services.fetchers.base import (
+    ConfigError,
     Failed,
     Found,
     NotFound,
@@ -26,6 +28,7 @@ from services.fetchers.base import (
 )
 
 MAX_ROUNDS = 20  # follow-up rounds (paging, second steps) before a batch is cut short
+SECRET_PARAMS = frozenset({"api_key", "apikey", "requestor_id", "access_token", "token"})
 
 
 class Caller(Protocol):
@@ -43,6 +46,18 @@ class BatchResult:
     observations: list[Observation] = field(default_factory=list)
     raw: list[RawResponse] = field(default_factory=list)
     calls: int = 0
+
+
+def public_url(url: str) -> str:
+    """`url` with credential query parameters masked (it is stored and published)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+        return url
+    masked = [(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="/:|,*")))
 
 
 def classify(status: int) -> FetchError:
@@ -125,6 +140,32 @@ def observation(
     return Observation(work.work_id, source.name, at, Status.ERROR, error=error, request_url=url)
 
 
+def _authorized(request: UpstreamRequest, auth: UpstreamRequest | None) -> UpstreamRequest:
+    """`request` carrying the source's auth call, unless it has one or the source needs none."""
+    if auth is None or request.auth is not None:
+        return request
+    return replace(request, auth=auth)
+
+
+def _first_calls(
+    source: Source, works: Sequence[WorkRef], config: SourceConfig
+) -> tuple[list[UpstreamRequest], UpstreamRequest | None, dict[str, Outcome]]:
+    """The source's first calls and auth call, or a config failure for every work."""
+    try:
+        auth = source.auth_request(config)
+        return [_authorized(r, auth) for r in source.requests(works, config)], auth, {}
+    except ConfigError as exc:
+        err = FetchError("config", f"{source.name}: {exc}", retryable=False)
+        return [], None, {w.work_id: Failed(err) for w in works}
+
+
+def _final(source: Source, outcome: Outcome | None, cut_short: bool) -> Outcome | None:
+    """A work's merged outcome, completed by the source (or failed if calls were left)."""
+    if cut_short and not isinstance(outcome, Failed):
+        return Failed(FetchError("parse", f"more than {MAX_ROUNDS} rounds of calls"))
+    return source.complete(outcome) if isinstance(outcome, Found) else outcome
+
+
 async def fetch_batch(
     source: Source,
     works: Sequence[WorkRef],
@@ -135,9 +176,8 @@ async def fetch_batch(
 ) -> BatchResult:
     """Fetch `works` (at most the source's batch size) and return one observation per work."""
     result = BatchResult()
-    outcomes: dict[str, Outcome] = {}
     urls: dict[str, str] = {}
-    pending = source.requests(works, config)
+    pending, auth, outcomes = _first_calls(source, works, config)
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -147,22 +187,22 @@ async def fetch_batch(
         for request, reply in zip(pending, replies, strict=True):
             result.calls += 1
             if isinstance(reply, UpstreamResponse):
-                ids = tuple(w.work_id for w in request.works)
+                ids, url = tuple(w.work_id for w in request.works), public_url(reply.url)
                 result.raw.append(
-                    RawResponse(source.name, at, reply.url, reply.status, reply.text(), ids)
+                    RawResponse(source.name, at, url, reply.status, reply.text(), ids)
                 )
                 for w in request.works:
-                    urls.setdefault(w.work_id, reply.url)
+                    urls.setdefault(w.work_id, url)
             per_work, more = outcome_of(source, request, reply)
             for work_id, outcome in per_work.items():
+                if request.optional and isinstance(outcome, Failed):
+                    continue  # an event list that failed: the counts already fetched stand
                 outcomes[work_id] = merge(outcomes.get(work_id), outcome)
-            follow_ups.extend(more)
+            follow_ups.extend(_authorized(r, auth) for r in more)
         pending = follow_ups
     at = clock()
     for work in works:
-        final: Outcome | None = outcomes.get(work.work_id)
-        if pending and not isinstance(final, Failed):
-            final = Failed(FetchError("parse", f"more than {MAX_ROUNDS} rounds of calls"))
+        final = _final(source, outcomes.get(work.work_id), bool(pending))
         result.observations.append(
             observation(source, work, final, at, urls.get(work.work_id, base_url or None))
         )

@@ -129,14 +129,16 @@ class HttpCaller:
         gate = self.gate(source)
         last: UpstreamResponse | FetchError = FetchError("connection", "not sent")
         for attempt in range(self._settings.retries + 1):
-            wait = gate.limiter.reserve(time.monotonic())
-            if wait > self._settings.max_wait:
+            clock = time.monotonic()
+            paused = gate.limiter.paused_until - clock
+            if paused > self._settings.max_wait:  # the upstream asked for a long pause
                 return FetchError(
                     "rate_limited",
                     f"{gate.limiter.pause_reason or 'rate limit'}; "
-                    f"next call allowed in {wait:.0f}s",
+                    f"next call allowed in {paused:.0f}s",
                     retryable=True,
                 )
+            wait = gate.limiter.reserve(clock)  # our own pacing: always waited out
             if wait > 0:
                 gate.waited += wait
                 RATE_LIMIT_WAIT.labels(source.name).inc(wait)

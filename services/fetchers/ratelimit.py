@@ -39,6 +39,13 @@ def parse_retry_after(text: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 @dataclass(slots=True)
 class RateLimiter:
     """Token bucket (`rate` per second, burst `burst`) plus a pause set by the upstream.
@@ -78,9 +85,9 @@ class RateLimiter:
         concurrency = headers.get("x-concurrency-limit")
         if concurrency and concurrency.strip().isdigit():
             self.concurrency = max(1, int(concurrency))
-        remaining = headers.get("x-ratelimit-remaining")
+        remaining = _number(headers.get("x-ratelimit-remaining"))
         reset = parse_interval(headers.get("x-ratelimit-reset", ""))
-        if remaining is not None and remaining.strip() == "0" and reset is not None:
+        if remaining is not None and remaining <= 0 and reset is not None:  # Reddit sends "0.0"
             self._pause(clock, reset, "rate-limit budget used up (X-RateLimit-Remaining: 0)")
         retry_after = parse_retry_after(headers.get("retry-after"), now)
         if retry_after is not None and status in (429, 503):

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from services.fetchers.base import Source
+from services.fetchers.sources.counter import Counter
 from services.fetchers.sources.crossref import Crossref
+from services.fetchers.sources.datacite import DataCite
 from services.fetchers.sources.europepmc import EuropePmc
+from services.fetchers.sources.hypothesis import Hypothesis
+from services.fetchers.sources.mendeley import Mendeley
 from services.fetchers.sources.openalex import OpenAlex
+from services.fetchers.sources.opencitations import OpenCitations
+from services.fetchers.sources.pubmed import PubMed
+from services.fetchers.sources.reddit import Reddit
+from services.fetchers.sources.semanticscholar import SemanticScholar
+from services.fetchers.sources.wikidata import Wikidata
+from services.fetchers.sources.wikipedia import Wikipedia
 
 SOURCES: dict[str, Source] = {
     source.name: source
@@ -13,6 +23,16 @@ SOURCES: dict[str, Source] = {
         Crossref(),
         OpenAlex(),
         EuropePmc(),
+        OpenCitations(),
+        DataCite(),
+        SemanticScholar(),
+        PubMed(),
+        Wikipedia(),
+        Reddit(),
+        Hypothesis(),
+        Wikidata(),
+        Counter(),
+        Mendeley(),
     )
 }
 

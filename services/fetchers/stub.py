@@ -1,7 +1,8 @@
 """The stub upstream's contract: each source answers requests from recorded real-format fixtures.
 
 A source's stub lives beside its plug-in. Fixtures are `tests/fixtures/upstream/<source>/`:
-`records/*.json` are recorded responses (or the per-work objects of a batch API), and
+`records/*.json` are recorded responses (or the per-work objects of a batch API; one that does
+not name its DOI is keyed by its file name, the DOI with `/` as `_`), and
 `errors.json` lists works whose calls answer with a recorded error shape. In synthetic mode,
 DOIs under the test prefix 10.5555 get generated records with deterministic counts (benchmarks).
 """
@@ -51,6 +52,7 @@ class StubRequest:
     path: str
     query: Mapping[str, list[str]]
     body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)  # names lower-case
 
     def param(self, name: str, default: str = "") -> str:
         """The first value of query parameter `name`."""
@@ -73,7 +75,7 @@ class StubUpstream:
         self.records: dict[str, Any] = {}
         for path in sorted((fixtures / "records").glob("*.json")):
             record = json.loads(path.read_text())
-            key = self.record_doi(record)
+            key = self.record_doi(record) or path.stem.replace("_", "/", 1)
             if key:
                 self.records[key.lower()] = record
         self.errors: dict[str, StubAnswer] = {}
@@ -81,7 +83,8 @@ class StubUpstream:
         if errors_file.exists():
             for entry in json.loads(errors_file.read_text()):
                 body = (fixtures / entry["body_file"]).read_bytes()
-                self.errors[entry["doi"].lower()] = StubAnswer(
+                key = entry.get("doi") or entry["key"]  # a DOI, or another id the stub names
+                self.errors[key.lower()] = StubAnswer(
                     entry["status"], body, entry.get("headers", {})
                 )
 

@@ -35,7 +35,8 @@ async def _answer(request: web.Request) -> web.Response:
         query.setdefault(key, []).append(value)
     body = await request.read()
     path = "/" + request.match_info["path"]
-    answer = stub.answer(StubRequest(request.method, path, query, body))
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    answer = stub.answer(StubRequest(request.method, path, query, body, headers))
     return web.Response(status=answer.status, body=answer.body, headers=dict(answer.headers))
 
 

@@ -2,6 +2,11 @@
 
 One work a call (`GET /works/{doi}`); 404 with a plain-text body means Crossref does not have
 the DOI (another agency's DOI, or none), which counts as zero citations.
+
+No citing-works list: Crossref's Cited-by matches are not public. Only the member that owns the
+cited DOI may retrieve them (`doi.crossref.org/servlet/getForwardLinks`, member username and
+password, XML), and the REST API has no public route for them; a member could add its own
+credentialed plug-in. The public count (`is-referenced-by-count`) is all this source reports.
 """
 
 from __future__ import annotations

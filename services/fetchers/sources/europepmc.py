@@ -1,15 +1,20 @@
-"""Europe PMC REST: citation counts (`citedByCount`) found by searching for the DOI.
+"""Europe PMC REST: citation counts (`citedByCount`) found by searching for the DOI, and the
+citing articles as events (`/{source}/{id}/citations`, 1,000 a page, a follow-up step).
 
 Europe PMC reports some errors inside HTTP 200 (`errCode`/`errMsg`) and answers maintenance
-with a text/plain 503; a search with no hit means Europe PMC does not know the work.
+with a text/plain 503; a search with no hit means Europe PMC does not know the work. Its
+endpoints fail independently: a failed citation list leaves the count standing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from services.core.events import FetchError
+from services.core.events import FetchError, PeriodCount, SourceEvent
 from services.core.metrics import Group, MetricSpec
 from services.core.works import WorkRef
 from services.fetchers.base import (
@@ -23,16 +28,26 @@ from services.fetchers.base import (
     UpstreamRequest,
     UpstreamResponse,
     as_count,
+    as_list,
+    as_object,
     expect,
     for_all,
     json_payload,
     work_meta,
 )
+from services.fetchers.csl import csl_item, year_periods
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+
+PAGE = 1000  # the citations endpoint's largest pageSize
+MAX_PAGES = 10  # more citing articles than this are counted, not listed
 
 
 class EuropePmcStub(StubUpstream):
-    """Answers `/search?query=DOI:"..."` like www.ebi.ac.uk/europepmc/webservices/rest."""
+    """Answers `/search?query=DOI:"..."` and `/{src}/{id}/citations` like Europe PMC REST."""
+
+    def __init__(self, fixtures: Path, synthetic: bool = False) -> None:
+        super().__init__(fixtures, synthetic)
+        self.synthetic_ids: set[str] = set()  # ids of synthesized hits: they get citers
 
     def record_doi(self, record: Any) -> str | None:
         """The DOI of the first hit of a recorded search response."""
@@ -42,6 +57,7 @@ class EuropePmcStub(StubUpstream):
     def synthesize(self, doi: str) -> Any:
         """A one-hit search response."""
         pmid = str(10_000_000 + synthetic_count(doi, "pmid", 9_000_000))
+        self.synthetic_ids.add(pmid)
         hit = {
             "id": pmid,
             "source": "MED",
@@ -56,6 +72,8 @@ class EuropePmcStub(StubUpstream):
 
     def answer(self, request: StubRequest) -> StubAnswer:
         """The recorded search, an error recording, or an empty result list."""
+        if request.path.endswith("/citations"):
+            return self._citations(request)
         if request.path != "/search":
             return StubAnswer.text("Not Found", 404, "text/html")
         query = request.param("query")
@@ -67,6 +85,34 @@ class EuropePmcStub(StubUpstream):
             return error
         record = self.lookup(doi)
         return StubAnswer.json(record if record is not None else _envelope(query, []))
+
+    def _citations(self, request: StubRequest) -> StubAnswer:
+        """A page of `citations/<SRC>_<id>.json` (or synthetic citers); errors keyed SRC:id."""
+        src, _, ident = request.path.strip("/").removesuffix("/citations").partition("/")
+        error = self.error_for(f"{src}:{ident}")
+        if error is not None:
+            return error
+        size = int(request.param("pageSize", "25"))
+        if not 1 <= size <= PAGE:
+            msg = "Invalid page size provided. Valid size is between 1 and 1000"
+            return StubAnswer.json({"errCode": 404, "errMsg": msg})
+        recorded = self.fixtures / "citations" / f"{src}_{ident}.json"
+        if recorded.exists():
+            rows = json.loads(recorded.read_text())["citationList"]["citation"]
+        elif ident in self.synthetic_ids:
+            rows = [_synthetic_citer(i) for i in range(synthetic_count(ident, "epmc-cites", 30))]
+        else:
+            rows = []
+        start = (int(request.param("page", "1")) - 1) * size
+        page = {"citation": rows[start : start + size]}
+        request_echo = {"id": ident, "source": src, "offSet": start, "pageSize": size}
+        return StubAnswer.json(
+            {"version": "6.9", "hitCount": len(rows), "request": request_echo, "citationList": page}
+        )
+
+
+def _synthetic_citer(i: int) -> dict[str, Any]:
+    return dict(id=str(40_000_000 + i), source="MED", title=f"Citer {i}", pubYear=2020 + i % 6)
 
 
 def _envelope(query: str, hits: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,7 +168,7 @@ class EuropePmc(Source):
             return ParseResult({work.work_id: NotFound("no such resource")})
         payload = json_payload(response)
         expect(isinstance(payload, dict), "response is not a JSON object")
-        if "errCode" in payload:
+        if "errCode" in payload:  # an error inside HTTP 200
             err = FetchError(
                 "http",
                 f"Europe PMC error {payload['errCode']}: {payload.get('errMsg')}",
@@ -130,6 +176,8 @@ class EuropePmc(Source):
                 http_status=int(payload["errCode"]),
             )
             return ParseResult(for_all(request.works, Failed(err)))
+        if request.step == "citations":
+            return _citation_page(request, payload)
         result_list = payload.get("resultList")
         expect(isinstance(result_list, dict), "no 'resultList' object")
         hits = result_list.get("result")
@@ -148,7 +196,64 @@ class EuropePmc(Source):
             pmid=match.get("pmid"),
             pmcid=match.get("pmcid"),
         )
-        return ParseResult({work.work_id: Found({"citations": count}, events_url=url, meta=meta)})
+        found = Found({"citations": count}, events_url=url, meta=meta)
+        more: tuple[UpstreamRequest, ...] = ()
+        if count and match.get("source") and match.get("id"):
+            more = (_citations_call(work, str(match["source"]), str(match["id"]), 1),)
+        return ParseResult({work.work_id: found}, more)
+
+    def complete(self, found: Found) -> Found:
+        """Citations per year summed over the pages of the citation list."""
+        years: dict[str, int] = {}
+        for p in found.periods:
+            years[p.period] = years.get(p.period, 0) + p.count
+        periods = tuple(PeriodCount("citations", y, n) for y, n in sorted(years.items()))
+        return replace(found, periods=periods)
+
+
+def _citations_call(work: WorkRef, src: str, ident: str, page: int) -> UpstreamRequest:
+    params = (("page", str(page)), ("pageSize", str(PAGE)), ("format", "json"))
+    return UpstreamRequest(
+        f"/{src}/{ident}/citations",
+        (work,),
+        params,
+        step="citations",
+        optional=True,
+        context={"source": src, "id": ident, "page": str(page)},
+    )
+
+
+def _citation_page(request: UpstreamRequest, payload: dict[str, Any]) -> ParseResult:
+    work = request.works[0]
+    rows = as_list(
+        as_object(payload.get("citationList"), "citationList").get("citation") or [],
+        "citationList.citation",
+    )
+    events = tuple(_citer(as_object(r, "a citation")) for r in rows)
+    periods = year_periods("citations", (e.event_time for e in events))
+    page = int(request.context["page"])
+    more: tuple[UpstreamRequest, ...] = ()
+    hit_count = as_count(payload.get("hitCount", 0), "hitCount")
+    if rows and hit_count > page * PAGE and page < MAX_PAGES:
+        src, ident = request.context["source"], request.context["id"]
+        more = (_citations_call(work, src, ident, page + 1),)
+    return ParseResult({work.work_id: Found({}, periods, events)}, more)
+
+
+def _citer(row: dict[str, Any]) -> SourceEvent:
+    src, ident = row.get("source"), row.get("id")
+    expect(bool(src and ident), "a citation without source and id")
+    url = f"https://europepmc.org/article/{src}/{ident}"
+    authors = [a.strip().rstrip(".") for a in str(row.get("authorString") or "").split(",")]
+    year = str(row.get("pubYear") or "") or None
+    csl = csl_item(
+        title=row.get("title"),
+        authors=authors,
+        issued=year,
+        url=url,
+        container=row.get("journalAbbreviation") or row.get("journalTitle"),
+    )
+    return SourceEvent(f"{src}:{ident}", year, url, csl)
 
 
 def _events_url(hit: dict[str, Any]) -> str | None:

@@ -182,7 +182,8 @@ def _found(item: dict[str, Any]) -> Found:
         )
     oa_id = str(item.get("id") or "").rsplit("/", 1)[-1]
     events_url = f"https://openalex.org/works?filter=cites:{oa_id}" if oa_id else None
-    ids = item.get("ids") if isinstance(item.get("ids"), dict) else {}
+    raw_ids = item.get("ids")
+    ids: dict[str, Any] = raw_ids if isinstance(raw_ids, dict) else {}
     meta = work_meta(
         title=item.get("title"),
         issued=item.get("publication_date"),

@@ -1,0 +1,218 @@
+"""COUNTER Release 5 usage: the SUSHI Item Report (`/reports/ir`) of the work, by month.
+
+A publisher's own SUSHI server is the upstream (base URL from settings; `customer_id`,
+`requestor_id`, `platform`, `begin_date` and `end_date` (yyyy-mm) from `extra`, the API key from
+`api_key`). Both JSON shapes are read: R5.0 (`Item_ID` list, `Performance[].Instance[]`) and
+R5.1 (`Item_ID` object, `Attribute_Performance[].Performance{metric: {month: n}}`, items nested
+under parents). SUSHI Exceptions decide the outcome: 3030 No Usage Available is zero usage.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from services.core.events import FetchError, PeriodCount
+from services.core.metrics import Group, MetricSpec
+from services.core.works import WorkRef
+from services.fetchers.base import (
+    ConfigError,
+    Failed,
+    Found,
+    Limits,
+    NotFound,
+    Outcome,
+    ParseResult,
+    Source,
+    SourceConfig,
+    UpstreamRequest,
+    UpstreamResponse,
+    as_count,
+    as_list,
+    as_object,
+    json_payload,
+)
+from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+
+METRICS = {  # our metric -> COUNTER R5 Metric_Type
+    "investigations": "Total_Item_Investigations",
+    "requests": "Total_Item_Requests",
+    "unique_investigations": "Unique_Item_Investigations",
+    "unique_requests": "Unique_Item_Requests",
+}
+RETRY_LATER = {1000, 1010, 1011}  # service not available, busy, report queued
+CONFIG = {1030, 2000, 2010, 2011, 2020, 3000, 3020}  # request or credentials wrong
+
+
+class CounterStub(StubUpstream):
+    """Answers `/reports/ir` like a SUSHI server; records are recorded Item Reports (R5.0 or
+    R5.1) keyed by the DOI of their first item; unknown items get the 3030 report."""
+
+    def record_doi(self, record: Any) -> str | None:
+        """The DOI of the first (nested) item of a recorded report."""
+        items = record.get("Report_Items") or [{}]
+        first = (items[0].get("Items") or [items[0]])[0]
+        return _doi(first.get("Item_ID")) or None
+
+    def synthesize(self, doi: str) -> Any:
+        """An R5.1 report with two months of usage."""
+        views = synthetic_count(doi, "counter", 400)
+        months = {"2025-01": views // 2 + 1, "2025-02": views - views // 2 + 1}
+        perf = {"Total_Item_Investigations": months, "Total_Item_Requests": {"2025-01": 1}}
+        groups = [{"Data_Type": "Article", "Performance": perf}]
+        item = {"Item": doi, "Item_ID": {"DOI": doi}, "Attribute_Performance": groups}
+        return {"Report_Header": {"Release": "5.1", "Report_ID": "IR"}, "Report_Items": [item]}
+
+    def answer(self, request: StubRequest) -> StubAnswer:
+        """The item's report, 3030 for an item without usage, 1030 without customer_id."""
+        if request.path != "/reports/ir":
+            return StubAnswer.text("Not Found", 404)
+        if not request.param("customer_id"):
+            missing = {
+                "Code": 1030,
+                "Message": "Insufficient Information to Process Request",
+                "Data": "customer_id is missing",
+            }
+            return StubAnswer.json(missing, status=400)
+        doi = request.param("item_id")
+        error = self.error_for(doi)
+        if error is not None:
+            return error
+        record = self.lookup(doi)
+        if record is not None:
+            return StubAnswer.json(record)
+        none = {"Code": 3030, "Message": "No Usage Available for Requested Dates"}
+        header = {"Release": "5.1", "Report_ID": "IR", "Exceptions": [none]}
+        return StubAnswer.json({"Report_Header": header, "Report_Items": []})
+
+
+class Counter(Source):
+    """COUNTER R5: item investigations and requests from the publisher's SUSHI server."""
+
+    name = "counter"
+    display_name = "COUNTER"
+    group = Group.VIEWED
+    metrics = (
+        MetricSpec("investigations", Group.VIEWED, description="Total_Item_Investigations"),
+        MetricSpec(
+            "requests", Group.VIEWED, in_total=False, description="Total_Item_Requests (subset)"
+        ),
+        MetricSpec("unique_investigations", Group.VIEWED, in_total=False),
+        MetricSpec("unique_requests", Group.VIEWED, in_total=False),
+    )
+    base_url = "https://sushi.invalid/counter/r5"  # no default: set the platform's SUSHI URL
+    batch_size = 1  # Item_ID takes one item (support for the filter is optional)
+    limits = Limits(requests_per_second=1.0, concurrency=1)
+    auth = "customer_id (+ requestor_id, api_key) in the query, from settings"
+    description = "COUNTER R5 usage (investigations, requests) from a SUSHI server, by month."
+    stub = CounterStub
+
+    def missing_config(self, config: SourceConfig) -> str | None:
+        """SUSHI needs a customer id and a reporting window."""
+        missing = [k for k in ("customer_id", "end_date") if not config.extra.get(k)]
+        return f"COUNTER needs extra {', '.join(missing)}" if missing else None
+
+    def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
+        """`GET /reports/ir?customer_id=...&item_id=DOI&begin_date=...&end_date=...` per work."""
+        problem = self.missing_config(config)
+        if problem:
+            raise ConfigError(problem)
+        extra = config.extra
+        common = [("customer_id", extra["customer_id"])]
+        common += [(k, extra[k]) for k in ("requestor_id", "platform") if extra.get(k)]
+        if config.api_key:
+            common.append(("api_key", config.api_key))
+        common += [
+            ("begin_date", extra.get("begin_date", "2019-01")),
+            ("end_date", extra["end_date"]),
+            ("metric_type", "|".join(METRICS.values())),
+        ]
+        return [
+            UpstreamRequest("/reports/ir", (w,), (*common, ("item_id", w.doi or ""))) for w in works
+        ]
+
+    def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
+        """Monthly counts of the items with the work's DOI; Exceptions decide the rest."""
+        work = request.works[0]
+        if response.status == 404:  # an unknown path: this server has no Item Report
+            err = FetchError("config", "SUSHI server has no /reports/ir", False, 404)
+            return ParseResult({work.work_id: Failed(err)})
+        payload = json_payload(response)
+        if isinstance(payload, list) or (isinstance(payload, dict) and "Code" in payload):
+            bare = payload if isinstance(payload, list) else [payload]  # Exceptions, no report
+            exceptions = [as_object(e, "an exception") for e in bare]
+            return ParseResult({work.work_id: _from_exceptions(exceptions) or _no_report()})
+        report = as_object(payload, "response")
+        header = as_object(report.get("Report_Header", {}), "Report_Header")
+        exceptions = [as_object(e, "an exception") for e in header.get("Exceptions") or []]
+        blocking = _from_exceptions(exceptions)
+        if isinstance(blocking, Failed):
+            return ParseResult({work.work_id: blocking})
+        usage: Tally[tuple[str, str]] = Tally()
+        for metric, month, count in _usage(
+            as_list(report.get("Report_Items") or [], "items"), work
+        ):
+            usage[metric, month] += count
+        if not usage and any(e.get("Code") == 3031 for e in exceptions):
+            err = FetchError("http", "SUSHI exception 3031: Usage Not Ready for Requested Dates")
+            return ParseResult({work.work_id: Failed(err)})
+        if not usage:
+            return ParseResult({work.work_id: NotFound("no usage reported for the item")})
+        totals = {m: sum(n for (metric, _), n in usage.items() if metric == m) for m in METRICS}
+        periods = tuple(PeriodCount(m, month, n) for (m, month), n in sorted(usage.items()))
+        return ParseResult({work.work_id: Found(totals, periods)})
+
+
+def _no_report() -> Failed:
+    return Failed(FetchError("parse", "SUSHI answered an Exception without a report"))
+
+
+def _from_exceptions(exceptions: list[dict[str, Any]]) -> Outcome | None:
+    """The outcome Exceptions force: Failed, NotFound (3030), or None (warnings only)."""
+    for exc in exceptions:
+        code = int(exc.get("Code", 0) or 0)
+        text = f"SUSHI exception {code}: {exc.get('Message', '')} {exc.get('Data', '')}".strip()
+        if code in RETRY_LATER:
+            return Failed(FetchError("http", text[:300], retryable=True))
+        if code == 1020:
+            return Failed(FetchError("rate_limited", text[:300], retryable=True))
+        if code in CONFIG:
+            return Failed(FetchError("config", text[:300], retryable=False))
+        if code == 3030:
+            return NotFound(text[:300])
+    return None
+
+
+def _usage(items: list[Any], work: WorkRef) -> Iterator[tuple[str, str, int]]:
+    """Monthly counts of every item (or nested item) carrying the work's DOI."""
+    wanted = {v: k for k, v in METRICS.items()}
+    for raw in items:
+        item = as_object(raw, "a report item")
+        if isinstance(item.get("Items"), list):  # R5.1 with parent details
+            yield from _usage(item["Items"], work)
+        if _doi(item.get("Item_ID")) != (work.doi or ""):
+            continue
+        for perf in item.get("Performance") or []:  # R5.0
+            month = str(as_object(perf, "Performance").get("Period", {}).get("Begin_Date", ""))[:7]
+            for inst in perf.get("Instance") or []:
+                metric = wanted.get(str(inst.get("Metric_Type")))
+                if metric and len(month) == 7:
+                    yield metric, month, as_count(inst.get("Count"), "Count")
+        for group in item.get("Attribute_Performance") or []:  # R5.1
+            performance = as_object(
+                as_object(group, "Attribute_Performance").get("Performance"), "Performance"
+            )
+            for name, months in performance.items():
+                metric = wanted.get(name)
+                for month, count in (as_object(months, name) if metric else {}).items():
+                    yield metric or "", str(month)[:7], as_count(count, name)
+
+
+def _doi(item_id: Any) -> str:
+    if isinstance(item_id, dict):  # R5.1
+        return str(item_id.get("DOI") or "").lower()
+    for entry in item_id if isinstance(item_id, list) else []:  # R5.0
+        if isinstance(entry, dict) and entry.get("Type") == "DOI":
+            return str(entry.get("Value") or "").lower()
+    return ""

@@ -1,0 +1,153 @@
+"""Hypothes.is: public annotations on the work (matched by its DOI URL).
+
+`GET /search?uri=https://doi.org/{doi}&limit=200` answers `{"total": N, "rows": [...]}`; the
+service also matches URIs it knows to be equivalent (landing page, PDF fingerprint). Pages of
+200 with `offset` (at most 9,800). Errors come as `{"status": "failure", "reason": ...}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from services.core.events import FetchError, SourceEvent
+from services.core.metrics import Group, MetricSpec, Slot
+from services.core.works import WorkRef
+from services.fetchers.base import (
+    Failed,
+    Found,
+    Limits,
+    NotFound,
+    ParseResult,
+    Source,
+    SourceConfig,
+    UpstreamRequest,
+    UpstreamResponse,
+    as_count,
+    as_list,
+    as_object,
+    expect,
+    json_payload,
+)
+from services.fetchers.csl import csl_item
+from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+
+LIMIT = 200
+MAX_OFFSET = 9_800
+
+
+class HypothesisStub(StubUpstream):
+    """Answers `/search?uri=...` like api.hypothes.is; records are full search answers."""
+
+    def record_doi(self, record: Any) -> str | None:
+        """The DOI of the annotated URI of the first row (else the file name)."""
+        rows = record.get("rows") or []
+        uri = str(rows[0].get("uri", "")) if rows else ""
+        return uri.split("doi.org/", 1)[1] if "doi.org/" in uri else None
+
+    def synthesize(self, doi: str) -> Any:
+        """Zero to two synthetic annotations for a fifth of the works."""
+        n = synthetic_count(doi, "hypothesis", 10)
+        rows = [
+            {
+                "id": f"syn{n}{i}",
+                "created": "2025-01-01T00:00:00.000Z",
+                "user": "acct:a@hyp.is",
+                "uri": f"https://doi.org/{doi}",
+                "text": "",
+                "tags": [],
+                "group": "__world__",
+                "links": {"html": f"https://hypothes.is/a/syn{n}{i}"},
+            }
+            for i in range(n if n < 3 else 0)
+        ]
+        return {"total": len(rows), "rows": rows}
+
+    def answer(self, request: StubRequest) -> StubAnswer:
+        """A page of the recorded rows for the DOI URL."""
+        if request.path != "/search":
+            return StubAnswer.json({"status": "failure", "reason": "not found"}, status=404)
+        limit = int(request.param("limit", "20"))
+        if not 0 <= limit <= LIMIT:
+            reason = f"limit: {limit} is greater than the maximum of {LIMIT}"
+            return StubAnswer.json({"status": "failure", "reason": reason}, status=400)
+        doi = request.param("uri").removeprefix("https://doi.org/")
+        error = self.error_for(doi)
+        if error is not None:
+            return error
+        rows = (self.lookup(doi) or {}).get("rows", [])
+        offset = int(request.param("offset", "0"))
+        return StubAnswer.json({"total": len(rows), "rows": rows[offset : offset + limit]})
+
+
+class Hypothesis(Source):
+    """Hypothes.is: public web annotations of the work."""
+
+    name = "hypothesis"
+    display_name = "Hypothes.is"
+    group = Group.DISCUSSED
+    metrics = (
+        MetricSpec("annotations", Group.DISCUSSED, Slot.COMMENTS, description="search total"),
+    )
+    base_url = "https://api.hypothes.is/api"
+    batch_size = 1
+    limits = Limits(requests_per_second=2.0, concurrency=2)  # limits not documented
+    auth = "none for public annotations; api_key (Bearer) to include private groups"
+    description = "Public Hypothes.is annotations on the work's DOI URL."
+    stub = HypothesisStub
+
+    def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
+        """`GET /search?uri=https://doi.org/{doi}&limit=200` per work."""
+        headers = (("Authorization", f"Bearer {config.api_key}"),) if config.api_key else ()
+        return [_search(w, 0, headers) for w in works]
+
+    def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
+        """`total` and an event per row; more rows than one page asks for the next."""
+        work = request.works[0]
+        payload = as_object(json_payload(response), "response")
+        if payload.get("status") == "failure":
+            err = FetchError("http", f"Hypothesis failure: {payload.get('reason')}"[:300])
+            return ParseResult({work.work_id: Failed(err)})
+        total = as_count(payload.get("total"), "total")
+        rows = as_list(payload.get("rows"), "rows")
+        if total == 0:
+            return ParseResult({work.work_id: NotFound("no annotations")})
+        events = tuple(_event(as_object(row, "a row")) for row in rows)
+        offset = int(dict(request.params).get("offset", "0")) + LIMIT
+        more: tuple[UpstreamRequest, ...] = ()
+        if rows and offset < total and offset <= MAX_OFFSET:
+            more = (_search(work, offset, request.headers),)
+        uri = quote(f"https://doi.org/{work.doi}", safe="")
+        url = f"https://hyp.is/go?url={uri}"  # opens the work with its annotations
+        return ParseResult({work.work_id: Found({"annotations": total}, (), events, url)}, more)
+
+
+def _search(work: WorkRef, offset: int, headers: tuple[tuple[str, str], ...]) -> UpstreamRequest:
+    params = (
+        ("uri", f"https://doi.org/{work.doi}"),
+        ("limit", str(LIMIT)),
+        ("offset", str(offset)),
+        ("sort", "created"),
+        ("order", "asc"),
+    )
+    return UpstreamRequest("/search", (work,), params, headers=headers)
+
+
+def _event(row: dict[str, Any]) -> SourceEvent:
+    expect("id" in row, "an annotation without id")
+    links = row.get("links") if isinstance(row.get("links"), dict) else {}
+    url = (links or {}).get("html") or (links or {}).get("incontext")
+    info = row.get("user_info") if isinstance(row.get("user_info"), dict) else {}
+    user = (info or {}).get("display_name") or str(row.get("user", "")).removeprefix("acct:")
+    when = row.get("created")
+    text = str(row.get("text") or "")
+    csl = csl_item(
+        title=text[:120] or None,
+        authors=[user] if user else [],
+        container="Hypothes.is",
+        issued=when,
+        url=url,
+        kind="post",
+    )
+    return SourceEvent(f"hypothesis:{row['id']}", str(when) if when else None, url, csl)

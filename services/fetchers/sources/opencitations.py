@@ -1,0 +1,161 @@
+"""OpenCitations Index API v2: open citation counts, and the citing works as events.
+
+Two calls a work: `/citation-count/doi:{doi}` (`[{"count": "34"}]`, the count a string), then,
+when it is not zero, `/citations/doi:{doi}` (the full list; `citing` holds space-separated
+prefixed ids `omid:... doi:... pmid:...`, `creation` the citing work's publication date), which
+gives events and citations per year. Ids must carry their prefix: a bare DOI answers `[]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from services.core.events import FetchError, SourceEvent
+from services.core.metrics import Group, MetricSpec
+from services.core.works import WorkRef
+from services.fetchers.base import (
+    Failed,
+    Found,
+    Limits,
+    NotFound,
+    ParseResult,
+    Source,
+    SourceConfig,
+    UpstreamRequest,
+    UpstreamResponse,
+    as_count,
+    encode_path,
+    expect,
+    json_payload,
+)
+from services.fetchers.csl import csl_item, year_periods
+from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+
+MAX_LISTED = 10_000  # above this many citations the list (one unpaged response) is not fetched
+
+
+def pids(text: Any) -> dict[str, str]:
+    """`{"omid": "br/061...", "doi": "10...", "pmid": "338..."}` from a space-separated PID list."""
+    out: dict[str, str] = {}
+    for token in str(text or "").split():
+        prefix, sep, value = token.partition(":")
+        if sep and value and prefix not in out:
+            out[prefix.lower()] = value
+    return out
+
+
+class OpenCitationsStub(StubUpstream):
+    """Answers `/citation-count/{id}` and `/citations/{id}` like the Index API v2.
+
+    Records are recorded `/citations` responses; the count is their length.
+    """
+
+    def record_doi(self, record: Any) -> str | None:
+        """The cited DOI of a recorded citation list."""
+        return pids(record[0]["cited"]).get("doi") if record else None
+
+    def synthesize(self, doi: str) -> Any:
+        """`n` citations from synthetic citing works."""
+        return [
+            {
+                "oci": f"0610{i}-0618{synthetic_count(doi, 'omid', 10**6)}",
+                "citing": f"omid:br/0610{i} doi:10.5555/citing.{i}",
+                "cited": f"omid:br/0618 doi:{doi}",
+                "creation": f"{2015 + i % 10}-03-01",
+                "timespan": "P1Y",
+                "journal_sc": "no",
+                "author_sc": "no",
+            }
+            for i in range(synthetic_count(doi, "opencitations", 12))
+        ]
+
+    def answer(self, request: StubRequest) -> StubAnswer:
+        """The count or the list; a bare (unprefixed) id gets `[]`, as upstream."""
+        op, _, ident = request.path.lstrip("/").partition("/")
+        if op not in ("citation-count", "citations"):
+            return StubAnswer.text("<h1>Not Found</h1>", 404, "text/html")
+        ident = unquote(ident)
+        if not ident.lower().startswith("doi:"):
+            return StubAnswer.json([])
+        doi = ident[4:]
+        error = self.error_for(doi)
+        if error is not None:
+            return error
+        rows = self.lookup(doi) or []
+        if op == "citation-count":
+            return StubAnswer.json([{"count": str(len(rows))}])
+        return StubAnswer.json(rows)
+
+
+class OpenCitations(Source):
+    """OpenCitations: open DOI-to-DOI citations (COCI and the other indexes)."""
+
+    name = "opencitations"
+    display_name = "OpenCitations"
+    group = Group.CITED
+    metrics = (MetricSpec("citations", Group.CITED, description="citation-count (Index v2)"),)
+    base_url = "https://opencitations.net/index/api/v2"
+    batch_size = 1  # the API takes one id per call
+    limits = Limits(requests_per_second=3.0, concurrency=2)  # no published limit
+    auth = "optional OpenCitations access token in the `authorization` header (api_key)"
+    description = "Open citations from the OpenCitations Index, with the citing works."
+    stub = OpenCitationsStub
+
+    def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
+        """`GET /citation-count/doi:{doi}` per work (the prefix is required)."""
+        return [
+            UpstreamRequest(
+                f"/citation-count/doi:{encode_path(w.doi or '')}",
+                (w,),
+                headers=_headers(config),
+                step="count",
+            )
+            for w in works
+        ]
+
+    def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
+        """The count (a digit string); a non-zero count asks for the citation list."""
+        work = request.works[0]
+        if response.status == 404:  # unknown DOIs count "0"; a 404 is a wrong route
+            err = FetchError("http", "OpenCitations route answered 404", False, 404)
+            return ParseResult({work.work_id: Failed(err)})
+        payload = json_payload(response)
+        expect(isinstance(payload, list), "response is not a JSON array")
+        if request.step == "citations":
+            return ParseResult({work.work_id: _citations(payload)})
+        if not payload:
+            return ParseResult({work.work_id: NotFound("empty answer")})
+        expect(isinstance(payload[0], dict), "count row is not an object")
+        count = as_count(payload[0].get("count"), "count")
+        found = Found({"citations": count})
+        more: tuple[UpstreamRequest, ...] = ()
+        if 0 < count <= MAX_LISTED:
+            path = request.path.replace("/citation-count/", "/citations/", 1)
+            more = (
+                UpstreamRequest(
+                    path, request.works, headers=request.headers, step="citations", optional=True
+                ),
+            )
+        return ParseResult({work.work_id: found}, more)
+
+
+def _headers(config: SourceConfig) -> tuple[tuple[str, str], ...]:
+    return (("authorization", config.api_key),) if config.api_key else ()
+
+
+def _citations(rows: list[Any]) -> Found:
+    events: dict[str, SourceEvent] = {}
+    for row in rows:
+        expect(isinstance(row, dict) and "oci" in row, "citation row without oci")
+        citing = pids(row.get("citing"))
+        doi = citing.get("doi")
+        url = f"https://doi.org/{doi}" if doi else None
+        creation = row.get("creation") or None
+        csl = csl_item(issued=creation, url=url, doi=doi)
+        if "pmid" in citing:
+            csl["PMID"] = citing["pmid"]
+        events[str(row["oci"])] = SourceEvent(str(row["oci"]), creation, url, csl)
+    periods = year_periods("citations", (e.event_time for e in events.values()))
+    return Found({}, periods=periods, events=tuple(events.values()))
