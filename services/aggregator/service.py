@@ -5,13 +5,14 @@ publish changes, and set each work's next due time. The faust agent wraps the sa
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from services.core.aggregation import Aggregate, SourceState, aggregate
-from services.core.events import TOPIC_CHANGED, TOPIC_RAW, Observation, Status
+from services.core.events import TOPIC_CHANGED, TOPIC_RAW, MetricChanged, Observation, Status
 from services.core.ports import Bus, DueEntry, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
@@ -47,6 +48,7 @@ class Aggregator:
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
         batch: int = 500,
+        already_published: Callable[[MetricChanged], bool] | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -54,6 +56,9 @@ class Aggregator:
         self.clock = clock
         self.rng = rng or random.Random()
         self.batch = batch
+        # Distributed mode: changes a previous owner of the partition published before it could
+        # store the state (services/aggregator/published.py); they are not sent twice.
+        self.already_published = already_published
         self.consumer = bus.consumer([TOPIC_RAW], self.GROUP)
         self.applied = 0
         self.changes = 0
@@ -64,23 +69,31 @@ class Aggregator:
         messages = await self.consumer.poll(self.batch, timeout)
         if not messages:
             return 0
-        observations = []
-        for message in messages:
-            try:
-                observations.append(Observation.from_dict(check("observation", message.value)))
-            except (SchemaViolation, KeyError, ValueError) as exc:
-                self.rejected += 1
-                log.error("bad_observation_skipped", key=message.key, error=str(exc))
+        observations = self.decode((m.key, m.value) for m in messages)
         await self.process(observations)
         await self.consumer.commit()
         return len(messages)
 
+    def decode(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Observation]:
+        """The observations among (key, value) records; invalid ones are logged and skipped."""
+        observations = []
+        for key, value in records:
+            try:
+                observations.append(Observation.from_dict(check("observation", value)))
+            except (SchemaViolation, KeyError, ValueError) as exc:
+                self.rejected += 1
+                log.error("bad_observation_skipped", key=key, error=str(exc))
+        return observations
+
     async def process(self, observations: Sequence[Observation]) -> list[Aggregate]:
-        """Fold, then publish changes, then write (a crash in between re-sends, never loses)."""
+        """Fold, then publish changes, then write (a crash in between re-sends, never loses;
+        with `already_published` set, a change already on the topic is not sent again)."""
         keys = sorted({(o.work_id, o.source) for o in observations})
         states = await self.store.states(keys)
         results = fold(observations, states)
         changes = [r.changed for r in results if r.changed is not None]
+        if self.already_published is not None:
+            changes = [c for c in changes if not self.already_published(c)]
         await self.bus.publish(
             TOPIC_CHANGED,
             [(c.work_id, dict(check("metric_changed", c.to_dict()))) for c in changes],

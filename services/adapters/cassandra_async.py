@@ -1,0 +1,344 @@
+"""asyncio over the DataStax cassandra-driver: one connected session, futures bridged to the loop.
+
+The driver runs its own I/O thread; `execute_async` returns a `ResponseFuture` whose callbacks
+fire on that thread. `CqlSession.query` hands each result to the awaiting coroutine with
+`loop.call_soon_threadsafe`, following pages as they arrive, so the event loop never blocks on
+Cassandra. Only connecting and preparing (once, at start) run on an executor thread.
+
+Consistency: LOCAL_QUORUM for reads and writes (with RF=3 in production a write is on two
+replicas of the local data centre before it is acknowledged, and a read sees it; on the single
+local node it is simply that node), LOCAL_SERIAL for the conditional inserts (LWT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement, SimpleStatement
+
+T = TypeVar("T")
+Row = Any  # the driver's named tuples
+
+PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
+MIGRATIONS_DIR = Path(__file__).with_name("cassandra_migrations")
+
+
+_TABLE = re.compile(r"\b(FROM|INTO|UPDATE)\s+([a-z_][a-z0-9_]*)\b(?!\.)")
+
+
+class SchemaMissing(RuntimeError):
+    """The keyspace or its tables do not exist yet: run `alm db migrate`."""
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, list[str]]]:
+    """Every `NNN_name.cql` in `directory` as (version, name, statements), oldest first."""
+    out = []
+    for path in sorted(directory.glob("*.cql")):
+        number, _, name = path.stem.partition("_")
+        lines = [ln for ln in path.read_text().splitlines() if not ln.strip().startswith("--")]
+        statements = [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        out.append((int(number), name, statements))
+    return out
+
+
+class CqlSession:
+    """A lazily connected driver session with asyncio-friendly execution."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        port: int,
+        keyspace: str,
+        request_timeout: float = 20.0,
+        max_in_flight: int = 256,
+    ) -> None:
+        self.hosts = list(hosts)
+        self.port = port
+        self.keyspace = keyspace
+        self.request_timeout = request_timeout
+        self.max_in_flight = max_in_flight
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _new_cluster(self) -> Cluster:
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=self.request_timeout,
+        )
+        return Cluster(
+            self.hosts,
+            port=self.port,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=10,
+            protocol_version=PROTOCOL_VERSION,
+        )
+
+    def _connect_sync(self) -> Session:
+        with self._lock:
+            if self._session is None:
+                self._cluster = self._new_cluster()
+                self._session = self._cluster.connect()
+            return self._session
+
+    async def session(self) -> Session:
+        """The connected session (connecting on first use, off the event loop)."""
+        if self._session is not None:
+            return self._session
+        return await asyncio.to_thread(self._connect_sync)
+
+    async def check_keyspace(self) -> None:
+        """SchemaMissing unless the keyspace exists (it is never `USE`d: every statement names
+        it, via the protocol v5 per-request keyspace)."""
+        rows = await self.query(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name=%s",
+            (self.keyspace,),
+            keyspace=None,
+        )
+        if not rows:
+            raise SchemaMissing(
+                f"Cassandra keyspace {self.keyspace!r} does not exist: run `alm db migrate`"
+            )
+
+    async def schema_change(self, statements: Sequence[str]) -> None:
+        """Run DDL in the keyspace. Schema statements ignore the per-request keyspace, so they
+        run on a short-lived connection that `USE`s it (never the one preparing statements)."""
+
+        def run() -> None:
+            cluster = self._new_cluster()
+            try:
+                ddl = cluster.connect(self.keyspace)
+                for statement in statements:
+                    ddl.execute(statement, timeout=120)
+            finally:
+                cluster.shutdown()
+
+        await asyncio.to_thread(run)
+
+    async def prepare(self, statements: dict[str, str]) -> None:
+        """Prepare named statements once (after the keyspace is in use)."""
+        session = await self.session()
+
+        def run() -> dict[str, PreparedStatement]:
+            return {name: session.prepare(self.qualify(cql)) for name, cql in statements.items()}
+
+        self._prepared.update(await asyncio.to_thread(run))
+
+    def qualify(self, cql: str) -> str:
+        """`cql` with its table names prefixed by the keyspace (a prepared statement must name
+        it: Cassandra warns when one relies on a session or request keyspace)."""
+        return _TABLE.sub(lambda m: f"{m[1]} {self.keyspace}.{m[2]}", cql)
+
+    @property
+    def ready(self) -> bool:
+        """Whether statements are prepared."""
+        return bool(self._prepared)
+
+    def stmt(self, name: str) -> PreparedStatement:
+        """A prepared statement by name."""
+        return self._prepared[name]
+
+    async def close(self) -> None:
+        """Shut the driver down (its threads and connections)."""
+        cluster, self._cluster, self._session = self._cluster, None, None
+        self._prepared = {}
+        if cluster is not None:
+            await asyncio.to_thread(cluster.shutdown)
+
+    # -- execution ----------------------------------------------------------------------
+
+    async def pages(
+        self,
+        statement: Any,
+        params: Sequence[Any] | None = None,
+        fetch_size: int = 5000,
+        keyspace: str | None = "",
+    ) -> AsyncIterator[list[Row]]:
+        """Execute one statement and yield its result page by page (fetched on demand).
+
+        A CQL string runs in this session's keyspace unless `keyspace` says otherwise (None:
+        no keyspace, for system tables and creating the keyspace itself).
+        """
+        session = await self.session()
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+        if isinstance(statement, PreparedStatement):
+            bound = statement.bind(params or ())
+            bound.fetch_size = fetch_size
+            future = session.execute_async(bound)
+        else:
+            ks = self.keyspace if keyspace == "" else keyspace
+            simple = SimpleStatement(statement, fetch_size=fetch_size, keyspace=ks)
+            future = session.execute_async(simple, params)
+
+        def on_page(page: Iterable[Row] | None) -> None:
+            try:
+                item: tuple[bool, Any] = (True, list(page or ()))
+            except Exception as exc:  # never let a driver-thread failure leave us waiting
+                item = (False, exc)
+            loop.call_soon_threadsafe(arrived.put_nowait, item)
+
+        def on_error(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(arrived.put_nowait, (False, exc))
+
+        future.add_callbacks(on_page, on_error)
+        while True:
+            ok, value = await arrived.get()
+            if not ok:
+                raise value
+            yield value
+            if not future.has_more_pages:
+                return
+            future.start_fetching_next_page()
+
+    def _submit(
+        self, session: Session, statement: Any, params: Sequence[Any] | None = None
+    ) -> asyncio.Future[list[Row]]:
+        """Send one statement; a loop future resolved with every row of every page."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Row]] = loop.create_future()
+        rows: list[Row] = []
+        future = session.execute_async(statement, params)
+
+        def on_page(page: Iterable[Row] | None) -> None:
+            try:
+                rows.extend(page or ())
+                if future.has_more_pages:
+                    future.start_fetching_next_page()
+                    return
+            except Exception as exc:  # never let a driver-thread failure leave us waiting
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+                return
+            loop.call_soon_threadsafe(_settle, done, rows, None)
+
+        def on_error(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(_settle, done, None, exc)
+
+        future.add_callbacks(on_page, on_error)
+        return done
+
+    async def query(
+        self, statement: Any, params: Sequence[Any] | None = None, keyspace: str | None = ""
+    ) -> list[Row]:
+        """Execute one CQL string; every row of every page (see `pages` for `keyspace`)."""
+        session = await self.session()
+        ks = self.keyspace if keyspace == "" else keyspace
+        return await self._submit(session, SimpleStatement(statement, keyspace=ks), params)
+
+    async def run(self, name: str, params: Sequence[Any]) -> list[Row]:
+        """Execute a prepared statement by name."""
+        return await self._submit(await self.session(), self._prepared[name], params)
+
+    async def run_many(self, calls: Iterable[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Execute prepared statements concurrently, at most `max_in_flight` at once; results
+        in order. On a failure nothing more is sent, what was sent is awaited, the first error
+        is raised."""
+        todo = list(calls)
+        if not todo:
+            return []
+        return await _Window(self, await self.session(), todo).run()
+
+
+class _Window:
+    """Keeps up to `max_in_flight` statements outstanding; results land by index."""
+
+    def __init__(self, cql: CqlSession, session: Session, todo: list[tuple[str, Any]]) -> None:
+        self.cql = cql
+        self.session = session
+        self.todo = todo
+        self.out: list[list[Row]] = [[] for _ in todo]
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.sent = 0
+        self.pending = 0
+        self.error: BaseException | None = None
+
+    async def run(self) -> list[list[Row]]:
+        self._fill()
+        await self.done
+        if self.error is not None:
+            raise self.error
+        return self.out
+
+    def _fill(self) -> None:
+        if self.done.cancelled():  # the caller went away: send nothing more
+            return
+        limit = self.cql.max_in_flight
+        while self.error is None and self.sent < len(self.todo) and self.pending < limit:
+            index = self.sent
+            name, params = self.todo[index]
+            self.sent += 1
+            self.pending += 1
+            try:
+                future = self.session.execute_async(self.cql.stmt(name), params)
+            except Exception as exc:
+                self._landed(index, None, exc)
+                continue
+            self._watch(future, index)
+        if self.pending == 0 and not self.done.done():
+            self.done.set_result(None)
+
+    def _watch(self, future: Any, index: int) -> None:
+        rows: list[Row] = []
+        call = self.loop.call_soon_threadsafe
+
+        def on_page(page: Iterable[Row] | None) -> None:
+            try:
+                rows.extend(page or ())
+                if future.has_more_pages:
+                    future.start_fetching_next_page()
+                    return
+            except Exception as exc:
+                call(self._landed, index, None, exc)
+                return
+            call(self._landed, index, rows, None)
+
+        def on_error(exc: BaseException) -> None:
+            call(self._landed, index, None, exc)
+
+        future.add_callbacks(on_page, on_error)
+
+    def _landed(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
+        self.pending -= 1
+        if exc is not None:
+            self.error = self.error or exc
+        else:
+            self.out[index] = rows or []
+        self._fill()
+
+
+def _settle(
+    fut: asyncio.Future[list[Row]], rows: list[Row] | None, exc: BaseException | None
+) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(rows or [])
+
+
+async def bounded(aws: Sequence[Awaitable[T]], limit: int) -> list[T]:
+    """Await coroutines concurrently, at most `limit` at a time; results in order."""
+    if not aws:
+        return []
+    gate = asyncio.Semaphore(limit)
+
+    async def one(aw: Awaitable[T]) -> T:
+        async with gate:
+            return await aw
+
+    return list(await asyncio.gather(*(one(a) for a in aws)))

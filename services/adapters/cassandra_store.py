@@ -1,0 +1,539 @@
+"""Cassandra adapter of the Store port for the distributed mode; SqliteStore's twin.
+
+Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and recorded in
+`schema_migrations`) follow DESIGN.md. How each SqliteStore behaviour is kept:
+
+- Registration: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two
+  processes registering the same DOI concurrently make one work, and the first mapping of a
+  PMID/PMCID wins (SQLite's INSERT OR IGNORE).
+- Works in work-id order: `work_index` spreads ids over 16 clustered shards; a page merges
+  them. `count_works` and `source_summary` read every row (O(works), for status pages).
+- Aggregates: history points, events and leaderboard rows are written first and the state row
+  last, so a crash in between is repaired by the redelivered observation (the state, which
+  decides whether an observation is new, is only stored once everything else is).
+- Raw responses: rows carry a TTL of `raw_ttl` counted from `retrieved_at`.
+- Due-index: `due` partitions are (source, hour); `due_buckets` lists the hours that may hold
+  entries and `due_lookup` maps (source, work) to its entry, so `set_due` deletes the
+  previous row and `due` reads only the hours up to now: O(due). A row left behind by a
+  crash or a race is recognised against the lookup and removed when scanned.
+
+Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
+Upserts only, no counter columns; every write can be retried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from services.adapters.cassandra_async import CqlSession, Row, bounded, migration_files
+from services.core.aggregation import Aggregate, HistoryPoint, SourceState
+from services.core.events import PeriodCount, SourceEvent, Status
+from services.core.health import SourceStatus
+from services.core.identifiers import Identifier
+from services.core.ports import DueEntry, RawResponse, Registration
+from services.core.works import Work
+
+SHARDS = 16
+HOUR_US = 3_600_000_000
+RAW_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c59-9a55-0a1e5c0b7a11")
+
+_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+
+STATEMENTS: dict[str, str] = {
+    "work_get": f"SELECT {_WORK_COLS} FROM works WHERE work_id=?",
+    "work_insert": f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    "work_update": "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
+    " canonical_url=? WHERE work_id=?",
+    "index_insert": "INSERT INTO work_index (shard, work_id) VALUES (?,?)",
+    "index_page": "SELECT work_id FROM work_index WHERE shard=? LIMIT ?",
+    "index_count": "SELECT count(*) FROM work_index WHERE shard=?",
+    "id_get": "SELECT work_id FROM work_ids WHERE id_type=? AND value=?",
+    "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
+    "state_get": "SELECT * FROM source_totals WHERE work_id=? AND source=?",
+    "states_of": "SELECT * FROM source_totals WHERE work_id=?",
+    "state_put": "INSERT INTO source_totals (work_id, source, metrics, retrieved_at,"
+    " last_attempt_at, status, error, events_url, periods) VALUES (?,?,?,?,?,?,?,?,?)",
+    "state_all": "SELECT source, status FROM source_totals",
+    "history_put": "INSERT INTO source_history (work_id, source, day, metrics) VALUES (?,?,?,?)",
+    "history_get": "SELECT day, metrics FROM source_history WHERE work_id=? AND source=?",
+    "event_put": "INSERT INTO source_events (work_id, source, event_id, event) VALUES (?,?,?,?)",
+    "events_get": "SELECT event FROM source_events WHERE work_id=? AND source=?",
+    "board_put": "INSERT INTO leaderboard (source, metric, shard, value, work_id)"
+    " VALUES (?,?,?,?,?)",
+    "board_del": "DELETE FROM leaderboard WHERE source=? AND metric=? AND shard=? AND value=?"
+    " AND work_id=?",
+    "board_top": "SELECT value, work_id FROM leaderboard WHERE source=? AND metric=? AND shard=?"
+    " LIMIT ?",
+    "raw_put": "INSERT INTO raw_responses (source, day, retrieved_at, raw_id, url, status, body,"
+    " work_ids) VALUES (?,?,?,?,?,?,?,?) USING TTL ?",
+    "raw_link": "INSERT INTO raw_by_work (work_id, source, retrieved_at, raw_id, day)"
+    " VALUES (?,?,?,?,?) USING TTL ?",
+    "raw_links": "SELECT retrieved_at, raw_id, day FROM raw_by_work WHERE work_id=? AND source=?"
+    " LIMIT ?",
+    "raw_get": "SELECT url, status, body, work_ids FROM raw_responses WHERE source=? AND day=?"
+    " AND retrieved_at=? AND raw_id=?",
+    "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (?,?,?,?,?)",
+    "due_del": "DELETE FROM due WHERE source=? AND bucket=? AND at=? AND work_id=?",
+    "due_scan": "SELECT at, work_id, attempt FROM due WHERE source=? AND bucket=? AND at<=?",
+    "bucket_put": "INSERT INTO due_buckets (source, bucket) VALUES (?,?)",
+    "bucket_list": "SELECT bucket FROM due_buckets WHERE source=? AND bucket<=?",
+    "bucket_del": "DELETE FROM due_buckets USING TIMESTAMP ? WHERE source=? AND bucket=?",
+    "status_all": "SELECT source, paused, reason, since FROM source_status",
+    "status_put": "INSERT INTO source_status (source, paused, reason, since) VALUES (?,?,?,?)",
+    "lookup_get": "SELECT bucket, at, attempt FROM due_lookup WHERE source=? AND work_id=?",
+    "lookup_put": "INSERT INTO due_lookup (source, work_id, bucket, at, attempt)"
+    " VALUES (?,?,?,?,?)",
+}
+
+
+def _us(moment: datetime) -> int:
+    """Microseconds since the epoch (exact: aggregation compares these)."""
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _dt(us: int | None) -> datetime | None:
+    if us is None:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def _dt_required(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def _shard(work_id: str) -> int:
+    return zlib.crc32(work_id.encode()) % SHARDS
+
+
+def _day(value: Any) -> date:
+    """A CQL `date` as the driver returns it (cassandra.util.Date) or a Python date."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _work(row: Row) -> Work:
+    return Work(
+        work_id=row.work_id,
+        doi=row.doi,
+        pmid=row.pmid,
+        pmcid=row.pmcid,
+        title=row.title,
+        issued=_day(row.issued) if row.issued is not None else None,
+        publisher=row.publisher,
+        canonical_url=row.canonical_url,
+    )
+
+
+def _work_values(work: Work) -> list[Any]:
+    meta = (work.title, work.issued, work.publisher, work.canonical_url)
+    return [work.doi, work.pmid, work.pmcid, *meta]
+
+
+def _state(row: Row) -> SourceState:
+    return SourceState(
+        work_id=row.work_id,
+        source=row.source,
+        metrics={k: int(v) for k, v in (row.metrics or {}).items()},
+        retrieved_at=_dt(row.retrieved_at),
+        last_attempt_at=_dt(row.last_attempt_at),
+        status=Status(row.status) if row.status else None,
+        error=row.error,
+        events_url=row.events_url,
+        periods=tuple(PeriodCount(m, p, int(c)) for m, p, c in row.periods or ()),
+    )
+
+
+def _state_values(st: SourceState) -> list[Any]:
+    return [
+        st.work_id,
+        st.source,
+        dict(st.metrics),
+        _us(st.retrieved_at) if st.retrieved_at else None,
+        _us(st.last_attempt_at) if st.last_attempt_at else None,
+        st.status.value if st.status else None,
+        st.error,
+        st.events_url,
+        [(p.metric, p.period, p.count) for p in st.periods],
+    ]
+
+
+class CassandraStore:
+    """Works, metric state, history, events, raw responses and the due-index in Cassandra."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        port: int,
+        keyspace: str,
+        raw_ttl: timedelta = timedelta(days=7),
+        replication: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
+            raise ValueError(f"invalid Cassandra keyspace name {keyspace!r} (letters, digits, _)")
+        self.keyspace = keyspace.lower()
+        self._raw_ttl = raw_ttl
+        self._replication = replication
+        self._cql = CqlSession(hosts, port, self.keyspace)
+        self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
+
+    async def _ready(self) -> CqlSession:
+        if not self._cql.ready:
+            await self._cql.check_keyspace()
+            await self._cql.prepare(STATEMENTS)
+        return self._cql
+
+    async def migrate(self) -> None:
+        """Create the keyspace if needed and apply the migrations not yet recorded."""
+        cql = self._cql
+        replication = self._replication or {
+            "class": "NetworkTopologyStrategy",
+            await self._local_dc(): min(3, await self._nodes()),
+        }
+        await cql.query(
+            f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = "
+            + json.dumps(replication).replace('"', "'"),
+            keyspace=None,
+        )
+        await cql.schema_change(
+            [
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version int PRIMARY KEY, name text, applied_at timestamp)"
+            ]
+        )
+        done = {r.version for r in await cql.query("SELECT version FROM schema_migrations")}
+        for version, name, statements in migration_files():
+            if version in done:
+                continue
+            await cql.schema_change(statements)
+            await cql.query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (version, name, datetime.now(UTC)),
+            )
+        await self._ready()
+
+    async def _local_dc(self) -> str:
+        rows = await self._cql.query("SELECT data_center FROM system.local", keyspace=None)
+        return str(rows[0].data_center)
+
+    async def _nodes(self) -> int:
+        return 1 + len(await self._cql.query("SELECT peer FROM system.peers", keyspace=None))
+
+    async def close(self) -> None:
+        """Shut the driver down."""
+        await self._cql.close()
+
+    # -- works ---------------------------------------------------------------------------
+
+    async def register(self, works: Sequence[Work]) -> list[Registration]:
+        """Register works; one already known by any of its ids is merged, not duplicated."""
+        cql = await self._ready()
+        by_id: dict[str, list[int]] = {}
+        for index, work in enumerate(works):
+            by_id.setdefault(work.work_id, []).append(index)
+        out: list[Registration | None] = [None] * len(works)
+
+        async def chain(indexes: list[int]) -> None:
+            for i in indexes:  # the same work twice in one call: in order, like SQLite
+                out[i] = await self._register_one(cql, works[i])
+
+        await _gather([chain(ix) for ix in by_id.values()], 64)
+        return [r for r in out if r is not None]
+
+    async def _register_one(self, cql: CqlSession, work: Work) -> Registration:
+        idents = work.identifiers()
+        mapped = await cql.run_many(("id_get", (i.type.value, i.value)) for i in idents)
+        existing_id = next((rows[0].work_id for rows in mapped if rows), None)
+        if existing_id is None:
+            primary = idents[0] if idents else None
+            if primary is None:
+                claimed = True
+            else:
+                result = await cql.run(
+                    "id_claim", (primary.type.value, primary.value, work.work_id)
+                )
+                claimed = bool(result[0][0])
+                existing_id = None if claimed else result[0].work_id
+            if claimed:
+                await cql.run_many(
+                    [
+                        ("work_insert", [work.work_id, *_work_values(work), datetime.now(UTC)]),
+                        ("index_insert", (_shard(work.work_id), work.work_id)),
+                    ]
+                )
+                await self._claim_ids(cql, work, skip={primary} if primary else set())
+                return Registration(work, created=True)
+        assert existing_id is not None
+        rows = await cql.run("work_get", (existing_id,))
+        existing = _work(rows[0]) if rows else Work(work_id=existing_id)
+        merged = existing.merged(work)
+        if merged != existing or not rows:
+            await cql.run("work_update", [*_work_values(merged), merged.work_id])
+        known = {i for i, rows in zip(idents, mapped, strict=True) if rows}
+        await self._claim_ids(cql, merged, skip=known)
+        return Registration(merged, created=False)
+
+    async def _claim_ids(self, cql: CqlSession, work: Work, skip: set[Identifier]) -> None:
+        await cql.run_many(
+            ("id_claim", (i.type.value, i.value, work.work_id))
+            for i in work.identifiers()
+            if i not in skip
+        )
+
+    async def get_work(self, work_id: str) -> Work | None:
+        """The work with this work id."""
+        rows = await (await self._ready()).run("work_get", (work_id,))
+        return _work(rows[0]) if rows else None
+
+    async def get_works(self, work_ids: Sequence[str]) -> dict[str, Work]:
+        """The works among `work_ids` that exist."""
+        cql = await self._ready()
+        results = await cql.run_many(("work_get", (w,)) for w in dict.fromkeys(work_ids))
+        return {rows[0].work_id: _work(rows[0]) for rows in results if rows}
+
+    async def find_work(self, ident: Identifier) -> Work | None:
+        """The work known by `ident` (any of its DOI, PMID, PMCID)."""
+        rows = await (await self._ready()).run("id_get", (ident.type.value, ident.value))
+        return await self.get_work(rows[0].work_id) if rows else None
+
+    async def list_works(self, offset: int, limit: int) -> list[Work]:
+        """A page of works in work-id order (merged from the index shards)."""
+        cql = await self._ready()
+        pages = await cql.run_many(("index_page", (s, offset + limit)) for s in range(SHARDS))
+        ids = sorted(r.work_id for rows in pages for r in rows)[offset : offset + limit]
+        found = await self.get_works(ids)
+        return [found[w] for w in ids if w in found]
+
+    async def count_works(self) -> int:
+        """How many works are registered."""
+        cql = await self._ready()
+        counts = await cql.run_many(("index_count", (s,)) for s in range(SHARDS))
+        return sum(int(rows[0][0]) for rows in counts)
+
+    # -- metrics -------------------------------------------------------------------------
+
+    async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
+        """The stored state of each (work id, source) that has one."""
+        cql = await self._ready()
+        results = await cql.run_many(("state_get", key) for key in keys)
+        return {(r[0].work_id, r[0].source): _state(r[0]) for r in results if r}
+
+    async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]:
+        """Every source's state for each of `work_ids`."""
+        cql = await self._ready()
+        unique = list(dict.fromkeys(work_ids))
+        results = await cql.run_many(("states_of", (w,)) for w in unique)
+        return {w: [_state(r) for r in rows] for w, rows in zip(unique, results, strict=True)}
+
+    async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
+        """Persist applied aggregates: history, events and leaderboard first, states last."""
+        cql = await self._ready()
+        applied = [item for item in items if item.applied]
+        first: list[tuple[str, Sequence[Any]]] = []
+        for item in applied:
+            st = item.state
+            if item.history is not None:
+                h = item.history
+                first.append(("history_put", (h.work_id, h.source, h.day, dict(h.metrics))))
+            first.extend(
+                ("event_put", (st.work_id, st.source, e.event_id, json.dumps(e.to_dict())))
+                for e in item.events
+            )
+        first.extend(_leaderboard_writes(applied))
+        await cql.run_many(first)
+        final = {(i.state.work_id, i.state.source): i.state for i in applied}
+        await cql.run_many(("state_put", _state_values(st)) for st in final.values())
+
+    async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
+        """Daily snapshots of a work (one source or all), oldest first."""
+        cql = await self._ready()
+        if source:
+            sources = [source]
+        else:
+            sources = sorted(r.source for r in await cql.run("states_of", (work_id,)))
+        pages = await cql.run_many(("history_get", (work_id, s)) for s in sources)
+        return [
+            HistoryPoint(work_id, s, _day(r.day), {k: int(v) for k, v in r.metrics.items()})
+            for s, rows in zip(sources, pages, strict=True)
+            for r in rows
+        ]
+
+    async def events(self, work_id: str, source: str) -> list[SourceEvent]:
+        """The deduplicated events of a work from one source."""
+        rows = await (await self._ready()).run("events_get", (work_id, source))
+        return [SourceEvent.from_dict(json.loads(r.event)) for r in rows]
+
+    async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
+        """Keep upstream responses until `retrieved_at + raw_ttl` (expired ones are skipped)."""
+        cql = await self._ready()
+        now = datetime.now(UTC)
+        writes: list[tuple[str, Sequence[Any]]] = []
+        for raw in raws:
+            ttl = int((raw.retrieved_at + self._raw_ttl - now).total_seconds())
+            if ttl <= 0:
+                continue
+            at = _us(raw.retrieved_at)
+            day = raw.retrieved_at.astimezone(UTC).date()
+            raw_id = uuid.uuid5(RAW_NAMESPACE, f"{raw.source}|{raw.url}|{at}")
+            body = (raw.url, raw.status, raw.body, list(raw.work_ids), ttl)
+            writes.append(("raw_put", (raw.source, day, at, raw_id, *body)))
+            writes.extend(("raw_link", (w, raw.source, at, raw_id, day, ttl)) for w in raw.work_ids)
+        await cql.run_many(writes)
+
+    async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
+        """The latest kept responses of `source` concerning `work_id`, newest first."""
+        cql = await self._ready()
+        links = await cql.run("raw_links", (work_id, source, limit))
+        bodies = await cql.run_many(
+            ("raw_get", (source, link.day, link.retrieved_at, link.raw_id)) for link in links
+        )
+        out = []
+        for link, rows in zip(links, bodies, strict=True):
+            if rows:
+                r = rows[0]
+                at = _dt_required(link.retrieved_at)
+                out.append(RawResponse(source, at, r.url, r.status, r.body, tuple(r.work_ids)))
+        return out
+
+    async def source_summary(self) -> dict[str, dict[str, int]]:
+        """Per source: works with a state, works whose last attempt failed (reads every row)."""
+        rows = await (await self._ready()).run("state_all", ())
+        out: dict[str, dict[str, int]] = {}
+        for row in rows:
+            entry = out.setdefault(row.source, {"works": 0, "errors": 0})
+            entry["works"] += 1
+            entry["errors"] += row.status == Status.ERROR.value
+        return dict(sorted(out.items()))
+
+    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
+        """The works with the highest value of `metric` from `source`."""
+        cql = await self._ready()
+        pages = await cql.run_many(("board_top", (source, metric, s, limit)) for s in range(SHARDS))
+        rows = sorted((-int(r.value), r.work_id) for page in pages for r in page)[:limit]
+        return [(work_id, -neg) for neg, work_id in rows]
+
+    # -- due-index -----------------------------------------------------------------------
+
+    async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
+        """Set when each work is next due from `source` (replacing its previous entry).
+
+        New row first, then the lookup, then the old row's deletion: a crash in between leaves
+        at worst a stale row, which `due` recognises and removes.
+        """
+        cql = await self._ready()
+        latest = list({e.work_id: e for e in entries}.values())  # the last one wins (SQLite)
+        olds = await cql.run_many(("lookup_get", (source, e.work_id)) for e in latest)
+        now_bucket = _us(datetime.now(UTC)) // HOUR_US
+        rows: list[tuple[str, Sequence[Any]]] = []
+        lookups: list[tuple[str, Sequence[Any]]] = []
+        deletes: list[tuple[str, Sequence[Any]]] = []
+        buckets: set[int] = set()
+        for entry, old in zip(latest, olds, strict=True):
+            at = _us(entry.at)
+            bucket = at // HOUR_US
+            if old and (old[0].bucket, old[0].at, old[0].attempt) == (bucket, at, entry.attempt):
+                continue  # already so
+            rows.append(("due_put", (source, bucket, at, entry.work_id, entry.attempt)))
+            lookups.append(("lookup_put", (source, entry.work_id, bucket, at, entry.attempt)))
+            if old and (old[0].bucket, old[0].at) != (bucket, at):
+                deletes.append(("due_del", (source, old[0].bucket, old[0].at, entry.work_id)))
+            # A marker of the current or a future hour is never removed (scans only remove
+            # emptied past hours), so once written by this process it need not be rewritten.
+            if bucket < now_bucket or (source, bucket) not in self._markers:
+                buckets.add(bucket)
+        await cql.run_many(rows + [("bucket_put", (source, b)) for b in sorted(buckets)])
+        if len(self._markers) > 10_000:
+            self._markers = {m for m in self._markers if m[1] >= now_bucket}
+        self._markers.update((source, b) for b in buckets if b >= now_bucket)
+        await cql.run_many(lookups)
+        await cql.run_many(deletes)
+
+    async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
+        """Entries of `source` due at `now`, earliest first; reads only hours up to now."""
+        cql = await self._ready()
+        now_us = _us(now)
+        now_bucket = now_us // HOUR_US
+        out: list[DueEntry] = []
+        for row in await cql.run("bucket_list", (source, now_bucket)):
+            if len(out) >= limit:
+                break
+            read_at = int(time.time() * 1_000_000)
+            found = await self._scan_bucket(cql, source, row.bucket, now_us, limit - len(out))
+            if found is None and row.bucket < now_bucket:
+                # Deleted as of the moment it was read empty: an entry written since keeps it.
+                await cql.run("bucket_del", (read_at, source, row.bucket))
+            out.extend(found or [])
+        return out
+
+    async def _scan_bucket(
+        self, cql: CqlSession, source: str, bucket: int, now_us: int, want: int
+    ) -> list[DueEntry] | None:
+        """Up to `want` current entries of one hour (None if it holds no row at all).
+
+        A row that is not its work's current entry (per `due_lookup`) is stale and deleted.
+        """
+        out: list[DueEntry] = []
+        empty = True
+        stmt = cql.stmt("due_scan")
+        async for page in cql.pages(stmt, (source, bucket, now_us), fetch_size=max(want, 100)):
+            empty = empty and not page
+            lookups = await cql.run_many(("lookup_get", (source, r.work_id)) for r in page)
+            stale = []
+            for r, look in zip(page, lookups, strict=True):
+                if look and (look[0].bucket, look[0].at) == (bucket, r.at):
+                    out.append(DueEntry(r.work_id, _dt_required(r.at), int(r.attempt)))
+                else:
+                    stale.append(("due_del", (source, bucket, r.at, r.work_id)))
+            await cql.run_many(stale)
+            if len(out) >= want:
+                break
+        return None if empty else out[:want]
+
+    # -- source control -----------------------------------------------------------------
+
+    async def source_statuses(self) -> dict[str, SourceStatus]:
+        """The status of every source that was ever paused or resumed."""
+        rows = await (await self._ready()).run("status_all", ())
+        return {
+            r.source: SourceStatus(r.source, bool(r.paused), r.reason, _dt(r.since)) for r in rows
+        }
+
+    async def set_source_status(self, status: SourceStatus) -> None:
+        """Record that a source is paused (with its reason) or running again."""
+        since = _us(status.since) if status.since else None
+        await (await self._ready()).run(
+            "status_put", (status.source, status.paused, status.reason, since)
+        )
+
+
+def _leaderboard_writes(applied: Sequence[Aggregate]) -> list[tuple[str, Sequence[Any]]]:
+    """Insert each work's final values; delete values it held before (previous or in between)."""
+    seen: dict[tuple[str, str], set[tuple[str, int]]] = {}
+    final: dict[tuple[str, str], dict[str, int]] = {}
+    for item in applied:
+        if item.changed is None and item.history is None:
+            continue  # an error, or the same totals again: the board already holds them
+        key = (item.state.work_id, item.state.source)
+        held = seen.setdefault(key, set())
+        if item.changed is not None:
+            held.update(item.changed.previous.items())
+        held.update(item.state.metrics.items())
+        final[key] = dict(item.state.metrics)
+    out: list[tuple[str, Sequence[Any]]] = []
+    for (work_id, source), metrics in final.items():
+        shard = _shard(work_id)
+        for metric, value in seen[(work_id, source)] - set(metrics.items()):
+            out.append(("board_del", (source, metric, shard, value, work_id)))
+        for metric, value in metrics.items():
+            out.append(("board_put", (source, metric, shard, value, work_id)))
+    return out
+
+
+async def _gather(aws: Sequence[Awaitable[Any]], limit: int) -> None:
+    await bounded(aws, limit)

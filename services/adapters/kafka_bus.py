@@ -1,0 +1,341 @@
+"""Kafka adapter of the Bus port (kafka-python), used from asyncio without blocking the loop.
+
+kafka-python is synchronous, so every call runs on a worker thread: the producer (thread-safe)
+on a small pool, each consumer on its own single thread (a KafkaConsumer must stay on one
+thread). `publish` returns once the broker has acknowledged every record (acks=all, idempotent
+producer, so a retried send is not duplicated in the log); a consumer commits only when the
+caller says so, after its writes (at-least-once).
+
+Records are keyed by work id (UTF-8), so every event of a work lands on the same partition and
+is handled in order by one member of each group. Values are compact JSON.
+
+`prefix` (ALM_TOPIC_PREFIX) is put in front of every topic and group name, so several
+deployments, or test runs, can share one cluster; callers keep using the plain names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from services.core.events import (
+    TOPIC_CHANGED,
+    TOPIC_DEADLETTER,
+    TOPIC_RAW,
+    TOPIC_RETRY,
+    TOPIC_WORKS,
+    refresh_topic,
+)
+from services.core.ports import Message
+
+with warnings.catch_warnings():
+    # kafka-python 3.0 still loads its protocol schemas with importlib.resources.read_text
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+
+log = structlog.get_logger("alm.kafka")
+
+# Partitions of the high-volume topics (refresh, raw, changed). The partition count caps how many
+# members of a group share the work: 6 lets a fetcher or aggregator group grow to 6 processes
+# (3 per core on this 2-core box, more on a real cluster) without repartitioning. alm.metrics.raw
+# and alm.metrics.changed must have the same count: a work is then on the same partition number
+# in both, which the aggregator relies on to check what it already published.
+DEFAULT_PARTITIONS = 6
+# alm.works, alm.refresh.retry and alm.deadletter carry a trickle (registrations, failures) and
+# are read by the single scheduler; a few partitions keep per-work order and room to grow.
+LOW_VOLUME_PARTITIONS = 3
+
+
+class KafkaBus:
+    """The Kafka Bus adapter."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str = "alm",
+        *,
+        prefix: str = "",
+        linger_ms: int = 5,
+        producer_threads: int = 4,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.prefix = prefix
+        self._linger_ms = linger_ms
+        self._pool = ThreadPoolExecutor(producer_threads, thread_name_prefix="kafka-produce")
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+        self._consumers: list[KafkaBusConsumer] = []
+
+    def topic(self, name: str) -> str:
+        """The real topic (or group) name of `name` on the cluster."""
+        return self.prefix + name
+
+    def _get_producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=f"{self.client_id}-producer",
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=self._linger_ms,
+                    batch_size=256 * 1024,
+                    compression_type=None,
+                    retries=2**31 - 1,
+                    delivery_timeout_ms=120_000,
+                )
+            return self._producer
+
+    def _send(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        producer = self._get_producer()
+        futures = [
+            producer.send(
+                topic,
+                key=key.encode(),
+                value=json.dumps(value, separators=(",", ":")).encode(),
+            )
+            for key, value in items
+        ]
+        for future in futures:
+            future.get(timeout=130)
+
+    async def publish(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Append keyed events to `topic`; returns once the broker acknowledged all of them."""
+        if not items:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._send, self.topic(topic), list(items))
+
+    def consumer(self, topics: Sequence[str], group: str) -> KafkaBusConsumer:
+        """A member of `group` reading `topics` from the group's committed offsets."""
+        member = KafkaBusConsumer(
+            self.bootstrap,
+            f"{self.client_id}-{group}",
+            [self.topic(t) for t in topics],
+            self.topic(group),
+            len(self.prefix),
+        )
+        self._consumers.append(member)
+        return member
+
+    async def close(self) -> None:
+        """Flush and close the producer and every consumer this bus made (none commits)."""
+        for member in self._consumers:
+            await member.close()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, lambda: producer.close(timeout=30))
+        self._pool.shutdown(wait=True)
+
+    # -- reading partitions directly (the aggregator's check of what it already published) --
+
+    def _reader(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id=f"{self.client_id}-reader",
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+
+    async def partitions(self, topic: str) -> int:
+        """How many partitions `topic` has (0 if it does not exist)."""
+
+        def run() -> int:
+            reader = self._reader()
+            try:
+                return len(reader.partitions_for_topic(self.topic(topic)) or ())
+            finally:
+                reader.close()
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+    async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """The next offset to be written in each of `partitions` of `topic`."""
+
+        def run() -> dict[int, int]:
+            reader = self._reader()
+            try:
+                tps = [TopicPartition(self.topic(topic), p) for p in partitions]
+                return {tp.partition: int(off) for tp, off in reader.end_offsets(tps).items()}
+            finally:
+                reader.close()
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+    async def read(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> list[Message]:
+        """The records of `topic` whose offsets are in [start, end) of their partition."""
+
+        def run() -> list[Message]:
+            wanted = {
+                TopicPartition(self.topic(topic), p): (start, end)
+                for p, (start, end) in ranges.items()
+                if end > start
+            }
+            if not wanted:
+                return []
+            reader = self._reader()
+            try:
+                reader.assign(list(wanted))
+                for tp, (start, _) in wanted.items():
+                    reader.seek(tp, start)
+                out: list[Message] = []
+                idle = 0
+                while idle < 20 and any(reader.position(tp) < e for tp, (_, e) in wanted.items()):
+                    batches = reader.poll(timeout_ms=500, max_records=5000)
+                    idle = 0 if batches else idle + 1
+                    for tp, records in batches.items():
+                        end = wanted[tp][1]
+                        out.extend(_message(r, len(self.prefix)) for r in records if r.offset < end)
+                return out
+            finally:
+                reader.close()
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+
+def _message(record: Any, strip: int) -> Message:
+    try:
+        value = json.loads(record.value)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, TypeError) as exc:
+        # handed on so the service's schema check rejects and logs it, instead of a crash loop
+        text = record.value.decode("utf-8", "replace") if record.value else ""
+        value = {"undecodable": text[:2000], "error": str(exc)}
+    key = record.key.decode("utf-8", "replace") if record.key is not None else ""
+    return Message(record.topic[strip:], key, value, record.partition, record.offset)
+
+
+class KafkaBusConsumer:
+    """A consumer-group member: poll, process, then commit (at-least-once)."""
+
+    def __init__(
+        self, bootstrap: str, client_id: str, topics: list[str], group: str, strip: int
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._topics = topics
+        self._group = group
+        self._strip = strip
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
+        self._consumer: KafkaConsumer | None = None
+        self._closed = False
+
+    def _ensure(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                *self._topics,
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
+                group_id=self._group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                session_timeout_ms=15_000,
+                heartbeat_interval_ms=3_000,
+                max_poll_interval_ms=300_000,
+            )
+        return self._consumer
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _poll(self, max_records: int, timeout: float) -> list[Message]:
+        consumer = self._ensure()
+        batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [_message(r, self._strip) for records in batches.values() for r in records]
+
+    async def poll(self, max_records: int, timeout: float) -> list[Message]:
+        """Up to `max_records` records after this member's position; waits up to `timeout`."""
+        result: list[Message] = await self._run(self._poll, max_records, timeout)
+        return result
+
+    def _commit(self) -> None:
+        if self._consumer is None:
+            return
+        try:
+            self._consumer.commit()
+        except CommitFailedError as exc:
+            # The group rebalanced while we processed: the partitions' new owner re-reads the
+            # batch from the last commit (at-least-once; every write is idempotent).
+            log.warning("commit_failed_after_rebalance", group=self._group, error=str(exc))
+
+    async def commit(self) -> None:
+        """Commit the positions of everything polled so far."""
+        await self._run(self._commit)
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None
+
+    async def close(self) -> None:
+        """Leave the group without committing."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._run(self._close)
+        self._thread.shutdown(wait=True)
+
+
+def topic_specs(sources: Sequence[str], partitions: int) -> dict[str, dict[str, Any]]:
+    """Every ALM topic with its partitions and configs (unprefixed names)."""
+    low = min(partitions, LOW_VOLUME_PARTITIONS)
+    specs: dict[str, dict[str, Any]] = {
+        TOPIC_WORKS: {"num_partitions": low, "configs": {"cleanup.policy": "compact"}},
+        TOPIC_RAW: {"num_partitions": partitions},
+        TOPIC_CHANGED: {"num_partitions": partitions},
+        TOPIC_RETRY: {"num_partitions": low},
+        TOPIC_DEADLETTER: {"num_partitions": low, "configs": {"retention.ms": str(30 * 86400_000)}},
+    }
+    for source in sources:
+        specs[refresh_topic(source)] = {"num_partitions": partitions}
+    return specs
+
+
+async def ensure_topics(
+    bootstrap: str,
+    sources: Sequence[str],
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    prefix: str = "",
+    replication: int = 1,
+) -> list[str]:
+    """Create every ALM topic that does not exist yet; returns the names it created."""
+
+    def run() -> list[str]:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alm-admin")
+        try:
+            existing = set(admin.list_topics())
+            wanted = {
+                prefix + name: {"replication_factor": replication, **spec}
+                for name, spec in topic_specs(sources, partitions).items()
+            }
+            missing = {name: spec for name, spec in wanted.items() if name not in existing}
+            if not missing:
+                return []
+            result = admin.create_topics(missing, raise_errors=False)
+            created = []
+            for topic in result["topics"]:
+                if topic["error_code"] == 0:
+                    created.append(topic["name"])
+                elif topic["error_code"] != TopicAlreadyExistsError.errno:
+                    raise KafkaError(f"cannot create {topic['name']}: {topic['error_message']}")
+            if created:
+                admin.wait_for_topics(created, timeout_ms=30_000)
+            return sorted(created)
+        finally:
+            admin.close()
+
+    return await asyncio.to_thread(run)

@@ -1,0 +1,138 @@
+"""The distributed aggregator: a faust-streaming app over `alm.metrics.raw`.
+
+Started by `alm aggregator` through `run_worker(settings)`: a faust Worker in the command's
+event loop (no `faust` CLI), log level warn, web server off.
+
+Where the state lives: read-through to Cassandra, no faust Table. The state is already in
+Cassandra for the API, and Cassandra is what decides whether an observation is new
+(aggregate() compares with the stored `retrieved_at`), so a Table with a changelog topic would
+be a second copy to recover on every rebalance and to keep in step with the first. Partitions
+(keyed by work id) make each work's state owned by one aggregator at a time, so reading it,
+folding and writing it back has no competing writer. App store `memory://` (nothing in it).
+
+Processing guarantee `at_least_once`, made exact where it matters:
+- offsets are committed only after a batch is fully processed (the agent acknowledges events
+  itself, after Aggregator.process returned), so a restart or a crash loses nothing;
+- redelivered observations change nothing (aggregate() is idempotent by `retrieved_at`, every
+  write is an upsert);
+- a change published just before a crash is not re-emitted when its observation is processed
+  again (published.py: the new owner of a partition reads what was already published).
+faust's `exactly_once` would make the Kafka side transactional but not the Cassandra writes,
+which are the part that decides; it is not used.
+
+Several aggregator processes (same app id = consumer group) split the partitions of
+`alm.metrics.raw`; each work is counted by exactly one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from typing import Any
+
+import faust
+import structlog
+from mode.types.signals import BaseSignalT
+
+from services.adapters.kafka_bus import KafkaBus
+from services.aggregator.agents import Runtime, attach
+from services.aggregator.published import PublishedChanges
+from services.aggregator.service import Aggregator
+from services.aggregator.topics import raw_topic
+from services.bootstrap import make_store, utc_now
+from services.core.events import TOPIC_RAW
+from services.settings import Settings
+
+log = structlog.get_logger("alm.aggregator")
+
+APP_ID = "alm-aggregator"  # also the consumer group id (same as the embedded runner's group)
+
+
+def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
+    """The faust app with its agent, the runtime it uses, and the bus it publishes on."""
+    prefix = settings.topic_prefix
+    datadir = (settings.data_dir / "faust").resolve()  # faust wants it; nothing is kept there
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        prefix + APP_ID,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        processing_guarantee="at_least_once",
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
+        broker_max_poll_records=1000,
+        stream_wait_empty=True,
+        datadir=str(datadir),
+    )
+    bus = KafkaBus(settings.kafka_bootstrap, client_id="alm-aggregator", prefix=prefix)
+    published = PublishedChanges(bus)
+    aggregator = Aggregator(
+        bus, make_store(settings), settings.policy(), utc_now, already_published=published
+    )
+    runtime = Runtime(aggregator, published)
+    attach(app, raw_topic(app, prefix), runtime)
+
+    def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        published.forget(tp.partition for tp in revoked if tp.topic == prefix + TOPIC_RAW)
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    return app, runtime, bus
+
+
+class _Worker(faust.Worker):
+    """faust's Worker, stopping without waiting for batches it is cancelling.
+
+    Rebalances wait for the batch in progress (stream_wait_empty): it finishes, is acknowledged
+    and committed before the partition moves. On SIGTERM the agent is cancelled mid-batch
+    instead, and such a batch is never acknowledged (it is redone after the restart), so waiting
+    for it would only hang the shutdown: offsets of finished batches are committed, and the
+    worker stops.
+    """
+
+    def _flag_as_shutdown_by_signal(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # faust warns that the setting was already read
+            self.app.conf.stream_wait_empty = False
+        super()._flag_as_shutdown_by_signal()
+
+
+async def run_worker(settings: Settings) -> int:
+    """Run the aggregator until SIGTERM/SIGINT; returns the exit code."""
+    for name in ("faust", "mode", "aiokafka", "kafka"):  # the worker's own logs: warn and up
+        logging.getLogger(name).setLevel(logging.WARNING)
+    app, runtime, bus = create_app(settings)
+    await runtime.published.check_alignment()
+    worker = _Worker(
+        app,
+        loglevel="warn",
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+        loop=asyncio.get_running_loop(),
+    )
+    worker.spinner = None  # a terminal progress spinner; services log to files
+    try:
+        await worker.start()  # returns once a signal stopped it
+    finally:
+        with contextlib.suppress(Exception):
+            await worker.stop()
+        await bus.close()
+        await runtime.aggregator.store.close()
+        log.warning(
+            "aggregator_stopped",
+            batches=runtime.batches,
+            observations=runtime.observations,
+            changes=runtime.aggregator.changes,
+            suppressed=runtime.published.suppressed,
+        )
+    return 0

@@ -1,0 +1,347 @@
+"""The Store contract, run against SqliteStore and CassandraStore: same calls, same answers.
+
+The SQLite case needs nothing; the Cassandra case is an integration test (real server, this
+run's own keyspace). Every test uses its own work ids and source names, so the shared keyspace
+never couples tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.adapters.cassandra_store import CassandraStore
+from services.adapters.sqlite_store import SqliteStore
+from services.aggregator.service import fold
+from services.core.aggregation import Aggregate
+from services.core.events import FetchError, Observation, SourceEvent, Status
+from services.core.identifiers import Identifier, IdType, parse_identifier
+from services.core.ports import DueEntry, RawResponse, Store
+from services.core.works import Work
+from tests.integration.conftest import Infra
+
+T0 = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def cassandra_store(infra: Infra) -> Iterator[CassandraStore]:
+    """One migrated keyspace for the session; the store is usable from any test's loop."""
+    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
+    with ThreadPoolExecutor(1) as pool:  # its own loop: this fixture may be set up inside one
+        pool.submit(asyncio.run, store.migrate()).result()
+        yield store
+        pool.submit(asyncio.run, store.close()).result()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("cassandra", marks=pytest.mark.integration)],
+)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each Store adapter in turn."""
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "alm.sqlite")
+        await sqlite.migrate()
+        yield sqlite
+        await sqlite.close()
+    else:
+        yield request.getfixturevalue("cassandra_store")
+
+
+def uid() -> str:
+    """A short unique suffix for this test's ids."""
+    return uuid.uuid4().hex[:10]
+
+
+def doi_work(raw: str, **meta: object) -> Work:
+    """A work registered by a DOI in any accepted spelling."""
+    return Work.from_identifier(parse_identifier(raw), **meta)  # type: ignore[arg-type]
+
+
+def obs(
+    work_id: str,
+    source: str,
+    at: datetime,
+    metrics: dict[str, int] | None = None,
+    status: Status = Status.OK,
+    events: tuple[SourceEvent, ...] = (),
+) -> Observation:
+    """An observation of `work_id` from `source`."""
+    error = FetchError("http", "boom") if status is Status.ERROR else None
+    return Observation(work_id, source, at, status, metrics or {}, events=events, error=error)
+
+
+async def apply(store: Store, observations: list[Observation]) -> list[Aggregate]:
+    """What the aggregator does: read states, fold, write."""
+    keys = sorted({(o.work_id, o.source) for o in observations})
+    results = fold(observations, await store.states(keys))
+    await store.write_aggregates(results)
+    return results
+
+
+# -- works ----------------------------------------------------------------------------------
+
+
+async def test_register_dedupes_a_doi_whatever_its_case_and_spelling(store: Store) -> None:
+    """Two spellings of one DOI make one work; the second registration reports it known."""
+    u = uid()
+    first = await store.register([doi_work(f"10.1234/Case.{u}")])
+    again = await store.register(
+        [doi_work(f"https://doi.org/10.1234/CASE.{u}"), doi_work(f"doi:10.1234/case.{u}")]
+    )
+    assert first[0].created and first[0].work.work_id == f"10.1234/case.{u}"
+    assert [(r.work.work_id, r.created) for r in again] == [(f"10.1234/case.{u}", False)] * 2
+
+
+async def test_the_same_new_doi_twice_in_one_call_is_created_once(store: Store) -> None:
+    """Within one call the first occurrence creates the work and the second finds it."""
+    u = uid()
+    results = await store.register([doi_work(f"10.1234/twice.{u}")] * 2)
+    assert [r.created for r in results] == [True, False]
+
+
+async def test_find_by_pmid_and_merge_into_the_known_work(store: Store) -> None:
+    """A DOI work carrying a known PMID merges into that work; both ids then find it."""
+    pmid = str(uuid.uuid4().int % 10**9 + 1)
+    u = uid()
+    await store.register([Work.from_identifier(Identifier(IdType.PMID, pmid))])
+    merged = await store.register(
+        [Work(work_id=f"10.1234/m.{u}", doi=f"10.1234/m.{u}", pmid=pmid, title="T")]
+    )
+    assert not merged[0].created
+    assert merged[0].work.work_id == f"pmid:{pmid}"
+    by_doi = await store.find_work(Identifier(IdType.DOI, f"10.1234/m.{u}"))
+    by_pmid = await store.find_work(Identifier(IdType.PMID, pmid))
+    assert by_doi == by_pmid
+    assert by_pmid is not None and by_pmid.doi == f"10.1234/m.{u}" and by_pmid.title == "T"
+    assert await store.find_work(Identifier(IdType.PMID, "999999999999"[:10])) is None
+
+
+async def test_works_are_listed_in_id_order_and_counted(store: Store) -> None:
+    """list_works pages in work-id order; count_works counts every registration once."""
+    u = uid()
+    before = await store.count_works()
+    ids = [f"10.9999/{u}.{n:03d}" for n in (5, 1, 9, 3)]
+    await store.register([doi_work(i) for i in ids])
+    assert await store.count_works() == before + 4
+    listed = [w.work_id for w in await store.list_works(0, 100_000) if u in w.work_id]
+    assert listed == sorted(ids)
+    got = await store.get_works([*ids, "10.9999/missing"])
+    assert sorted(got) == sorted(ids)
+    assert (await store.get_work(ids[0])) == got[ids[0]]
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+async def test_states_history_and_events_round_trip(store: Store) -> None:
+    """Folded observations are stored exactly (microsecond times) and read back per work."""
+    w, src = f"10.1/s.{uid()}", f"src{uid()}"
+    ev = SourceEvent("e1", "2026-01-01", "https://x/e1", {"title": "citing"})
+    await apply(store, [obs(w, src, T0, {"citations": 3}, events=(ev,))])
+    await apply(store, [obs(w, src, T0 + timedelta(days=1), {"citations": 5}, events=(ev,))])
+    state = (await store.states([(w, src), (w, "nope")]))[(w, src)]
+    assert state.metrics == {"citations": 5}
+    assert state.retrieved_at == T0 + timedelta(days=1)
+    assert state.status is Status.OK
+    assert [p.metrics for p in await store.history(w, src)] == [{"citations": 3}, {"citations": 5}]
+    assert [p.day for p in await store.history(w, None)] == [T0.date(), T0.date() + timedelta(1)]
+    assert await store.events(w, src) == [ev]
+    assert [s.source for s in (await store.states_for([w, "10.1/none"]))[w]] == [src]
+
+
+async def test_the_same_observation_twice_changes_nothing(store: Store) -> None:
+    """Redelivery: the second fold of a stored observation is not applied and emits nothing."""
+    w, src = f"10.1/r.{uid()}", f"src{uid()}"
+    o = obs(w, src, T0, {"citations": 7})
+    first = await apply(store, [o])
+    second = await apply(store, [o])
+    assert first[0].applied and first[0].changed is not None
+    assert not second[0].applied and second[0].changed is None
+    assert len(await store.history(w, src)) == 1
+
+
+async def test_an_error_keeps_totals_and_is_summarised(store: Store) -> None:
+    """A failed fetch records its error, keeps the totals, and counts in source_summary."""
+    src = f"src{uid()}"
+    a, b = f"10.1/e.{uid()}", f"10.1/e.{uid()}"
+    await apply(store, [obs(a, src, T0, {"x": 1}), obs(b, src, T0, {"x": 2})])
+    await apply(store, [obs(a, src, T0 + timedelta(hours=1), status=Status.ERROR)])
+    state = (await store.states([(a, src)]))[(a, src)]
+    assert state.metrics == {"x": 1} and state.status is Status.ERROR and state.error
+    assert (await store.source_summary())[src] == {"works": 2, "errors": 1}
+
+
+async def test_leaderboard_follows_changing_totals(store: Store) -> None:
+    """top_works ranks by the current value; a work's old value no longer counts."""
+    src = f"src{uid()}"
+    a, b, c = (f"10.1/t.{n}.{uid()}" for n in "abc")
+    await apply(store, [obs(a, src, T0, {"x": 10}), obs(b, src, T0, {"x": 20})])
+    await apply(store, [obs(c, src, T0, {"x": 0})])
+    await apply(
+        store,
+        [
+            obs(a, src, T0 + timedelta(hours=1), {"x": 25}),
+            obs(a, src, T0 + timedelta(hours=2), {"x": 30}),
+        ],
+    )
+    assert await store.top_works(src, "x", 10) == [(a, 30), (b, 20), (c, 0)]
+    assert await store.top_works(src, "x", 1) == [(a, 30)]
+
+
+async def test_raw_responses_newest_first_and_expired_ones_gone(store: Store) -> None:
+    """Raw responses are found per work, newest first; one older than the TTL is not kept."""
+    src, w = f"src{uid()}", f"10.1/raw.{uid()}"
+    now = datetime.now(UTC)
+    raws = [
+        RawResponse(src, now - timedelta(minutes=2), "https://u/1", 200, '{"a":1}', (w, "x")),
+        RawResponse(src, now - timedelta(minutes=1), "https://u/2", 404, "{}", (w,)),
+        RawResponse(src, now - timedelta(days=8), "https://u/old", 200, "{}", (w,)),
+    ]
+    await store.add_raw_responses(raws)
+    got = await store.raw_responses(src, w, 10)
+    assert [(r.url, r.status) for r in got] == [("https://u/2", 404), ("https://u/1", 200)]
+    assert got[1].work_ids == (w, "x") and got[1].body == '{"a":1}'
+    assert got[1].retrieved_at == raws[0].retrieved_at
+    assert len(await store.raw_responses(src, w, 1)) == 1
+
+
+# -- due-index ------------------------------------------------------------------------------
+
+
+async def test_set_due_replaces_the_previous_entry(store: Store) -> None:
+    """A work has one due entry per source: setting it again moves it (across hours too)."""
+    src = f"src{uid()}"
+    w = f"10.1/d.{uid()}"
+    await store.set_due(src, [DueEntry(w, T0 - timedelta(hours=5))])
+    await store.set_due(src, [DueEntry(w, T0 - timedelta(minutes=1), attempt=2)])
+    assert await store.due(src, T0, 10) == [DueEntry(w, T0 - timedelta(minutes=1), 2)]
+    await store.set_due(src, [DueEntry(w, T0 + timedelta(days=3))])
+    assert await store.due(src, T0, 10) == []
+    assert await store.due(src, T0 + timedelta(days=3), 10) == [
+        DueEntry(w, T0 + timedelta(days=3), 1)
+    ]
+
+
+async def test_due_returns_only_due_entries_earliest_first(store: Store) -> None:
+    """Only entries at or before `now`, earliest first, at most `limit`; future ones wait."""
+    src = f"src{uid()}"
+    due_now = [DueEntry(f"10.1/n.{i}.{uid()}", T0 - timedelta(hours=i * 7)) for i in range(5)]
+    later = [DueEntry(f"10.1/l.{i}.{uid()}", T0 + timedelta(hours=1 + i)) for i in range(50)]
+    await store.set_due(src, later + due_now)
+    got = await store.due(src, T0, 100)
+    assert got == sorted(due_now, key=lambda e: e.at)
+    assert await store.due(src, T0, 2) == sorted(due_now, key=lambda e: e.at)[:2]
+    assert await store.due(f"src{uid()}", T0, 10) == []
+
+
+# -- Cassandra specifics --------------------------------------------------------------------
+
+pytest_cassandra = pytest.mark.integration
+
+
+@pytest_cassandra
+async def test_migrations_are_recorded_and_rerun_is_a_no_op(
+    cassandra_store: CassandraStore,
+) -> None:
+    """Every CQL file is applied once and recorded in schema_migrations; migrate() again is
+    harmless."""
+    await cassandra_store.migrate()
+    rows = await cassandra_store._cql.query("SELECT version, name FROM schema_migrations")
+    versions = sorted((r.version, r.name) for r in rows)
+    assert versions[:2] == [(1, "initial"), (2, "source_status")]
+
+
+@pytest_cassandra
+async def test_raw_responses_carry_the_remaining_ttl(cassandra_store: CassandraStore) -> None:
+    """A raw response expires raw_ttl after it was retrieved, not after it was written."""
+    src, w = f"src{uid()}", f"10.1/ttl.{uid()}"
+    at = datetime.now(UTC) - timedelta(days=2)
+    await cassandra_store.add_raw_responses([RawResponse(src, at, "https://u/t", 200, "{}", (w,))])
+    rows = await cassandra_store._cql.query(
+        "SELECT TTL(body) AS ttl FROM raw_responses WHERE source=%s AND day=%s",
+        (src, at.date()),
+    )
+    assert len(rows) == 1
+    assert 5 * 86400 - 120 < rows[0].ttl <= 5 * 86400
+
+
+@pytest_cassandra
+async def test_due_scan_drops_stale_rows_and_emptied_past_hours(
+    cassandra_store: CassandraStore,
+) -> None:
+    """A row left behind (not its work's current entry) is never returned and is deleted; an
+    hour emptied in the past stops being scanned; the hour holding the entry stays."""
+    src, w = f"src{uid()}", f"10.1/stale.{uid()}"
+    cql = cassandra_store._cql
+    now = datetime.now(UTC)
+    past = now - timedelta(hours=3)
+    await cassandra_store.set_due(src, [DueEntry(w, now - timedelta(seconds=1))])
+    stale_us = int(past.timestamp() * 1_000_000)
+    await cql.query(
+        "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (%s, %s, %s, %s, 1)",
+        (src, stale_us // 3_600_000_000, stale_us, w),
+    )
+    await cql.query(
+        "INSERT INTO due_buckets (source, bucket) VALUES (%s, %s)",
+        (src, stale_us // 3_600_000_000),
+    )
+    assert [e.work_id for e in await cassandra_store.due(src, now, 10)] == [w]
+    assert await cassandra_store.due(src, now, 10) == await cassandra_store.due(src, now, 10)
+    left = await cql.query("SELECT bucket FROM due_buckets WHERE source=%s", (src,))
+    assert [r.bucket for r in left] == [int(now.timestamp() - 1) // 3600]
+    stale = await cql.query(
+        "SELECT * FROM due WHERE source=%s AND bucket=%s", (src, stale_us // 3_600_000_000)
+    )
+    assert stale == []
+
+
+@pytest_cassandra
+async def test_due_scan_reads_only_what_is_due(
+    cassandra_store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan's cost follows the due entries, not the index: rows read stay the same whether
+    300 or 0 entries wait in future hours."""
+    cql = cassandra_store._cql
+    read: list[int] = []
+    real_run, real_many, real_pages = cql.run, cql.run_many, cql.pages
+
+    async def run(name: str, params: Sequence[Any]) -> list[Any]:
+        rows = await real_run(name, params)
+        read.append(len(rows))
+        return rows
+
+    async def run_many(calls: Iterable[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        results = await real_many(calls)
+        read.extend(len(r) for r in results)
+        return results
+
+    async def pages(*args: Any, **kwargs: Any) -> AsyncIterator[list[Any]]:
+        async for page in real_pages(*args, **kwargs):
+            read.append(len(page))
+            yield page
+
+    async def rows_read(src: str) -> tuple[int, list[DueEntry]]:
+        monkeypatch.setattr(cql, "run", run)
+        monkeypatch.setattr(cql, "run_many", run_many)
+        monkeypatch.setattr(cql, "pages", pages)
+        read.clear()
+        got = await cassandra_store.due(src, T0, 100)
+        monkeypatch.undo()
+        return sum(read), got
+
+    now_due = [DueEntry(f"10.1/o.{i}.{uid()}", T0 - timedelta(minutes=i)) for i in range(3)]
+    crowded, empty = f"src{uid()}", f"src{uid()}"
+    later = [DueEntry(f"10.1/f.{i}.{uid()}", T0 + timedelta(hours=1 + i % 3)) for i in range(300)]
+    await cassandra_store.set_due(crowded, later + now_due)
+    await cassandra_store.set_due(empty, now_due)
+    crowded_reads, crowded_got = await rows_read(crowded)
+    empty_reads, empty_got = await rows_read(empty)
+    assert crowded_got == empty_got == sorted(now_due, key=lambda e: e.at)
+    assert crowded_reads == empty_reads <= 3 * len(now_due) + 2
