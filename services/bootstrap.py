@@ -35,7 +35,7 @@ def make_bus(settings: Settings) -> Bus:
     if settings.bus == "kafka":
         from services.adapters.kafka_bus import KafkaBus
 
-        return KafkaBus(settings.kafka_bootstrap, client_id="alm")
+        return KafkaBus(settings.kafka_bootstrap, client_id="alm", prefix=settings.topic_prefix)
     raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
 
 
@@ -57,10 +57,11 @@ def make_store(settings: Settings) -> Store:
 
 
 def selected_sources(settings: Settings) -> list[Source]:
-    """The sources to run: ALM_SOURCES if set, else every registered one."""
+    """The sources to run: ALM_SOURCES if set, else every registered one that has the
+    credentials it needs (Mendeley, COUNTER without them would only fail every work)."""
     if settings.sources:
         return [get_source(name) for name in settings.sources]
-    return list(SOURCES.values())
+    return [s for s in SOURCES.values() if s.missing_config(settings.source_config(s.name)) is None]
 
 
 def make_caller(
@@ -96,7 +97,7 @@ def make_pipeline(
     http: HttpSettings | None = None,
 ) -> Pipeline:
     """Wire scheduler, one fetcher per source and the aggregator (not yet started)."""
-    policy = policy or Policy()
+    policy = policy or settings.policy()
     rng = rng or random.Random()
     sources = selected_sources(settings)
     caller = make_caller(settings, sources, http)

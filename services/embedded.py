@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -54,38 +55,50 @@ async def refresh_until_idle(p: Pipeline, max_rounds: int = 100_000) -> RunSumma
     return RunSummary(*(a - b for a, b in zip(after, before, strict=True)))
 
 
-async def _loop(name: str, step: object, stop: asyncio.Event, idle: float) -> None:
-    assert callable(step)
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def keep_stepping(
+    name: str,
+    step: Callable[[float], Awaitable[int]],
+    stop: asyncio.Event,
+    idle: float = 1.0,
+    backoff: float = 2.0,
+) -> None:
+    """Run a service's `step` until `stop`; a failing step (a Kafka or Cassandra hiccup) is
+    logged and retried after `backoff` seconds: its uncommitted batch is redone."""
     while not stop.is_set():
         try:
             moved = await step(idle)
-        except Exception:  # a failing step must not take the process down; it is retried
-            log.exception("service_step_failed", service=name)
-            moved = 0
+        except Exception:
+            log.exception("service_step_failed_retrying", service=name)
+            await _pause(stop, backoff)
+            continue
         if moved == 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.05)
+            await _pause(stop, 0.05)
 
 
-async def _ticks(p: Pipeline, stop: asyncio.Event, every: float) -> None:
+async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
+    """Run the scheduler's due-index scan every `every` seconds until `stop`."""
     while not stop.is_set():
         try:
             await p.scheduler.tick()
         except Exception:
-            log.exception("scheduler_tick_failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+            log.exception("scheduler_tick_failed_retrying")
+        await _pause(stop, every)
 
 
 async def run_forever(p: Pipeline, stop: asyncio.Event, tick_seconds: float = 30.0) -> None:
     """Keep every service running until `stop` is set."""
     tasks = [
-        asyncio.create_task(_ticks(p, stop, tick_seconds)),
-        asyncio.create_task(_loop("scheduler", p.scheduler.step, stop, 1.0)),
-        asyncio.create_task(_loop("aggregator", p.aggregator.step, stop, 1.0)),
+        asyncio.create_task(keep_ticking(p, stop, tick_seconds)),
+        asyncio.create_task(keep_stepping("scheduler", p.scheduler.step, stop)),
+        asyncio.create_task(keep_stepping("aggregator", p.aggregator.step, stop)),
     ]
     tasks += [
-        asyncio.create_task(_loop(f"fetcher-{f.source.name}", f.step, stop, 1.0))
+        asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
         for f in p.fetchers
     ]
     await stop.wait()

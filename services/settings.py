@@ -24,6 +24,17 @@ def per_source(env: Mapping[str, str], suffix: str) -> dict[str, str]:
     }
 
 
+def source_extras(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`ALM_<SOURCE>__<KEY>=value` as {source: {key: value}} (e.g. ALM_COUNTER__CUSTOMER_ID)."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        if key.startswith("ALM_") and "__" in key:
+            source, _, name = key[4:].partition("__")
+            if source and name:
+                out.setdefault(source.lower(), {})[name.lower()] = value
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Where state lives, how services talk, and how upstreams are reached."""
@@ -37,6 +48,8 @@ class Settings:
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
     keyspace: str = "alm"
+    topic_prefix: str = ""  # before every Kafka topic and group name (shared clusters, tests)
+    metrics_port: int = 0  # ALM_METRICS_PORT: /metrics of a worker service (0 = not served)
     upstream_root: str | None = None  # the stub upstream: every source at <root>/<source>
     contact_email: str = "alm@example.org"
     sources: tuple[str, ...] = ()  # empty = every registered source
@@ -44,6 +57,7 @@ class Settings:
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
+    extras: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # ALM_<SOURCE>__<KEY>
     intervals: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>_REFRESH=1d,7.5d,30d
 
     @classmethod
@@ -62,6 +76,8 @@ class Settings:
             ),
             cassandra_port=int(e.get("ALM_CASSANDRA_PORT", "9042")),
             keyspace=e.get("ALM_CASSANDRA_KEYSPACE", "alm"),
+            topic_prefix=e.get("ALM_TOPIC_PREFIX", ""),
+            metrics_port=int(e.get("ALM_METRICS_PORT", "0")),
             upstream_root=e.get("ALM_UPSTREAM_ROOT") or None,
             contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
@@ -69,6 +85,7 @@ class Settings:
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),
             rates={k: float(v) for k, v in per_source(e, "_RATE").items()},
+            extras=source_extras(e),
             intervals=per_source(e, "_REFRESH"),
         )
 
@@ -85,8 +102,12 @@ class Settings:
         return default
 
     def source_config(self, source: str) -> SourceConfig:
-        """What the plug-in of `source` may read: contact address and its API key."""
-        return SourceConfig(contact_email=self.contact_email, api_key=self.api_keys.get(source))
+        """What the plug-in of `source` may read: contact address, API key, its extra settings."""
+        return SourceConfig(
+            contact_email=self.contact_email,
+            api_key=self.api_keys.get(source),
+            extra=self.extras.get(source, {}),
+        )
 
     def policy(self) -> Policy:
         """The staleness policy: defaults, ALM_DEFAULT_REFRESH and per-source overrides."""

@@ -9,6 +9,8 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import prometheus_client
+import structlog
 from aiohttp import web
 
 from services.adapters.memory_bus import MemoryBus
@@ -16,12 +18,20 @@ from services.api.app import init_app
 from services.bootstrap import Pipeline, make_bus, make_pipeline, make_store, utc_now
 from services.core.imports import read_lines, validate
 from services.core.ports import Bus, Store
-from services.embedded import RunSummary, refresh_until_idle, run_forever
+from services.embedded import (
+    RunSummary,
+    keep_stepping,
+    keep_ticking,
+    refresh_until_idle,
+    run_forever,
+)
 from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
 from services.registration import RegisterResult, register
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
+
+_log = structlog.get_logger("alm.cli")
 
 
 class UsageError(Exception):
@@ -212,7 +222,9 @@ async def topics_create(settings: Settings, partitions: int) -> int:
         raise UsageError("topics exist only on Kafka: set ALM_BUS=kafka")
     from services.adapters.kafka_bus import ensure_topics
 
-    created = await ensure_topics(settings.kafka_bootstrap, sorted(SOURCES), partitions)
+    created = await ensure_topics(
+        settings.kafka_bootstrap, sorted(SOURCES), partitions, prefix=settings.topic_prefix
+    )
     print(f"topics ready ({len(created)} created)")
     return 0
 
@@ -241,6 +253,9 @@ async def service(name: str, settings: Settings, source: str | None) -> int:
             f"`alm {name}` runs as its own process over Kafka: set ALM_BUS=kafka "
             "(or use `alm run` for the embedded mode)"
         )
+    if settings.metrics_port:
+        # worker services have no API: their Prometheus metrics get a port of their own
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
     if name == "aggregator":
         from services.aggregator.app import run_worker
 
@@ -262,23 +277,13 @@ async def _run_services(name: str, settings: Settings) -> int:
         async with pipeline.caller:
             if name == "scheduler":
                 await asyncio.gather(
-                    _forever(pipeline.scheduler.step, stop), _ticking(pipeline, stop)
+                    keep_stepping("scheduler", pipeline.scheduler.step, stop),
+                    keep_ticking(pipeline, stop, every=5.0),
                 )
             else:
-                await _forever(pipeline.fetchers[0].step, stop)
+                fetcher = pipeline.fetchers[0]
+                await keep_stepping(f"fetcher-{fetcher.source.name}", fetcher.step, stop)
     finally:
         await bus.close()
         await store.close()
     return 0
-
-
-async def _forever(step: Callable[[float], Awaitable[int]], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        await step(1.0)
-
-
-async def _ticking(p: Pipeline, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        await p.scheduler.tick()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5.0)

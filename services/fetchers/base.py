@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -120,7 +121,8 @@ class SourceConfig:
 
     contact_email: str = "alm@example.org"
     api_key: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>__<KEY> settings
+    today: date | None = None  # the fetcher's date, for sources whose requests name a period
 
 
 class Source:

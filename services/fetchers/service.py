@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
@@ -128,12 +129,11 @@ class FetcherService:
 
     async def _fetch(self, requests: list[RefreshRequest]) -> None:
         size = self.source.batch_size
+        config = replace(self.config, today=self.clock().date())
         chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
         results = await asyncio.gather(
             *(
-                fetch_batch(
-                    self.source, [r.work for r in chunk], self.config, self.caller, self.clock
-                )
+                fetch_batch(self.source, [r.work for r in chunk], config, self.caller, self.clock)
                 for chunk in chunks
             )
         )

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from services.bootstrap import selected_sources
 from services.cli.main import main
+from services.core.identifiers import parse_identifier
+from services.core.works import WorkRef
+from services.settings import SAMPLE_WORKS, Settings
+
+SAMPLE = [
+    parse_identifier(line).work_id
+    for line in SAMPLE_WORKS.read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
 
 
 def _free_port() -> int:
@@ -34,7 +44,8 @@ def _works(data_dir: Path) -> list[str]:
         (
             "ids.jsonl",
             2,
-            '{"doi": "10.1234/A"}\n{"doi": "not a doi"}\n\n{"id": "10.1234/a"}\n{"id": "pmid:42"}\n',
+            '{"doi": "10.1234/A"}\n{"doi": "not a doi"}\n\n'
+            '{"id": "10.1234/a"}\n{"id": "pmid:42"}\n',
         ),
     ],
 )
@@ -63,7 +74,13 @@ def test_add_then_run_offline_twice_loses_nothing(
     )
     first = capsys.readouterr().out
     assert "works: 8 registered, 1 already known, 0 invalid" in first
-    assert "refreshes: 27 requested, 27 done, 0 errors" in first
+    fetchable = sum(
+        source.fetchable(WorkRef(w, doi=w))
+        for source in selected_sources(Settings())
+        for w in SAMPLE
+    )
+    assert fetchable >= 9 * 3
+    assert f"refreshes: {fetchable} requested, {fetchable} done, 0 errors" in first
     assert (
         main(["--data-dir", data, "run", "--offline", "--once", "--port", str(_free_port())]) == 0
     )
@@ -79,3 +96,31 @@ def test_services_refuse_the_in_process_bus(
     """A distributed service started without Kafka says how to configure it."""
     assert main(["--data-dir", str(tmp_path), "fetcher", "--source", "crossref"]) == 2
     assert "ALM_BUS=kafka" in capsys.readouterr().err
+
+
+def test_source_extras_and_dates_reach_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALM_<SOURCE>__<KEY> settings reach the plug-in; COUNTER reports up to the last full month."""
+    from datetime import date
+
+    from services.fetchers.base import ConfigError
+    from services.fetchers.registry import get_source
+
+    settings = Settings.from_env(
+        {"ALM_COUNTER__CUSTOMER_ID": "cust-7", "ALM_WIKIPEDIA__LANGUAGES": "en,sv"}
+    )
+    counter = get_source("counter")
+    config = settings.source_config("counter")
+    assert config.extra == {"customer_id": "cust-7"}
+    assert counter.missing_config(config) is None
+    assert counter in selected_sources(settings)
+    assert counter not in selected_sources(Settings())
+    with pytest.raises(ConfigError, match="end_date"):
+        counter.requests([WorkRef("10.1/x", doi="10.1/x")], config)
+    from dataclasses import replace
+
+    (request,) = counter.requests(
+        [WorkRef("10.1/x", doi="10.1/x")], replace(config, today=date(2026, 1, 15))
+    )
+    assert ("end_date", "2025-12") in request.params
+    assert ("customer_id", "cust-7") in request.params
+    assert settings.source_config("wikipedia").extra == {"languages": "en,sv"}

@@ -42,9 +42,14 @@ def test_item_report_request_carries_credentials_window_and_item() -> None:
 
 
 def test_missing_customer_or_window_is_a_config_error() -> None:
-    """Without customer_id or end_date the source cannot ask: ConfigError, and it says why."""
-    with pytest.raises(ConfigError, match="customer_id, end_date"):
+    """Without customer_id, or without end_date and a date to derive it from, the source cannot
+    ask: ConfigError, and it says why."""
+    with pytest.raises(ConfigError, match="customer_id"):
         SOURCE.requests([PCBI], SourceConfig())
+    no_window = SourceConfig(extra={"customer_id": "c1"})
+    assert SOURCE.missing_config(no_window) is None
+    with pytest.raises(ConfigError, match="end_date"):
+        SOURCE.requests([PCBI], no_window)
     assert SOURCE.missing_config(CONFIG) is None
 
 

@@ -87,6 +87,16 @@ class CounterStub(StubUpstream):
         return StubAnswer.json({"Report_Header": header, "Report_Items": []})
 
 
+def last_full_month(config: SourceConfig) -> str:
+    """`yyyy-mm` of the last complete month before the fetcher's date (SUSHI reports months)."""
+    if config.today is None:
+        raise ConfigError("COUNTER needs extra end_date (yyyy-mm) when no date is known")
+    year, month = config.today.year, config.today.month - 1
+    if month == 0:
+        year, month = year - 1, 12
+    return f"{year:04d}-{month:02d}"
+
+
 class Counter(Source):
     """COUNTER R5: item investigations and requests from the publisher's SUSHI server."""
 
@@ -109,9 +119,10 @@ class Counter(Source):
     stub = CounterStub
 
     def missing_config(self, config: SourceConfig) -> str | None:
-        """SUSHI needs a customer id and a reporting window."""
-        missing = [k for k in ("customer_id", "end_date") if not config.extra.get(k)]
-        return f"COUNTER needs extra {', '.join(missing)}" if missing else None
+        """SUSHI needs a customer id (ALM_COUNTER__CUSTOMER_ID)."""
+        if not config.extra.get("customer_id"):
+            return "COUNTER needs extra customer_id (ALM_COUNTER__CUSTOMER_ID)"
+        return None
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """`GET /reports/ir?customer_id=...&item_id=DOI&begin_date=...&end_date=...` per work."""
@@ -125,7 +136,7 @@ class Counter(Source):
             common.append(("api_key", config.api_key))
         common += [
             ("begin_date", extra.get("begin_date", "2019-01")),
-            ("end_date", extra["end_date"]),
+            ("end_date", extra.get("end_date") or last_full_month(config)),
             ("metric_type", "|".join(METRICS.values())),
         ]
         return [
