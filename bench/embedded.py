@@ -53,45 +53,24 @@ async def _wait_for(url: str) -> None:
     raise RuntimeError(f"stub upstream did not start at {url}")
 
 
-async def bench(works: int, sources: tuple[str, ...], rate: float) -> None:
-    port = _free_port()
-    stub = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "stub-upstream",
-            "--synthetic",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        root = f"http://127.0.0.1:{port}"
-        await _wait_for(f"{root}/_stub/hits")
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(data_dir=Path(tmp), upstream_root=root, sources=sources)
-            store = SqliteStore(Path(tmp) / "alm.sqlite")
-            await store.migrate()
-            bus = MemoryBus()
-            http = HttpSettings(
-                rates={s: rate for s in sources}, concurrency={s: 8 for s in sources}
-            )
-            pipeline = make_pipeline(settings, bus, store, rng=random.Random(1), http=http)
-            ids = [f"10.5555/bench.{i}" for i in range(works)]
-            started = time.perf_counter()
-            for i in range(0, works, 1000):
-                await register(ids[i : i + 1000], store, bus, pipeline.clock())
-            registered = time.perf_counter()
-            async with pipeline.caller:
-                summary = await refresh_until_idle(pipeline)
-            done = time.perf_counter()
-            await store.close()
-    finally:
-        stub.terminate()
-        stub.wait()
+async def bench(root: str, works: int, sources: tuple[str, ...], rate: float) -> None:
+    await _wait_for(f"{root}/_stub/hits")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), upstream_root=root, sources=sources)
+        store = SqliteStore(Path(tmp) / "alm.sqlite")
+        await store.migrate()
+        bus = MemoryBus()
+        http = HttpSettings(rates={s: rate for s in sources}, concurrency={s: 8 for s in sources})
+        pipeline = make_pipeline(settings, bus, store, rng=random.Random(1), http=http)
+        ids = [f"10.5555/bench.{i}" for i in range(works)]
+        started = time.perf_counter()
+        for i in range(0, works, 1000):
+            await register(ids[i : i + 1000], store, bus, pipeline.clock())
+        registered = time.perf_counter()
+        async with pipeline.caller:
+            summary = await refresh_until_idle(pipeline)
+        done = time.perf_counter()
+        await store.close()
     refresh_s = done - registered
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_source = {f.source.name: f.calls for f in pipeline.fetchers}
@@ -119,7 +98,15 @@ def main() -> None:
         "--rate", type=float, default=5000.0, help="requests/s per source at the stub"
     )
     args = parser.parse_args()
-    asyncio.run(bench(args.works, tuple(args.sources.split(",")), args.rate))
+    port = _free_port()
+    command = [sys.executable, "-m", "services.cli.main", "stub-upstream", "--synthetic"]
+    stub = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        root = f"http://127.0.0.1:{port}"
+        asyncio.run(bench(root, args.works, tuple(args.sources.split(",")), args.rate))
+    finally:
+        stub.terminate()
+        stub.wait()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import v5, views
+from services.api import docs, v5, views
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,3 +21,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v5/articles", v5.articles)
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
+    app.router.add_get("/api/v1/openapi.json", docs.openapi)

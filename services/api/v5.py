@@ -155,9 +155,9 @@ async def _select(
 
 
 async def sources(request: web.Request) -> web.Response:
-    """`GET /api/v5/sources`: every source with its group and collection status."""
-    summary = await request.app[STORE].source_summary()
-    data = [_source_row(name, summary) for name in sorted(SOURCES)]
+    """`GET /api/v5/sources`: every source with its group, state and collection status."""
+    rows = await _source_rows(request)
+    data = [rows[name] for name in sorted(SOURCES)]
     return web.json_response({"total": len(data), "error": None, "data": data})
 
 
@@ -166,19 +166,26 @@ async def source(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in SOURCES:
         raise NotFound(f"no source named {name!r}")
-    summary = await request.app[STORE].source_summary()
-    return web.json_response({"error": None, "data": _source_row(name, summary)})
+    return web.json_response({"error": None, "data": (await _source_rows(request))[name]})
 
 
-def _source_row(name: str, summary: dict[str, dict[str, int]]) -> dict[str, Any]:
-    plugin = SOURCES[name]
-    status = summary.get(name, {"works": 0, "errors": 0})
-    return {
-        "name": name,
-        "display_name": plugin.display_name,
-        "group": plugin.group.value,
-        "description": plugin.description,
-        "state": "active",
-        "article_count": status["works"],
-        "error_count": status["errors"],
-    }
+async def _source_rows(request: web.Request) -> dict[str, dict[str, Any]]:
+    store = request.app[STORE]
+    summary = await store.source_summary()
+    statuses = await store.source_statuses()
+    rows = {}
+    for name, plugin in SOURCES.items():
+        counts = summary.get(name, {"works": 0, "errors": 0})
+        status = statuses.get(name)
+        paused = status is not None and status.paused
+        rows[name] = {
+            "name": name,
+            "display_name": plugin.display_name,
+            "group": plugin.group.value,
+            "description": plugin.description,
+            "state": "paused" if paused else "active",
+            "pause_reason": status.reason if paused and status else None,
+            "article_count": counts["works"],
+            "error_count": counts["errors"],
+        }
+    return rows

@@ -1,0 +1,272 @@
+"""The OpenAPI document (schemas/openapi.json) is valid OpenAPI 3.1, names exactly the app's
+routes and handlers, and describes what the running API really answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate as validate_openapi
+
+from services.api.app import init_app
+from services.api.docs import OPENAPI_PATH
+from services.api.state import CLOCK
+from services.core.schema_check import SCHEMA_DIR
+from services.embedded import refresh_until_idle
+from services.fetchers.registry import SOURCES
+from services.registration import register
+from services.settings import Settings
+from tests.unit.pipeline_kit import Kit, pipeline_kit
+
+PCBI = "10.1371/journal.pcbi.1000204"
+PEERJ = "10.7717/peerj.4375"
+UNKNOWN_UPSTREAM = "10.1234/not.in.fixtures"  # registered; every stub answers "not found"
+DOC: dict[str, Any] = json.loads(OPENAPI_PATH.read_text())
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in DOC["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield method, path, operation
+
+
+def _response(path: str, method: str, status: int) -> dict[str, Any]:
+    """The documented response object, with a `$ref` to components.responses resolved."""
+    responses = DOC["paths"][path][method]["responses"]
+    found: dict[str, Any] = responses[str(status)]
+    if "$ref" in found:
+        found = DOC["components"]["responses"][found["$ref"].rsplit("/", 1)[1]]
+    return found
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema_rs.Validator:
+    """A validator of `schema` in which `#/components/...` refs resolve against the document."""
+    root = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": DOC["components"],
+        **schema,
+    }
+    return jsonschema_rs.validator_for(root)
+
+
+def _errors(schema: dict[str, Any], instance: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.instance_path)) or '(top)'}: {e.message}"
+        for e in _validator(schema).iter_errors(instance)
+    ]
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    """openapi-spec-validator accepts the document as OpenAPI 3.1, and so does the 2020-12
+    meta-schema each component schema."""
+    assert DOC["openapi"].startswith("3.1.")
+    validate_openapi(DOC)
+    for name, schema in DOC["components"]["schemas"].items():
+        assert jsonschema_rs.meta.is_valid(
+            {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+        ), name
+
+
+def test_version_is_the_package_version() -> None:
+    """info.version follows the installed `alm` package."""
+    assert DOC["info"]["version"] == version("alm")
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: Path) -> None:
+    """The app's router and the document name the same (method, path) pairs, and each
+    operation's x-handler is the function that route calls (HEAD routes are aiohttp's
+    automatic twins of GET routes)."""
+    app = init_app(Settings(data_dir=tmp_path))
+    routed = {
+        (route.method.lower(), route.resource.canonical): route.handler
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = {(method, path): op for method, path, op in _operations()}
+    assert set(routed) == set(documented)
+    for key, handler in routed.items():
+        assert documented[key]["x-handler"] == f"{handler.__module__}.{handler.__qualname__}", key
+
+
+def test_operation_ids_unique_and_path_parameters_declared() -> None:
+    """Each operation has a unique operationId and declares every `{param}` of its path."""
+    ids = [op["operationId"] for _, _, op in _operations()]
+    assert len(ids) == len(set(ids))
+    for _, path, op in _operations():
+        in_path = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+        assert in_path == {part[1:-1] for part in path.split("/") if part.startswith("{")}, path
+
+
+def test_source_names_are_the_registry() -> None:
+    """The SourceName enum lists exactly the installed sources (unknown ones are 400/404)."""
+    assert DOC["components"]["schemas"]["SourceName"]["enum"] == sorted(SOURCES)
+
+
+def test_shared_shapes_match_the_event_schemas() -> None:
+    """The work fields and the event item are the ones the topic schemas define."""
+    work_event = json.loads((SCHEMA_DIR / "work.schema.json").read_text())
+    observation = json.loads((SCHEMA_DIR / "observation.schema.json").read_text())
+    schemas = DOC["components"]["schemas"]
+    work_fields = work_event["properties"]["work"]["properties"]
+    assert {k: schemas["Work"]["properties"][k] for k in work_fields} == work_fields
+    event = {k: v for k, v in schemas["Event"].items() if k != "description"}
+    assert event == observation["properties"]["events"]["items"]
+
+
+def test_examples_match_their_schemas() -> None:
+    """Every example in the document is valid against the schema beside it."""
+    checked = 0
+    for _, _, op in _operations():
+        bodies = [op.get("requestBody", {})]
+        bodies += [_response_object(r) for r in op["responses"].values()]
+        for body in bodies:
+            for media in body.get("content", {}).values():
+                if "example" in media:
+                    assert _errors(media["schema"], media["example"]) == []
+                    checked += 1
+    for response in DOC["components"]["responses"].values():
+        for media in response["content"].values():
+            if "example" in media:
+                assert _errors(media["schema"], media["example"]) == []
+                checked += 1
+    assert checked >= 5
+
+
+def _response_object(response: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in response:
+        found: dict[str, Any] = DOC["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+        return found
+    return response
+
+
+@pytest.fixture
+async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
+    async with pipeline_kit(tmp_path) as k:
+        k.fail("crossref", PEERJ, 503, "Service Unavailable", "text/plain")
+        await register([PCBI, PEERJ, UNKNOWN_UPSTREAM], k.store, k.bus, k.clock())
+        await refresh_until_idle(k.pipeline)
+        yield k
+
+
+@pytest.fixture
+async def client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    app = init_app(Settings(data_dir=tmp_path), store=kit.store, bus=kit.bus)
+    app[CLOCK] = kit.clock
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_fixture_covers_the_nullable_branches(client: TestClient[Any, Any]) -> None:
+    """The data the conformance calls run on has a failed source (alm null) and a not-found."""
+    body = await (await client.get(f"/api/v1/works/{PEERJ}")).json()
+    crossref = next(s for s in body["sources"] if s["name"] == "crossref")
+    assert crossref["status"] == "error"
+    assert crossref["alm"] is None
+    unknown = await (await client.get(f"/api/v1/works/{UNKNOWN_UPSTREAM}")).json()
+    assert {s["status"] for s in unknown["sources"]} == {"not_found"}
+
+
+CALLS: list[tuple[str, str, str, Any, int]] = [
+    # (documented path, method, request path, JSON body or None, expected status)
+    ("/healthz", "get", "/healthz", None, 200),
+    ("/readyz", "get", "/readyz", None, 200),
+    ("/api/v1/openapi.json", "get", "/api/v1/openapi.json", None, 200),
+    ("/api/v1/sources", "get", "/api/v1/sources", None, 200),
+    (
+        "/api/v1/sources/{name}/{action}",
+        "post",
+        "/api/v1/sources/crossref/pause",
+        {"reason": "maintenance"},
+        200,
+    ),
+    ("/api/v1/sources/{name}/{action}", "post", "/api/v1/sources/crossref/resume", None, 200),
+    ("/api/v1/sources/{name}/{action}", "post", "/api/v1/sources/nope/pause", None, 404),
+    (
+        "/api/v1/sources/{name}/{action}",
+        "post",
+        "/api/v1/sources/crossref/pause",
+        {"reason": 5},
+        400,
+    ),
+    ("/api/v1/works", "get", "/api/v1/works?per_page=2&page=1", None, 200),
+    ("/api/v1/works", "get", f"/api/v1/works?ids={PEERJ},pmid:1", None, 200),
+    ("/api/v1/works", "get", "/api/v1/works?per_page=1001", None, 400),
+    ("/api/v1/works", "post", "/api/v1/works", ["10.1371/journal.pbio.1001555", "x"], 200),
+    ("/api/v1/works", "post", "/api/v1/works", ["x", "10.12/y"], 400),
+    ("/api/v1/works", "post", "/api/v1/works", {"ids": "not a list"}, 400),
+    ("/api/v1/works/{id}", "get", f"/api/v1/works/{PEERJ}", None, 200),
+    ("/api/v1/works/{id}", "get", f"/api/v1/works/{UNKNOWN_UPSTREAM}", None, 200),
+    ("/api/v1/works/{id}", "get", "/api/v1/works/10.1234/never.registered", None, 404),
+    ("/api/v1/works/{id}", "get", "/api/v1/works/not-a-doi", None, 400),
+    ("/api/v1/works/{id}/history", "get", f"/api/v1/works/{PEERJ}/history?period=year", None, 200),
+    ("/api/v1/works/{id}/history", "get", f"/api/v1/works/{PCBI}/history?period=day", None, 200),
+    ("/api/v1/works/{id}/history", "get", f"/api/v1/works/{PCBI}/history?period=week", None, 400),
+    ("/api/v5/articles", "get", f"/api/v5/articles?ids={PEERJ},{PCBI}&info=detail", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?info=summary&per_page=1&page=2", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?order=openalex", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?per_page=51", None, 400),
+    ("/api/v5/sources", "get", "/api/v5/sources", None, 200),
+    ("/api/v5/sources/{name}", "get", "/api/v5/sources/crossref", None, 200),
+    ("/api/v5/sources/{name}", "get", "/api/v5/sources/nope", None, 404),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "url", "body", "status"),
+    CALLS,
+    ids=[f"{c[1]} {c[2]} -> {c[4]}" for c in CALLS],
+)
+async def test_real_responses_match_the_document(
+    client: TestClient[Any, Any], path: str, method: str, url: str, body: Any, status: int
+) -> None:
+    """A real call answers with a documented status, media type and a body that the
+    documented schema accepts."""
+    kwargs = {} if body is None else {"json": body}
+    resp = await client.request(method.upper(), url, **kwargs)
+    assert resp.status == status, await resp.text()
+    documented = _response(path, method, status)
+    assert resp.content_type in documented["content"]
+    payload = await resp.json()
+    assert _errors(documented["content"][resp.content_type]["schema"], payload) == []
+
+
+async def test_detail_article_carries_events(client: TestClient[Any, Any]) -> None:
+    """The v5 detail call above really exercises the Event schema (not an empty list)."""
+    resp = await client.get(f"/api/v5/articles?ids={PEERJ}&info=detail")
+    sources = (await resp.json())["data"][0]["sources"]
+    assert any(s["events"] for s in sources)
+
+
+async def test_metrics_is_prometheus_text(client: TestClient[Any, Any]) -> None:
+    """/metrics answers with the documented text/plain exposition."""
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert resp.content_type in _response("/metrics", "get", 200)["content"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [("GET", "/api/v1/nothing-here", 404), ("DELETE", "/api/v1/works", 405)],
+)
+async def test_unrouted_requests_get_the_error_body(
+    client: TestClient[Any, Any], method: str, url: str, status: int
+) -> None:
+    """Unknown paths and methods answer with the Error schema the document describes."""
+    resp = await client.request(method, url)
+    assert resp.status == status
+    assert _errors({"$ref": "#/components/schemas/Error"}, await resp.json()) == []
+
+
+async def test_served_document_is_the_file(client: TestClient[Any, Any]) -> None:
+    """GET /api/v1/openapi.json serves schemas/openapi.json byte for byte."""
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.content_type == "application/json"
+    assert await resp.read() == OPENAPI_PATH.read_bytes()
