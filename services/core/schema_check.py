@@ -9,12 +9,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+def _schema_dir() -> Path:
+    """`schemas/` of the source tree, else the copy installed with the package."""
+    tree = Path(__file__).resolve().parents[2] / "schemas"
+    if tree.is_dir():
+        return tree
+    return Path(str(resources.files("alm_schemas")))
+
+
+SCHEMA_DIR = _schema_dir()
 EVENT_SCHEMAS = ("work", "refresh_request", "observation", "metric_changed", "failed_refresh")
 
 
