@@ -47,14 +47,21 @@ async def test_registered_works_are_refreshed_from_every_source(tmp_path: Path) 
 
 
 async def test_batch_source_fetches_many_works_in_one_call(tmp_path: Path) -> None:
-    """OpenAlex gets one OR-filter call for a batch of works; Crossref one call per work."""
-    async with pipeline_kit(tmp_path, synthetic=True, sources=("openalex", "crossref")) as kit:
+    """OpenAlex and Crossref get one OR-filter call per 50 works; DataCite one call a work;
+    every work's count comes back from its own record."""
+    sources = ("openalex", "crossref", "datacite")
+    async with pipeline_kit(tmp_path, synthetic=True, sources=sources) as kit:
         dois = [f"10.5555/batch.{i}" for i in range(120)]
         await register(dois, kit.store, kit.bus, kit.clock())
-        await refresh_until_idle(kit.pipeline)
+        summary = await refresh_until_idle(kit.pipeline)
         hits = kit.hits()
-        assert hits["crossref"] == 120
-        assert hits["openalex"] == 3  # 120 works / 50 per call
+        assert hits["datacite"] == 120
+        assert hits["crossref"] == 3  # 120 works / 50 per call
+        assert hits["openalex"] == 3
+        assert summary.refreshed == 360
+        state = (await kit.store.states([(dois[7], "crossref")]))[(dois[7], "crossref")]
+        expected = kit.stub("crossref").synthesize(dois[7])["message"]["is-referenced-by-count"]
+        assert state.metrics == {"citations": expected}
 
 
 async def test_unknown_work_counts_zero_not_error(tmp_path: Path) -> None:

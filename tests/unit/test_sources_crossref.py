@@ -62,3 +62,31 @@ def test_envelope_checks(body: object, expected: str) -> None:
     [request] = SOURCE.requests([target], SOURCE_CONFIG)
     got, _ = outcomes(SOURCE, request, response(200, body))
     assert kind(got[target.work_id]) == expected
+
+
+def test_batch_is_one_list_call_and_absent_dois_are_not_found() -> None:
+    """Several works go in one `filter=doi:A,doi:B` call; a DOI missing from the items (another
+    agency's) is not found; DOIs match whatever their case in Crossref's answer."""
+    known, other = work("10.1371/journal.pcbi.1000204"), work("10.5281/zenodo.1234567")
+    [request] = SOURCE.requests([known, other], SOURCE_CONFIG)
+    assert request.path == "/works"
+    params = dict(request.params)
+    assert params["filter"] == "doi:10.1371/journal.pcbi.1000204,doi:10.5281/zenodo.1234567"
+    assert params["rows"] == "2"
+    item = record("crossref", known.doi or "")["message"]
+    assert item["DOI"] != known.doi  # recorded upper-case, as Crossref has PLOS DOIs
+    body = {"status": "ok", "message-type": "work-list", "message": {"items": [item]}}
+    got, _ = outcomes(SOURCE, request, response(200, body))
+    found = got[known.work_id]
+    assert isinstance(found, Found)
+    assert found.metrics == {"citations": item["is-referenced-by-count"]}
+    assert kind(got[other.work_id]) == "not_found"
+
+
+def test_list_without_items_is_a_parse_failure() -> None:
+    """A work-list whose items are missing fails every work of the batch (never zeroes them)."""
+    works = [work("10.7717/peerj.4375"), work("10.1108/jd-12-2013-0166")]
+    [request] = SOURCE.requests(works, SOURCE_CONFIG)
+    body = {"status": "ok", "message-type": "work-list", "message": {"total-results": 2}}
+    got, _ = outcomes(SOURCE, request, response(200, body))
+    assert {kind(o) for o in got.values()} == {"failed:parse"}

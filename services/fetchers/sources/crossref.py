@@ -1,7 +1,9 @@
 """Crossref REST API: citation counts (`is-referenced-by-count`) for Crossref DOIs.
 
-One work a call (`GET /works/{doi}`); 404 with a plain-text body means Crossref does not have
-the DOI (another agency's DOI, or none), which counts as zero citations.
+Batches of up to 50 works in one list call, `GET /works?filter=doi:A,doi:B&select=...` (repeated
+`doi` filters are ORed); a DOI absent from the items is not a Crossref DOI (another agency's, or
+none) and counts as zero citations. A batch of one uses `GET /works/{doi}`, where a plain-text
+404 means the same. List calls have their own, lower rate limit (`x-rate-limit-*` headers).
 
 No citing-works list: Crossref's Cited-by matches are not public. Only the member that owns the
 cited DOI may retrieve them (`doi.crossref.org/servlet/getForwardLinks`, member username and
@@ -15,12 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from services.core.identifiers import InvalidIdentifier, normalize_doi
 from services.core.metrics import Group, MetricSpec
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Found,
     Limits,
     NotFound,
+    Outcome,
     ParseResult,
     Source,
     SourceConfig,
@@ -60,6 +64,8 @@ class CrossrefStub(StubUpstream):
 
     def answer(self, request: StubRequest) -> StubAnswer:
         """The recorded response, an error recording, or Crossref's plain-text 404."""
+        if request.path == "/works":
+            return self._list(request)
         if not request.path.startswith("/works/"):
             return StubAnswer.text("Resource not found.", 404)
         doi = unquote(request.path[len("/works/") :])
@@ -71,6 +77,48 @@ class CrossrefStub(StubUpstream):
             return StubAnswer.text("Resource not found.", 404)
         return StubAnswer.json(record)
 
+    def _list(self, request: StubRequest) -> StubAnswer:
+        filters = [f for f in request.param("filter").split(",") if f]
+        if not filters or not all(f.startswith("doi:") for f in filters):
+            return StubAnswer.json(
+                {
+                    "status": "failed",
+                    "message-type": "validation-failure",
+                    "message": [
+                        {
+                            "type": "filter-not-available",
+                            "value": request.param("filter"),
+                            "message": "Filter not available",
+                        }
+                    ],
+                },
+                status=400,
+            )
+        dois = [f[4:] for f in filters]
+        for doi in dois:
+            error = self.error_for(doi)
+            if error is not None:
+                return error
+        items = [r["message"] for r in (self.lookup(d) for d in dois) if r is not None]
+        message = {
+            "facets": {},
+            "total-results": len(items),
+            "items": items,
+            "items-per-page": int(request.param("rows", "20")),
+            "query": {"start-index": 0, "search-terms": None},
+        }
+        return StubAnswer.json(
+            {
+                "status": "ok",
+                "message-type": "work-list",
+                "message-version": "1.0.0",
+                "message": message,
+            }
+        )
+
+
+SELECT = "DOI,is-referenced-by-count,title,issued,publisher,resource"
+
 
 class Crossref(Source):
     """Crossref: citations deposited with Crossref."""
@@ -80,29 +128,27 @@ class Crossref(Source):
     group = Group.CITED
     metrics = (MetricSpec("citations", Group.CITED, description="is-referenced-by-count"),)
     base_url = "https://api.crossref.org"
-    batch_size = 1
-    limits = Limits(requests_per_second=5.0, concurrency=1)
+    batch_size = 50
+    limits = Limits(requests_per_second=3.0, concurrency=1)  # polite pool, list queries
     auth = "none (mailto joins the polite pool; Crossref-Plus-API-Token for Plus)"
     description = "Citations counted by Crossref from deposited reference lists."
     stub = CrossrefStub
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
-        """`GET /works/{doi}?mailto=...` per work."""
+        """`GET /works/{doi}` for one work, else one `filter=doi:A,doi:B` list call."""
         headers: tuple[tuple[str, str], ...] = ()
         if config.api_key:
             headers = (("Crossref-Plus-API-Token", f"Bearer {config.api_key}"),)
-        return [
-            UpstreamRequest(
-                path=f"/works/{encode_path(w.doi or '')}",
-                works=(w,),
-                params=(("mailto", config.contact_email),),
-                headers=headers,
-            )
-            for w in works
-        ]
+        params: tuple[tuple[str, str], ...] = (("mailto", config.contact_email),)
+        if len(works) == 1:
+            path = f"/works/{encode_path(works[0].doi or '')}"
+            return [UpstreamRequest(path, tuple(works), params, headers=headers)]
+        dois = ",".join(f"doi:{w.doi}" for w in works)
+        params += (("filter", dois), ("rows", str(len(works))), ("select", SELECT))
+        return [UpstreamRequest("/works", tuple(works), params, headers=headers)]
 
     def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
-        """`message.is-referenced-by-count`; 404 (plain text) is no record."""
+        """`is-referenced-by-count` per work; a 404 or a DOI missing from a list is no record."""
         if response.status == 404:
             return ParseResult(for_all(request.works, NotFound(response.text()[:100])))
         payload = json_payload(response)
@@ -110,15 +156,43 @@ class Crossref(Source):
         expect(payload.get("status") == "ok", f"status is {payload.get('status')!r}, not 'ok'")
         message = payload.get("message")
         expect(isinstance(message, dict), "no 'message' object")
+        if payload.get("message-type") != "work-list":
+            work = request.works[0]
+            return ParseResult({work.work_id: self._found(work, message)})
+        items = message.get("items")
+        expect(isinstance(items, list), "work-list without an 'items' list")
+        by_doi = {}
+        for item in items:
+            expect(isinstance(item, dict), "an item is not an object")
+            doi = _doi_of(item)
+            if doi:
+                by_doi[doi] = item
+        outcomes: dict[str, Outcome] = {}
+        for work in request.works:
+            item = by_doi.get(work.doi or "")
+            outcomes[work.work_id] = (
+                self._found(work, item) if item else NotFound("not in Crossref")
+            )
+        return ParseResult(outcomes)
+
+    def _found(self, work: WorkRef, message: dict[str, Any]) -> Found:
         count = as_count(message.get("is-referenced-by-count"), "is-referenced-by-count")
-        work = request.works[0]
+        resource = message.get("resource")
+        primary = resource.get("primary") if isinstance(resource, dict) else None
         meta = work_meta(
             title=message.get("title"),
             issued=message.get("issued"),
             publisher=message.get("publisher"),
-            canonical_url=message.get("resource", {}).get("primary", {}).get("URL")
-            if isinstance(message.get("resource"), dict)
-            else None,
+            canonical_url=primary.get("URL") if isinstance(primary, dict) else None,
         )
-        found = Found({"citations": count}, events_url=self.events_url(work), meta=meta)
-        return ParseResult({work.work_id: found})
+        return Found({"citations": count}, events_url=self.events_url(work), meta=meta)
+
+
+def _doi_of(item: dict[str, Any]) -> str | None:
+    raw = item.get("DOI")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return normalize_doi(raw)
+    except InvalidIdentifier:
+        return None
