@@ -1,16 +1,22 @@
 """Wikidata: how many Wikidata items cite the work (P2860 "cites work" statements).
 
-Three steps, batched where the API allows: (1) find the items of several works at once with
-CirrusSearch `haswbstatement:P356=A|P356=B` (DOIs upper-case, query kept under 300 characters);
-(2) tell which item has which DOI with one `wbgetentities` call (up to 50 items); (3) per item,
-count citing items as the total hits of `haswbstatement:P2860=Q...`.
+One SPARQL query per batch of up to 50 works, sent to the scholarly Wikidata Query Service
+(`POST /sparql`, form `query=`; W3C SPARQL 1.1 JSON results). `VALUES ?doi` lists the batch's
+DOIs upper-cased (Wikidata stores P356 that way); each result row is one item with that DOI and
+its count of distinct citing items. A DOI without a row has no item: NotFound. Several items for
+one DOI (duplicates): the largest count is taken (no double counting), events link to that item.
+
+Since the WDQS graph split (9 May 2025) scholarly articles and most P2860 statements are only on
+query-scholarly.wikidata.org; query.wikidata.org holds the rest (books, datasets, ...), which this
+source does not query.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from services.core.metrics import Group, MetricSpec
 from services.core.works import WorkRef
@@ -20,6 +26,7 @@ from services.fetchers.base import (
     NotFound,
     Outcome,
     ParseResult,
+    PayloadError,
     Source,
     SourceConfig,
     UpstreamRequest,
@@ -27,82 +34,101 @@ from services.fetchers.base import (
     as_count,
     as_list,
     as_object,
-    for_all,
+    expect,
     json_payload,
 )
-from services.fetchers.sources.wikipedia import mediawiki_error
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
-MAX_QUERY = 300  # CirrusSearch's full-text query length limit on Wikimedia wikis
-FIND = "haswbstatement:P356="
+ENTITY = "http://www.wikidata.org/entity/"
+SPARQL_JSON = "application/sparql-results+json"
+QUERY = """PREFIX wdt: <http://www.wikidata.org/prop/direct/>
+SELECT ?doi ?item (COUNT(DISTINCT ?citing) AS ?citations) WHERE {{
+  VALUES ?doi {{ {values} }}
+  ?item wdt:P356 ?doi .
+  OPTIONAL {{ ?citing wdt:P2860 ?item . }}
+}}
+GROUP BY ?doi ?item"""
+_VALUES = re.compile(r'VALUES\s*\?doi\s*\{((?:\s*"(?:[^"\\]|\\.)*")*)\s*\}')
+_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_QID = re.compile(r"Q[1-9][0-9]*")
 
 
-def doi_claims(entity: dict[str, Any]) -> list[str]:
-    """The DOIs (P356 values) of a `wbgetentities` entity."""
-    claims = entity.get("claims") if isinstance(entity.get("claims"), dict) else {}
-    out = []
-    for claim in (claims or {}).get("P356") or []:
-        value = claim.get("mainsnak", {}).get("datavalue", {}).get("value")
-        if isinstance(value, str):
-            out.append(value)
-    return out
+def sparql_literal(doi: str) -> str | None:
+    """`doi` upper-cased as a SPARQL string literal; None if it holds characters no DOI in
+    Wikidata can have (control characters, line breaks), which are not escaped but refused."""
+    if not doi or any(ord(c) < 0x20 or ord(c) == 0x7F for c in doi):
+        return None
+    escaped = doi.upper().replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def values_dois(query: str) -> list[str] | None:
+    """The DOI literals of a query's `VALUES ?doi { ... }` (unescaped); None without one."""
+    block = _VALUES.search(query)
+    if block is None:
+        return None
+    return [re.sub(r"\\(.)", r"\1", v) for v in _LITERAL.findall(block.group(1))]
+
+
+def binding(doi: str, qid: str, citations: int) -> dict[str, Any]:
+    """One result row, as WDQS writes it."""
+    return {
+        "doi": {"type": "literal", "value": doi},
+        "item": {"type": "uri", "value": f"{ENTITY}{qid}"},
+        "citations": {
+            "datatype": "http://www.w3.org/2001/XMLSchema#integer",
+            "type": "literal",
+            "value": str(citations),
+        },
+    }
+
+
+def results(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A SPARQL 1.1 JSON results document of this query."""
+    return {"head": {"vars": ["doi", "item", "citations"]}, "results": {"bindings": rows}}
 
 
 class WikidataStub(StubUpstream):
-    """Answers `/api.php` search and `wbgetentities` like www.wikidata.org.
+    """Answers `/sparql` like the Wikidata Query Service: GET `?query=` or POST form `query=`.
 
-    `records/*.json` are entity objects (keyed by their P356 DOI); `citedby/Q*.json` are recorded
-    answers of the `haswbstatement:P2860=Q*` search.
+    `records/*.json` are recorded one-DOI answers (their rows are composed into the batch's
+    answer); a row matches only a VALUES literal spelled exactly as the stored DOI (upper-case).
     """
 
-    def __init__(self, fixtures: Path, synthetic: bool = False) -> None:
-        super().__init__(fixtures, synthetic)
-        self.cited_by = {p.stem: p.read_bytes() for p in (fixtures / "citedby").glob("Q*.json")}
-        self.by_qid = {str(r["id"]): r for r in self.records.values()}
-
     def record_doi(self, record: Any) -> str | None:
-        """The P356 value of a recorded entity."""
-        dois = doi_claims(record)
-        return dois[0] if dois else None
+        """The DOI of a recorded answer's first row."""
+        rows = record.get("results", {}).get("bindings", [])
+        return str(rows[0]["doi"]["value"]) if rows else None
 
     def synthesize(self, doi: str) -> Any:
-        """An item for the DOI (a fake QID above Q9000000000)."""
+        """One item (a fake QID above Q9000000000) with a deterministic citing count."""
         qid = f"Q{9_000_000_000 + synthetic_count(doi, 'qid', 10**8)}"
-        snak = {"snaktype": "value", "property": "P356", "datavalue": {"value": doi.upper()}}
-        entity = {"type": "item", "id": qid, "claims": {"P356": [{"mainsnak": snak}]}}
-        self.by_qid[qid] = entity
-        return entity
+        return results([binding(doi.upper(), qid, synthetic_count(doi, "citedby", 30))])
 
     def answer(self, request: StubRequest) -> StubAnswer:
-        """Search hits for P356/P2860 statements, or entities."""
-        if request.param("action") == "wbgetentities":
-            ids = request.param("ids").split("|")
-            missing = {"missing": ""}
-            entities = {q: self.by_qid.get(q, {"id": q, **missing}) for q in ids}
-            return StubAnswer.json({"entities": entities, "success": 1})
-        query = request.param("srsearch")
-        if query.startswith("haswbstatement:P2860="):
-            qid = query.split("=", 1)[1]
-            if qid in self.cited_by:
-                return StubAnswer(200, self.cited_by[qid], {"Content-Type": "application/json"})
-            n = synthetic_count(qid, "citedby", 30) if qid.startswith("Q9") else 0
-            return StubAnswer.json(_search([], n))
-        if not query.startswith(FIND):
-            return StubAnswer.json({"error": {"code": "badvalue", "info": "unexpected query"}})
-        hits: list[dict[str, Any]] = []
-        for value in query.removeprefix("haswbstatement:").split("|"):
-            doi = value.removeprefix("P356=")
+        """The rows of the VALUES DOIs, or a recorded error of one of them."""
+        if request.path != "/sparql":
+            return StubAnswer.text("Not Found", 404, "text/html")
+        form = parse_qs(request.body.decode()) if request.method == "POST" else {}
+        query = (form.get("query") or [request.param("query")])[0]
+        dois = values_dois(query)
+        if dois is None:
+            return StubAnswer.text(
+                "SPARQL-QUERY: queryStr=" + query + "\njava.util.concurrent.ExecutionException: "
+                "org.openrdf.query.MalformedQueryException: no VALUES ?doi clause",
+                400,
+            )
+        rows: list[dict[str, Any]] = []
+        for doi in dois:
             error = self.error_for(doi)
             if error is not None:
                 return error
-            entity = self.lookup(doi)
-            if entity is not None:
-                hits.append({"ns": 0, "title": entity["id"], "pageid": len(hits) + 1})
-        return StubAnswer.json(_search(hits, len(hits)))
-
-
-def _search(hits: list[dict[str, Any]], total: int) -> dict[str, Any]:
-    return {"batchcomplete": True, "query": {"searchinfo": {"totalhits": total}, "search": hits}}
+            record = self.lookup(doi)
+            if record is not None:
+                rows += [r for r in record["results"]["bindings"] if r["doi"]["value"] == doi]
+        return StubAnswer.json(
+            results(rows), headers={"Content-Type": f"{SPARQL_JSON};charset=utf-8"}
+        )
 
 
 class Wikidata(Source):
@@ -112,92 +138,52 @@ class Wikidata(Source):
     display_name = "Wikidata"
     group = Group.CITED  # P2860 records bibliographic citations, not attention
     metrics = (MetricSpec("citations", Group.CITED, description="items with P2860 to the item"),)
-    base_url = "https://www.wikidata.org/w"
-    batch_size = 50  # one wbgetentities call; searches are split under MAX_QUERY characters
-    limits = Limits(requests_per_second=5.0, concurrency=1)  # serial calls, per API:Etiquette
+    base_url = "https://query-scholarly.wikidata.org"
+    batch_size = 50  # one SPARQL query (VALUES of 50 DOIs) per batch
+    limits = Limits(requests_per_second=1.0, concurrency=1)  # WDQS asks for one query at a time
     auth = "none; descriptive User-Agent with contact address (mandatory)"
-    description = "Wikidata items citing the work (P2860)."
+    description = "Wikidata items citing the work (P2860), via the scholarly Query Service."
     stub = WikidataStub
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
-        """ORed P356 searches, each under the query length limit."""
-        calls: list[UpstreamRequest] = []
-        group: list[WorkRef] = []
-        query = ""
-        for work in works:
-            term = f"P356={(work.doi or '').upper()}"
-            longer = f"{query}|{term}" if query else f"{FIND}{(work.doi or '').upper()}"
-            if group and len(longer) > MAX_QUERY:
-                calls.append(_query(query, group, "find", "50"))
-                group, longer = [], f"{FIND}{(work.doi or '').upper()}"
-            group.append(work)
-            query = longer
-        if group:
-            calls.append(_query(query, group, "find", "50"))
-        return calls
+        """One POST of the batch's query (form body: 50 DOIs may exceed GET URL limits)."""
+        literals = dict.fromkeys(filter(None, (sparql_literal(w.doi or "") for w in works)))
+        form = (("query", QUERY.format(values=" ".join(literals))), ("format", "json"))
+        headers = (("Accept", SPARQL_JSON),)
+        return [UpstreamRequest("/sparql", tuple(works), method="POST", headers=headers, form=form)]
 
     def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
-        """Items found -> which item is which DOI -> citing-item counts."""
+        """Rows by DOI (case-insensitive); the largest count of a DOI's items; no row: NotFound."""
         payload = as_object(json_payload(response), "response")
-        failed = mediawiki_error(payload, "Wikidata")
-        if failed is not None:
-            return ParseResult(for_all(request.works, failed))
-        if request.step == "match":
-            return _match(request, as_object(payload.get("entities"), "entities"))
-        query = as_object(payload.get("query"), "query")
-        hits = as_list(query.get("search"), "query.search")
-        if request.step == "cited":
-            info = as_object(query.get("searchinfo"), "searchinfo")
-            total = as_count(info.get("totalhits"), "totalhits")
-            url = f"https://www.wikidata.org/wiki/Special:WhatLinksHere/{request.context['qid']}"
-            found = Found({"citations": total}, events_url=url)
-            return ParseResult({request.works[0].work_id: found})
-        qids = [str(as_object(h, "a hit").get("title")) for h in hits]
-        if not qids:
-            return ParseResult(for_all(request.works, NotFound("no Wikidata item")))
-        if len(request.works) == 1 and len(qids) == 1:
-            return ParseResult({}, (_cited(request.works[0], qids[0]),))
-        params = (
-            ("action", "wbgetentities"),
-            ("ids", "|".join(qids[:50])),
-            ("props", "claims"),
-            ("format", "json"),
-        )
-        return ParseResult({}, (UpstreamRequest("/api.php", request.works, params, step="match"),))
+        head = as_object(payload.get("head"), "head")
+        expect("doi" in as_list(head.get("vars"), "head.vars"), "head.vars lacks doi")
+        rows = as_list(as_object(payload.get("results"), "results").get("bindings"), "bindings")
+        best: dict[str, tuple[int, str]] = {}
+        for row in rows:
+            doi, qid, count = _row(as_object(row, "a binding"))
+            known = best.get(doi)
+            if known is None or (count, -int(qid[1:])) > (known[0], -int(known[1][1:])):
+                best[doi] = (count, qid)
+        outcomes: dict[str, Outcome] = {}
+        for work in request.works:
+            if sparql_literal(work.doi or "") is None:
+                outcomes[work.work_id] = NotFound("DOI has characters Wikidata DOIs cannot have")
+            elif (work.doi or "").upper() in best:
+                count, qid = best[(work.doi or "").upper()]
+                url = f"https://www.wikidata.org/wiki/{qid}"
+                outcomes[work.work_id] = Found({"citations": count}, events_url=url)
+            else:
+                outcomes[work.work_id] = NotFound("no Wikidata item with this DOI")
+        return ParseResult(outcomes)
 
 
-def _query(search: str, works: Sequence[WorkRef], step: str, limit: str) -> UpstreamRequest:
-    params = (
-        ("action", "query"),
-        ("list", "search"),
-        ("srsearch", search),
-        ("srnamespace", "0"),
-        ("srlimit", limit),
-        ("srinfo", "totalhits"),
-        ("srprop", ""),
-        ("maxlag", "5"),
-        ("format", "json"),
-        ("formatversion", "2"),
-    )
-    return UpstreamRequest("/api.php", tuple(works), params, step=step)
-
-
-def _cited(work: WorkRef, qid: str) -> UpstreamRequest:
-    call = _query(f"haswbstatement:P2860={qid}", [work], "cited", "1")
-    return UpstreamRequest(call.path, call.works, call.params, step="cited", context={"qid": qid})
-
-
-def _match(request: UpstreamRequest, entities: dict[str, Any]) -> ParseResult:
-    qid_of: dict[str, str] = {}
-    for qid, entity in entities.items():
-        for doi in doi_claims(as_object(entity, "an entity")):
-            qid_of.setdefault(doi.lower(), qid)
-    outcomes: dict[str, Outcome] = {}
-    more = []
-    for work in request.works:
-        item = qid_of.get((work.doi or "").lower())
-        if item is None:
-            outcomes[work.work_id] = NotFound("no Wikidata item")
-        else:
-            more.append(_cited(work, item))
-    return ParseResult(outcomes, tuple(more))
+def _row(row: dict[str, Any]) -> tuple[str, str, int]:
+    """(upper-case DOI, QID, citing items) of one result row."""
+    doi = as_object(row.get("doi"), "binding doi").get("value")
+    item = as_object(row.get("item"), "binding item").get("value")
+    cited = as_object(row.get("citations"), "binding citations").get("value")
+    if not isinstance(doi, str) or not isinstance(item, str) or not item.startswith(ENTITY):
+        raise PayloadError(f"binding without a DOI literal and an item URI: {row!r:.120}")
+    qid = item.removeprefix(ENTITY)
+    expect(_QID.fullmatch(qid) is not None, f"item is not a QID: {item!r}")
+    return doi.upper(), qid, as_count(cited, "citations")
