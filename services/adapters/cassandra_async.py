@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement, SimpleStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement
 
 T = TypeVar("T")
 Row = Any  # the driver's named tuples
+Call = tuple[str, Sequence[Any]]  # a prepared statement by name, and its parameters
 
 PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
 MIGRATIONS_DIR = Path(__file__).with_name("cassandra_migrations")
@@ -242,20 +243,44 @@ class CqlSession:
         """Execute a prepared statement by name."""
         return await self._submit(await self.session(), self._prepared[name], params)
 
-    async def run_many(self, calls: Iterable[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
-        """Execute prepared statements concurrently, at most `max_in_flight` at once; results
-        in order. On a failure nothing more is sent, what was sent is awaited, the first error
-        is raised."""
+    async def run_many(self, calls: Iterable[Call | BatchStatement]) -> list[list[Row]]:
+        """Execute prepared statements (or batches, see `partition_batches`) concurrently, at
+        most `max_in_flight` at once; results in order. On a failure nothing more is sent, what
+        was sent is awaited, the first error is raised."""
         todo = list(calls)
         if not todo:
             return []
         return await _Window(self, await self.session(), todo).run()
 
+    def partition_batches(
+        self, calls: Iterable[Call], partition: Callable[[Call], Any], size: int = 20
+    ) -> list[Call | BatchStatement]:
+        """Writes grouped into UNLOGGED batches of at most `size`, each within one partition
+        (`partition(call)`: the partition key values, tables may differ). A single-partition
+        batch is one mutation on one replica set: one request instead of `size`, applied
+        atomically, and never the multi-partition kind that loads the coordinator. A write
+        alone in its partition is sent as it is."""
+        groups: dict[Any, list[Call]] = {}
+        for call in calls:
+            groups.setdefault(partition(call), []).append(call)
+        out: list[Call | BatchStatement] = []
+        for group in groups.values():
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                if len(chunk) == 1:
+                    out.append(chunk[0])
+                    continue
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for name, params in chunk:
+                    batch.add(self._prepared[name], params)
+                out.append(batch)
+        return out
+
 
 class _Window:
     """Keeps up to `max_in_flight` statements outstanding; results land by index."""
 
-    def __init__(self, cql: CqlSession, session: Session, todo: list[tuple[str, Any]]) -> None:
+    def __init__(self, cql: CqlSession, session: Session, todo: list[Any]) -> None:
         self.cql = cql
         self.session = session
         self.todo = todo
@@ -265,6 +290,11 @@ class _Window:
         self.sent = 0
         self.pending = 0
         self.error: BaseException | None = None
+        # Results arriving on the driver thread queue here; the loop is woken once per burst,
+        # not once per statement.
+        self._inbox: list[tuple[int, list[Row] | None, BaseException | None]] = []
+        self._inbox_lock = threading.Lock()
+        self._woken = False
 
     async def run(self) -> list[list[Row]]:
         self._fill()
@@ -279,11 +309,14 @@ class _Window:
         limit = self.cql.max_in_flight
         while self.error is None and self.sent < len(self.todo) and self.pending < limit:
             index = self.sent
-            name, params = self.todo[index]
+            item = self.todo[index]
             self.sent += 1
             self.pending += 1
             try:
-                future = self.session.execute_async(self.cql.stmt(name), params)
+                if isinstance(item, BatchStatement):
+                    future = self.session.execute_async(item)
+                else:
+                    future = self.session.execute_async(self.cql.stmt(item[0]), item[1])
             except Exception as exc:
                 self._landed(index, None, exc)
                 continue
@@ -293,7 +326,7 @@ class _Window:
 
     def _watch(self, future: Any, index: int) -> None:
         rows: list[Row] = []
-        call = self.loop.call_soon_threadsafe
+        post = self._post
 
         def on_page(page: Iterable[Row] | None) -> None:
             try:
@@ -302,14 +335,35 @@ class _Window:
                     future.start_fetching_next_page()
                     return
             except Exception as exc:
-                call(self._landed, index, None, exc)
+                post(index, None, exc)
                 return
-            call(self._landed, index, rows, None)
+            post(index, rows, None)
 
         def on_error(exc: BaseException) -> None:
-            call(self._landed, index, None, exc)
+            post(index, None, exc)
 
         future.add_callbacks(on_page, on_error)
+
+    def _post(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
+        """On the driver thread: queue a result; wake the loop unless a wake-up is pending."""
+        with self._inbox_lock:
+            self._inbox.append((index, rows, exc))
+            if self._woken:
+                return
+            self._woken = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._inbox_lock:
+            landed, self._inbox = self._inbox, []
+            self._woken = False
+        for index, rows, exc in landed:
+            self.pending -= 1
+            if exc is not None:
+                self.error = self.error or exc
+            else:
+                self.out[index] = rows or []
+        self._fill()
 
     def _landed(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
         self.pending -= 1

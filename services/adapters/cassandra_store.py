@@ -19,6 +19,11 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 
 Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
 Upserts only, no counter columns; every write can be retried.
+
+Batching: writes that share a partition key (a work's history and events, a work's state rows,
+a due hour) go as UNLOGGED batches of at most 20 (`CqlSession.partition_batches`); a batch on
+one partition is applied atomically and costs one request. The driver's per-request CPU is
+what limits the aggregator, so fewer requests is the lever.
 """
 
 from __future__ import annotations
@@ -345,10 +350,17 @@ class CassandraStore:
                 ("event_put", (st.work_id, st.source, e.event_id, json.dumps(e.to_dict())))
                 for e in item.events
             )
-        first.extend(_leaderboard_writes(applied))
-        await cql.run_many(first)
+        # history and events of a (work, source) share its partition key; leaderboard rows
+        # share (source, metric, shard): each group goes in single-partition batches.
+        await cql.run_many(
+            [
+                *cql.partition_batches(first, _partition_work_source),
+                *cql.partition_batches(_leaderboard_writes(applied), _partition3),
+            ]
+        )
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
-        await cql.run_many(("state_put", _state_values(st)) for st in final.values())
+        states = [("state_put", _state_values(st)) for st in final.values()]
+        await cql.run_many(cql.partition_batches(states, _partition_work))
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         """Daily snapshots of a work (one source or all), oldest first."""
@@ -447,12 +459,17 @@ class CassandraStore:
             # emptied past hours), so once written by this process it need not be rewritten.
             if bucket < now_bucket or (source, bucket) not in self._markers:
                 buckets.add(bucket)
-        await cql.run_many(rows + [("bucket_put", (source, b)) for b in sorted(buckets)])
+        await cql.run_many(
+            [
+                *cql.partition_batches(rows, _partition2),
+                *[("bucket_put", (source, b)) for b in sorted(buckets)],
+            ]
+        )
         if len(self._markers) > 10_000:
             self._markers = {m for m in self._markers if m[1] >= now_bucket}
         self._markers.update((source, b) for b in buckets if b >= now_bucket)
         await cql.run_many(lookups)
-        await cql.run_many(deletes)
+        await cql.run_many(cql.partition_batches(deletes, _partition2))
 
     async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
         """Entries of `source` due at `now`, earliest first; reads only hours up to now."""
@@ -533,6 +550,26 @@ def _leaderboard_writes(applied: Sequence[Aggregate]) -> list[tuple[str, Sequenc
         for metric, value in metrics.items():
             out.append(("board_put", (source, metric, shard, value, work_id)))
     return out
+
+
+def _partition_work(call: tuple[str, Sequence[Any]]) -> Any:
+    """Partition of a `source_totals` row (work_id): a work's sources."""
+    return call[1][0]
+
+
+def _partition_work_source(call: tuple[str, Sequence[Any]]) -> tuple[Any, ...]:
+    """Partition of a `source_history` or `source_events` row (work_id, source)."""
+    return (call[1][0], call[1][1])
+
+
+def _partition2(call: tuple[str, Sequence[Any]]) -> tuple[Any, ...]:
+    """Statement and partition of a `due` row (source, bucket)."""
+    return (call[0], call[1][0], call[1][1])
+
+
+def _partition3(call: tuple[str, Sequence[Any]]) -> tuple[Any, ...]:
+    """Statement and partition of a `leaderboard` row (source, metric, shard)."""
+    return (call[0], call[1][0], call[1][1], call[1][2])
 
 
 async def _gather(aws: Sequence[Awaitable[Any]], limit: int) -> None:
