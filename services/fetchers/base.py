@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from services.core.events import FetchError, PeriodCount, SourceEvent
+from services.core.identifiers import InvalidIdentifier, normalize_doi
 from services.core.metrics import Group, MetricSpec
 from services.core.works import WorkRef
 from services.fetchers.stub import StubUpstream
@@ -331,3 +332,19 @@ def _issued(value: Any) -> str | None:
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return None
     return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def index_by_doi(items: Any, field_name: str, what: str) -> dict[str, dict[str, Any]]:
+    """A batch answer's items keyed by the normalised DOI in `field_name` (`https://doi.org/`
+    forms and any case accepted; items without a readable DOI are left out)."""
+    expect(isinstance(items, list), f"{what} is not a list")
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        expect(isinstance(item, dict), f"an item of {what} is not an object")
+        raw = item.get(field_name)
+        if isinstance(raw, str):
+            try:
+                out[normalize_doi(raw)] = item
+            except InvalidIdentifier:
+                continue
+    return out

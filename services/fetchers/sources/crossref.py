@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from services.core.identifiers import InvalidIdentifier, normalize_doi
 from services.core.metrics import Group, MetricSpec
 from services.core.works import WorkRef
 from services.fetchers.base import (
@@ -34,6 +33,7 @@ from services.fetchers.base import (
     encode_path,
     expect,
     for_all,
+    index_by_doi,
     json_payload,
     work_meta,
 )
@@ -159,14 +159,7 @@ class Crossref(Source):
         if payload.get("message-type") != "work-list":
             work = request.works[0]
             return ParseResult({work.work_id: self._found(work, message)})
-        items = message.get("items")
-        expect(isinstance(items, list), "work-list without an 'items' list")
-        by_doi = {}
-        for item in items:
-            expect(isinstance(item, dict), "an item is not an object")
-            doi = _doi_of(item)
-            if doi:
-                by_doi[doi] = item
+        by_doi = index_by_doi(message.get("items"), "DOI", "work-list 'items'")
         outcomes: dict[str, Outcome] = {}
         for work in request.works:
             item = by_doi.get(work.doi or "")
@@ -186,13 +179,3 @@ class Crossref(Source):
             canonical_url=primary.get("URL") if isinstance(primary, dict) else None,
         )
         return Found({"citations": count}, events_url=self.events_url(work), meta=meta)
-
-
-def _doi_of(item: dict[str, Any]) -> str | None:
-    raw = item.get("DOI")
-    if not isinstance(raw, str):
-        return None
-    try:
-        return normalize_doi(raw)
-    except InvalidIdentifier:
-        return None

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from services.core.events import PeriodCount
-from services.core.identifiers import InvalidIdentifier, normalize_doi
 from services.core.metrics import Group, MetricSpec
 from services.core.works import WorkRef
 from services.fetchers.base import (
@@ -30,6 +29,7 @@ from services.fetchers.base import (
     encode_path,
     expect,
     for_all,
+    index_by_doi,
     json_payload,
     work_meta,
 )
@@ -139,29 +139,12 @@ class OpenAlex(Source):
         if "results" not in payload:
             expect(len(request.works) == 1, "list response without 'results'")
             return ParseResult({request.works[0].work_id: _found(payload)})
-        results = payload["results"]
-        expect(isinstance(results, list), "'results' is not a list")
-        by_doi: dict[str, dict[str, Any]] = {}
-        for item in results:
-            expect(isinstance(item, dict), "a result is not an object")
-            doi = _doi_of(item)
-            if doi:
-                by_doi[doi] = item
+        by_doi = index_by_doi(payload["results"], "doi", "'results'")
         outcomes: dict[str, Outcome] = {}
         for work in request.works:
             item = by_doi.get(work.doi or "")
             outcomes[work.work_id] = _found(item) if item else NotFound("not in OpenAlex")
         return ParseResult(outcomes)
-
-
-def _doi_of(item: dict[str, Any]) -> str | None:
-    raw = item.get("doi")
-    if not isinstance(raw, str):
-        return None
-    try:
-        return normalize_doi(raw)
-    except InvalidIdentifier:
-        return None
 
 
 def _found(item: dict[str, Any]) -> Found:
