@@ -25,7 +25,9 @@ def init_app(
         owned = store is None
         app[STORE] = store or make_store(settings)
         app[BUS] = bus or make_bus(settings)
-        if owned:
+        if owned and settings.store == "sqlite":
+            # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
+            # by `alm db migrate` (a Job), not by every API replica at start-up
             await app[STORE].migrate()
         yield
         if owned:
