@@ -211,24 +211,12 @@ class CqlSession:
         """Send one statement; a loop future resolved with every row of every page."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[Row]] = loop.create_future()
-        rows: list[Row] = []
         future = session.execute_async(statement, params)
 
-        def on_page(page: Iterable[Row] | None) -> None:
-            try:
-                rows.extend(page or ())
-                if future.has_more_pages:
-                    future.start_fetching_next_page()
-                    return
-            except Exception as exc:  # never let a driver-thread failure leave us waiting
-                loop.call_soon_threadsafe(_settle, done, None, exc)
-                return
-            loop.call_soon_threadsafe(_settle, done, rows, None)
+        def deliver(rows: list[Row] | None, exc: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, done, rows, exc)
 
-        def on_error(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(_settle, done, None, exc)
-
-        future.add_callbacks(on_page, on_error)
+        _collect_pages(future, deliver)
         return done
 
     async def query(
@@ -325,24 +313,8 @@ class _Window:
             self.done.set_result(None)
 
     def _watch(self, future: Any, index: int) -> None:
-        rows: list[Row] = []
         post = self._post
-
-        def on_page(page: Iterable[Row] | None) -> None:
-            try:
-                rows.extend(page or ())
-                if future.has_more_pages:
-                    future.start_fetching_next_page()
-                    return
-            except Exception as exc:
-                post(index, None, exc)
-                return
-            post(index, rows, None)
-
-        def on_error(exc: BaseException) -> None:
-            post(index, None, exc)
-
-        future.add_callbacks(on_page, on_error)
+        _collect_pages(future, lambda rows, exc: post(index, rows, exc))
 
     def _post(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
         """On the driver thread: queue a result; wake the loop unless a wake-up is pending."""
@@ -372,6 +344,30 @@ class _Window:
         else:
             self.out[index] = rows or []
         self._fill()
+
+
+def _collect_pages(
+    future: Any, deliver: Callable[[list[Row] | None, BaseException | None], None]
+) -> None:
+    """On the driver's threads: gather every page of `future`, then `deliver(rows, None)`, or
+    `deliver(None, error)` once; a failure while paging is delivered too, never left waiting."""
+    rows: list[Row] = []
+
+    def on_page(page: Iterable[Row] | None) -> None:
+        try:
+            rows.extend(page or ())
+            if future.has_more_pages:
+                future.start_fetching_next_page()
+                return
+        except Exception as exc:
+            deliver(None, exc)
+            return
+        deliver(rows, None)
+
+    def on_error(exc: BaseException) -> None:
+        deliver(None, exc)
+
+    future.add_callbacks(on_page, on_error)
 
 
 def _settle(
