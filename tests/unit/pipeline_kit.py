@@ -8,11 +8,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
+from services.api.app import init_app
+from services.api.state import CLOCK
 from services.bootstrap import Pipeline, make_pipeline
 from services.fetchers.http import HttpSettings
 from services.fetchers.registry import SOURCES
@@ -87,3 +91,12 @@ async def pipeline_kit(
     finally:
         await store.close()
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def api_client(kit: Kit, tmp: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    """An aiohttp test client of the API over the kit's store, bus and clock."""
+    app = init_app(Settings(data_dir=tmp), store=kit.store, bus=kit.bus)
+    app[CLOCK] = kit.clock
+    async with TestClient(TestServer(app)) as client:
+        yield client

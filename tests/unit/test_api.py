@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from services.api.app import init_app
-from services.api.state import CLOCK
 from services.embedded import refresh_until_idle
 from services.registration import register
-from services.settings import Settings
-from tests.unit.pipeline_kit import Kit, pipeline_kit
+from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
 PCBI = "10.1371/journal.pcbi.1000204"  # PMID 18974831, PMCID PMC2568856 in the fixtures
 PEERJ = "10.7717/peerj.4375"
@@ -31,9 +28,7 @@ async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
 
 @pytest.fixture
 async def client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    app = init_app(Settings(data_dir=tmp_path), store=kit.store, bus=kit.bus)
-    app[CLOCK] = kit.clock
-    async with TestClient(TestServer(app)) as c:
+    async with api_client(kit, tmp_path) as c:
         yield c
 
 
