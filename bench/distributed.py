@@ -68,6 +68,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids() -> dict[str, int]:
+    """The pids of the Kafka and Cassandra servers started by deploy/local."""
+    return {
+        name: int((STATE / "pids" / f"{name}.pid").read_text().strip())
+        for name in ("kafka", "cassandra")
+    }
+
+
 def memory(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) of a process in MB."""
     fields = {}
@@ -87,6 +101,7 @@ class Proc:
     ready_after: float | None = None
     stopped_after: float | None = None
     rss: tuple[int, int] = (0, 0)
+    cpu: float = 0.0  # CPU seconds used during the pipeline run
 
 
 @dataclass
@@ -269,6 +284,7 @@ async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]
         await store.register([Work(w, doi=w) for w in ids[i : i + 2000]])
     registered = works / (time.monotonic() - t)
     now = datetime.now(UTC)
+    cpu_before = cpu_snapshot(run)
     t0 = time.monotonic()
     for source in sources:
         requests = [
@@ -280,6 +296,7 @@ async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]
     expected = works * len(sources)
     fetched = await wait_done(run, sources, expected, t0)
     elapsed = time.monotonic() - t0
+    cpu = {n: c - cpu_before[n] for n, c in cpu_snapshot(run).items()}
     sample = ids[:: max(1, works // 500)]
     states = await store.states([(w, s) for w in sample for s in sources])
     right = 0
@@ -300,7 +317,14 @@ async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]
         "sampled": float(len(sample)),
         "sampled_right": float(right),
         **{f"fetched_{source}": seconds for source, seconds in fetched.items()},
+        **{f"cpu_{name}": seconds for name, seconds in cpu.items()},
     }
+
+
+def cpu_snapshot(run: Run) -> dict[str, float]:
+    """CPU seconds used so far by every service and server (and this process: it publishes)."""
+    pids = {p.name: p.proc.pid for p in run.procs} | server_pids() | {"bench": os.getpid()}
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
 def cassandra_ceiling(keyspace: str, rows: int) -> float:
@@ -417,6 +441,14 @@ def report(
                   f"({n / seconds:.0f}/s)")  # fmt: skip
     print(f"  (requests published in {figures['publish_seconds']:.1f} s; works registered at "
           f"{figures['registrations_per_s']:.0f}/s beforehand)")  # fmt: skip
+    cpu = {k[4:]: v for k, v in figures.items() if k.startswith("cpu_")}
+    total = sum(cpu.values())
+    cores = os.cpu_count() or 1
+    per = 1e6 / figures["refreshes"]
+    print(f"  CPU during the run: {total:.1f} s of {cores * figures['seconds']:.1f} s available "
+          f"on {cores} cores, {per * total:.0f} us per refresh:")  # fmt: skip
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<22} {seconds:6.1f} s  {per * seconds:5.0f} us/refresh")
     print(f"  check: {int(figures['sampled_right'])}/{int(figures['sampled'])} sampled totals "
           "equal the stub's")  # fmt: skip
     print("\n== raw ceilings, same run, services stopped")

@@ -15,24 +15,54 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections import namedtuple
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement
+from cassandra.query import (
+    BatchStatement,
+    BatchType,
+    BoundStatement,
+    PreparedStatement,
+    SimpleStatement,
+)
 
 T = TypeVar("T")
 Row = Any  # the driver's named tuples
 Call = tuple[str, Sequence[Any]]  # a prepared statement by name, and its parameters
+Request: TypeAlias = Call | BoundStatement | BatchStatement  # what `run_many` sends
+
+# Write batches (see `CqlSession.batches`): Cassandra warns above 10 partitions in an unlogged
+# batch (unlogged_batch_across_partitions_warn_threshold) and above 5 KiB of mutations
+# (batch_size_warn_threshold); staying under both keeps the logs quiet.
+BATCH_PARTITIONS = 10
+BATCH_BYTES = 3 * 1024
+READ_KEYS = 50  # partition keys per `IN` read
 
 PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
 MIGRATIONS_DIR = Path(__file__).with_name("cassandra_migrations")
 
 
 _TABLE = re.compile(r"\b(FROM|INTO|UPDATE)\s+([a-z_][a-z0-9_]*)\b(?!\.)")
+
+
+_ROW_TYPES: dict[tuple[str, ...], Any] = {}
+
+
+def row_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Row]:
+    """Rows as named tuples, like the driver's default factory, but with one class per column
+    list for the life of the process: the default builds a new namedtuple class for every
+    result, which was the largest single cost of reading small results."""
+    key = tuple(colnames)
+    cls = _ROW_TYPES.get(key)
+    if cls is None:
+        names = [re.sub(r"\W", "", name) or "col" for name in key]
+        cls = _ROW_TYPES[key] = namedtuple("Row", names, rename=True)
+    return [cls(*row) for row in rows]
 
 
 class SchemaMissing(RuntimeError):
@@ -79,6 +109,7 @@ class CqlSession:
             consistency_level=ConsistencyLevel.LOCAL_QUORUM,
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
             request_timeout=self.request_timeout,
+            row_factory=row_factory,
         )
         return Cluster(
             self.hosts,
@@ -231,8 +262,8 @@ class CqlSession:
         """Execute a prepared statement by name."""
         return await self._submit(await self.session(), self._prepared[name], params)
 
-    async def run_many(self, calls: Iterable[Call | BatchStatement]) -> list[list[Row]]:
-        """Execute prepared statements (or batches, see `partition_batches`) concurrently, at
+    async def run_many(self, calls: Iterable[Request]) -> list[list[Row]]:
+        """Execute prepared statements (or bound statements and batches, see `batches`), at
         most `max_in_flight` at once; results in order. On a failure nothing more is sent, what
         was sent is awaited, the first error is raised."""
         todo = list(calls)
@@ -240,29 +271,110 @@ class CqlSession:
             return []
         return await _Window(self, await self.session(), todo).run()
 
-    def partition_batches(
-        self, calls: Iterable[Call], partition: Callable[[Call], Any], size: int = 20
-    ) -> list[Call | BatchStatement]:
-        """Writes grouped into UNLOGGED batches of at most `size`, each within one partition
-        (`partition(call)`: the partition key values, tables may differ). A single-partition
-        batch is one mutation on one replica set: one request instead of `size`, applied
-        atomically, and never the multi-partition kind that loads the coordinator. A write
-        alone in its partition is sent as it is."""
-        groups: dict[Any, list[Call]] = {}
-        for call in calls:
-            groups.setdefault(partition(call), []).append(call)
-        out: list[Call | BatchStatement] = []
-        for group in groups.values():
-            for start in range(0, len(group), size):
-                chunk = group[start : start + size]
-                if len(chunk) == 1:
-                    out.append(chunk[0])
-                    continue
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for name, params in chunk:
-                    batch.add(self._prepared[name], params)
-                out.append(batch)
-        return out
+    def batches(self, calls: Iterable[Call]) -> list[BoundStatement | BatchStatement]:
+        """Writes grouped into UNLOGGED batches by replica set, in order within each group.
+
+        The driver's per-request CPU (building, sending and settling a request) is what limits
+        a Python writer, so many small rows go as one request. Grouping by the replicas of each
+        row's partition (what the Spark connector calls grouping by replica set) means the
+        coordinator, chosen token-aware from the batch's first row, owns every row of the batch:
+        no extra hop, no coordinator fan-out. A batch holds at most BATCH_PARTITIONS partitions
+        and about BATCH_BYTES of values. Rows of one partition in a batch are applied
+        atomically; across partitions an unlogged batch promises nothing more than separate
+        writes, so callers order dependent writes in separate calls (history before state).
+        The same row twice in one batch would get one timestamp (the larger value winning, not
+        the later): callers pass each row once."""
+        groups: dict[Hashable, _Batcher] = {}
+        for name, params in calls:
+            bound = self._prepared[name].bind(params)
+            replicas = self._replicas(bound.routing_key)
+            group = groups.get(replicas)
+            if group is None:
+                group = groups[replicas] = _Batcher()
+            group.add(bound)
+        return [_request(chunk) for group in groups.values() for chunk in group.finish()]
+
+    def read_groups(self, name: str, keys: Sequence[Sequence[Any]]) -> list[list[int]]:
+        """Indexes of `keys` (parameters of the single-partition statement `name`) grouped by
+        replica set, at most READ_KEYS a group: one `IN` read per group."""
+        groups: dict[Hashable, list[int]] = {}
+        for index, params in enumerate(keys):
+            routing = self._prepared[name].bind(params).routing_key
+            groups.setdefault(self._replicas(routing), []).append(index)
+        return [
+            group[start : start + READ_KEYS]
+            for group in groups.values()
+            for start in range(0, len(group), READ_KEYS)
+        ]
+
+    def bound_in(self, name: str, params: Sequence[Any], routing_of: Call) -> BoundStatement:
+        """`name` (an `IN` read) bound to `params`, routed to the replicas of the partition of
+        `routing_of` (the driver cannot route an `IN` on the partition key by itself)."""
+        bound = _Routed(self._prepared[name])
+        bound.bind(params)
+        bound.fixed_key = self._prepared[routing_of[0]].bind(routing_of[1]).routing_key
+        return bound
+
+    def _replicas(self, routing_key: bytes | None) -> Hashable:
+        if routing_key is None or self._cluster is None:
+            return None
+        hosts = self._cluster.metadata.get_replicas(self.keyspace, routing_key)
+        return tuple(sorted(str(h.endpoint) for h in hosts))
+
+
+class _Routed(BoundStatement):  # type: ignore[misc]
+    """A bound statement routed by a partition key given to it: the key of an `IN` read's
+    first partition (its own would be the serialized list)."""
+
+    fixed_key: bytes | None = None
+
+    @property
+    def routing_key(self) -> bytes | None:
+        return self.fixed_key
+
+
+def _request(chunk: list[BoundStatement]) -> BoundStatement | BatchStatement:
+    """A chunk as one request: its statement alone, or an UNLOGGED batch of them."""
+    if len(chunk) == 1:
+        return chunk[0]
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for bound in chunk:
+        batch.add(bound)
+    return batch
+
+
+class _Batcher:
+    """Cuts one replica group's writes into chunks within the partition and size limits."""
+
+    def __init__(self) -> None:
+        self.out: list[list[BoundStatement]] = []
+        self.open: list[BoundStatement] = []
+        self.partitions: set[bytes | None] = set()
+        self.size = 0
+
+    def add(self, bound: BoundStatement) -> None:
+        size = sum(len(v) for v in bound.values if isinstance(v, bytes))
+        key = bound.routing_key
+        new_partition = key not in self.partitions
+        if self.open and (
+            (new_partition and len(self.partitions) >= BATCH_PARTITIONS)
+            or self.size + size > BATCH_BYTES
+        ):
+            self._flush()
+            new_partition = True
+        self.open.append(bound)
+        self.size += size
+        if new_partition:
+            self.partitions.add(key)
+
+    def _flush(self) -> None:
+        if self.open:
+            self.out.append(self.open)
+        self.open, self.partitions, self.size = [], set(), 0
+
+    def finish(self) -> list[list[BoundStatement]]:
+        self._flush()
+        return self.out
 
 
 class _Window:
@@ -301,7 +413,7 @@ class _Window:
             self.sent += 1
             self.pending += 1
             try:
-                if isinstance(item, BatchStatement):
+                if isinstance(item, BatchStatement | BoundStatement):
                     future = self.session.execute_async(item)
                 else:
                     future = self.session.execute_async(self.cql.stmt(item[0]), item[1])

@@ -20,10 +20,15 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
 Upserts only, no counter columns; every write can be retried.
 
-Batching: writes that share a partition key (a work's history and events, a work's state rows,
-a due hour) go as UNLOGGED batches of at most 20 (`CqlSession.partition_batches`); a batch on
-one partition is applied atomically and costs one request. The driver's per-request CPU is
-what limits the aggregator, so fewer requests is the lever.
+Batching: the driver's per-request CPU is what limits a Python writer, so the aggregator's
+reads are `IN` queries over up to 50 partitions of one replica set, and its writes go as
+UNLOGGED batches grouped by replica set (`CqlSession.batches`: at most 10 partitions and about
+3 KiB each, under Cassandra's warning thresholds). History, events and leaderboard rows go in
+one round, the state rows in the next, so the state is still stored last.
+
+No null writes: binding None writes a tombstone cell. Columns that never go back to unset
+(timestamps, work metadata, which merges only fill) are left UNSET when None; `error` and
+`events_url`, which do get cleared, are stored as '' for "none".
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.adapters.cassandra_async import CqlSession, Row, bounded, migration_files
+from cassandra.query import UNSET_VALUE
+
+from services.adapters.cassandra_async import Call, CqlSession, Row, bounded, migration_files
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import PeriodCount, SourceEvent, Status
 from services.core.health import SourceStatus
@@ -53,6 +60,7 @@ _WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url
 
 STATEMENTS: dict[str, str] = {
     "work_get": f"SELECT {_WORK_COLS} FROM works WHERE work_id=?",
+    "works_in": f"SELECT {_WORK_COLS} FROM works WHERE work_id IN ?",
     "work_insert": f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?)",
     "work_update": "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
     " canonical_url=? WHERE work_id=?",
@@ -63,6 +71,7 @@ STATEMENTS: dict[str, str] = {
     "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
     "state_get": "SELECT * FROM source_totals WHERE work_id=? AND source=?",
     "states_of": "SELECT * FROM source_totals WHERE work_id=?",
+    "states_in": "SELECT * FROM source_totals WHERE work_id IN ?",
     "state_put": "INSERT INTO source_totals (work_id, source, metrics, retrieved_at,"
     " last_attempt_at, status, error, events_url, periods) VALUES (?,?,?,?,?,?,?,?,?)",
     "state_all": "SELECT source, status FROM source_totals",
@@ -93,6 +102,8 @@ STATEMENTS: dict[str, str] = {
     "status_all": "SELECT source, paused, reason, since FROM source_status",
     "status_put": "INSERT INTO source_status (source, paused, reason, since) VALUES (?,?,?,?)",
     "lookup_get": "SELECT bucket, at, attempt FROM due_lookup WHERE source=? AND work_id=?",
+    "lookups_in": "SELECT work_id, bucket, at, attempt FROM due_lookup WHERE source=?"
+    " AND work_id IN ?",
     "lookup_put": "INSERT INTO due_lookup (source, work_id, bucket, at, attempt)"
     " VALUES (?,?,?,?,?)",
 }
@@ -138,7 +149,12 @@ def _work(row: Row) -> Work:
 
 def _work_values(work: Work) -> list[Any]:
     meta = (work.title, work.issued, work.publisher, work.canonical_url)
-    return [work.doi, work.pmid, work.pmcid, *meta]
+    return [_unset(v) for v in (work.doi, work.pmid, work.pmcid, *meta)]
+
+
+def _unset(value: Any) -> Any:
+    """None as UNSET: the column is left as it is instead of getting a tombstone."""
+    return UNSET_VALUE if value is None else value
 
 
 def _state(row: Row) -> SourceState:
@@ -149,8 +165,8 @@ def _state(row: Row) -> SourceState:
         retrieved_at=_dt(row.retrieved_at),
         last_attempt_at=_dt(row.last_attempt_at),
         status=Status(row.status) if row.status else None,
-        error=row.error,
-        events_url=row.events_url,
+        error=row.error or None,
+        events_url=row.events_url or None,
         periods=tuple(PeriodCount(m, p, int(c)) for m, p, c in row.periods or ()),
     )
 
@@ -160,11 +176,11 @@ def _state_values(st: SourceState) -> list[Any]:
         st.work_id,
         st.source,
         dict(st.metrics),
-        _us(st.retrieved_at) if st.retrieved_at else None,
-        _us(st.last_attempt_at) if st.last_attempt_at else None,
-        st.status.value if st.status else None,
-        st.error,
-        st.events_url,
+        _us(st.retrieved_at) if st.retrieved_at else UNSET_VALUE,
+        _us(st.last_attempt_at) if st.last_attempt_at else UNSET_VALUE,
+        st.status.value if st.status else UNSET_VALUE,
+        st.error or "",
+        st.events_url or "",
         [(p.metric, p.period, p.count) for p in st.periods],
     ]
 
@@ -298,9 +314,28 @@ class CassandraStore:
 
     async def get_works(self, work_ids: Sequence[str]) -> dict[str, Work]:
         """The works among `work_ids` that exist."""
+        rows = await self._read_in(await self._ready(), "work_get", "works_in", work_ids)
+        return {r.work_id: _work(r) for r in rows}
+
+    async def update_works(self, works: Sequence[Work]) -> None:
+        """Store the metadata of known works whose identifiers are unchanged (no claims)."""
         cql = await self._ready()
-        results = await cql.run_many(("work_get", (w,)) for w in dict.fromkeys(work_ids))
-        return {rows[0].work_id: _work(rows[0]) for rows in results if rows}
+        await cql.run_many(
+            cql.batches(("work_update", [*_work_values(w), w.work_id]) for w in works)
+        )
+
+    async def _read_in(
+        self, cql: CqlSession, single: str, many: str, work_ids: Sequence[str], *prefix: Any
+    ) -> list[Row]:
+        """Rows of `many` (`... WHERE [prefix AND] work_id IN ?`) for `work_ids`, one read per
+        replica set and 50 partitions; `single` is the one-partition form, for routing."""
+        ids = list(dict.fromkeys(work_ids))
+        keys = [(*prefix, w) for w in ids]
+        reads = [
+            cql.bound_in(many, (*prefix, [ids[i] for i in group]), (single, keys[group[0]]))
+            for group in cql.read_groups(single, keys)
+        ]
+        return [row for rows in await cql.run_many(reads) for row in rows]
 
     async def find_work(self, ident: Identifier) -> Work | None:
         """The work known by `ident` (any of its DOI, PMID, PMCID)."""
@@ -325,42 +360,36 @@ class CassandraStore:
 
     async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
         """The stored state of each (work id, source) that has one."""
-        cql = await self._ready()
-        results = await cql.run_many(("state_get", key) for key in keys)
-        return {(r[0].work_id, r[0].source): _state(r[0]) for r in results if r}
+        wanted = set(keys)
+        rows = await self._read_in(
+            await self._ready(), "states_of", "states_in", [w for w, _ in keys]
+        )
+        return {(r.work_id, r.source): _state(r) for r in rows if (r.work_id, r.source) in wanted}
 
     async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]:
         """Every source's state for each of `work_ids`."""
-        cql = await self._ready()
-        unique = list(dict.fromkeys(work_ids))
-        results = await cql.run_many(("states_of", (w,)) for w in unique)
-        return {w: [_state(r) for r in rows] for w, rows in zip(unique, results, strict=True)}
+        out: dict[str, list[SourceState]] = {w: [] for w in work_ids}
+        for row in await self._read_in(await self._ready(), "states_of", "states_in", work_ids):
+            out[row.work_id].append(_state(row))
+        return out
 
     async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
         """Persist applied aggregates: history, events and leaderboard first, states last."""
         cql = await self._ready()
         applied = [item for item in items if item.applied]
-        first: list[tuple[str, Sequence[Any]]] = []
+        first: dict[tuple[Any, ...], Call] = {}  # by primary key: the last write of a row wins
         for item in applied:
             st = item.state
             if item.history is not None:
                 h = item.history
-                first.append(("history_put", (h.work_id, h.source, h.day, dict(h.metrics))))
-            first.extend(
-                ("event_put", (st.work_id, st.source, e.event_id, json.dumps(e.to_dict())))
-                for e in item.events
-            )
-        # history and events of a (work, source) share its partition key; leaderboard rows
-        # share (source, metric, shard): each group goes in single-partition batches.
-        await cql.run_many(
-            [
-                *cql.partition_batches(first, _partition_work_source),
-                *cql.partition_batches(_leaderboard_writes(applied), _partition3),
-            ]
-        )
+                history = (h.work_id, h.source, h.day, dict(h.metrics))
+                first[("h", h.work_id, h.source, h.day)] = ("history_put", history)
+            for e in item.events:
+                event = (st.work_id, st.source, e.event_id, json.dumps(e.to_dict()))
+                first[("e", st.work_id, st.source, e.event_id)] = ("event_put", event)
+        await cql.run_many(cql.batches([*first.values(), *_leaderboard_writes(applied)]))
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
-        states = [("state_put", _state_values(st)) for st in final.values()]
-        await cql.run_many(cql.partition_batches(states, _partition_work))
+        await cql.run_many(cql.batches(("state_put", _state_values(st)) for st in final.values()))
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         """Daily snapshots of a work (one source or all), oldest first."""
@@ -440,7 +469,11 @@ class CassandraStore:
         """
         cql = await self._ready()
         latest = list({e.work_id: e for e in entries}.values())  # the last one wins (SQLite)
-        olds = await cql.run_many(("lookup_get", (source, e.work_id)) for e in latest)
+        found = await self._read_in(
+            cql, "lookup_get", "lookups_in", [e.work_id for e in latest], source
+        )
+        by_work = {r.work_id: r for r in found}
+        olds = [[by_work[e.work_id]] if e.work_id in by_work else [] for e in latest]
         now_bucket = _us(datetime.now(UTC)) // HOUR_US
         rows: list[tuple[str, Sequence[Any]]] = []
         lookups: list[tuple[str, Sequence[Any]]] = []
@@ -460,16 +493,13 @@ class CassandraStore:
             if bucket < now_bucket or (source, bucket) not in self._markers:
                 buckets.add(bucket)
         await cql.run_many(
-            [
-                *cql.partition_batches(rows, _partition2),
-                *[("bucket_put", (source, b)) for b in sorted(buckets)],
-            ]
+            cql.batches([*rows, *[("bucket_put", (source, b)) for b in sorted(buckets)]])
         )
         if len(self._markers) > 10_000:
             self._markers = {m for m in self._markers if m[1] >= now_bucket}
         self._markers.update((source, b) for b in buckets if b >= now_bucket)
-        await cql.run_many(lookups)
-        await cql.run_many(cql.partition_batches(deletes, _partition2))
+        await cql.run_many(cql.batches(lookups))
+        await cql.run_many(cql.batches(deletes))
 
     async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
         """Entries of `source` due at `now`, earliest first; reads only hours up to now."""
@@ -500,14 +530,17 @@ class CassandraStore:
         stmt = cql.stmt("due_scan")
         async for page in cql.pages(stmt, (source, bucket, now_us), fetch_size=max(want, 100)):
             empty = empty and not page
-            lookups = await cql.run_many(("lookup_get", (source, r.work_id)) for r in page)
+            found = await self._read_in(
+                cql, "lookup_get", "lookups_in", [r.work_id for r in page], source
+            )
+            current = {(look.work_id, look.bucket, look.at) for look in found}
             stale = []
-            for r, look in zip(page, lookups, strict=True):
-                if look and (look[0].bucket, look[0].at) == (bucket, r.at):
+            for r in page:
+                if (r.work_id, bucket, r.at) in current:
                     out.append(DueEntry(r.work_id, _dt_required(r.at), int(r.attempt)))
                 else:
                     stale.append(("due_del", (source, bucket, r.at, r.work_id)))
-            await cql.run_many(stale)
+            await cql.run_many(cql.batches(stale))
             if len(out) >= want:
                 break
         return None if empty else out[:want]
@@ -550,26 +583,6 @@ def _leaderboard_writes(applied: Sequence[Aggregate]) -> list[tuple[str, Sequenc
         for metric, value in metrics.items():
             out.append(("board_put", (source, metric, shard, value, work_id)))
     return out
-
-
-def _partition_work(call: tuple[str, Sequence[Any]]) -> Any:
-    """Partition of a `source_totals` row (work_id): a work's sources."""
-    return call[1][0]
-
-
-def _partition_work_source(call: tuple[str, Sequence[Any]]) -> tuple[Any, ...]:
-    """Partition of a `source_history` or `source_events` row (work_id, source)."""
-    return (call[1][0], call[1][1])
-
-
-def _partition2(call: tuple[str, Sequence[Any]]) -> tuple[Any, ...]:
-    """Statement and partition of a `due` row (source, bucket)."""
-    return (call[0], call[1][0], call[1][1])
-
-
-def _partition3(call: tuple[str, Sequence[Any]]) -> tuple[Any, ...]:
-    """Statement and partition of a `leaderboard` row (source, metric, shard)."""
-    return (call[0], call[1][0], call[1][1], call[1][2])
 
 
 async def _gather(aws: Sequence[Awaitable[Any]], limit: int) -> None:

@@ -136,6 +136,18 @@ class SqliteStore:
 
         return await self._run(write)
 
+    async def update_works(self, works: Sequence[Work]) -> None:
+        """Store the metadata of known works whose identifiers are unchanged."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
+                " canonical_url=? WHERE work_id=?",
+                [(*_work_row(w)[1:], w.work_id) for w in works],
+            )
+
+        await self._run(write)
+
     async def get_work(self, work_id: str) -> Work | None:
         """The work with this work id."""
 

@@ -115,9 +115,15 @@ class Aggregator:
             return
         works = await self.store.get_works(sorted({o.work_id for o in done}))
         learned = learned_works(done, works)
-        if learned:
-            await self.store.register(learned)
-            works.update({w.work_id: w for w in learned})
+        # New identifiers (a PMID, a PMCID) go through registration, which claims them and
+        # merges a work already known by one; other metadata is simply stored.
+        claims = [w for w in learned if w.identifiers() != works[w.work_id].identifiers()]
+        updates = [w for w in learned if w.identifiers() == works[w.work_id].identifiers()]
+        if claims:
+            await self.store.register(claims)
+        if updates:
+            await self.store.update_works(updates)
+        works.update({w.work_id: w for w in learned})
         now = self.clock()
         by_source: dict[str, list[DueEntry]] = {}
         for obs in done:

@@ -178,6 +178,43 @@ async def test_an_error_keeps_totals_and_is_summarised(store: Store) -> None:
     assert (await store.source_summary())[src] == {"works": 2, "errors": 1}
 
 
+async def test_a_recovered_source_has_its_error_cleared(store: Store) -> None:
+    """After an error, a successful fetch stores no error (the error is cleared, not kept)."""
+    w, src = f"10.1/c.{uid()}", f"src{uid()}"
+    await apply(store, [obs(w, src, T0, {"x": 1})])
+    await apply(store, [obs(w, src, T0 + timedelta(hours=1), status=Status.ERROR)])
+    await apply(store, [obs(w, src, T0 + timedelta(hours=2), {"x": 2})])
+    state = (await store.states([(w, src)]))[(w, src)]
+    assert (state.status, state.error, state.metrics) == (Status.OK, None, {"x": 2})
+
+
+async def test_one_call_for_many_works_stores_each_once(store: Store) -> None:
+    """A batch of 240 works (several write batches and `IN` reads): every state, history
+    point and leaderboard row lands; two values of one day keep the later one."""
+    src = f"src{uid()}"
+    works = [f"10.1/m.{n}.{uid()}" for n in range(240)]
+    observations = [obs(w, src, T0, {"x": n}) for n, w in enumerate(works)]
+    observations.append(obs(works[0], src, T0 + timedelta(minutes=5), {"x": 999}))
+    await apply(store, observations)
+    states = await store.states([(w, src) for w in works])
+    assert [states[(w, src)].metrics["x"] for w in works] == [999, *range(1, 240)]
+    assert [p.metrics for p in await store.history(works[0], src)] == [{"x": 999}]
+    assert (await store.top_works(src, "x", 2)) == [(works[0], 999), (works[239], 239)]
+    per_work = await store.states_for(works)
+    assert all(len(per_work[w]) == 1 for w in works)
+
+
+async def test_update_works_stores_learned_metadata(store: Store) -> None:
+    """update_works fills in metadata of known works; what was known stays."""
+    work = doi_work(f"10.1234/u.{uid()}", title="Known title")
+    await store.register([work])
+    learned = work.merged(Work(work.work_id, publisher="ALM Press"))
+    await store.update_works([learned])
+    found = await store.get_works([work.work_id, "10.1/none"])
+    assert found == {work.work_id: learned}
+    assert learned.title == "Known title" and learned.publisher == "ALM Press"
+
+
 async def test_leaderboard_follows_changing_totals(store: Store) -> None:
     """top_works ranks by the current value; a work's old value no longer counts."""
     src = f"src{uid()}"

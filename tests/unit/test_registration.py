@@ -43,6 +43,9 @@ class FakeWorkStore:
             out.append(Registration(merged, created=found is None))
         return out
 
+    async def update_works(self, works: Sequence[Work]) -> None:
+        self.works.update({w.work_id: w for w in works})
+
     async def get_work(self, work_id: str) -> Work | None:
         return self.works.get(work_id)
 

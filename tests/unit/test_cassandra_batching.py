@@ -1,0 +1,50 @@
+"""Pure parts of the Cassandra session: the row factory and how writes are batched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.adapters import cassandra_async
+from services.adapters.cassandra_async import BATCH_BYTES, BATCH_PARTITIONS, _Batcher, row_factory
+
+
+@dataclass
+class FakeBound:
+    """What _Batcher reads of a bound statement: its routing key and serialized values."""
+
+    routing_key: bytes
+    values: list[bytes] = field(default_factory=lambda: [b"x" * 10])
+
+
+def test_rows_are_named_tuples_of_one_class_per_column_list() -> None:
+    first = row_factory(["work_id", "[applied]"], [("a", True), ("b", False)])
+    second = row_factory(["work_id", "[applied]"], [("c", True)])
+    assert [r.work_id for r in first] == ["a", "b"] and first[0].applied is True
+    assert type(first[0]) is type(second[0])
+    assert type(row_factory(["work_id"], [("d",)])[0]) is not type(first[0])
+
+
+def test_a_batch_holds_at_most_the_partition_limit() -> None:
+    batcher = _Batcher()
+    for n in range(BATCH_PARTITIONS * 2 + 3):
+        batcher.add(FakeBound(f"p{n}".encode()))  # type: ignore[arg-type]
+    assert [len(chunk) for chunk in batcher.finish()] == [BATCH_PARTITIONS, BATCH_PARTITIONS, 3]
+
+
+def test_rows_of_one_partition_do_not_count_twice() -> None:
+    batcher = _Batcher()
+    for n in range(BATCH_PARTITIONS * 3):
+        batcher.add(FakeBound(b"same" if n % 2 else f"p{n}".encode()))  # type: ignore[arg-type]
+    chunks = batcher.finish()
+    # 15 partitions of one row and one shared by 15 rows: the shared one + 9, then + 6
+    assert [len({b.routing_key for b in chunk}) for chunk in chunks] == [10, 7]
+    assert sum(len(chunk) for chunk in chunks) == BATCH_PARTITIONS * 3
+
+
+def test_a_batch_stays_under_the_byte_limit() -> None:
+    batcher = _Batcher()
+    row = BATCH_BYTES // 4 + 1
+    for n in range(8):
+        batcher.add(FakeBound(f"p{n}".encode(), [b"x" * row]))  # type: ignore[arg-type]
+    assert [len(chunk) for chunk in batcher.finish()] == [3, 3, 2]  # a 4th would not fit
+    assert cassandra_async.BATCH_PARTITIONS > 3
