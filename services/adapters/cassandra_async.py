@@ -318,8 +318,7 @@ class CqlSession:
     def _replicas(self, routing_key: bytes | None) -> Hashable:
         if routing_key is None or self._cluster is None:
             return None
-        hosts = self._cluster.metadata.get_replicas(self.keyspace, routing_key)
-        return tuple(sorted(str(h.endpoint) for h in hosts))
+        return tuple(self._cluster.metadata.get_replicas(self.keyspace, routing_key))
 
 
 class _Routed(BoundStatement):  # type: ignore[misc]

@@ -425,7 +425,7 @@ class CassandraStore:
             body = (raw.url, raw.status, raw.body, list(raw.work_ids), ttl)
             writes.append(("raw_put", (raw.source, day, at, raw_id, *body)))
             writes.extend(("raw_link", (w, raw.source, at, raw_id, day, ttl)) for w in raw.work_ids)
-        await cql.run_many(writes)
+        await cql.run_many(cql.batches(writes))
 
     async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
         """The latest kept responses of `source` concerning `work_id`, newest first."""

@@ -4,8 +4,9 @@ publish changes, and set each work's next due time. The faust agent wraps the sa
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,43 +87,45 @@ class Aggregator:
         return observations
 
     async def process(self, observations: Sequence[Observation]) -> list[Aggregate]:
-        """Fold, then publish changes, then write (a crash in between re-sends, never loses;
-        with `already_published` set, a change already on the topic is not sent again)."""
+        """Read, fold, publish the changes and schedule the next refreshes, then store the
+        states last: a crash before that re-sends, never loses (with `already_published` set,
+        a change already on the topic is not sent again). Reads, and the writes that do not
+        depend on each other, go concurrently: a batch costs three round trips, not ten."""
         keys = sorted({(o.work_id, o.source) for o in observations})
-        states = await self.store.states(keys)
+        states, works = await asyncio.gather(
+            self.store.states(keys), self.store.get_works(sorted({w for w, _ in keys}))
+        )
         results = fold(observations, states)
         changes = [r.changed for r in results if r.changed is not None]
         if self.already_published is not None:
             changes = [c for c in changes if not self.already_published(c)]
-        await self.bus.publish(
-            TOPIC_CHANGED,
-            [(c.work_id, dict(check("metric_changed", c.to_dict()))) for c in changes],
+        done = [
+            o
+            for o, r in zip(observations, results, strict=True)
+            if r.applied and o.status is not Status.ERROR
+        ]
+        await asyncio.gather(
+            self.bus.publish(
+                TOPIC_CHANGED,
+                [(c.work_id, dict(check("metric_changed", c.to_dict()))) for c in changes],
+            ),
+            self._schedule_next(done, works),
         )
         await self.store.write_aggregates(results)
-        await self._schedule_next(
-            [
-                o
-                for o, r in zip(observations, results, strict=True)
-                if r.applied and o.status is not Status.ERROR
-            ]
-        )
         self.applied += sum(r.applied for r in results)
         self.changes += len(changes)
         return results
 
-    async def _schedule_next(self, done: list[Observation]) -> None:
+    async def _schedule_next(self, done: list[Observation], works: dict[str, Work]) -> None:
+        """Store metadata the observations taught us, and when each work is next due."""
         if not done:
             return
-        works = await self.store.get_works(sorted({o.work_id for o in done}))
+        works = dict(works)
         learned = learned_works(done, works)
         # New identifiers (a PMID, a PMCID) go through registration, which claims them and
         # merges a work already known by one; other metadata is simply stored.
         claims = [w for w in learned if w.identifiers() != works[w.work_id].identifiers()]
         updates = [w for w in learned if w.identifiers() == works[w.work_id].identifiers()]
-        if claims:
-            await self.store.register(claims)
-        if updates:
-            await self.store.update_works(updates)
         works.update({w.work_id: w for w in learned})
         now = self.clock()
         by_source: dict[str, list[DueEntry]] = {}
@@ -133,8 +136,14 @@ class Aggregator:
                 issued, obs.retrieved_at, now, self.policy, self.rng.random(), obs.source
             )
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
-        for source, entries in by_source.items():
-            await self.store.set_due(source, entries)
+        writes: list[Awaitable[Any]] = [
+            self.store.set_due(source, entries) for source, entries in by_source.items()
+        ]
+        if updates:
+            writes.append(self.store.update_works(updates))
+        if claims:
+            writes.append(self.store.register(claims))
+        await asyncio.gather(*writes)
 
 
 def learned_works(observations: Sequence[Observation], known: dict[str, Work]) -> list[Work]:
