@@ -285,9 +285,10 @@ class CqlSession:
         The same row twice in one batch would get one timestamp (the larger value winning, not
         the later): callers pass each row once."""
         groups: dict[Hashable, _Batcher] = {}
+        one_node = self._one_node()
         for name, params in calls:
             bound = self._prepared[name].bind(params)
-            replicas = self._replicas(bound.routing_key)
+            replicas = None if one_node else self._replicas(bound.routing_key)
             group = groups.get(replicas)
             if group is None:
                 group = groups[replicas] = _Batcher()
@@ -297,6 +298,11 @@ class CqlSession:
     def read_groups(self, name: str, keys: Sequence[Sequence[Any]]) -> list[list[int]]:
         """Indexes of `keys` (parameters of the single-partition statement `name`) grouped by
         replica set, at most READ_KEYS a group: one `IN` read per group."""
+        if self._one_node():  # every key has the same replica: no need to route each one
+            return [
+                list(range(i, min(i + READ_KEYS, len(keys))))
+                for i in range(0, len(keys), READ_KEYS)
+            ]
         groups: dict[Hashable, list[int]] = {}
         for index, params in enumerate(keys):
             routing = self._prepared[name].bind(params).routing_key
@@ -314,6 +320,9 @@ class CqlSession:
         bound.bind(params)
         bound.fixed_key = self._prepared[routing_of[0]].bind(routing_of[1]).routing_key
         return bound
+
+    def _one_node(self) -> bool:
+        return self._cluster is not None and len(self._cluster.metadata.all_hosts()) == 1
 
     def _replicas(self, routing_key: bytes | None) -> Hashable:
         if routing_key is None or self._cluster is None:

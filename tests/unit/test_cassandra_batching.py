@@ -48,3 +48,50 @@ def test_a_batch_stays_under_the_byte_limit() -> None:
         batcher.add(FakeBound(f"p{n}".encode(), [b"x" * row]))  # type: ignore[arg-type]
     assert [len(chunk) for chunk in batcher.finish()] == [3, 3, 2]  # a 4th would not fit
     assert cassandra_async.BATCH_PARTITIONS > 3
+
+
+class FakePrepared:
+    """A prepared statement whose bind gives the first parameter as the routing key."""
+
+    def bind(self, params: tuple[str, ...]) -> FakeBound:
+        return FakeBound(params[0].encode())
+
+
+class FakeMetadata:
+    """Two nodes; keys starting with 'a' live on one, the others on the second."""
+
+    def all_hosts(self) -> list[str]:
+        return ["n1", "n2"]
+
+    def get_replicas(self, keyspace: str, key: bytes) -> list[str]:
+        return ["n1"] if key.startswith(b"a") else ["n2"]
+
+
+def session_on(metadata: object) -> cassandra_async.CqlSession:
+    cql = cassandra_async.CqlSession(["127.0.0.1"], 9042, "alm")
+    cql._cluster = type("FakeCluster", (), {"metadata": metadata})()  # type: ignore[assignment]
+    cql._prepared = {"get": FakePrepared()}  # type: ignore[dict-item]
+    return cql
+
+
+def test_reads_are_grouped_by_replica_and_capped() -> None:
+    keys = [("a1",), ("b1",), *[(f"a{n}",) for n in range(2, 60)], ("b2",)]
+    groups = session_on(FakeMetadata()).read_groups("get", keys)
+    assert [[keys[i][0][0] for i in g] for g in groups] == [["a"] * 50, ["a"] * 9, ["b", "b"]]
+    assert sorted(i for g in groups for i in g) == list(range(len(keys)))
+
+
+def test_on_one_node_reads_are_only_capped() -> None:
+    class OneNode(FakeMetadata):
+        def all_hosts(self) -> list[str]:
+            return ["n1"]
+
+    groups = session_on(OneNode()).read_groups(
+        "get", [(f"{c}{n}",) for n in range(60) for c in "ab"]
+    )
+    assert [len(g) for g in groups] == [50, 50, 20] and groups[0][:3] == [0, 1, 2]
+
+
+def test_writes_to_different_replicas_never_share_a_batch() -> None:
+    out = session_on(FakeMetadata()).batches([("get", ("a1",)), ("get", ("b1",))])
+    assert [b.routing_key for b in out] == [b"a1", b"b1"]  # two requests, each on its own
