@@ -51,7 +51,11 @@ def make_store(settings: Settings) -> Store:
         from services.adapters.cassandra_store import CassandraStore
 
         return CassandraStore(
-            settings.cassandra_hosts, settings.cassandra_port, settings.keyspace, ttl
+            settings.cassandra_hosts,
+            settings.cassandra_port,
+            settings.keyspace,
+            ttl,
+            connection=settings.cassandra_connection,
         )
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
 

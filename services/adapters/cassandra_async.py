@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import (
@@ -30,6 +31,8 @@ from cassandra.query import (
     PreparedStatement,
     SimpleStatement,
 )
+
+from services.settings import CassandraConnection
 
 T = TypeVar("T")
 Row = Any  # the driver's named tuples
@@ -90,12 +93,15 @@ class CqlSession:
         keyspace: str,
         request_timeout: float = 20.0,
         max_in_flight: int = 256,
+        connection: CassandraConnection | None = None,
     ) -> None:
         self.hosts = list(hosts)
         self.port = port
         self.keyspace = keyspace
         self.request_timeout = request_timeout
         self.max_in_flight = max_in_flight
+        # credentials and TLS; None: neither (a local node)
+        self.connection = connection if connection is not None else CassandraConnection()
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
@@ -111,12 +117,21 @@ class CqlSession:
             request_timeout=self.request_timeout,
             row_factory=row_factory,
         )
+        conn = self.connection
+        auth = None
+        if conn.username is not None and conn.password is not None:
+            auth = PlainTextAuthProvider(username=conn.username, password=conn.password)
+        # With an ssl_context the driver verifies each node's certificate against the address
+        # it connects to (its IP: contact points are resolved, peers come from system.peers),
+        # passing it as server_hostname when check_hostname is on; no ssl_options needed.
         return Cluster(
             self.hosts,
             port=self.port,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=10,
             protocol_version=PROTOCOL_VERSION,
+            auth_provider=auth,
+            ssl_context=conn.ssl_context(),
         )
 
     def _connect_sync(self) -> Session:

@@ -51,6 +51,7 @@ from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
 from services.core.ports import DueEntry, RawResponse, Registration
 from services.core.works import Work
+from services.settings import CassandraConnection
 
 SHARDS = 16
 HOUR_US = 3_600_000_000
@@ -195,13 +196,14 @@ class CassandraStore:
         keyspace: str,
         raw_ttl: timedelta = timedelta(days=7),
         replication: Mapping[str, Any] | None = None,
+        connection: CassandraConnection | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
             raise ValueError(f"invalid Cassandra keyspace name {keyspace!r} (letters, digits, _)")
         self.keyspace = keyspace.lower()
         self._raw_ttl = raw_ttl
         self._replication = replication
-        self._cql = CqlSession(hosts, port, self.keyspace)
+        self._cql = CqlSession(hosts, port, self.keyspace, connection=connection)
         self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
 
     async def _ready(self) -> CqlSession:
