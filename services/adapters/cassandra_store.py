@@ -11,7 +11,8 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 - Aggregates: history points, events and leaderboard rows are written first and the state row
   last, so a crash in between is repaired by the redelivered observation (the state, which
   decides whether an observation is new, is only stored once everything else is).
-- Raw responses: rows carry a TTL of `raw_ttl` counted from `retrieved_at`.
+- Raw responses: rows carry a TTL of `raw_ttl` counted from `retrieved_at`; a storage-attached
+  index on the set of works each response concerns finds them by work (one row per call).
 - Due-index: `due` partitions are (source, hour); `due_buckets` lists the hours that may hold
   entries and `due_lookup` maps (source, work) to its entry, so `set_due` deletes the
   previous row and `due` reads only the hours up to now: O(due). A row left behind by a
@@ -87,13 +88,9 @@ STATEMENTS: dict[str, str] = {
     "board_top": "SELECT value, work_id FROM leaderboard WHERE source=? AND metric=? AND shard=?"
     " LIMIT ?",
     "raw_put": "INSERT INTO raw_responses (source, day, retrieved_at, raw_id, url, status, body,"
-    " work_ids) VALUES (?,?,?,?,?,?,?,?) USING TTL ?",
-    "raw_link": "INSERT INTO raw_by_work (work_id, source, retrieved_at, raw_id, day)"
-    " VALUES (?,?,?,?,?) USING TTL ?",
-    "raw_links": "SELECT retrieved_at, raw_id, day FROM raw_by_work WHERE work_id=? AND source=?"
-    " LIMIT ?",
-    "raw_get": "SELECT url, status, body, work_ids FROM raw_responses WHERE source=? AND day=?"
-    " AND retrieved_at=? AND raw_id=?",
+    " work_ids, works) VALUES (?,?,?,?,?,?,?,?,?) USING TTL ?",
+    "raw_of_work": "SELECT retrieved_at, url, status, body, work_ids FROM raw_responses"
+    " WHERE source=? AND day=? AND works CONTAINS ? LIMIT ?",
     "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (?,?,?,?,?)",
     "due_del": "DELETE FROM due WHERE source=? AND bucket=? AND at=? AND work_id=?",
     "due_scan": "SELECT at, work_id, attempt FROM due WHERE source=? AND bucket=? AND at<=?",
@@ -424,24 +421,32 @@ class CassandraStore:
             at = _us(raw.retrieved_at)
             day = raw.retrieved_at.astimezone(UTC).date()
             raw_id = uuid.uuid5(RAW_NAMESPACE, f"{raw.source}|{raw.url}|{at}")
-            body = (raw.url, raw.status, raw.body, list(raw.work_ids), ttl)
+            body = (raw.url, raw.status, raw.body, list(raw.work_ids), set(raw.work_ids), ttl)
             writes.append(("raw_put", (raw.source, day, at, raw_id, *body)))
-            writes.extend(("raw_link", (w, raw.source, at, raw_id, day, ttl)) for w in raw.work_ids)
         await cql.run_many(cql.batches(writes))
 
     async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
-        """The latest kept responses of `source` concerning `work_id`, newest first."""
+        """The latest kept responses of `source` concerning `work_id`, newest first: the
+        `works` index, one day partition at a time from today back to the oldest kept day."""
         cql = await self._ready()
-        links = await cql.run("raw_links", (work_id, source, limit))
-        bodies = await cql.run_many(
-            ("raw_get", (source, link.day, link.retrieved_at, link.raw_id)) for link in links
-        )
-        out = []
-        for link, rows in zip(links, bodies, strict=True):
-            if rows:
-                r = rows[0]
-                at = _dt_required(link.retrieved_at)
-                out.append(RawResponse(source, at, r.url, r.status, r.body, tuple(r.work_ids)))
+        today = datetime.now(UTC).date()
+        out: list[RawResponse] = []
+        for back in range(self._raw_ttl.days + 2):
+            if len(out) >= limit:
+                break
+            day = today - timedelta(days=back)
+            rows = await cql.run("raw_of_work", (source, day, work_id, limit - len(out)))
+            out.extend(
+                RawResponse(
+                    source,
+                    _dt_required(r.retrieved_at),
+                    r.url,
+                    r.status,
+                    r.body,
+                    tuple(r.work_ids),
+                )
+                for r in rows
+            )
         return out
 
     async def source_summary(self) -> dict[str, dict[str, int]]:

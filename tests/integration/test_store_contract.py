@@ -240,10 +240,17 @@ async def test_raw_responses_newest_first_and_expired_ones_gone(store: Store) ->
         RawResponse(src, now - timedelta(minutes=2), "https://u/1", 200, '{"a":1}', (w, "x")),
         RawResponse(src, now - timedelta(minutes=1), "https://u/2", 404, "{}", (w,)),
         RawResponse(src, now - timedelta(days=8), "https://u/old", 200, "{}", (w,)),
+        RawResponse(src, now - timedelta(days=3), "https://u/3d", 200, "{}", ("y", w)),
+        RawResponse(src, now - timedelta(minutes=3), "https://u/y", 200, "{}", ("y",)),
     ]
     await store.add_raw_responses(raws)
     got = await store.raw_responses(src, w, 10)
-    assert [(r.url, r.status) for r in got] == [("https://u/2", 404), ("https://u/1", 200)]
+    assert [(r.url, r.status) for r in got] == [
+        ("https://u/2", 404),
+        ("https://u/1", 200),
+        ("https://u/3d", 200),
+    ]
+    assert [r.url for r in await store.raw_responses(src, "x", 10)] == ["https://u/1"]
     assert got[1].work_ids == (w, "x") and got[1].body == '{"a":1}'
     assert got[1].retrieved_at == raws[0].retrieved_at
     assert len(await store.raw_responses(src, w, 1)) == 1
