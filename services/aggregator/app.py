@@ -72,7 +72,9 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
         stream_wait_empty=True,
         datadir=str(datadir),
     )
-    bus = KafkaBus(settings.kafka_bootstrap, client_id="alm-aggregator", prefix=prefix)
+    bus = KafkaBus(
+        settings.kafka_bootstrap, client_id="alm-aggregator", prefix=prefix, in_loop=True
+    )
     published = PublishedChanges(bus)
     aggregator = Aggregator(
         bus, make_store(settings), settings.policy(), utc_now, already_published=published

@@ -122,3 +122,25 @@ async def test_read_a_partition_range(bus: KafkaBus) -> None:
     tail = await bus.read(TOPIC_CHANGED, {part: (end - 3, end)})
     assert [m.value["n"] for m in tail] == [2, 3, 4]
     assert [m.offset for m in tail] == [end - 3, end - 2, end - 1]
+
+
+async def test_in_loop_publishing_lands_on_the_same_partitions(infra: Infra, bus: KafkaBus) -> None:
+    """The aggregator's in-loop (aiokafka) producer puts a key on the partition kafka-python
+    would: the published-changes check relies on raw and changed partitions matching."""
+    group = f"g{secrets.token_hex(3)}"
+    keys = [f"10.5555/p.{i}" for i in range(60)]
+    aio = KafkaBus(infra.kafka, client_id="it-aio", prefix=infra.prefix, in_loop=True)
+    try:
+        await aio.publish(TOPIC_CHANGED, [(k, {"via": "aiokafka", "k": k}) for k in keys])
+    finally:
+        await aio.close()
+    await bus.publish(TOPIC_CHANGED, [(k, {"via": "kafka-python", "k": k}) for k in keys])
+    consumer = bus.consumer([TOPIC_CHANGED], group)
+    got = [m for m in await drain(consumer, 120) if m.key in set(keys)]
+    await consumer.close()
+    where: dict[str, dict[str, int]] = {}
+    for m in got:
+        where.setdefault(m.key, {})[m.value["via"]] = m.partition
+    assert len(where) == 60 and all(len(p) == 2 for p in where.values())
+    assert all(p["aiokafka"] == p["kafka-python"] for p in where.values())
+    assert len({p["aiokafka"] for p in where.values()}) > 1  # spread, not all on one
