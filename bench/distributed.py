@@ -277,7 +277,7 @@ async def wait_done(run: Run, sources: list[str], expected: int, t0: float) -> d
 async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]:
     """Refresh `works` synthetic works from `sources` through the running services."""
     store = CassandraStore([CASSANDRA], CASSANDRA_PORT, run.keyspace)
-    bus = KafkaBus(KAFKA, client_id="bench", prefix=run.prefix)
+    bus = KafkaBus(KAFKA, client_id="bench", prefix=run.prefix, in_loop=True)  # as the scheduler
     ids = [f"10.5555/bench.{i}" for i in range(works)]
     t = time.monotonic()
     for i in range(0, works, 2000):

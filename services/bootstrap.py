@@ -35,7 +35,9 @@ def make_bus(settings: Settings) -> Bus:
     if settings.bus == "kafka":
         from services.adapters.kafka_bus import KafkaBus
 
-        return KafkaBus(settings.kafka_bootstrap, client_id="alm", prefix=settings.topic_prefix)
+        return KafkaBus(
+            settings.kafka_bootstrap, client_id="alm", prefix=settings.topic_prefix, in_loop=True
+        )
     raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
 
 

@@ -9,8 +9,8 @@ caller says so, after its writes (at-least-once).
 Records are keyed by work id (UTF-8), so every event of a work lands on the same partition and
 is handled in order by one member of each group. Values are compact JSON.
 
-With `in_loop=True` (the aggregator, which runs in faust's event loop anyway), publishing uses
-aiokafka's producer on the loop instead (same acks=all and idempotence, same murmur2 key
+With `in_loop=True` (every service: bootstrap.make_bus and the aggregator), publishing uses
+aiokafka's producer on the running loop instead (same acks=all and idempotence, same murmur2 key
 partitioning): no thread hop per call, no second producer thread competing for the GIL, and
 record batches built by its C extension.
 
