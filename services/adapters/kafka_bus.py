@@ -87,15 +87,22 @@ class KafkaBus:
         """The real topic (or group) name of `name` on the cluster."""
         return self.prefix + name
 
+    def _producer_settings(self) -> dict[str, Any]:
+        """What both producers share: every record on every in-sync replica, no duplicates
+        from retried sends, a few ms to fill batches."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": f"{self.client_id}-producer",
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self._linger_ms,
+        }
+
     def _get_producer(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    client_id=f"{self.client_id}-producer",
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=self._linger_ms,
+                    **self._producer_settings(),
                     batch_size=256 * 1024,
                     compression_type=None,
                     retries=2**31 - 1,
@@ -145,11 +152,7 @@ class KafkaBus:
             from aiokafka import AIOKafkaProducer
 
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
-                client_id=f"{self.client_id}-producer",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=self._linger_ms,
+                **self._producer_settings(),
                 max_batch_size=256 * 1024,
                 request_timeout_ms=40_000,
             )
