@@ -16,7 +16,9 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 - Due-index: `due` partitions are (source, hour); `due_buckets` lists the hours that may hold
   entries and `due_lookup` maps (source, work) to its entry, so `set_due` deletes the
   previous row and `due` reads only the hours up to now: O(due). A row left behind by a
-  crash or a race is recognised against the lookup and removed when scanned.
+  crash or a race is recognised against the lookup and removed when scanned. Within an hour a
+  scan starts where the previous one handed out its last entry (SCAN_MARGIN_US), so the
+  tombstones of entries already leased are not read on every tick.
 
 Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
 Upserts only, no counter columns; every write can be retried.
@@ -56,6 +58,13 @@ from services.settings import CassandraConnection
 
 SHARDS = 16
 HOUR_US = 3_600_000_000
+# Due scans start where the previous scan of the hour left off, not at the hour's start: the
+# entries handed out before were deleted (leased), and reading past their tombstones on every
+# tick would grow with the hour's traffic (Cassandra fails a read at 100,000 tombstones). An entry
+# written behind that point (an overdue time, a skewed clock) is still found: the scan keeps
+# SCAN_MARGIN_US behind the present, and reads the whole hour again every FULL_SCAN_SECONDS.
+SCAN_MARGIN_US = 60_000_000
+FULL_SCAN_SECONDS = 600.0
 RAW_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c59-9a55-0a1e5c0b7a11")
 
 _WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
@@ -93,7 +102,8 @@ STATEMENTS: dict[str, str] = {
     " WHERE source=? AND day=? AND works CONTAINS ? LIMIT ?",
     "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (?,?,?,?,?)",
     "due_del": "DELETE FROM due WHERE source=? AND bucket=? AND at=? AND work_id=?",
-    "due_scan": "SELECT at, work_id, attempt FROM due WHERE source=? AND bucket=? AND at<=?",
+    "due_scan": "SELECT at, work_id, attempt FROM due WHERE source=? AND bucket=? AND at>=?"
+    " AND at<=?",
     "bucket_put": "INSERT INTO due_buckets (source, bucket) VALUES (?,?)",
     "bucket_list": "SELECT bucket FROM due_buckets WHERE source=? AND bucket<=?",
     "bucket_del": "DELETE FROM due_buckets USING TIMESTAMP ? WHERE source=? AND bucket=?",
@@ -202,6 +212,8 @@ class CassandraStore:
         self._replication = replication
         self._cql = CqlSession(hosts, port, self.keyspace, connection=connection)
         self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
+        # (source, hour) -> (where the next due scan starts, when the hour was last read whole)
+        self._scan_from: dict[tuple[str, int], tuple[int, float]] = {}
 
     async def _ready(self) -> CqlSession:
         if not self._cql.ready:
@@ -528,14 +540,37 @@ class CassandraStore:
     async def _scan_bucket(
         self, cql: CqlSession, source: str, bucket: int, now_us: int, want: int
     ) -> list[DueEntry] | None:
-        """Up to `want` current entries of one hour (None if it holds no row at all).
+        """Up to `want` current entries of one hour (None if a whole-hour read found no row).
 
         A row that is not its work's current entry (per `due_lookup`) is stale and deleted.
+        The read starts where the previous one handed out its last entry (see SCAN_MARGIN_US).
         """
+        key = (source, bucket)
+        start, whole_at = self._scan_from.get(key, (0, 0.0))
+        clock = time.monotonic()
+        if start and clock - whole_at >= FULL_SCAN_SECONDS:
+            start = 0
+        if start == 0:
+            whole_at = clock
+        out, empty = await self._read_due(cql, source, bucket, start, now_us, want)
+        if empty and start and bucket < now_us // HOUR_US:
+            # A past hour that looks drained: read it whole once, so it can be dropped.
+            start, whole_at = 0, clock
+            out, empty = await self._read_due(cql, source, bucket, start, now_us, want)
+        handed = _us(out[-1].at) if out else now_us
+        self._remember_scan(key, max(start, min(handed, now_us - SCAN_MARGIN_US)), whole_at)
+        return None if empty and start == 0 else out
+
+    async def _read_due(
+        self, cql: CqlSession, source: str, bucket: int, start: int, now_us: int, want: int
+    ) -> tuple[list[DueEntry], bool]:
+        """Up to `want` current entries of the hour from `start` to `now_us`, and whether the
+        range held no row at all; stale rows met on the way are deleted."""
         out: list[DueEntry] = []
         empty = True
         stmt = cql.stmt("due_scan")
-        async for page in cql.pages(stmt, (source, bucket, now_us), fetch_size=max(want, 100)):
+        params = (source, bucket, start, now_us)
+        async for page in cql.pages(stmt, params, fetch_size=max(want, 100)):
             empty = empty and not page
             found = await self._read_in(
                 cql, "lookup_get", "lookups_in", [r.work_id for r in page], source
@@ -550,7 +585,12 @@ class CassandraStore:
             await cql.run_many(cql.batches(stale))
             if len(out) >= want:
                 break
-        return None if empty else out[:want]
+        return out[:want], empty
+
+    def _remember_scan(self, key: tuple[str, int], start: int, whole_at: float) -> None:
+        if len(self._scan_from) > 10_000:  # hours long past are no longer scanned
+            self._scan_from = {k: v for k, v in self._scan_from.items() if k[1] >= key[1] - 48}
+        self._scan_from[key] = (start, whole_at)
 
     # -- source control -----------------------------------------------------------------
 

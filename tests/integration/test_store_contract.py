@@ -389,3 +389,41 @@ async def test_due_scan_reads_only_what_is_due(
     empty_reads, empty_got = await rows_read(empty)
     assert crowded_got == empty_got == sorted(now_due, key=lambda e: e.at)
     assert crowded_reads == empty_reads <= 3 * len(now_due) + 2
+
+
+@pytest_cassandra
+async def test_due_scans_start_after_what_was_handed_out(
+    cassandra_store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan starts at the last entry the previous one handed out, so the rows leased since
+    (deleted: tombstones) are not read again; an entry written at about now is still found at
+    once; one written further back is found by the next whole-hour read."""
+    src = f"src{uid()}"
+    now = datetime.now(UTC)
+    base = now.replace(minute=0, second=0, microsecond=0)
+    if now - base < timedelta(minutes=20):
+        base -= timedelta(hours=1)  # keep every entry of this test in one past-or-current hour
+    entries = [
+        DueEntry(f"10.1/h.{n:02d}.{uid()}", base + timedelta(minutes=1, seconds=n))
+        for n in range(30)
+    ]
+    await cassandra_store.set_due(src, entries)
+    first = await cassandra_store.due(src, now, 10)
+    assert first == entries[:10]
+    await cassandra_store.set_due(
+        src, [DueEntry(e.work_id, now + timedelta(hours=2), e.attempt) for e in first]
+    )
+    bucket = int(base.timestamp()) // 3600
+    start, _ = cassandra_store._scan_from[(src, bucket)]
+    assert start == int(entries[9].at.timestamp() * 1_000_000)  # not the hour's start
+    assert await cassandra_store.due(src, now, 10) == entries[10:20]
+
+    behind = DueEntry(f"10.1/behind.{uid()}", base + timedelta(seconds=1))
+    recent = DueEntry(f"10.1/recent.{uid()}", datetime.now(UTC) - timedelta(seconds=5))
+    await cassandra_store.set_due(src, [behind, recent])
+    later = datetime.now(UTC)
+    ids = [e.work_id for e in await cassandra_store.due(src, later, 50)]
+    assert recent.work_id in ids and behind.work_id not in ids
+    monkeypatch.setattr("services.adapters.cassandra_store.FULL_SCAN_SECONDS", 0.0)
+    ids = [e.work_id for e in await cassandra_store.due(src, later, 50)]
+    assert ids[0] == behind.work_id and recent.work_id in ids
