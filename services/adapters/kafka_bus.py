@@ -75,6 +75,7 @@ class KafkaBus:
         self.bootstrap = bootstrap
         self._in_loop = in_loop
         self._aio: Any = None  # aiokafka.AIOKafkaProducer, started on first publish
+        self._aio_lock = asyncio.Lock()
         self.client_id = client_id
         self.prefix = prefix
         self._linger_ms = linger_ms
@@ -149,15 +150,9 @@ class KafkaBus:
         self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> None:
         if self._aio is None:
-            from aiokafka import AIOKafkaProducer
-
-            producer = AIOKafkaProducer(
-                **self._producer_settings(),
-                max_batch_size=256 * 1024,
-                request_timeout_ms=40_000,
-            )
-            await producer.start()
-            self._aio = producer
+            async with self._aio_lock:  # concurrent first publishes start one producer
+                if self._aio is None:
+                    self._aio = await self._start_aio()
         sent = [
             await self._aio.send(
                 topic, key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode()
@@ -165,6 +160,19 @@ class KafkaBus:
             for key, value in items
         ]
         await asyncio.gather(*sent)
+
+    async def _start_aio(self) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(
+            **self._producer_settings(), max_batch_size=256 * 1024, request_timeout_ms=40_000
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a broker that cannot be reached: release what was opened
+            raise
+        return producer
 
     async def close(self) -> None:
         """Flush and close the producer and every consumer this bus made (none commits)."""
