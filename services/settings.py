@@ -167,6 +167,7 @@ class Settings:
     contact_email: str = "alm@example.org"
     sources: tuple[str, ...] = ()  # empty = every registered source
     raw_ttl_days: int = 7
+    status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
@@ -196,6 +197,7 @@ class Settings:
             contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
+            status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),
             rates={k: float(v) for k, v in per_source(e, "_RATE").items()},

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from services.api.errors import json_errors
 from services.api.routes import setup_routes
-from services.api.state import BUS, CLOCK, STORE
+from services.api.state import BUS, CLOCK, STORE, TOTALS
+from services.api.totals import Totals
 from services.bootstrap import make_bus, make_store, utc_now
 from services.core.ports import Bus, Store
 from services.settings import Settings
@@ -20,6 +21,7 @@ def init_app(
     """The API application; it opens its own store and bus unless they are handed in."""
     app = web.Application(middlewares=[json_errors], client_max_size=8 * 1024**2)
     app[CLOCK] = utc_now
+    app[TOTALS] = Totals(settings.status_cache_seconds)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from services.core.ports import Bus, Store
 
+if TYPE_CHECKING:
+    from services.api.totals import Totals
+
 STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+TOTALS: web.AppKey[Totals] = web.AppKey("totals")

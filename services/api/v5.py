@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.api import totals
 from services.api.errors import BadParameter, NotFound
 from services.api.present import specs_of
 from services.api.state import CLOCK, STORE
@@ -150,8 +151,9 @@ async def _select(
         picked = await store.get_works([w for w, _ in top[(page - 1) * per_page :]])
         return [
             picked[w] for w, _ in top[(page - 1) * per_page :] if w in picked
-        ], await store.count_works()
-    return await store.list_works((page - 1) * per_page, per_page), await store.count_works()
+        ], await totals.works_total(request)
+    works = await store.list_works((page - 1) * per_page, per_page)
+    return works, await totals.works_total(request)
 
 
 async def sources(request: web.Request) -> web.Response:
@@ -171,7 +173,7 @@ async def source(request: web.Request) -> web.Response:
 
 async def _source_rows(request: web.Request) -> dict[str, dict[str, Any]]:
     store = request.app[STORE]
-    summary = await store.source_summary()
+    summary = await totals.source_summary(request)
     statuses = await store.source_statuses()
     rows = {}
     for name, plugin in SOURCES.items():

@@ -96,7 +96,7 @@ async def pipeline_kit(
 @asynccontextmanager
 async def api_client(kit: Kit, tmp: Path) -> AsyncIterator[TestClient[Any, Any]]:
     """An aiohttp test client of the API over the kit's store, bus and clock."""
-    app = init_app(Settings(data_dir=tmp), store=kit.store, bus=kit.bus)
+    app = init_app(Settings(data_dir=tmp, status_cache_seconds=0), store=kit.store, bus=kit.bus)
     app[CLOCK] = kit.clock
     async with TestClient(TestServer(app)) as client:
         yield client

@@ -153,7 +153,7 @@ async def test_sources_listed_with_status(client: TestClient[Any, Any]) -> None:
 async def test_health_and_metrics(client: TestClient[Any, Any]) -> None:
     """Liveness, readiness and Prometheus metrics answer."""
     assert (await client.get("/healthz")).status == 200
-    assert (await (await client.get("/readyz")).json())["works"] == 2
+    assert (await (await client.get("/readyz")).json()) == {"status": "ready"}
     text = await (await client.get("/metrics")).text()
     assert "alm_upstream_requests_total" in text
 

@@ -1,0 +1,55 @@
+"""Counts that cost O(works) in the distributed store, kept for a few seconds per API process.
+
+`count_works` (listing totals) and `source_summary` (the sources pages) read every row of a
+Cassandra table; on a large deployment, answering every request with a full read would let
+status pages load the cluster. Each figure is recomputed at most once per
+ALM_STATUS_CACHE_SECONDS (default 30; 0 = always exact) and shared by concurrent requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from time import monotonic
+from typing import Any
+
+from aiohttp import web
+
+from services.api.state import STORE, TOTALS
+
+
+class Totals:
+    """A few seconds' memory of the store's whole-table counts."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._kept: dict[str, tuple[float, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """The figure `name`, recomputed by `compute` when older than `max_age`."""
+        if self.max_age <= 0:
+            return await compute()
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:  # one computation at a time; the others wait and share it
+            kept = self._kept.get(name)
+            if kept is not None and monotonic() - kept[0] < self.max_age:
+                return kept[1]
+            value = await compute()
+            self._kept[name] = (monotonic(), value)
+            return value
+
+
+async def works_total(request: web.Request) -> int:
+    """How many works are registered (at most ALM_STATUS_CACHE_SECONDS old)."""
+    store = request.app[STORE]
+    return int(await request.app[TOTALS].get("works", store.count_works))
+
+
+async def source_summary(request: web.Request) -> dict[str, dict[str, int]]:
+    """Per source: works with a state and works whose last attempt failed (same age bound)."""
+    store = request.app[STORE]
+    summary: dict[str, dict[str, int]] = await request.app[TOTALS].get(
+        "sources", store.source_summary
+    )
+    return summary
