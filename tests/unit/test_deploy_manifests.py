@@ -211,10 +211,12 @@ def test_env_files_hold_settings_the_code_reads() -> None:
         "ALM_CONTACT_EMAIL",
         "ALM_METRICS_PORT",
         "ALM_HOST",
+        "ALM_STATUS_CACHE_SECONDS",
     }
     assert all(value == "" for value in _env_file("site.env.example").values())
     settings = Settings.from_env(_env_file("alm.env"))
     assert (settings.bus, settings.store) == ("kafka", "cassandra")
+    assert settings.status_cache_seconds == 30
 
 
 # -- Prometheus rules and the Grafana dashboard ----------------------------------------------
