@@ -441,7 +441,7 @@ class _Window:
                 else:
                     future = self.session.execute_async(self.cql.stmt(item[0]), item[1])
             except Exception as exc:
-                self._landed(index, None, exc)
+                self._record(index, None, exc)  # the loop then stops sending
                 continue
             self._watch(future, index)
         if self.pending == 0 and not self.done.done():
@@ -465,20 +465,16 @@ class _Window:
             landed, self._inbox = self._inbox, []
             self._woken = False
         for index, rows, exc in landed:
-            self.pending -= 1
-            if exc is not None:
-                self.error = self.error or exc
-            else:
-                self.out[index] = rows or []
+            self._record(index, rows, exc)
         self._fill()
 
-    def _landed(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
+    def _record(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
+        """One statement finished: keep its rows, or its error (the first one wins)."""
         self.pending -= 1
         if exc is not None:
             self.error = self.error or exc
         else:
             self.out[index] = rows or []
-        self._fill()
 
 
 def _collect_pages(

@@ -491,22 +491,22 @@ class CassandraStore:
         found = await self._read_in(
             cql, "lookup_get", "lookups_in", [e.work_id for e in latest], source
         )
-        by_work = {r.work_id: r for r in found}
-        olds = [[by_work[e.work_id]] if e.work_id in by_work else [] for e in latest]
+        olds = {r.work_id: r for r in found}
         now_bucket = _us(datetime.now(UTC)) // HOUR_US
         rows: list[tuple[str, Sequence[Any]]] = []
         lookups: list[tuple[str, Sequence[Any]]] = []
         deletes: list[tuple[str, Sequence[Any]]] = []
         buckets: set[int] = set()
-        for entry, old in zip(latest, olds, strict=True):
+        for entry in latest:
             at = _us(entry.at)
             bucket = at // HOUR_US
-            if old and (old[0].bucket, old[0].at, old[0].attempt) == (bucket, at, entry.attempt):
+            old = olds.get(entry.work_id)
+            if old and (old.bucket, old.at, old.attempt) == (bucket, at, entry.attempt):
                 continue  # already so
             rows.append(("due_put", (source, bucket, at, entry.work_id, entry.attempt)))
             lookups.append(("lookup_put", (source, entry.work_id, bucket, at, entry.attempt)))
-            if old and (old[0].bucket, old[0].at) != (bucket, at):
-                deletes.append(("due_del", (source, old[0].bucket, old[0].at, entry.work_id)))
+            if old and (old.bucket, old.at) != (bucket, at):
+                deletes.append(("due_del", (source, old.bucket, old.at, entry.work_id)))
             # A marker of the current or a future hour is never removed (scans only remove
             # emptied past hours), so once written by this process it need not be rewritten.
             if bucket < now_bucket or (source, bucket) not in self._markers:

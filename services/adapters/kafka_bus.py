@@ -117,7 +117,7 @@ class KafkaBus:
             producer.send(
                 topic,
                 key=key.encode(),
-                value=json.dumps(value, separators=(",", ":")).encode(),
+                value=_encode(value),
             )
             for key, value in items
         ]
@@ -154,9 +154,7 @@ class KafkaBus:
                 if self._aio is None:
                     self._aio = await self._start_aio()
         sent = [
-            await self._aio.send(
-                topic, key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode()
-            )
+            await self._aio.send(topic, key=key.encode(), value=_encode(value))
             for key, value in items
         ]
         await asyncio.gather(*sent)
@@ -337,6 +335,11 @@ class KafkaBusConsumer:
         self._closed = True
         await self._run(self._close)
         self._thread.shutdown(wait=True)
+
+
+def _encode(value: Mapping[str, Any]) -> bytes:
+    """A record value: compact JSON."""
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def topic_specs(sources: Sequence[str], partitions: int) -> dict[str, dict[str, Any]]:
