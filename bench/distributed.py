@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from services.adapters.cassandra_store import CassandraStore  # noqa: E402
 from services.adapters.kafka_bus import KafkaBus, ensure_topics  # noqa: E402
 from services.core.events import (  # noqa: E402
+    PACK_REQUESTS,
     TOPIC_RAW,
     Observation,
     RefreshRequest,
@@ -246,8 +247,9 @@ async def start_services(
 
 
 async def wait_done(run: Run, sources: list[str], expected: int, t0: float) -> dict[str, float]:
-    """Wait until the aggregator committed all `expected` observations; when each fetcher
-    group had finished its requests (seconds after t0)."""
+    """Wait until every fetcher group committed its requests (so their `expected`
+    observations are on the raw topic, packed into fewer records) and the aggregator then
+    committed every raw record; when each fetcher group had finished (seconds after t0)."""
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     raw_topic = run.prefix + TOPIC_RAW
     deadline = t0 + 600 + expected / 20
@@ -263,8 +265,7 @@ async def wait_done(run: Run, sources: list[str], expected: int, t0: float) -> d
                 topic = run.prefix + refresh_topic(source)
                 if await asyncio.to_thread(lag, admin, group, topic, 6) == 0:
                     fetched[source] = time.monotonic() - t0
-            tps = [TopicPartition(raw_topic, p) for p in range(6)]
-            if sum(_end_offsets(tps).values()) < expected:
+            if len(fetched) < len(sources):
                 continue
             group = f"{run.prefix}alm-aggregator"
             if await asyncio.to_thread(lag, admin, group, raw_topic, 6) == 0:
@@ -292,7 +293,7 @@ async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]
             (w, RefreshRequest(WorkRef(w, doi=w), source, now, "on_demand").to_dict()) for w in ids
         ]
         for i in range(0, works, 5000):
-            await bus.publish(refresh_topic(source), requests[i : i + 5000])
+            await bus.publish(refresh_topic(source), requests[i : i + 5000], pack=PACK_REQUESTS)
     published = time.monotonic() - t0
     expected = works * len(sources)
     fetched = await wait_done(run, sources, expected, t0)

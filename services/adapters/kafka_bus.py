@@ -7,7 +7,10 @@ producer, so a retried send is not duplicated in the log); a consumer commits on
 caller says so, after its writes (at-least-once).
 
 Records are keyed by work id (UTF-8), so every event of a work lands on the same partition and
-is handled in order by one member of each group. Values are compact JSON.
+is handled in order by one member of each group. Values are compact JSON. On the high-volume
+topics the events bound for one partition are packed into one record (`publish(..., pack=N)`,
+services/adapters/packing.py): the partition is chosen here from each event's key with the
+default partitioner's murmur2, so an event lands where it would have alone; consumers unpack.
 
 With `in_loop=True` (every service: bootstrap.make_bus and the aggregator), publishing uses
 aiokafka's producer on the running loop instead (same acks=all and idempotence, same murmur2 key
@@ -21,7 +24,6 @@ deployments, or test runs, can share one cluster; callers keep using the plain n
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from services.adapters.packing import decode, encode, pack, undecodable, unpack
 from services.core.events import (
     TOPIC_CHANGED,
     TOPIC_DEADLETTER,
@@ -45,6 +48,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+    from kafka.partitioner.default import murmur2
 
 log = structlog.get_logger("alm.kafka")
 
@@ -111,28 +115,32 @@ class KafkaBus:
                 )
             return self._producer
 
-    def _send(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    def _send(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], per: int) -> None:
         producer = self._get_producer()
-        futures = [
-            producer.send(
-                topic,
-                key=key.encode(),
-                value=_encode(value),
-            )
-            for key, value in items
-        ]
+        if per:
+            count = len(producer.partitions_for(topic))
+            records = pack(items, lambda key: partition_of(key, count), per)
+            futures = [producer.send(topic, key=k, value=v, partition=p) for p, k, v in records]
+        else:
+            futures = [
+                producer.send(topic, key=key.encode(), value=encode(value)) for key, value in items
+            ]
         for future in futures:
             future.get(timeout=130)
 
-    async def publish(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Append keyed events to `topic`; returns once the broker acknowledged all of them."""
+    async def publish(
+        self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], *, pack: int = 0
+    ) -> None:
+        """Append keyed events to `topic`; returns once the broker acknowledged all of them.
+        With `pack` > 0, events bound for the same partition go as records of up to `pack`
+        events each (services/adapters/packing.py)."""
         if not items:
             return
         if self._in_loop:
-            await self._publish_in_loop(self.topic(topic), items)
+            await self._publish_in_loop(self.topic(topic), items, pack)
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self._send, self.topic(topic), list(items))
+        await loop.run_in_executor(self._pool, self._send, self.topic(topic), list(items), pack)
 
     def consumer(self, topics: Sequence[str], group: str) -> KafkaBusConsumer:
         """A member of `group` reading `topics` from the group's committed offsets."""
@@ -147,16 +155,21 @@ class KafkaBus:
         return member
 
     async def _publish_in_loop(
-        self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+        self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], per: int
     ) -> None:
         if self._aio is None:
             async with self._aio_lock:  # concurrent first publishes start one producer
                 if self._aio is None:
                     self._aio = await self._start_aio()
-        sent = [
-            await self._aio.send(topic, key=key.encode(), value=_encode(value))
-            for key, value in items
-        ]
+        if per:
+            count = len(await self._aio.partitions_for(topic))
+            records = pack(items, lambda key: partition_of(key, count), per)
+            sent = [await self._aio.send(topic, key=k, value=v, partition=p) for p, k, v in records]
+        else:
+            sent = [
+                await self._aio.send(topic, key=key.encode(), value=encode(value))
+                for key, value in items
+            ]
         await asyncio.gather(*sent)
 
     async def _start_aio(self) -> Any:
@@ -244,7 +257,9 @@ class KafkaBus:
                     idle = 0 if batches else idle + 1
                     for tp, records in batches.items():
                         end = wanted[tp][1]
-                        out.extend(_message(r, len(self.prefix)) for r in records if r.offset < end)
+                        for r in records:
+                            if r.offset < end:
+                                out.extend(_messages(r, len(self.prefix)))
                 return out
             finally:
                 reader.close()
@@ -252,17 +267,25 @@ class KafkaBus:
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
 
-def _message(record: Any, strip: int) -> Message:
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the Java client's default partitioner (and kafka-python's, and
+    aiokafka's) gives `key`: murmur2, sign bit cleared, modulo the partition count."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _messages(record: Any, strip: int) -> list[Message]:
+    """The events of one record (several if it is a packed batch), sharing its offset."""
     try:
-        value = json.loads(record.value)
+        value = decode(record.value)
         if not isinstance(value, dict):
             raise ValueError("not a JSON object")
     except (ValueError, TypeError) as exc:
         # handed on so the service's schema check rejects and logs it, instead of a crash loop
         text = record.value.decode("utf-8", "replace") if record.value else ""
-        value = {"undecodable": text[:2000], "error": str(exc)}
+        value = undecodable(text, str(exc))
     key = record.key.decode("utf-8", "replace") if record.key is not None else ""
-    return Message(record.topic[strip:], key, value, record.partition, record.offset)
+    topic = record.topic[strip:]
+    return [Message(topic, k, v, record.partition, record.offset) for k, v in unpack(key, value)]
 
 
 class KafkaBusConsumer:
@@ -279,6 +302,7 @@ class KafkaBusConsumer:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
         self._consumer: KafkaConsumer | None = None
         self._closed = False
+        self._per_record = 1.0  # events per record in the last poll
 
     def _ensure(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -301,11 +325,28 @@ class KafkaBusConsumer:
 
     def _poll(self, max_records: int, timeout: float) -> list[Message]:
         consumer = self._ensure()
-        batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        return [_message(r, self._strip) for records in batches.values() for r in records]
+        # Records may hold many events: ask for about as many records as make `max_records`
+        # events at the last poll's events per record.
+        want = max(1, min(max_records, round(max_records / self._per_record)))
+        batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=want)
+        out: list[Message] = []
+        taken = 0
+        for tp, records in batches.items():
+            for record in records:
+                if out and len(out) >= max_records:
+                    # Not handed out: read again from here next time, so the position (what
+                    # commit() stores) never passes an event that was not processed.
+                    consumer.seek(tp, record.offset)
+                    break
+                out.extend(_messages(record, self._strip))
+                taken += 1
+        if taken:
+            self._per_record = max(1.0, len(out) / taken)
+        return out
 
     async def poll(self, max_records: int, timeout: float) -> list[Message]:
-        """Up to `max_records` records after this member's position; waits up to `timeout`."""
+        """Events after this member's position, waiting up to `timeout`: whole records, up to
+        `max_records` events (more only when the first record alone holds more)."""
         result: list[Message] = await self._run(self._poll, max_records, timeout)
         return result
 
@@ -335,11 +376,6 @@ class KafkaBusConsumer:
         self._closed = True
         await self._run(self._close)
         self._thread.shutdown(wait=True)
-
-
-def _encode(value: Mapping[str, Any]) -> bytes:
-    """A record value: compact JSON."""
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def topic_specs(sources: Sequence[str], partitions: int) -> dict[str, dict[str, Any]]:

@@ -2,18 +2,21 @@
 
 Each topic is one partition. A group's committed offset only moves on commit(), so a consumer
 that stops before committing is redelivered its batch, as with Kafka. Records every subscribed
-group has committed are dropped, so memory stays bounded by the backlog.
+group has committed are dropped, so memory stays bounded by the backlog. `publish(...,
+pack=N)` packs events into records as the Kafka adapter does (services/adapters/packing.py),
+so the embedded mode runs the same envelope.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.adapters.packing import decode, encode, unpack
+from services.adapters.packing import pack as _pack
 from services.core.ports import Message
 
 
@@ -48,13 +51,20 @@ class MemoryBus:
         """The log of `name`, created on first use."""
         return self._topics.setdefault(name, _Topic())
 
-    async def publish(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Append keyed events to `topic` and wake its consumers."""
+    async def publish(
+        self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], *, pack: int = 0
+    ) -> None:
+        """Append keyed events to `topic` (`pack` events a record at most, if > 0) and wake
+        its consumers."""
         if not items:
             return
         log = self.topic(topic)
-        for key, value in items:
-            log.log.append((key, json.dumps(value, separators=(",", ":"))))
+        if pack:
+            for _, first, record in _pack(items, lambda _key: 0, pack):
+                log.log.append((first.decode(), record.decode()))
+        else:
+            for key, value in items:
+                log.log.append((key, encode(value).decode()))
         self.published[topic] = self.published.get(topic, 0) + len(items)
         async with self._arrived:
             self._arrived.notify_all()
@@ -94,15 +104,16 @@ class MemoryConsumer:
         for name in self._topics:
             log = self._bus.topic(name)
             pos = max(self._position[name], log.base)
-            while pos < log.end and len(out) < max_records:
+            while pos < log.end and len(out) < max_records:  # whole records
                 key, raw = log.log[pos - log.base]
-                out.append(Message(name, key, json.loads(raw), 0, pos))
+                out.extend(Message(name, k, v, 0, pos) for k, v in unpack(key, decode(raw)))
                 pos += 1
             self._position[name] = pos
         return out
 
     async def poll(self, max_records: int, timeout: float) -> list[Message]:
-        """Up to `max_records` records after this member's position; waits up to `timeout`."""
+        """Events after this member's position, waiting up to `timeout`: whole records, up to
+        `max_records` events (more only when the first record alone holds more)."""
         batch = self._take(max_records)
         if not batch and timeout > 0:
             await self._bus.wait_for_data(timeout)

@@ -1,9 +1,11 @@
 """The aggregator agent: batches of `alm.metrics.raw` through the shared Aggregator.process.
 
-A few lines on purpose: decode (schema check at the edge), make sure partitions newly owned
-here were recovered (published.py), call the same `process` as the embedded runner (fold with
-the pure aggregate(), read-through to Cassandra, publish changes, write, schedule next due),
-and only then acknowledge the batch, so its offsets are committed after the writes.
+A few lines on purpose: unpack the records (a fetcher packs the observations bound for one
+partition into one record, services/adapters/packing.py), decode (schema check at the edge),
+make sure partitions newly owned here were recovered (published.py), call the same `process` as
+the embedded runner (fold with the pure aggregate(), read-through to Cassandra, publish
+changes, write, schedule next due) on chunks of at most CHUNK observations, and only then
+acknowledge the records, so their offsets are committed after the writes.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import Any
 
 import structlog
 
+from services.adapters.packing import unpack
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 
 log = structlog.get_logger("alm.aggregator")
 
-BATCH = 500  # observations per batch (at most)
-WITHIN = 0.5  # seconds to wait for a batch to fill
+BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS observations)
+WITHIN = 0.2  # seconds to wait for BATCH records
+CHUNK = 500  # observations per `process` call
 RETRY_MAX = 30.0  # seconds between attempts at a batch that failed (store or bus down)
 
 
@@ -45,8 +49,11 @@ async def handle(runtime: Runtime, events: list[Any]) -> None:
     new = runtime.published.unknown(first)
     if new:
         await runtime.published.recover({p: first[p] for p in new})
-    observations = runtime.aggregator.decode((_key(event.key), event.value) for event in events)
-    await runtime.aggregator.process(observations)
+    observations = runtime.aggregator.decode(
+        pair for event in events for pair in unpack(_key(event.key), event.value)
+    )
+    for start in range(0, len(observations), CHUNK):
+        await runtime.aggregator.process(observations[start : start + CHUNK])
     runtime.batches += 1
     runtime.observations += len(observations)
 

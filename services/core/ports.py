@@ -32,7 +32,8 @@ class Message:
 class Consumer(Protocol):
     """A consumer-group member: poll a batch, process it, then commit (at-least-once)."""
 
-    async def poll(self, max_records: int, timeout: float) -> list[Message]: ...
+    async def poll(self, max_records: int, timeout: float) -> list[Message]:
+        """Events of whole records, up to `max_records` unless one record holds more."""
 
     async def commit(self) -> None: ...
 
@@ -42,7 +43,11 @@ class Consumer(Protocol):
 class Bus(Protocol):
     """Publish keyed JSON events to topics and consume them in groups."""
 
-    async def publish(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None: ...
+    async def publish(
+        self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], *, pack: int = 0
+    ) -> None:
+        """Append keyed events; with `pack` > 0, events bound for one partition share records
+        of up to `pack` events (consumers still see one Message per event)."""
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer: ...
 

@@ -25,7 +25,14 @@ def _schema_dir() -> Path:
 
 
 SCHEMA_DIR = _schema_dir()
-EVENT_SCHEMAS = ("work", "refresh_request", "observation", "metric_changed", "failed_refresh")
+EVENT_SCHEMAS = (
+    "work",
+    "refresh_request",
+    "observation",
+    "metric_changed",
+    "failed_refresh",
+    "record_batch",
+)
 
 
 class SchemaViolation(ValueError):

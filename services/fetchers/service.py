@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 
 from services.core.events import (
+    PACK_OBSERVATIONS,
     TOPIC_DEADLETTER,
     TOPIC_RAW,
     TOPIC_RETRY,
@@ -145,7 +146,9 @@ class FetcherService:
             raw.extend(result.raw)
             self.calls += result.calls
         await self.bus.publish(
-            TOPIC_RAW, [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations]
+            TOPIC_RAW,
+            [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations],
+            pack=PACK_OBSERVATIONS,
         )
         await self._route_failures([o for o in observations if o.status is Status.ERROR], by_work)
         if raw:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from services.core.events import (
+    PACK_REQUESTS,
     TOPIC_DEADLETTER,
     TOPIC_RETRY,
     TOPIC_WORKS,
@@ -86,7 +87,7 @@ class Scheduler:
                     WorkRef.of(work), source.name, now, reason, attempt=entry.attempt
                 )
                 requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
-            await self.bus.publish(refresh_topic(source.name), requests)
+            await self.bus.publish(refresh_topic(source.name), requests, pack=PACK_REQUESTS)
             lease = [DueEntry(e.work_id, now + self.settings.lease, e.attempt) for e in entries]
             await self.store.set_due(source.name, lease)
             total += len(requests)

@@ -144,3 +144,58 @@ async def test_in_loop_publishing_lands_on_the_same_partitions(infra: Infra, bus
     assert len(where) == 60 and all(len(p) == 2 for p in where.values())
     assert all(p["aiokafka"] == p["kafka-python"] for p in where.values())
     assert len({p["aiokafka"] for p in where.values()}) > 1  # spread, not all on one
+
+
+@pytest.mark.parametrize("in_loop", [False, True], ids=["kafka-python", "aiokafka"])
+async def test_packed_events_land_on_their_own_keys_partitions(
+    infra: Infra, bus: KafkaBus, in_loop: bool
+) -> None:
+    """Packed into shared records, each event still lands on the partition its key gives alone,
+    in order per key, in fewer records than events; the consumer sees every event once."""
+    group = f"g{secrets.token_hex(3)}"
+    tag = secrets.token_hex(3)
+    keys = [f"10.5555/{tag}.{i}" for i in range(90)]
+    topic = TOPIC_RAW
+    parts = list(range(6))
+    before = await bus.end_offsets(topic, parts)
+    packer = KafkaBus(infra.kafka, client_id="it-pack", prefix=infra.prefix, in_loop=in_loop)
+    try:
+        await packer.publish(topic, [(k, {"k": k, "n": n}) for n, k in enumerate(keys)], pack=20)
+    finally:
+        await packer.close()
+    after = await bus.end_offsets(topic, parts)
+    records = sum(after[p] - before[p] for p in parts)
+    assert 6 <= records <= 12  # 90 events: one or two records per partition, not 90
+    await bus.publish(topic, [(k, {"k": k, "n": -1}) for k in keys])  # one record each
+    consumer = bus.consumer([topic], group)
+    got = [m for m in await drain(consumer, 180 + 1) if m.key in set(keys)]
+    await consumer.close()
+    packed = {m.key: m.partition for m in got if m.value["n"] >= 0}
+    single = {m.key: m.partition for m in got if m.value["n"] < 0}
+    assert len([m for m in got if m.value["n"] >= 0]) == 90  # each once
+    assert packed == single and len(packed) == 90
+    assert len(set(packed.values())) > 1
+    for part in set(packed.values()):  # publication order within a partition
+        ns = [m.value["n"] for m in got if m.partition == part and m.value["n"] >= 0]
+        assert ns == sorted(ns)
+
+
+async def test_a_poll_takes_whole_packed_records_and_commits_no_further(bus: KafkaBus) -> None:
+    """A poll hands out whole records, up to about max_records events; what it did not hand
+    out is read again, so a commit never passes an event that was not processed."""
+    group = f"g{secrets.token_hex(3)}"
+    key = f"one-key-{secrets.token_hex(3)}"  # one partition: four records of 5
+    await bus.publish(TOPIC_CHANGED, [(key, {"n": n}) for n in range(20)], pack=5)
+    first = bus.consumer([TOPIC_CHANGED], group)
+    got: list[Message] = []
+    for _ in range(60):
+        got = [m for m in await first.poll(6, 0.5) if m.key == key]
+        if got:
+            break
+    assert [m.value["n"] for m in got] in ([0, 1, 2, 3, 4], list(range(10)))
+    await first.commit()
+    await first.close()
+    second = bus.consumer([TOPIC_CHANGED], group)
+    rest = [m for m in await drain(second, 20 - len(got)) if m.key == key]
+    await second.close()
+    assert [m.value["n"] for m in rest] == list(range(len(got), 20))
