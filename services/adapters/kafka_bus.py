@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -235,22 +235,42 @@ class KafkaBus:
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     async def read(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> list[Message]:
-        """The records of `topic` whose offsets are in [start, end) of their partition."""
+        """The events of `topic` whose records' offsets are in [start, end) of their partition."""
+        out: list[Message] = []
+        await self._scan(topic, ranges, out.extend)
+        return out
 
-        def run() -> list[Message]:
+    async def count(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> dict[int, int]:
+        """How many events (a packed record holds several) the records of `topic` in
+        [start, end) of each partition hold; nothing is kept in memory but the counts."""
+        counts = {p: 0 for p in ranges}
+
+        def add(messages: list[Message]) -> None:
+            for m in messages:
+                counts[m.partition] += 1
+
+        await self._scan(topic, ranges, add)
+        return counts
+
+    async def _scan(
+        self,
+        topic: str,
+        ranges: Mapping[int, tuple[int, int]],
+        visit: Callable[[list[Message]], object],
+    ) -> None:
+        def run() -> None:
             wanted = {
                 TopicPartition(self.topic(topic), p): (start, end)
                 for p, (start, end) in ranges.items()
                 if end > start
             }
             if not wanted:
-                return []
+                return
             reader = self._reader()
             try:
                 reader.assign(list(wanted))
                 for tp, (start, _) in wanted.items():
                     reader.seek(tp, start)
-                out: list[Message] = []
                 idle = 0
                 while idle < 20 and any(reader.position(tp) < e for tp, (_, e) in wanted.items()):
                     batches = reader.poll(timeout_ms=500, max_records=5000)
@@ -259,12 +279,11 @@ class KafkaBus:
                         end = wanted[tp][1]
                         for r in records:
                             if r.offset < end:
-                                out.extend(_messages(r, len(self.prefix)))
-                return out
+                                visit(_messages(r, len(self.prefix)))
             finally:
                 reader.close()
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+        await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -24,7 +24,7 @@ log = structlog.get_logger("alm.aggregator")
 
 BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS observations)
 WITHIN = 0.2  # seconds to wait for BATCH records
-CHUNK = 500  # observations per `process` call
+CHUNK = 1000  # observations per `process` call
 RETRY_MAX = 30.0  # seconds between attempts at a batch that failed (store or bus down)
 
 

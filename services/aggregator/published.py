@@ -8,10 +8,12 @@ Why it is exact: `alm.metrics.raw` and `alm.metrics.changed` have the same parti
 are both keyed by work id, so a work is on partition p of both, and only the owner of raw p
 writes changed p. When this process takes raw p over, its first record there is the group's
 committed offset C. The previous owner may have processed (published, maybe not stored) records
-C..H-1 at most, H being raw p's end now, each producing at most one change, so everything it
-may have published from them is among the last H-C records of changed p (end E, read before
-this process publishes anything to p). Those change ids are collected once per assignment; a
-recomputed change whose id is among them is not published again. A change id is
+C..H-1 at most, H being raw p's end now. Those records hold N observations (a fetcher packs
+several into one record: they are counted, not assumed one a record), each producing at most
+one change, so everything it may have published from them is among the last N records of
+changed p (end E, read before this process publishes anything to p). Those change ids are
+collected once per assignment; a recomputed change whose id is among them is not published
+again. A change id is
 (work, source, observation time), unique because an observation is applied to a state once.
 
 Limit: a stalled zombie owner that keeps publishing after losing p (longer than the session
@@ -73,11 +75,11 @@ class PublishedChanges:
         if not parts:
             return
         raw_end = await self.bus.end_offsets(TOPIC_RAW, parts)
+        pending = await self.bus.count(
+            TOPIC_RAW, {p: (first_offsets[p], raw_end[p]) for p in parts}
+        )
         changed_end = await self.bus.end_offsets(TOPIC_CHANGED, parts)
-        ranges = {
-            p: (max(0, changed_end[p] - max(0, raw_end[p] - first_offsets[p])), changed_end[p])
-            for p in parts
-        }
+        ranges = {p: (max(0, changed_end[p] - pending[p]), changed_end[p]) for p in parts}
         found: dict[int, set[str]] = {p: set() for p in parts}
         for message in await self.bus.read(TOPIC_CHANGED, ranges):
             cid = id_of_value(message.value)

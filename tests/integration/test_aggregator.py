@@ -47,9 +47,10 @@ class Lane:
             for i in range(n)
         ]
 
-    async def publish(self, observations: list[Observation]) -> None:
-        """Put observations on this lane's alm.metrics.raw."""
-        await self.bus.publish(TOPIC_RAW, [(o.work_id, o.to_dict()) for o in observations])
+    async def publish(self, observations: list[Observation], pack: int = 0) -> None:
+        """Put observations on this lane's alm.metrics.raw (`pack` a record, as fetchers do)."""
+        items = [(o.work_id, o.to_dict()) for o in observations]
+        await self.bus.publish(TOPIC_RAW, items, pack=pack)
 
     async def stored(self, observations: list[Observation]) -> int:
         """How many of `observations` are the stored state of their work."""
@@ -194,9 +195,13 @@ async def test_restart_mid_stream_loses_nothing_and_repeats_nothing(
     assert len(changes) == 8000 and set(changes.values()) == {1}
 
 
-async def test_changes_published_before_a_crash_are_not_published_again(lane: Lane) -> None:
+@pytest.mark.parametrize("pack", [0, 40], ids=["one-a-record", "packed"])
+async def test_changes_published_before_a_crash_are_not_published_again(
+    lane: Lane, pack: int
+) -> None:
     """The window the ordering leaves open: changes published, state not yet written, offsets
-    not committed. The next owner recomputes the same changes and sends none of them again."""
+    not committed. The next owner recomputes the same changes and sends none of them again,
+    also when the raw records hold many observations each."""
 
     class WriteFails(Exception):
         pass
@@ -206,8 +211,8 @@ async def test_changes_published_before_a_crash_are_not_published_again(lane: La
             raise WriteFails
 
     policy, clock = Policy(), lambda: datetime.now(UTC)
-    batch = lane.observations("window", 200)
-    await lane.publish(batch)
+    batch = lane.observations(f"window{pack}", 200)
+    await lane.publish(batch, pack)
     consumer = lane.bus.consumer([TOPIC_RAW], "window-group")
     polled = []
     while len(polled) < 200:
@@ -218,7 +223,7 @@ async def test_changes_published_before_a_crash_are_not_published_again(lane: La
     with pytest.raises(WriteFails):
         await owner_a.process(owner_a.decode((m.key, m.value) for m in polled))
     await consumer.close()  # crashed: nothing committed
-    assert sum((await lane.changes("window")).values()) == 200  # published, not stored
+    assert sum((await lane.changes(f"window{pack}")).values()) == 200  # published, not stored
 
     guard = PublishedChanges(lane.bus)
     await guard.check_alignment()
@@ -234,5 +239,5 @@ async def test_changes_published_before_a_crash_are_not_published_again(lane: La
     await again.close()
     assert await lane.stored(batch) == 200
     assert guard.suppressed == 200 and owner_b.changes == 0
-    changes = await lane.changes("window")
+    changes = await lane.changes(f"window{pack}")
     assert len(changes) == 200 and set(changes.values()) == {1}
