@@ -3,6 +3,9 @@ refresh requests -> fetcher processes (stub upstream, synthetic mode) -> Kafka -
 aggregator -> Cassandra. In the same run, the raw ceilings of the two servers: cassandra-driver
 prepared single-row inserts (execute_concurrent_with_args, concurrency 200) and kafka-python
 produce. Prints refreshes/s, the ratios, and start-up time and RSS of every server and service.
+Two rounds by default (--rounds): the first collection, where every total is new (history,
+leaderboard and a metric-changed event for each), and a routine refresh of the same works, where
+the upstream answers the same numbers (the common case once a work has been collected).
 Not a test: it asserts nothing, it measures.
 
     deploy/local/infra-down   # optional: so the servers' start-up is measured too
@@ -275,8 +278,10 @@ async def wait_done(run: Run, sources: list[str], expected: int, t0: float) -> d
     raise RuntimeError(f"pipeline did not finish; logs in {run.logs}")
 
 
-async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]:
-    """Refresh `works` synthetic works from `sources` through the running services."""
+async def pipeline(run: Run, works: int, sources: list[str], rounds: int) -> list[dict[str, float]]:
+    """Refresh `works` synthetic works from `sources` through the running services, `rounds`
+    times: the first collects every total (all new), later rounds refresh what is stored (the
+    stub answers the same numbers, so nothing changes: the routine case)."""
     store = CassandraStore([CASSANDRA], CASSANDRA_PORT, run.keyspace)
     bus = KafkaBus(KAFKA, client_id="bench", prefix=run.prefix, in_loop=True)  # as the scheduler
     ids = [f"10.5555/bench.{i}" for i in range(works)]
@@ -284,44 +289,53 @@ async def pipeline(run: Run, works: int, sources: list[str]) -> dict[str, float]
     for i in range(0, works, 2000):
         await store.register([Work(w, doi=w) for w in ids[i : i + 2000]])
     registered = works / (time.monotonic() - t)
-    settled = await settle()
-    now = datetime.now(UTC)
-    cpu_before = cpu_snapshot(run)
-    t0 = time.monotonic()
-    for source in sources:
-        requests = [
-            (w, RefreshRequest(WorkRef(w, doi=w), source, now, "on_demand").to_dict()) for w in ids
-        ]
-        for i in range(0, works, 5000):
-            await bus.publish(refresh_topic(source), requests[i : i + 5000], pack=PACK_REQUESTS)
-    published = time.monotonic() - t0
-    expected = works * len(sources)
-    fetched = await wait_done(run, sources, expected, t0)
-    elapsed = time.monotonic() - t0
-    cpu = {n: c - cpu_before[n] for n, c in cpu_snapshot(run).items()}
-    sample = ids[:: max(1, works // 500)]
-    states = await store.states([(w, s) for w in sample for s in sources])
-    right = 0
-    for w in sample:
-        crossref = states.get((w, "crossref"))
-        ok = all((w, s) in states for s in sources) and (
-            crossref is None or crossref.metrics.get("citations") == synthetic_count(w, "crossref")
+    out = []
+    for round_ in range(rounds):
+        settled = await settle()
+        now = datetime.now(UTC)
+        cpu_before = cpu_snapshot(run)
+        t0 = time.monotonic()
+        reason = "on_demand" if round_ == 0 else "scheduled"
+        for source in sources:
+            requests = [
+                (w, RefreshRequest(WorkRef(w, doi=w), source, now, reason).to_dict()) for w in ids
+            ]
+            for i in range(0, works, 5000):
+                chunk = requests[i : i + 5000]
+                await bus.publish(refresh_topic(source), chunk, pack=PACK_REQUESTS)
+        published = time.monotonic() - t0
+        expected = works * len(sources)
+        fetched = await wait_done(run, sources, expected, t0)
+        elapsed = time.monotonic() - t0
+        cpu = {n: c - cpu_before[n] for n, c in cpu_snapshot(run).items()}
+        sample = ids[:: max(1, works // 500)]
+        states = await store.states([(w, s) for w in sample for s in sources])
+        right = 0
+        for w in sample:
+            crossref = states.get((w, "crossref"))
+            fresh = [states.get((w, s)) for s in sources]
+            ok = all(st and st.retrieved_at and st.retrieved_at >= now for st in fresh) and (
+                crossref is None
+                or crossref.metrics.get("citations") == synthetic_count(w, "crossref")
+            )
+            right += ok
+        out.append(
+            {
+                "refreshes": float(expected),
+                "seconds": elapsed,
+                "refreshes_per_s": expected / elapsed,
+                "publish_seconds": published,
+                "registrations_per_s": registered,
+                "settle_seconds": settled,
+                "sampled": float(len(sample)),
+                "sampled_right": float(right),
+                **{f"fetched_{source}": seconds for source, seconds in fetched.items()},
+                **{f"cpu_{name}": seconds for name, seconds in cpu.items()},
+            }
         )
-        right += ok
     await bus.close()
     await store.close()
-    return {
-        "refreshes": float(expected),
-        "seconds": elapsed,
-        "refreshes_per_s": expected / elapsed,
-        "publish_seconds": published,
-        "registrations_per_s": registered,
-        "settle_seconds": settled,
-        "sampled": float(len(sample)),
-        "sampled_right": float(right),
-        **{f"fetched_{source}": seconds for source, seconds in fetched.items()},
-        **{f"cpu_{name}": seconds for name, seconds in cpu.items()},
-    }
+    return out
 
 
 async def settle(idle: float = 0.15, longest: float = 90.0) -> float:
@@ -435,8 +449,14 @@ def cleanup(run: Run) -> None:
     admin.close()
 
 
+ROUND_TITLES = ("first collection: every total is new", "routine refresh: upstream unchanged")
+
+
 def report(
-    run: Run, servers: dict[str, str], figures: dict[str, float], ceilings: dict[str, float]
+    run: Run,
+    servers: dict[str, str],
+    rounds: list[dict[str, float]],
+    ceilings: dict[str, float],
 ) -> None:
     """Print every figure."""
     print("\n== start-up and memory (RSS now / peak, MB)")
@@ -448,7 +468,26 @@ def report(
         ready = f"{p.ready_after:.1f} s to ready" if p.ready_after is not None else "-"
         stop = f", stop {p.stopped_after:.1f} s" if p.stopped_after is not None else ""
         print(f"  {p.name:<24} {ready + stop:<32} {p.rss[0]:>6} / {p.rss[1]:<6}")
-    print("\n== pipeline (refresh requests -> fetchers -> Kafka -> faust -> Cassandra)")
+    for number, figures in enumerate(rounds, 1):
+        title = ROUND_TITLES[min(number, len(ROUND_TITLES)) - 1]
+        print(f"\n== pipeline, round {number} ({title})")
+        report_round(figures)
+    print("\n== raw ceilings, same run, services stopped")
+    print(
+        f"  cassandra-driver prepared inserts (concurrency 200): {ceilings['cassandra']:.0f} rows/s"
+    )
+    print(f"  kafka-python produce ({int(ceilings['record_bytes'])} B records, acks=all): "
+          f"{ceilings['kafka']:.0f} msgs/s")  # fmt: skip
+    print("\n== ratios")
+    for number, figures in enumerate(rounds, 1):
+        rate = figures["refreshes_per_s"]
+        print(f"  round {number}: pipeline / Cassandra raw inserts: "
+              f"{rate / ceilings['cassandra']:.3f}; pipeline / Kafka raw produce: "
+              f"{rate / ceilings['kafka']:.4f}")  # fmt: skip
+
+
+def report_round(figures: dict[str, float]) -> None:
+    """Print one round's rate, fetchers and CPU."""
     print(f"  {int(figures['refreshes'])} refreshes in {figures['seconds']:.1f} s")
     print(f"  pipeline: {figures['refreshes_per_s']:.0f} refreshes/s")
     for key, seconds in figures.items():
@@ -467,20 +506,8 @@ def report(
           f"on {cores} cores, {per * total:.0f} us per refresh:")  # fmt: skip
     for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
         print(f"    {name:<22} {seconds:6.1f} s  {per * seconds:5.0f} us/refresh")
-    print(f"  check: {int(figures['sampled_right'])}/{int(figures['sampled'])} sampled totals "
-          "equal the stub's")  # fmt: skip
-    print("\n== raw ceilings, same run, services stopped")
-    print(
-        f"  cassandra-driver prepared inserts (concurrency 200): {ceilings['cassandra']:.0f} rows/s"
-    )
-    print(f"  kafka-python produce ({int(ceilings['record_bytes'])} B records, acks=all): "
-          f"{ceilings['kafka']:.0f} msgs/s")  # fmt: skip
-    print("\n== ratios")
-    rate = figures["refreshes_per_s"]
-    print(f"  pipeline / Cassandra raw inserts: {rate / ceilings['cassandra']:.3f}")
-    print(
-        f"  pipeline / Kafka raw produce:     {figures['refreshes_per_s'] / ceilings['kafka']:.4f}"
-    )
+    print(f"  check: {int(figures['sampled_right'])}/{int(figures['sampled'])} sampled works "
+          "stored this round's totals, equal to the stub's")  # fmt: skip
 
 
 async def main() -> None:
@@ -492,6 +519,9 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=10000.0, help="requests/s per source")
     parser.add_argument("--cassandra-rows", type=int, default=50000)
     parser.add_argument("--kafka-messages", type=int, default=200000)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="1: first collection; 2: and a routine refresh"
+    )
     parser.add_argument("--keep", action="store_true", help="keep keyspace, topics and logs")
     args = parser.parse_args()
     sources = [s for s in args.sources.split(",") if s]
@@ -529,7 +559,7 @@ async def main() -> None:
             f"bench: services ready; {args.works} works x {sources}, "
             f"{args.aggregators} aggregator process(es)"
         )
-        figures = await pipeline(run, args.works, sources)
+        figures = await pipeline(run, args.works, sources, max(1, args.rounds))
         for p in run.procs:
             p.rss = memory(p.proc.pid)
         await stop_all(run)
