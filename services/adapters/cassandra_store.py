@@ -14,11 +14,17 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 - Raw responses: rows carry a TTL of `raw_ttl` counted from `retrieved_at`; a storage-attached
   index on the set of works each response concerns finds them by work (one row per call).
 - Due-index: `due` partitions are (source, hour); `due_buckets` lists the hours that may hold
-  entries and `due_lookup` maps (source, work) to its entry, so `set_due` deletes the
-  previous row and `due` reads only the hours up to now: O(due). A row left behind by a
-  crash or a race is recognised against the lookup and removed when scanned. Within an hour a
-  scan starts where the previous one handed out its last entry (SCAN_MARGIN_US), so the
-  tombstones of entries already leased are not read on every tick.
+  entries, and each (work, source)'s current entry, its position, is kept in its
+  `source_totals` row (`due_at`, `due_attempt`; ALM's retrieval status had `scheduled_at`), so
+  `set_due` deletes the previous row and `due` reads only the hours up to now: O(due). A row
+  left behind by a crash or a race does not match the position and is removed when scanned.
+  Within an hour a scan starts where the previous one handed out its last entry
+  (SCAN_MARGIN_US), so the tombstones of entries already leased are not read on every tick.
+  The position costs the aggregator no read and no row of its own: `states` and `due` remember
+  the positions they read (`_positions`, taken back by the next write of that key; a stale one
+  only leaves a row that the scan removes), and `write_aggregates(items, due)` writes it in
+  the state row. A `source_totals` row that only holds a position (a work not yet refreshed
+  from that source) is no state: reads skip rows without a status.
 
 Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
 Upserts only, no counter columns; every write can be retried.
@@ -47,7 +53,14 @@ from typing import Any
 
 from cassandra.query import UNSET_VALUE
 
-from services.adapters.cassandra_async import Call, CqlSession, Row, bounded, migration_files
+from services.adapters.cassandra_async import (
+    Call,
+    CqlSession,
+    Row,
+    SchemaMissing,
+    bounded,
+    migration_files,
+)
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import PeriodCount, SourceEvent, Status
 from services.core.health import SourceStatus
@@ -57,6 +70,7 @@ from services.core.works import Work
 from services.settings import CassandraConnection
 
 SHARDS = 16
+DUE_POSITION_MIGRATION = 4  # 004_due_position.cql, then `_copy_due_lookup`
 HOUR_US = 3_600_000_000
 # Due scans start where the previous scan of the hour left off, not at the hour's start: the
 # entries handed out before were deleted (leased), and reading past their tombstones on every
@@ -84,7 +98,8 @@ STATEMENTS: dict[str, str] = {
     "states_of": "SELECT * FROM source_totals WHERE work_id=?",
     "states_in": "SELECT * FROM source_totals WHERE work_id IN ?",
     "state_put": "INSERT INTO source_totals (work_id, source, metrics, retrieved_at,"
-    " last_attempt_at, status, error, events_url, periods) VALUES (?,?,?,?,?,?,?,?,?)",
+    " last_attempt_at, status, error, events_url, periods, due_at, due_attempt)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
     "state_all": "SELECT source, status FROM source_totals",
     "history_put": "INSERT INTO source_history (work_id, source, day, metrics) VALUES (?,?,?,?)",
     "history_get": "SELECT day, metrics FROM source_history WHERE work_id=? AND source=?",
@@ -109,11 +124,11 @@ STATEMENTS: dict[str, str] = {
     "bucket_del": "DELETE FROM due_buckets USING TIMESTAMP ? WHERE source=? AND bucket=?",
     "status_all": "SELECT source, paused, reason, since FROM source_status",
     "status_put": "INSERT INTO source_status (source, paused, reason, since) VALUES (?,?,?,?)",
-    "lookup_get": "SELECT bucket, at, attempt FROM due_lookup WHERE source=? AND work_id=?",
-    "lookups_in": "SELECT work_id, bucket, at, attempt FROM due_lookup WHERE source=?"
-    " AND work_id IN ?",
-    "lookup_put": "INSERT INTO due_lookup (source, work_id, bucket, at, attempt)"
-    " VALUES (?,?,?,?,?)",
+    "position_get": "SELECT work_id, due_at, due_attempt FROM source_totals"
+    " WHERE source=? AND work_id=?",
+    "positions_in": "SELECT work_id, due_at, due_attempt FROM source_totals"
+    " WHERE source=? AND work_id IN ?",
+    "position_put": "UPDATE source_totals SET due_at=?, due_attempt=? WHERE work_id=? AND source=?",
 }
 
 
@@ -179,7 +194,7 @@ def _state(row: Row) -> SourceState:
     )
 
 
-def _state_values(st: SourceState) -> list[Any]:
+def _state_values(st: SourceState, due: DueEntry | None = None) -> list[Any]:
     return [
         st.work_id,
         st.source,
@@ -190,6 +205,8 @@ def _state_values(st: SourceState) -> list[Any]:
         st.error or "",
         st.events_url or "",
         [(p.metric, p.period, p.count) for p in st.periods],
+        _us(due.at) if due else UNSET_VALUE,
+        due.attempt if due else UNSET_VALUE,
     ]
 
 
@@ -211,15 +228,31 @@ class CassandraStore:
         self._raw_ttl = raw_ttl
         self._replication = replication
         self._cql = CqlSession(hosts, port, self.keyspace, connection=connection)
+        self._prepared = False  # STATEMENTS prepared (after checking the schema is migrated)
         self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
+        # (work, source) -> (due_at, attempt) or None (no entry): positions read by `states` and
+        # `due`, taken back by the next write of that key (see the module's docstring)
+        self._positions: dict[tuple[str, str], tuple[int, int] | None] = {}
         # (source, hour) -> (where the next due scan starts, when the hour was last read whole)
         self._scan_from: dict[tuple[str, int], tuple[int, float]] = {}
 
     async def _ready(self) -> CqlSession:
-        if not self._cql.ready:
+        if not self._prepared:
             await self._cql.check_keyspace()
+            await self._check_migrated()
             await self._cql.prepare(STATEMENTS)
+            self._prepared = True
         return self._cql
+
+    async def _check_migrated(self) -> None:
+        """SchemaMissing naming the migrations this code needs that the keyspace lacks."""
+        rows = await self._cql.query("SELECT version FROM schema_migrations")
+        missing = sorted({v for v, _, _ in migration_files()} - {r.version for r in rows})
+        if missing:
+            raise SchemaMissing(
+                f"Cassandra keyspace {self.keyspace!r} lacks migration(s) "
+                f"{', '.join(f'{v:03d}' for v in missing)}: run `alm db migrate`"
+            )
 
     async def migrate(self) -> None:
         """Create the keyspace if needed and apply the migrations not yet recorded."""
@@ -244,6 +277,8 @@ class CassandraStore:
             if version in done:
                 continue
             await cql.schema_change(statements)
+            if version == DUE_POSITION_MIGRATION:
+                await self._copy_due_lookup(cql)
             await cql.query(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                 (version, name, datetime.now(UTC)),
@@ -375,17 +410,23 @@ class CassandraStore:
         rows = await self._read_in(
             await self._ready(), "states_of", "states_in", [w for w, _ in keys]
         )
-        return {(r.work_id, r.source): _state(r) for r in rows if (r.work_id, r.source) in wanted}
+        found = {(r.work_id, r.source): r for r in rows if (r.work_id, r.source) in wanted}
+        self._remember({k: _position(found.get(k)) for k in wanted})
+        return {k: _state(r) for k, r in found.items() if r.status}
 
     async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]:
         """Every source's state for each of `work_ids`."""
         out: dict[str, list[SourceState]] = {w: [] for w in work_ids}
         for row in await self._read_in(await self._ready(), "states_of", "states_in", work_ids):
-            out[row.work_id].append(_state(row))
+            if row.status:  # not a row holding only a due position
+                out[row.work_id].append(_state(row))
         return out
 
-    async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
-        """Persist applied aggregates: history, events and leaderboard first, states last."""
+    async def write_aggregates(
+        self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
+    ) -> None:
+        """Persist applied aggregates: history, events, leaderboard and new due rows first,
+        then the states (with their due positions), then the replaced due rows' deletion."""
         cql = await self._ready()
         applied = [item for item in items if item.applied]
         first: dict[tuple[Any, ...], Call] = {}  # by primary key: the last write of a row wins
@@ -398,9 +439,31 @@ class CassandraStore:
             for e in item.events:
                 event = (st.work_id, st.source, e.event_id, json.dumps(e.to_dict()))
                 first[("e", st.work_id, st.source, e.event_id)] = ("event_put", event)
-        await cql.run_many(cql.batches([*first.values(), *_leaderboard_writes(applied)]))
+        moves = await self._due_moves(cql, due or {})
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
-        await cql.run_many(cql.batches(("state_put", _state_values(st)) for st in final.values()))
+        positions = {key: move.entry for key, move in moves.items()}
+        await cql.run_many(
+            cql.batches(
+                [
+                    *first.values(),
+                    *_leaderboard_writes(applied),
+                    *(call for move in moves.values() for call in move.rows),
+                    *self._markers_for(moves),
+                ]
+            )
+        )
+        await cql.run_many(
+            cql.batches(
+                [
+                    *(
+                        ("state_put", _state_values(st, positions.pop(k, None)))
+                        for k, st in final.items()
+                    ),
+                    *(_position_put(key, entry) for key, entry in positions.items()),
+                ]
+            )
+        )
+        await cql.run_many(cql.batches(call for move in moves.values() for call in move.delete))
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         """Daily snapshots of a work (one source or all), oldest first."""
@@ -408,7 +471,8 @@ class CassandraStore:
         if source:
             sources = [source]
         else:
-            sources = sorted(r.source for r in await cql.run("states_of", (work_id,)))
+            rows = await cql.run("states_of", (work_id,))
+            sources = sorted(r.source for r in rows if r.status)
         pages = await cql.run_many(("history_get", (work_id, s)) for s in sources)
         return [
             HistoryPoint(work_id, s, _day(r.day), {k: int(v) for k, v in r.metrics.items()})
@@ -466,6 +530,8 @@ class CassandraStore:
         rows = await (await self._ready()).run("state_all", ())
         out: dict[str, dict[str, int]] = {}
         for row in rows:
+            if not row.status:
+                continue  # a due position only: no state yet
             entry = out.setdefault(row.source, {"works": 0, "errors": 0})
             entry["works"] += 1
             entry["errors"] += row.status == Status.ERROR.value
@@ -483,42 +549,104 @@ class CassandraStore:
     async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
         """Set when each work is next due from `source` (replacing its previous entry).
 
-        New row first, then the lookup, then the old row's deletion: a crash in between leaves
-        at worst a stale row, which `due` recognises and removes.
+        New row first, then the position, then the old row's deletion: a crash in between
+        leaves at worst a row that does not match the position, which `due` removes.
         """
         cql = await self._ready()
-        latest = list({e.work_id: e for e in entries}.values())  # the last one wins (SQLite)
-        found = await self._read_in(
-            cql, "lookup_get", "lookups_in", [e.work_id for e in latest], source
-        )
-        olds = {r.work_id: r for r in found}
-        now_bucket = _us(datetime.now(UTC)) // HOUR_US
-        rows: list[tuple[str, Sequence[Any]]] = []
-        lookups: list[tuple[str, Sequence[Any]]] = []
-        deletes: list[tuple[str, Sequence[Any]]] = []
-        buckets: set[int] = set()
-        for entry in latest:
-            at = _us(entry.at)
-            bucket = at // HOUR_US
-            old = olds.get(entry.work_id)
-            if old and (old.bucket, old.at, old.attempt) == (bucket, at, entry.attempt):
-                continue  # already so
-            rows.append(("due_put", (source, bucket, at, entry.work_id, entry.attempt)))
-            lookups.append(("lookup_put", (source, entry.work_id, bucket, at, entry.attempt)))
-            if old and (old.bucket, old.at) != (bucket, at):
-                deletes.append(("due_del", (source, old.bucket, old.at, entry.work_id)))
-            # A marker of the current or a future hour is never removed (scans only remove
-            # emptied past hours), so once written by this process it need not be rewritten.
-            if bucket < now_bucket or (source, bucket) not in self._markers:
-                buckets.add(bucket)
+        moves = await self._due_moves(cql, {source: entries})
         await cql.run_many(
-            cql.batches([*rows, *[("bucket_put", (source, b)) for b in sorted(buckets)]])
+            cql.batches([*(c for m in moves.values() for c in m.rows), *self._markers_for(moves)])
         )
+        await cql.run_many(cql.batches(_position_put(k, m.entry) for k, m in moves.items()))
+        await cql.run_many(cql.batches(c for m in moves.values() for c in m.delete))
+
+    async def _due_moves(
+        self, cql: CqlSession, due: Mapping[str, Sequence[DueEntry]]
+    ) -> dict[tuple[str, str], _Move]:
+        """What setting `due` (per source) writes: per (work, source) whose entry changes, the
+        new due row and the deletion of the previous one (known from `_positions` or read)."""
+        moves: dict[tuple[str, str], _Move] = {}
+        for source, entries in due.items():
+            latest = {e.work_id: e for e in entries}  # the last one wins (SQLite)
+            old = await self._known_positions(cql, source, list(latest))
+            for work_id, entry in latest.items():
+                at = _us(entry.at)
+                before = old.get(work_id)
+                if before == (at, entry.attempt):
+                    continue  # already so
+                bucket = at // HOUR_US
+                rows = [("due_put", (source, bucket, at, work_id, entry.attempt))]
+                delete = []
+                if before is not None and before[0] != at:
+                    delete.append(("due_del", (source, before[0] // HOUR_US, before[0], work_id)))
+                moves[(work_id, source)] = _Move(entry, rows, delete, bucket)
+        return moves
+
+    async def _known_positions(
+        self, cql: CqlSession, source: str, work_ids: list[str]
+    ) -> dict[str, tuple[int, int] | None]:
+        """The current position of each (work, source): remembered from a read just made, else
+        read now."""
+        out: dict[str, tuple[int, int] | None] = {}
+        missing = []
+        for work_id in work_ids:
+            key = (work_id, source)
+            if key in self._positions:
+                out[work_id] = self._positions.pop(key)
+            else:
+                missing.append(work_id)
+        if missing:
+            found = {
+                r.work_id: _position(r)
+                for r in await self._read_in(cql, "position_get", "positions_in", missing, source)
+            }
+            out.update((w, found.get(w)) for w in missing)
+        return out
+
+    def _markers_for(self, moves: Mapping[tuple[str, str], _Move]) -> list[Call]:
+        """`due_buckets` rows for the hours the moves write to. A marker of the current or a
+        future hour is never removed (scans only remove emptied past hours), so once written by
+        this process it need not be rewritten."""
+        now_bucket = _us(datetime.now(UTC)) // HOUR_US
+        hours = {(source, m.bucket) for (_, source), m in moves.items()}
+        new = sorted(h for h in hours if h[1] < now_bucket or h not in self._markers)
         if len(self._markers) > 10_000:
             self._markers = {m for m in self._markers if m[1] >= now_bucket}
-        self._markers.update((source, b) for b in buckets if b >= now_bucket)
-        await cql.run_many(cql.batches(lookups))
-        await cql.run_many(cql.batches(deletes))
+        self._markers.update(h for h in new if h[1] >= now_bucket)
+        return [("bucket_put", hour) for hour in new]
+
+    def _remember(self, positions: Mapping[tuple[str, str], tuple[int, int] | None]) -> None:
+        if len(self._positions) > 200_000:  # read but never written back (errors, API reads)
+            self._positions.clear()
+        self._positions.update(positions)
+
+    async def _copy_due_lookup(self, cql: CqlSession) -> None:
+        """Migration 004: copy each entry of the old `due_lookup` table into its position in
+        `source_totals`, then drop the table (a rerun after an interruption copies again)."""
+        tables = await cql.query(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name=%s",
+            (self.keyspace,),
+            keyspace=None,
+        )
+        if "due_lookup" not in {r.table_name for r in tables}:
+            return
+        await cql.prepare(
+            {
+                "lookup_all": "SELECT source, work_id, at, attempt FROM due_lookup",
+                "position_put": STATEMENTS["position_put"],
+            }
+        )
+        async for page in cql.pages(cql.stmt("lookup_all"), (), fetch_size=5000):
+            await cql.run_many(
+                cql.batches(
+                    _position_put(
+                        (r.work_id, r.source),
+                        DueEntry(r.work_id, _dt_required(r.at), int(r.attempt)),
+                    )
+                    for r in page
+                )
+            )
+        await cql.schema_change(["DROP TABLE IF EXISTS due_lookup"])
 
     async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
         """Entries of `source` due at `now`, earliest first; reads only hours up to now."""
@@ -542,7 +670,7 @@ class CassandraStore:
     ) -> list[DueEntry] | None:
         """Up to `want` current entries of one hour (None if a whole-hour read found no row).
 
-        A row that is not its work's current entry (per `due_lookup`) is stale and deleted.
+        A row that is not its work's current entry (its position) is stale and deleted.
         The read starts where the previous one handed out its last entry (see SCAN_MARGIN_US).
         """
         key = (source, bucket)
@@ -573,15 +701,19 @@ class CassandraStore:
         async for page in cql.pages(stmt, params, fetch_size=max(want, 100)):
             empty = empty and not page
             found = await self._read_in(
-                cql, "lookup_get", "lookups_in", [r.work_id for r in page], source
+                cql, "position_get", "positions_in", [r.work_id for r in page], source
             )
-            current = {(look.work_id, look.bucket, look.at) for look in found}
+            current = {r.work_id: _position(r) for r in found}
             stale = []
+            handed: dict[tuple[str, str], tuple[int, int] | None] = {}
             for r in page:
-                if (r.work_id, bucket, r.at) in current:
+                position = current.get(r.work_id)
+                if position is not None and position[0] == r.at:
                     out.append(DueEntry(r.work_id, _dt_required(r.at), int(r.attempt)))
+                    handed[(r.work_id, source)] = position
                 else:
                     stale.append(("due_del", (source, bucket, r.at, r.work_id)))
+            self._remember(handed)  # the scheduler leases them next: no read then
             await cql.run_many(cql.batches(stale))
             if len(out) >= want:
                 break
@@ -607,6 +739,28 @@ class CassandraStore:
         await (await self._ready()).run(
             "status_put", (status.source, status.paused, status.reason, since)
         )
+
+
+class _Move:
+    """A (work, source)'s due entry moving: the new row, the old row's deletion."""
+
+    __slots__ = ("bucket", "delete", "entry", "rows")
+
+    def __init__(
+        self, entry: DueEntry, rows: Sequence[Call], delete: Sequence[Call], bucket: int
+    ) -> None:
+        self.entry, self.rows, self.delete, self.bucket = entry, rows, delete, bucket
+
+
+def _position(row: Row | None) -> tuple[int, int] | None:
+    """A row's due position (due_at, attempt), None if it has none."""
+    if row is None or row.due_at is None:
+        return None
+    return int(row.due_at), int(row.due_attempt or 1)
+
+
+def _position_put(key: tuple[str, str], entry: DueEntry) -> Call:
+    return ("position_put", (_us(entry.at), entry.attempt, key[0], key[1]))
 
 
 def _leaderboard_writes(applied: Sequence[Aggregate]) -> list[tuple[str, Sequence[Any]]]:

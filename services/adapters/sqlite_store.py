@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -212,10 +212,15 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
-        """Persist states, history points and events of applied aggregates in one transaction."""
+    async def write_aggregates(
+        self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
+    ) -> None:
+        """Persist states, history points and events of applied aggregates, and the next due
+        times in `due`, in one transaction."""
 
         def write(conn: sqlite3.Connection) -> None:
+            for source, entries in (due or {}).items():
+                _put_due(conn, source, entries)
             for item in items:
                 if not item.applied:
                     continue
@@ -356,13 +361,7 @@ class SqliteStore:
     async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
         """Set when each work is next due from `source` (replacing its previous entry)."""
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT OR REPLACE INTO due VALUES (?,?,?,?)",
-                [(source, e.work_id, _sortable(e.at), e.attempt) for e in entries],
-            )
-
-        await self._run(write)
+        await self._run(lambda conn: _put_due(conn, source, entries))
 
     async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
         """Entries of `source` due at `now`, earliest first."""
@@ -461,3 +460,10 @@ def _find_any(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> Work | 
         if row:
             return _work(row)
     return None
+
+
+def _put_due(conn: sqlite3.Connection, source: str, entries: Sequence[DueEntry]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO due VALUES (?,?,?,?)",
+        [(source, e.work_id, _sortable(e.at), e.attempt) for e in entries],
+    )

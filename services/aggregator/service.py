@@ -87,10 +87,11 @@ class Aggregator:
         return observations
 
     async def process(self, observations: Sequence[Observation]) -> list[Aggregate]:
-        """Read, fold, publish the changes and schedule the next refreshes, then store the
-        states last: a crash before that re-sends, never loses (with `already_published` set,
-        a change already on the topic is not sent again). Reads, and the writes that do not
-        depend on each other, go concurrently: a batch costs three round trips, not ten."""
+        """Read, fold, publish the changes and store what the observations taught about their
+        works, then store the states with when each work is next due: a crash before that
+        re-sends, never loses (with `already_published` set, a change already on the topic is
+        not sent again). Reads, and the writes that do not depend on each other, go
+        concurrently: a batch costs a few round trips, not ten."""
         keys = sorted({(o.work_id, o.source) for o in observations})
         states, works = await asyncio.gather(
             self.store.states(keys), self.store.get_works(sorted({w for w, _ in keys}))
@@ -104,29 +105,37 @@ class Aggregator:
             for o, r in zip(observations, results, strict=True)
             if r.applied and o.status is not Status.ERROR
         ]
+        learned = learned_works(done, works)
         await asyncio.gather(
             self.bus.publish(
                 TOPIC_CHANGED,
                 [(c.work_id, dict(check("metric_changed", c.to_dict()))) for c in changes],
             ),
-            self._schedule_next(done, works),
+            self._store_learned(learned, works),
         )
-        await self.store.write_aggregates(results)
+        due = self._next_due(done, {**works, **{w.work_id: w for w in learned}})
+        await self.store.write_aggregates(results, due)
         self.applied += sum(r.applied for r in results)
         self.changes += len(changes)
         return results
 
-    async def _schedule_next(self, done: list[Observation], works: dict[str, Work]) -> None:
-        """Store metadata the observations taught us, and when each work is next due."""
-        if not done:
-            return
-        works = dict(works)
-        learned = learned_works(done, works)
-        # New identifiers (a PMID, a PMCID) go through registration, which claims them and
-        # merges a work already known by one; other metadata is simply stored.
+    async def _store_learned(self, learned: list[Work], works: dict[str, Work]) -> None:
+        """Store metadata the observations taught us. New identifiers (a PMID, a PMCID) go
+        through registration, which claims them and merges a work already known by one; other
+        metadata is simply stored."""
         claims = [w for w in learned if w.identifiers() != works[w.work_id].identifiers()]
         updates = [w for w in learned if w.identifiers() == works[w.work_id].identifiers()]
-        works.update({w.work_id: w for w in learned})
+        writes: list[Awaitable[Any]] = []
+        if updates:
+            writes.append(self.store.update_works(updates))
+        if claims:
+            writes.append(self.store.register(claims))
+        await asyncio.gather(*writes)
+
+    def _next_due(
+        self, done: list[Observation], works: dict[str, Work]
+    ) -> dict[str, list[DueEntry]]:
+        """When each refreshed (work, source) is next due, per source (staleness policy)."""
         now = self.clock()
         by_source: dict[str, list[DueEntry]] = {}
         for obs in done:
@@ -136,14 +145,7 @@ class Aggregator:
                 issued, obs.retrieved_at, now, self.policy, self.rng.random(), obs.source
             )
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
-        writes: list[Awaitable[Any]] = [
-            self.store.set_due(source, entries) for source, entries in by_source.items()
-        ]
-        if updates:
-            writes.append(self.store.update_works(updates))
-        if claims:
-            writes.append(self.store.register(claims))
-        await asyncio.gather(*writes)
+        return by_source
 
 
 def learned_works(observations: Sequence[Observation], known: dict[str, Work]) -> list[Work]:

@@ -112,8 +112,12 @@ class MetricStore(Protocol):
 
     async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]: ...
 
-    async def write_aggregates(self, items: Sequence[Aggregate]) -> None:
-        """Persist what aggregation produced: states, history points, new events (idempotent)."""
+    async def write_aggregates(
+        self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
+    ) -> None:
+        """Persist what aggregation produced: states, history points, new events (idempotent);
+        with `due` (per source), also when each work is next due, as `set_due` would, stored
+        with the states."""
         ...
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]: ...

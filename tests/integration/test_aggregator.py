@@ -207,7 +207,7 @@ async def test_changes_published_before_a_crash_are_not_published_again(
         pass
 
     class CrashingStore(CassandraStore):
-        async def write_aggregates(self, items: object) -> None:
+        async def write_aggregates(self, items: object, due: object = None) -> None:
             raise WriteFails
 
     policy, clock = Policy(), lambda: datetime.now(UTC)

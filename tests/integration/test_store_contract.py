@@ -273,6 +273,44 @@ async def test_set_due_replaces_the_previous_entry(store: Store) -> None:
     ]
 
 
+async def test_due_stored_with_the_states_replaces_the_previous_entry(store: Store) -> None:
+    """write_aggregates(items, due) sets the next due time as set_due would: the entry set
+    before (registration, a lease) is replaced, and the state is stored."""
+    src = f"src{uid()}"
+    fresh, known = f"10.1/ws.{uid()}", f"10.1/ws.{uid()}"
+    await store.set_due(src, [DueEntry(known, T0 - timedelta(hours=2))])  # e.g. a lease
+    results = fold(
+        [obs(fresh, src, T0, {"citations": 1}), obs(known, src, T0, {"citations": 2})],
+        await store.states([(fresh, src), (known, src)]),
+    )
+    nxt = {src: [DueEntry(fresh, T0 + timedelta(days=1)), DueEntry(known, T0 + timedelta(days=2))]}
+    await store.write_aggregates(results, nxt)
+    assert await store.due(src, T0, 10) == []  # the lease is gone
+    later = await store.due(src, T0 + timedelta(days=3), 10)
+    assert later == [
+        DueEntry(fresh, T0 + timedelta(days=1)),
+        DueEntry(known, T0 + timedelta(days=2)),
+    ]
+    states = await store.states([(fresh, src), (known, src)])
+    assert {k: s.metrics for k, s in states.items()} == {
+        (fresh, src): {"citations": 1},
+        (known, src): {"citations": 2},
+    }
+
+
+async def test_a_due_entry_alone_is_no_state(store: Store) -> None:
+    """A work due from a source it was never refreshed from has no state there: not in
+    states, states_for, history or the per-source summary."""
+    src = f"src{uid()}"
+    w = f"10.1/alone.{uid()}"
+    await store.set_due(src, [DueEntry(w, T0)])
+    assert await store.states([(w, src)]) == {}
+    assert await store.states_for([w]) == {w: []}
+    assert await store.history(w, None) == []
+    assert src not in await store.source_summary()
+    assert await store.due(src, T0, 10) == [DueEntry(w, T0)]
+
+
 async def test_due_returns_only_due_entries_earliest_first(store: Store) -> None:
     """Only entries at or before `now`, earliest first, at most `limit`; future ones wait."""
     src = f"src{uid()}"
@@ -300,6 +338,87 @@ async def test_migrations_are_recorded_and_rerun_is_a_no_op(
     rows = await cassandra_store._cql.query("SELECT version, name FROM schema_migrations")
     versions = sorted((r.version, r.name) for r in rows)
     assert versions[:2] == [(1, "initial"), (2, "source_status")]
+
+
+@pytest_cassandra
+async def test_migration_004_moves_due_lookup_into_the_states(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyspace from before 004 keeps every due entry: the positions in due_lookup are copied
+    into source_totals, due_lookup is dropped, and a store refuses a keyspace not migrated."""
+    from services.adapters import cassandra_async, cassandra_store
+
+    keyspace = f"{infra.keyspace}_m{uid()[:6]}"
+    old = CassandraStore([infra.cassandra_host], infra.cassandra_port, keyspace)
+    every = cassandra_async.migration_files()
+    monkeypatch.setattr(cassandra_store, "migration_files", lambda: [m for m in every if m[0] < 4])
+
+    async def as_before_004() -> Any:  # the code of then prepared no statement on due_at
+        return old._cql
+
+    monkeypatch.setattr(old, "_ready", as_before_004)
+    await old.migrate()
+    cql = old._cql
+    src = f"src{uid()}"
+    entries = [DueEntry(f"10.1/m.{i}.{uid()}", T0 - timedelta(hours=i)) for i in range(3)]
+    for e in entries:
+        at = int(e.at.timestamp() * 1_000_000)
+        await cql.query(
+            "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (%s, %s, %s, %s, 1)",
+            (src, at // 3_600_000_000, at, e.work_id),
+        )
+        await cql.query(
+            "INSERT INTO due_lookup (source, work_id, bucket, at, attempt)"
+            " VALUES (%s, %s, %s, %s, 1)",
+            (src, e.work_id, at // 3_600_000_000, at),
+        )
+        await cql.query(
+            "INSERT INTO due_buckets (source, bucket) VALUES (%s, %s)", (src, at // 3_600_000_000)
+        )
+    await old.close()
+    monkeypatch.undo()
+    with pytest.raises(cassandra_async.SchemaMissing, match=r"004.*alm db migrate"):
+        await CassandraStore([infra.cassandra_host], infra.cassandra_port, keyspace).due(
+            src, T0, 10
+        )
+    new = CassandraStore([infra.cassandra_host], infra.cassandra_port, keyspace)
+    try:
+        await new.migrate()
+        assert await new.due(src, T0, 10) == sorted(entries, key=lambda e: e.at)
+        tables = await new._cql.query(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name=%s",
+            (keyspace,),
+            keyspace=None,
+        )
+        assert "due_lookup" not in {r.table_name for r in tables}
+        assert await new.states([(e.work_id, src) for e in entries]) == {}
+    finally:
+        await new._cql.query(f"DROP KEYSPACE IF EXISTS {keyspace}", keyspace=None)
+        await new.close()
+
+
+@pytest_cassandra
+async def test_a_position_read_before_another_process_moved_it_leaves_nothing_due_twice(
+    cassandra_store: CassandraStore, infra: Infra
+) -> None:
+    """The aggregator remembers the position its state read saw; if the scheduler moves the
+    entry in between, the row it wrote is no longer the position and is dropped when scanned,
+    so the work is due once, at the aggregator's time."""
+    src, w = f"src{uid()}", f"10.1/race.{uid()}"
+    scheduler = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
+    try:
+        await scheduler.set_due(src, [DueEntry(w, T0 - timedelta(hours=3))])
+        results = fold(
+            [obs(w, src, T0, {"citations": 4})], await cassandra_store.states([(w, src)])
+        )
+        await scheduler.set_due(src, [DueEntry(w, T0 - timedelta(hours=1))])  # in between
+        await cassandra_store.write_aggregates(
+            results, {src: [DueEntry(w, T0 - timedelta(minutes=5))]}
+        )
+        assert await scheduler.due(src, T0, 10) == [DueEntry(w, T0 - timedelta(minutes=5))]
+        assert await cassandra_store.due(src, T0, 10) == [DueEntry(w, T0 - timedelta(minutes=5))]
+    finally:
+        await scheduler.close()
 
 
 @pytest_cassandra
