@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from services import gctune
 from services.core.staleness import Policy, parse_intervals
 from services.fetchers.base import SourceConfig
 
@@ -168,6 +169,7 @@ class Settings:
     sources: tuple[str, ...] = ()  # empty = every registered source
     raw_ttl_days: int = 7
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
+    gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
@@ -198,6 +200,7 @@ class Settings:
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
+            gc_threshold=gctune.thresholds(e.get("ALM_GC_THRESHOLD")),
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),
             rates={k: float(v) for k, v in per_source(e, "_RATE").items()},

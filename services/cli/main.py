@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from services import gctune
 from services.cli import commands
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that run until stopped (and `run`, the embedded pipeline): they get the tuned
+# garbage collector (services/gctune.py); one-shot commands keep CPython's.
+LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `alm` console script."""
     args = _parser().parse_args(argv)
@@ -81,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings.with_(port=args.port)
     if getattr(args, "host", None) and args.command in ("run", "api"):
         settings = settings.with_(host=args.host)
+    if args.command in LONG_RUNNING:
+        gctune.tune(settings.gc_threshold)
     try:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:

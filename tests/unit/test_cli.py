@@ -14,6 +14,13 @@ from services.core.identifiers import parse_identifier
 from services.core.works import WorkRef
 from services.settings import SAMPLE_WORKS, Settings
 
+
+@pytest.fixture(autouse=True)
+def _collector_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`alm run` would tune this test process's garbage collector (gctune.py)."""
+    monkeypatch.setenv("ALM_GC_THRESHOLD", "python")
+
+
 SAMPLE = [
     parse_identifier(line).work_id
     for line in SAMPLE_WORKS.read_text().splitlines()
