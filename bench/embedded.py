@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from services import gctune
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
 from services.bootstrap import make_pipeline
@@ -103,6 +104,7 @@ def main() -> None:
     stub = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         root = f"http://127.0.0.1:{port}"
+        gctune.tune(Settings.from_env().gc_threshold)  # as `alm run` does
         asyncio.run(bench(root, args.works, tuple(args.sources.split(",")), args.rate))
     finally:
         stub.terminate()
