@@ -60,7 +60,11 @@ class FetcherService:
         config: SourceConfig,
         policy: Policy,
         clock: Callable[[], datetime],
-        batches_in_flight: int = 4,
+        # Upstream calls' worth of requests taken per step (the caller's concurrency cap still
+        # paces them). A step ends by writing the raw responses and committing, which costs
+        # about the same for 4 calls as for 8: with 8, Crossref (one call at a time) went from
+        # about 1,800 to 3,400 refreshes/s in bench/distributed.py.
+        batches_in_flight: int = 8,
         rng: random.Random | None = None,
     ) -> None:
         self.source = source
@@ -145,14 +149,18 @@ class FetcherService:
             observations.extend(result.observations)
             raw.extend(result.raw)
             self.calls += result.calls
-        await self.bus.publish(
-            TOPIC_RAW,
-            [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations],
-            pack=PACK_OBSERVATIONS,
+        # Independent writes, together: the observations, the failures' retries or dead
+        # letters, and the raw responses (a few large rows, the slowest of the three). All are
+        # done before the step commits its requests.
+        await asyncio.gather(
+            self.bus.publish(
+                TOPIC_RAW,
+                [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations],
+                pack=PACK_OBSERVATIONS,
+            ),
+            self._route_failures([o for o in observations if o.status is Status.ERROR], by_work),
+            self.store.add_raw_responses(raw) if raw else asyncio.sleep(0),
         )
-        await self._route_failures([o for o in observations if o.status is Status.ERROR], by_work)
-        if raw:
-            await self.store.add_raw_responses(raw)
         for o in observations:
             OBSERVATIONS.labels(self.source.name, o.status.value).inc()
         self.refreshed += sum(o.status is not Status.ERROR for o in observations)
