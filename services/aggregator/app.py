@@ -37,7 +37,7 @@ import structlog
 from mode.types.signals import BaseSignalT
 
 from services.adapters.kafka_bus import KafkaBus
-from services.aggregator.agents import Runtime, attach
+from services.aggregator.agents import BATCH, Runtime, attach
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.aggregator.topics import raw_topic
@@ -68,7 +68,10 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
         broker_commit_interval=1.0,
         broker_session_timeout=15.0,
         broker_heartbeat_interval=3.0,
-        broker_max_poll_records=1000,
+        # Records, each up to PACK_OBSERVATIONS observations: a poll and the agent's buffer
+        # hold about two of the agent's batches, so memory stays bounded under a backlog.
+        broker_max_poll_records=BATCH,
+        stream_buffer_maxsize=2 * BATCH,
         stream_wait_empty=True,
         datadir=str(datadir),
     )
