@@ -29,9 +29,9 @@ BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS obser
 WITHIN = 0.2  # seconds to wait for BATCH records
 CHUNK = 1000  # observations per `process` call
 # Lanes processed at once, split by work: while one lane waits on Cassandra or Kafka, another
-# folds. Measured with bench/distributed.py (first collection): about 2,650 -> 3,000 refreshes/s
-# with 2; more lanes put more requests in flight at once, which costs Cassandra more per request.
-LANES = 2
+# folds. Measured with bench/distributed.py (medians of three runs, first collection / routine
+# refresh): 1 lane about 2,650 / -, 2 lanes 2,308 / 2,812, 3 lanes 2,463 / 3,261 refreshes/s.
+LANES = 3
 RETRY_MAX = 30.0  # seconds between attempts at a batch that failed (store or bus down)
 
 
