@@ -4,15 +4,13 @@ A few lines on purpose: unpack the records (a fetcher packs the observations bou
 partition into one record, services/adapters/packing.py), decode (schema check at the edge),
 make sure partitions newly owned here were recovered (published.py), call the same `process` as
 the embedded runner (fold with the pure aggregate(), read-through to Cassandra, publish
-changes, write, schedule next due) on chunks of at most CHUNK observations, in LANES lanes
-split by work, and only then acknowledge the records, so their offsets are committed after the
-writes.
+changes, write, schedule next due) on chunks of at most CHUNK observations, and only then
+acknowledge the records, so their offsets are committed after the writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +19,12 @@ import structlog
 from services.adapters.packing import unpack
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
-from services.core.events import Observation
 
 log = structlog.get_logger("alm.aggregator")
 
 BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS observations)
 WITHIN = 0.2  # seconds to wait for BATCH records
 CHUNK = 1000  # observations per `process` call
-# Lanes processed at once, split by work: while one lane waits on Cassandra or Kafka, another
-# folds. Measured with bench/distributed.py (medians of three runs, first collection / routine
-# refresh): 1 lane about 2,650 / -, 2 lanes 2,308 / 2,812, 3 lanes 2,463 / 3,261 refreshes/s.
-LANES = 3
 RETRY_MAX = 30.0  # seconds between attempts at a batch that failed (store or bus down)
 
 
@@ -59,23 +52,10 @@ async def handle(runtime: Runtime, events: list[Any]) -> None:
     observations = runtime.aggregator.decode(
         pair for event in events for pair in unpack(_key(event.key), event.value)
     )
-    await asyncio.gather(*(_lane(runtime, lane) for lane in lanes(observations, LANES) if lane))
-    runtime.batches += 1
-    runtime.observations += len(observations)
-
-
-def lanes(observations: list[Observation], count: int) -> list[list[Observation]]:
-    """`observations` split by work into `count` lanes, each in the order given: a work's
-    observations all go to one lane, so they are still folded in order."""
-    out: list[list[Observation]] = [[] for _ in range(count)]
-    for obs in observations:
-        out[zlib.crc32(obs.work_id.encode()) % count].append(obs)
-    return out
-
-
-async def _lane(runtime: Runtime, observations: list[Observation]) -> None:
     for start in range(0, len(observations), CHUNK):
         await runtime.aggregator.process(observations[start : start + CHUNK])
+    runtime.batches += 1
+    runtime.observations += len(observations)
 
 
 def _key(key: Any) -> str:
