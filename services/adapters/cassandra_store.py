@@ -442,16 +442,18 @@ class CassandraStore:
         moves = await self._due_moves(cql, due or {})
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
         positions = {key: move.entry for key, move in moves.items()}
+        markers = self._markers_for(moves)
         await cql.run_many(
             cql.batches(
                 [
                     *first.values(),
                     *_leaderboard_writes(applied),
                     *(call for move in moves.values() for call in move.rows),
-                    *self._markers_for(moves),
+                    *markers,
                 ]
             )
         )
+        self._marked(markers)
         await cql.run_many(
             cql.batches(
                 [
@@ -554,9 +556,9 @@ class CassandraStore:
         """
         cql = await self._ready()
         moves = await self._due_moves(cql, {source: entries})
-        await cql.run_many(
-            cql.batches([*(c for m in moves.values() for c in m.rows), *self._markers_for(moves)])
-        )
+        markers = self._markers_for(moves)
+        await cql.run_many(cql.batches([*(c for m in moves.values() for c in m.rows), *markers]))
+        self._marked(markers)
         await cql.run_many(cql.batches(_position_put(k, m.entry) for k, m in moves.items()))
         await cql.run_many(cql.batches(c for m in moves.values() for c in m.delete))
 
@@ -606,14 +608,19 @@ class CassandraStore:
     def _markers_for(self, moves: Mapping[tuple[str, str], _Move]) -> list[Call]:
         """`due_buckets` rows for the hours the moves write to. A marker of the current or a
         future hour is never removed (scans only remove emptied past hours), so once written by
-        this process it need not be rewritten."""
+        this process (`_marked`, after the write succeeded) it need not be rewritten."""
         now_bucket = _us(datetime.now(UTC)) // HOUR_US
         hours = {(source, m.bucket) for (_, source), m in moves.items()}
         new = sorted(h for h in hours if h[1] < now_bucket or h not in self._markers)
+        return [("bucket_put", hour) for hour in new]
+
+    def _marked(self, markers: Sequence[Call]) -> None:
+        now_bucket = _us(datetime.now(UTC)) // HOUR_US
         if len(self._markers) > 10_000:
             self._markers = {m for m in self._markers if m[1] >= now_bucket}
-        self._markers.update(h for h in new if h[1] >= now_bucket)
-        return [("bucket_put", hour) for hour in new]
+        for _, (source, bucket) in markers:
+            if bucket >= now_bucket:
+                self._markers.add((source, bucket))
 
     def _remember(self, positions: Mapping[tuple[str, str], tuple[int, int] | None]) -> None:
         if len(self._positions) > 200_000:  # read but never written back (errors, API reads)

@@ -422,6 +422,33 @@ async def test_a_position_read_before_another_process_moved_it_leaves_nothing_du
 
 
 @pytest_cassandra
+async def test_an_hour_marker_whose_write_failed_is_written_again(
+    cassandra_store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store skips rewriting an hour's marker it wrote before; one whose write failed is
+    not taken as written, so the retried entry is still found by the scan."""
+    src, w = f"src{uid()}", f"10.1/mark.{uid()}"
+    now = datetime.now(UTC)
+    cql = cassandra_store._cql
+    real = cql.run_many
+
+    seen = []
+
+    async def down(calls: Any) -> Any:  # the position read goes through, the writes fail
+        seen.append(calls)
+        if len(seen) > 1:
+            raise ConnectionError("Cassandra unreachable")
+        return await real(calls)
+
+    monkeypatch.setattr(cql, "run_many", down)
+    with pytest.raises(ConnectionError):
+        await cassandra_store.set_due(src, [DueEntry(w, now)])
+    monkeypatch.setattr(cql, "run_many", real)
+    await cassandra_store.set_due(src, [DueEntry(w, now)])
+    assert await cassandra_store.due(src, now + timedelta(seconds=1), 10) == [DueEntry(w, now)]
+
+
+@pytest_cassandra
 async def test_raw_responses_carry_the_remaining_ttl(cassandra_store: CassandraStore) -> None:
     """A raw response expires raw_ttl after it was retrieved, not after it was written."""
     src, w = f"src{uid()}", f"10.1/ttl.{uid()}"
