@@ -49,7 +49,7 @@ import uuid
 import zlib
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from cassandra.query import UNSET_VALUE
 
@@ -439,33 +439,34 @@ class CassandraStore:
             for e in item.events:
                 event = (st.work_id, st.source, e.event_id, json.dumps(e.to_dict()))
                 first[("e", st.work_id, st.source, e.event_id)] = ("event_put", event)
-        moves = await self._due_moves(cql, due or {})
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
-        positions = {key: move.entry for key, move in moves.items()}
+        await self._write_rounds(
+            cql, [*first.values(), *_leaderboard_writes(applied)], final, due or {}
+        )
+
+    async def _write_rounds(
+        self,
+        cql: CqlSession,
+        first: list[Call],
+        states: Mapping[tuple[str, str], SourceState],
+        due: Mapping[str, Sequence[DueEntry]],
+    ) -> None:
+        """Three rounds, each waiting for the one before: `first` with the new due rows (and
+        their hours' markers); then the states, each with its new due position (a position
+        alone where there is no state); then the replaced due rows' deletion. A crash in
+        between leaves at worst a due row that does not match its position, which `due`
+        removes, and a state not yet stored, which the redelivered observation repairs."""
+        moves = await self._due_moves(cql, due)
         markers = self._markers_for(moves)
-        await cql.run_many(
-            cql.batches(
-                [
-                    *first.values(),
-                    *_leaderboard_writes(applied),
-                    *(call for move in moves.values() for call in move.rows),
-                    *markers,
-                ]
-            )
-        )
+        await cql.run_many(cql.batches([*first, *(m.put for m in moves.values()), *markers]))
         self._marked(markers)
-        await cql.run_many(
-            cql.batches(
-                [
-                    *(
-                        ("state_put", _state_values(st, positions.pop(k, None)))
-                        for k, st in final.items()
-                    ),
-                    *(_position_put(key, entry) for key, entry in positions.items()),
-                ]
-            )
-        )
-        await cql.run_many(cql.batches(call for move in moves.values() for call in move.delete))
+        positions = {key: move.entry for key, move in moves.items()}
+        state_rows = [
+            ("state_put", _state_values(st, positions.pop(key, None))) for key, st in states.items()
+        ]
+        alone = [_position_put(key, entry) for key, entry in positions.items()]
+        await cql.run_many(cql.batches([*state_rows, *alone]))
+        await cql.run_many(cql.batches(m.delete for m in moves.values() if m.delete))
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         """Daily snapshots of a work (one source or all), oldest first."""
@@ -551,16 +552,9 @@ class CassandraStore:
     async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
         """Set when each work is next due from `source` (replacing its previous entry).
 
-        New row first, then the position, then the old row's deletion: a crash in between
-        leaves at worst a row that does not match the position, which `due` removes.
+        New row first, then the position, then the old row's deletion (`_write_rounds`).
         """
-        cql = await self._ready()
-        moves = await self._due_moves(cql, {source: entries})
-        markers = self._markers_for(moves)
-        await cql.run_many(cql.batches([*(c for m in moves.values() for c in m.rows), *markers]))
-        self._marked(markers)
-        await cql.run_many(cql.batches(_position_put(k, m.entry) for k, m in moves.items()))
-        await cql.run_many(cql.batches(c for m in moves.values() for c in m.delete))
+        await self._write_rounds(await self._ready(), [], {}, {source: entries})
 
     async def _due_moves(
         self, cql: CqlSession, due: Mapping[str, Sequence[DueEntry]]
@@ -576,12 +570,11 @@ class CassandraStore:
                 before = old.get(work_id)
                 if before == (at, entry.attempt):
                     continue  # already so
-                bucket = at // HOUR_US
-                rows = [("due_put", (source, bucket, at, work_id, entry.attempt))]
-                delete = []
+                put = ("due_put", (source, at // HOUR_US, at, work_id, entry.attempt))
+                delete = None
                 if before is not None and before[0] != at:
-                    delete.append(("due_del", (source, before[0] // HOUR_US, before[0], work_id)))
-                moves[(work_id, source)] = _Move(entry, rows, delete, bucket)
+                    delete = ("due_del", (source, before[0] // HOUR_US, before[0], work_id))
+                moves[(work_id, source)] = _Move(entry, put, delete)
         return moves
 
     async def _known_positions(
@@ -610,7 +603,7 @@ class CassandraStore:
         future hour is never removed (scans only remove emptied past hours), so once written by
         this process (`_marked`, after the write succeeded) it need not be rewritten."""
         now_bucket = _us(datetime.now(UTC)) // HOUR_US
-        hours = {(source, m.bucket) for (_, source), m in moves.items()}
+        hours = {(source, _us(m.entry.at) // HOUR_US) for (_, source), m in moves.items()}
         new = sorted(h for h in hours if h[1] < now_bucket or h not in self._markers)
         return [("bucket_put", hour) for hour in new]
 
@@ -748,15 +741,12 @@ class CassandraStore:
         )
 
 
-class _Move:
-    """A (work, source)'s due entry moving: the new row, the old row's deletion."""
+class _Move(NamedTuple):
+    """A (work, source)'s due entry moving: the new row, the old row's deletion if any."""
 
-    __slots__ = ("bucket", "delete", "entry", "rows")
-
-    def __init__(
-        self, entry: DueEntry, rows: Sequence[Call], delete: Sequence[Call], bucket: int
-    ) -> None:
-        self.entry, self.rows, self.delete, self.bucket = entry, rows, delete, bucket
+    entry: DueEntry
+    put: Call
+    delete: Call | None
 
 
 def _position(row: Row | None) -> tuple[int, int] | None:
