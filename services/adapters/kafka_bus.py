@@ -117,14 +117,11 @@ class KafkaBus:
 
     def _send(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], per: int) -> None:
         producer = self._get_producer()
-        if per:
-            count = len(producer.partitions_for(topic))
-            records = pack(items, lambda key: partition_of(key, count), per)
-            futures = [producer.send(topic, key=k, value=v, partition=p) for p, k, v in records]
-        else:
-            futures = [
-                producer.send(topic, key=key.encode(), value=encode(value)) for key, value in items
-            ]
+        count = len(producer.partitions_for(topic)) if per else 0
+        futures = [
+            producer.send(topic, key=k, value=v, partition=p)
+            for p, k, v in _records(items, per, count)
+        ]
         for future in futures:
             future.get(timeout=130)
 
@@ -161,15 +158,11 @@ class KafkaBus:
             async with self._aio_lock:  # concurrent first publishes start one producer
                 if self._aio is None:
                     self._aio = await self._start_aio()
-        if per:
-            count = len(await self._aio.partitions_for(topic))
-            records = pack(items, lambda key: partition_of(key, count), per)
-            sent = [await self._aio.send(topic, key=k, value=v, partition=p) for p, k, v in records]
-        else:
-            sent = [
-                await self._aio.send(topic, key=key.encode(), value=encode(value))
-                for key, value in items
-            ]
+        count = len(await self._aio.partitions_for(topic)) if per else 0
+        sent = [
+            await self._aio.send(topic, key=k, value=v, partition=p)
+            for p, k, v in _records(items, per, count)
+        ]
         await asyncio.gather(*sent)
 
     async def _start_aio(self) -> Any:
@@ -284,6 +277,17 @@ class KafkaBus:
                 reader.close()
 
         await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+
+def _records(
+    items: Sequence[tuple[str, Mapping[str, Any]]], per: int, partitions: int
+) -> Sequence[tuple[int | None, bytes, bytes]]:
+    """(partition, key, value) records for both producers: `items` packed `per` a record into
+    the partitions their keys map to, or (per = 0) one record each, partition left to the
+    producer's own key partitioner."""
+    if per:
+        return pack(items, lambda key: partition_of(key, partitions), per)
+    return [(None, key.encode(), encode(value)) for key, value in items]
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -63,7 +63,7 @@ class FetcherService:
         # Upstream calls' worth of requests taken per step (the caller's concurrency cap still
         # paces them). A step ends by writing the raw responses and committing, which costs
         # about the same for 4 calls as for 8: with 8, Crossref (one call at a time) went from
-        # about 1,800 to 3,400 refreshes/s in bench/distributed.py.
+        # about 1,800 to 2,700-3,900 refreshes/s in bench/distributed.py.
         batches_in_flight: int = 8,
         rng: random.Random | None = None,
     ) -> None:
