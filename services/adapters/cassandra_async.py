@@ -16,11 +16,20 @@ import asyncio
 import re
 import threading
 from collections import namedtuple
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
-from cassandra import ConsistencyLevel
+import structlog
+from cassandra import ConsistencyLevel, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
@@ -30,20 +39,32 @@ from cassandra.query import (
     BoundStatement,
     PreparedStatement,
     SimpleStatement,
+    ValueSequence,
 )
 
 from services.settings import CassandraConnection
+
+log = structlog.get_logger("alm.cassandra")
 
 T = TypeVar("T")
 Row = Any  # the driver's named tuples
 Call = tuple[str, Sequence[Any]]  # a prepared statement by name, and its parameters
 Request: TypeAlias = Call | BoundStatement | BatchStatement  # what `run_many` sends
 
-# Write batches (see `CqlSession.batches`): Cassandra warns above 10 partitions in an unlogged
-# batch (unlogged_batch_across_partitions_warn_threshold) and above 5 KiB of mutations
-# (batch_size_warn_threshold); staying under both keeps the logs quiet.
+# Write batches (see `CqlSession.batches`) stay under the cluster's own warning thresholds,
+# read from `system_views.settings` at start-up: partitions in an unlogged batch
+# (unlogged_batch_across_partitions_warn_threshold) and bytes of mutations
+# (batch_size_warn_threshold, of which BATCH_BYTES_SHARE is counted in bound values, leaving
+# room for keys and column overhead). Cassandra's defaults, 10 and 5 KiB, when the settings
+# cannot be read; never more than MAX_BATCH_PARTITIONS (bigger batches only add latency).
 BATCH_PARTITIONS = 10
 BATCH_BYTES = 3 * 1024
+BATCH_BYTES_SHARE = 0.6
+MAX_BATCH_PARTITIONS = 100
+_PARTITIONS_SETTING = "unlogged_batch_across_partitions_warn_threshold"
+_BYTES_SETTINGS = ("batch_size_warn_threshold", "batch_size_warn_threshold_in_kb")  # 4.1+, 4.0
+_SIZE = re.compile(r"\s*(\d+)\s*([KMG]?i?B)?\s*", re.IGNORECASE)
+_UNITS = {"": 1024, "b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2, "mb": 1024**2}
 READ_KEYS = 50  # partition keys per `IN` read
 
 PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
@@ -66,6 +87,29 @@ def row_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[
         names = [re.sub(r"\W", "", name) or "col" for name in key]
         cls = _ROW_TYPES[key] = namedtuple("Row", names, rename=True)
     return [cls(*row) for row in rows]
+
+
+class BatchLimits(NamedTuple):
+    """How big an UNLOGGED batch `CqlSession.batches` builds: partitions, bytes of values."""
+
+    partitions: int = BATCH_PARTITIONS
+    bytes: int = BATCH_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str | None]) -> BatchLimits:
+        """The limits under a node's warning thresholds (`system_views.settings` name ->
+        value); a threshold missing, disabled or unreadable keeps Cassandra's default."""
+        partitions, size = BATCH_PARTITIONS, BATCH_BYTES
+        raw = settings.get(_PARTITIONS_SETTING)
+        if raw is not None and raw.strip().isdigit() and int(raw) > 0:
+            partitions = min(int(raw), MAX_BATCH_PARTITIONS)
+        for name in _BYTES_SETTINGS:  # 4.1+ has a size with its unit; 4.0 KiB as a number
+            match = _SIZE.fullmatch(settings.get(name) or "")
+            unit = _UNITS.get((match[2] or "").lower()) if match else None
+            if match and unit and int(match[1]) > 0:
+                size = int(int(match[1]) * unit * BATCH_BYTES_SHARE)
+                break
+        return cls(partitions, size)
 
 
 class SchemaMissing(RuntimeError):
@@ -106,6 +150,7 @@ class CqlSession:
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
         self._lock = threading.Lock()
+        self.batch_limits = BatchLimits()  # read from the cluster when statements are prepared
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -183,6 +228,22 @@ class CqlSession:
             return {name: session.prepare(self.qualify(cql)) for name, cql in statements.items()}
 
         self._prepared.update(await asyncio.to_thread(run))
+        self.batch_limits = await self.read_batch_limits()
+
+    async def read_batch_limits(self) -> BatchLimits:
+        """The batch limits under the connected node's warning thresholds (Cassandra 4.0+
+        `system_views.settings`); Cassandra's defaults where it cannot tell."""
+        names = [_PARTITIONS_SETTING, *_BYTES_SETTINGS]
+        try:
+            rows = await self.query(
+                "SELECT name, value FROM system_views.settings WHERE name IN %s",
+                (ValueSequence(names),),
+                keyspace=None,
+            )
+        except DriverException as exc:  # no virtual tables (before 4.0), or not allowed
+            log.warning("cassandra_batch_limits_unread", error=str(exc))
+            return BatchLimits()
+        return BatchLimits.from_settings({r.name: r.value for r in rows})
 
     def qualify(self, cql: str) -> str:
         """`cql` with its table names prefixed by the keyspace (a prepared statement must name
@@ -293,12 +354,12 @@ class CqlSession:
         a Python writer, so many small rows go as one request. Grouping by the replicas of each
         row's partition (what the Spark connector calls grouping by replica set) means the
         coordinator, chosen token-aware from the batch's first row, owns every row of the batch:
-        no extra hop, no coordinator fan-out. A batch holds at most BATCH_PARTITIONS partitions
-        and about BATCH_BYTES of values. Rows of one partition in a batch are applied
-        atomically; across partitions an unlogged batch promises nothing more than separate
-        writes, so callers order dependent writes in separate calls (history before state).
-        The same row twice in one batch would get one timestamp (the larger value winning, not
-        the later): callers pass each row once."""
+        no extra hop, no coordinator fan-out. A batch holds at most `batch_limits` partitions
+        and bytes of values (under the cluster's warning thresholds). Rows of one partition in
+        a batch are applied atomically; across partitions an unlogged batch promises nothing
+        more than separate writes, so callers order dependent writes in separate calls
+        (history before state). The same row twice in one batch would get one timestamp (the
+        larger value winning, not the later): callers pass each row once."""
         groups: dict[Hashable, _Batcher] = {}
         one_node = self._one_node()
         for name, params in calls:
@@ -306,7 +367,7 @@ class CqlSession:
             replicas = None if one_node else self._replicas(bound.routing_key)
             group = groups.get(replicas)
             if group is None:
-                group = groups[replicas] = _Batcher()
+                group = groups[replicas] = _Batcher(self.batch_limits)
             group.add(bound)
         return [_request(chunk) for group in groups.values() for chunk in group.finish()]
 
@@ -369,7 +430,8 @@ def _request(chunk: list[BoundStatement]) -> BoundStatement | BatchStatement:
 class _Batcher:
     """Cuts one replica group's writes into chunks within the partition and size limits."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: BatchLimits | None = None) -> None:
+        self.limits = limits or BatchLimits()
         self.out: list[list[BoundStatement]] = []
         self.open: list[BoundStatement] = []
         self.partitions: set[bytes | None] = set()
@@ -380,8 +442,8 @@ class _Batcher:
         key = bound.routing_key
         new_partition = key not in self.partitions
         if self.open and (
-            (new_partition and len(self.partitions) >= BATCH_PARTITIONS)
-            or self.size + size > BATCH_BYTES
+            (new_partition and len(self.partitions) >= self.limits.partitions)
+            or self.size + size > self.limits.bytes
         ):
             self._flush()
             new_partition = True

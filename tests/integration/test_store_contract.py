@@ -8,6 +8,7 @@ never couples tests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cassandra.query import ValueSequence
 
+from services.adapters.cassandra_async import BatchLimits
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.sqlite_store import SqliteStore
 from services.aggregator.service import fold
@@ -573,3 +576,43 @@ async def test_due_scans_start_after_what_was_handed_out(
     monkeypatch.setattr("services.adapters.cassandra_store.FULL_SCAN_SECONDS", 0.0)
     ids = [e.work_id for e in await cassandra_store.due(src, later, 50)]
     assert ids[0] == behind.work_id and recent.work_id in ids
+
+
+@pytest_cassandra
+async def test_write_batches_follow_the_nodes_thresholds_and_draw_no_warning(
+    cassandra_store: CassandraStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session sizes its batches under the node's own warning thresholds (deploy/local
+    raises them above Cassandra's defaults), and a large write draws no server warning."""
+    cql = cassandra_store._cql
+    names = ["unlogged_batch_across_partitions_warn_threshold", "batch_size_warn_threshold"]
+    rows = await cql.query(
+        "SELECT name, value FROM system_views.settings WHERE name IN %s",
+        (ValueSequence(names),),
+        keyspace=None,
+    )
+    settings = {r.name: r.value for r in rows}
+    assert cql.batch_limits == BatchLimits.from_settings(settings)
+    assert cql.batch_limits.partitions > 10  # deploy/local/infra-up raised it
+    src = f"src{uid()}"
+    observations = [
+        obs(f"10.1/b.{uid()}", src, T0, {"citations": n, "views": 10 * n}) for n in range(600)
+    ]
+    sent: list[int] = []
+    real = cql.run_many
+
+    async def count(calls: Any) -> Any:
+        todo = list(calls)
+        sent.append(len(todo))
+        return await real(todo)
+
+    with caplog.at_level(logging.WARNING, logger="cassandra"):
+        cql.run_many = count  # type: ignore[method-assign]
+        try:
+            await apply(cassandra_store, observations)
+        finally:
+            del cql.run_many
+    assert not [r for r in caplog.records if "Server warning" in r.getMessage()]
+    assert 0 < max(sent) < 600 / 10  # fewer requests than Cassandra's default would allow
+    states = await cassandra_store.states([(o.work_id, src) for o in observations])
+    assert sorted(s.metrics["citations"] for s in states.values()) == list(range(600))

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from services.adapters import cassandra_async
-from services.adapters.cassandra_async import BATCH_BYTES, BATCH_PARTITIONS, _Batcher, row_factory
+from services.adapters.cassandra_async import (
+    BATCH_BYTES,
+    BATCH_BYTES_SHARE,
+    BATCH_PARTITIONS,
+    BatchLimits,
+    _Batcher,
+    row_factory,
+)
 
 
 @dataclass
@@ -95,3 +104,55 @@ def test_on_one_node_reads_are_only_capped() -> None:
 def test_writes_to_different_replicas_never_share_a_batch() -> None:
     out = session_on(FakeMetadata()).batches([("get", ("a1",)), ("get", ("b1",))])
     assert [b.routing_key for b in out] == [b"a1", b"b1"]  # two requests, each on its own
+
+
+def test_batch_limits_follow_the_nodes_warning_thresholds() -> None:
+    limits = BatchLimits.from_settings(
+        {
+            "unlogged_batch_across_partitions_warn_threshold": "64",
+            "batch_size_warn_threshold": "32KiB",
+        }
+    )
+    assert limits == BatchLimits(64, int(32 * 1024 * BATCH_BYTES_SHARE))
+    assert BatchLimits.from_settings({"batch_size_warn_threshold_in_kb": "5"}).bytes == int(
+        5 * 1024 * BATCH_BYTES_SHARE
+    )  # Cassandra 4.0 names it in KiB
+    assert BatchLimits.from_settings({"batch_size_warn_threshold": "1MiB"}).bytes == int(
+        1024 * 1024 * BATCH_BYTES_SHARE
+    )
+    huge = {"unlogged_batch_across_partitions_warn_threshold": "100000"}
+    assert BatchLimits.from_settings(huge).partitions == cassandra_async.MAX_BATCH_PARTITIONS
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {
+            "unlogged_batch_across_partitions_warn_threshold": None,
+            "batch_size_warn_threshold": None,
+        },
+        {
+            "unlogged_batch_across_partitions_warn_threshold": "-1",
+            "batch_size_warn_threshold": "0B",
+        },
+        {
+            "unlogged_batch_across_partitions_warn_threshold": "ten",
+            "batch_size_warn_threshold": "5 parsecs",
+        },
+    ],
+)
+def test_unreadable_thresholds_keep_cassandras_defaults(settings: dict[str, str | None]) -> None:
+    assert BatchLimits.from_settings(settings) == BatchLimits(BATCH_PARTITIONS, BATCH_BYTES)
+    assert (BATCH_PARTITIONS, BATCH_BYTES) == (10, 3 * 1024)  # under 10 partitions and 5 KiB
+
+
+def test_a_batcher_uses_the_limits_it_is_given() -> None:
+    batcher = _Batcher(BatchLimits(partitions=4, bytes=10_000))
+    for n in range(10):
+        batcher.add(FakeBound(f"p{n}".encode()))  # type: ignore[arg-type]
+    assert [len(chunk) for chunk in batcher.finish()] == [4, 4, 2]
+    batcher = _Batcher(BatchLimits(partitions=100, bytes=25))
+    for n in range(5):
+        batcher.add(FakeBound(f"p{n}".encode()))  # type: ignore[arg-type]
+    assert [len(chunk) for chunk in batcher.finish()] == [2, 2, 1]  # 10 bytes a row
