@@ -6,12 +6,19 @@ make sure partitions newly owned here were recovered (published.py), call the sa
 the embedded runner (fold with the pure aggregate(), read-through to Cassandra, publish
 changes, write, schedule next due) on chunks of at most CHUNK observations, and only then
 acknowledge the records, so their offsets are committed after the writes.
+
+Up to IN_FLIGHT chunks are processed at once, across batches, so that one chunk's folding
+overlaps another's waits on Cassandra and Kafka (measured with bench/distributed.py: about
++15-25 % refreshes/s). Two chunks in flight never share a work: a chunk that does waits for the
+one before it, so each work's observations are still folded in order, each on the state the
+previous one stored. A batch's records are acknowledged once all its chunks are done; doing so
+out of order is safe, as faust commits a partition only up to its first unacknowledged offset.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -19,12 +26,14 @@ import structlog
 from services.adapters.packing import unpack
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
+from services.core.events import Observation
 
 log = structlog.get_logger("alm.aggregator")
 
 BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS observations)
 WITHIN = 0.2  # seconds to wait for BATCH records
 CHUNK = 1000  # observations per `process` call
+IN_FLIGHT = 2  # chunks processed at once (never two sharing a work)
 RETRY_MAX = 30.0  # seconds between attempts at a batch that failed (store or bus down)
 
 
@@ -36,10 +45,11 @@ class Runtime:
     published: PublishedChanges
     batches: int = 0
     observations: int = 0
+    in_flight: dict[asyncio.Task[None], frozenset[str]] = field(default_factory=dict)
 
 
-async def handle(runtime: Runtime, events: list[Any]) -> None:
-    """Process one batch of faust events until it succeeds (never skipped, never half-acked)."""
+async def prepare(runtime: Runtime, events: list[Any]) -> list[Observation]:
+    """Recover partitions new to this process, then decode the batch's observations."""
     first: dict[int, int] = {}
     for event in events:
         tp = event.message.tp
@@ -49,13 +59,57 @@ async def handle(runtime: Runtime, events: list[Any]) -> None:
     new = runtime.published.unknown(first)
     if new:
         await runtime.published.recover({p: first[p] for p in new})
-    observations = runtime.aggregator.decode(
+    return runtime.aggregator.decode(
         pair for event in events for pair in unpack(_key(event.key), event.value)
     )
-    for start in range(0, len(observations), CHUNK):
-        await runtime.aggregator.process(observations[start : start + CHUNK])
+
+
+async def fold(runtime: Runtime, chunk: list[Observation]) -> None:
+    """Process one chunk of observations until it succeeds (never skipped, never half-done)."""
+    delay = 0.5
+    while True:
+        try:
+            await runtime.aggregator.process(chunk)
+            return
+        except asyncio.CancelledError:
+            raise  # stopping: the batch is not acked, the next owner redoes it
+        except Exception:
+            log.exception("batch_failed_retrying", size=len(chunk), in_seconds=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+
+async def start(runtime: Runtime, observations: list[Observation]) -> list[asyncio.Task[None]]:
+    """Start folding a batch's observations, CHUNK at a time, each chunk as soon as `admit`
+    lets it; returns the chunks' tasks (the last ones may still be running)."""
+    tasks = []
+    for begin in range(0, len(observations), CHUNK):
+        chunk = observations[begin : begin + CHUNK]
+        works = frozenset(o.work_id for o in chunk)
+        await admit(runtime, works)
+        task = asyncio.ensure_future(fold(runtime, chunk))
+        runtime.in_flight[task] = works
+        task.add_done_callback(runtime.in_flight.pop)
+        tasks.append(task)
+    return tasks
+
+
+async def handle(runtime: Runtime, events: list[Any]) -> None:
+    """Process one batch of faust events (recovery, decoding, folding) and wait for it."""
+    observations = await prepare(runtime, events)
+    await asyncio.gather(*await start(runtime, observations))
     runtime.batches += 1
     runtime.observations += len(observations)
+
+
+async def admit(runtime: Runtime, works: frozenset[str]) -> None:
+    """Wait until a chunk on `works` may start: no chunk in flight shares a work with it, and
+    fewer than IN_FLIGHT are in flight."""
+    while True:
+        blocking = [t for t, w in runtime.in_flight.items() if not works.isdisjoint(w)]
+        if not blocking and len(runtime.in_flight) < IN_FLIGHT:
+            return
+        await asyncio.wait(blocking or list(runtime.in_flight), return_when=asyncio.FIRST_COMPLETED)
 
 
 def _key(key: Any) -> str:
@@ -66,19 +120,24 @@ def attach(app: Any, topic: Any, runtime: Runtime) -> Any:
     """Register the agent on `app`; returns it."""
 
     async def fold_observations(stream: Any) -> None:
-        async for events in stream.noack_take(BATCH, within=WITHIN):
-            delay = 0.5
-            while True:
-                try:
-                    await handle(runtime, list(events))
-                    break
-                except asyncio.CancelledError:
-                    raise  # stopping: the batch is not acked, the next owner redoes it
-                except Exception:
-                    log.exception("batch_failed_retrying", size=len(events), in_seconds=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
+        async def finish(tasks: list[asyncio.Task[None]], events: list[Any], size: int) -> None:
+            await asyncio.gather(*tasks)
             for event in events:
                 await stream.ack(event)
+            runtime.batches += 1
+            runtime.observations += size
+
+        acks: set[asyncio.Task[None]] = set()
+        try:
+            async for events in stream.noack_take(BATCH, within=WITHIN):
+                batch = list(events)
+                observations = await prepare(runtime, batch)
+                tasks = await start(runtime, observations)
+                ack = asyncio.ensure_future(finish(tasks, batch, len(observations)))
+                acks.add(ack)
+                ack.add_done_callback(acks.discard)
+        finally:  # stopping: what is unfinished is not acked, the next owner redoes it
+            for task in [*runtime.in_flight, *acks]:
+                task.cancel()
 
     return app.agent(topic, name="alm.aggregator.fold")(fold_observations)

@@ -23,6 +23,7 @@ have to cover the Cassandra write, and do not.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 
 import structlog
@@ -74,12 +75,14 @@ class PublishedChanges:
         parts = sorted(first_offsets)
         if not parts:
             return
-        raw_end = await self.bus.end_offsets(TOPIC_RAW, parts)
-        pending = await self.bus.count(
-            TOPIC_RAW, {p: (first_offsets[p], raw_end[p]) for p in parts}
+        raw_end, changed_end = await asyncio.gather(
+            self.bus.end_offsets(TOPIC_RAW, parts), self.bus.end_offsets(TOPIC_CHANGED, parts)
         )
-        changed_end = await self.bus.end_offsets(TOPIC_CHANGED, parts)
-        ranges = {p: (max(0, changed_end[p] - pending[p]), changed_end[p]) for p in parts}
+        # Where nothing was ever published (a new deployment), there is nothing to count.
+        pending = await self.bus.count(
+            TOPIC_RAW, {p: (first_offsets[p], raw_end[p]) for p in parts if changed_end[p]}
+        )
+        ranges = {p: (max(0, changed_end[p] - pending.get(p, 0)), changed_end[p]) for p in parts}
         found: dict[int, set[str]] = {p: set() for p in parts}
         for message in await self.bus.read(TOPIC_CHANGED, ranges):
             cid = id_of_value(message.value)

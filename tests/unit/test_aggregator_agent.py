@@ -1,0 +1,131 @@
+"""The faust agent's scheduling of chunks: up to IN_FLIGHT at once, never two sharing a work,
+each work's observations folded in the order they came."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.aggregator import agents
+from services.aggregator.agents import Runtime, handle, start
+from services.core.events import Observation, Status
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def obs(work: str, n: int = 0) -> Observation:
+    return Observation(work, "crossref", T0, Status.OK, {"citations": n})
+
+
+class SlowAggregator:
+    """Records when each chunk starts and ends; a chunk takes `delay` seconds."""
+
+    def __init__(self, delay: float = 0.02, fail_first: int = 0) -> None:
+        self.delay = delay
+        self.running: list[list[Observation]] = []
+        self.most_at_once = 0
+        self.log: list[tuple[str, tuple[str, ...]]] = []
+        self.folded: list[Observation] = []
+        self.fail_first = fail_first
+        self.overlaps: list[str] = []  # works of a chunk that started while another had them
+
+    async def process(self, chunk: list[Observation]) -> None:
+        works = tuple(sorted({o.work_id for o in chunk}))
+        for other in self.running:  # what the agent promises: no two chunks share a work
+            self.overlaps.extend({o.work_id for o in other} & set(works))
+        self.running.append(chunk)
+        self.most_at_once = max(self.most_at_once, len(self.running))
+        self.log.append(("start", works))
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail_first:
+                self.fail_first -= 1
+                raise RuntimeError("store down")
+            self.folded.extend(chunk)
+        finally:
+            self.running.remove(chunk)
+            self.log.append(("end", works))
+
+    def decode(self, pairs: Any) -> list[Observation]:
+        return [Observation.from_dict(value) for _key, value in pairs]
+
+
+class NoRecovery:
+    def unknown(self, partitions: Any) -> list[int]:
+        return []
+
+
+def runtime(aggregator: SlowAggregator) -> Runtime:
+    return Runtime(aggregator, NoRecovery())  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agents, "CHUNK", 2)
+    monkeypatch.setattr(agents, "IN_FLIGHT", 3)
+
+
+async def test_chunks_on_different_works_overlap_up_to_the_limit() -> None:
+    agg = SlowAggregator()
+    rt = runtime(agg)
+    tasks = await start(rt, [obs(f"10.5555/w.{i}") for i in range(12)])  # 6 chunks
+    await asyncio.gather(*tasks)
+    assert len(tasks) == 6 and agg.most_at_once == 3 and not agg.overlaps
+    assert sorted(o.work_id for o in agg.folded) == sorted(f"10.5555/w.{i}" for i in range(12))
+    assert not rt.in_flight
+
+
+async def test_a_chunk_sharing_a_work_waits_and_order_per_work_is_kept() -> None:
+    agg = SlowAggregator()
+    rt = runtime(agg)
+    seq = [obs("10.5555/a", 1), obs("10.5555/b"), obs("10.5555/a", 2), obs("10.5555/c")]
+    seq += [obs("10.5555/d"), obs("10.5555/a", 3)]
+    await asyncio.gather(*await start(rt, seq))
+    assert [o.metrics["citations"] for o in agg.folded if o.work_id == "10.5555/a"] == [1, 2, 3]
+    first_end = agg.log.index(("end", ("10.5555/a", "10.5555/b")))
+    assert agg.log.index(("start", ("10.5555/a", "10.5555/c"))) > first_end
+    assert agg.most_at_once == 1 and not agg.overlaps  # every chunk here holds work a
+
+
+async def test_a_later_batch_waits_for_the_chunk_of_an_earlier_one_on_the_same_work() -> None:
+    agg = SlowAggregator(delay=0.05)
+    rt = runtime(agg)
+    first = await start(rt, [obs("10.5555/a", 1), obs("10.5555/b")])
+    second = await start(rt, [obs("10.5555/c"), obs("10.5555/a", 2)])
+    await asyncio.gather(*first, *second)
+    assert agg.log.index(("end", ("10.5555/a", "10.5555/b"))) < agg.log.index(
+        ("start", ("10.5555/a", "10.5555/c"))
+    )
+    assert [o.metrics["citations"] for o in agg.folded if o.work_id == "10.5555/a"] == [1, 2]
+    assert not agg.overlaps
+
+
+async def test_handle_retries_a_failed_chunk_and_returns_when_all_are_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agents, "RETRY_MAX", 0.01)
+    agg = SlowAggregator(delay=0.0, fail_first=2)
+    rt = runtime(agg)
+
+    class Event:
+        def __init__(self, work: str, offset: int) -> None:
+            self.key = work.encode()
+            self.value = obs(work).to_dict()
+            tp = type("TP", (), {"partition": 0})()
+            self.message = type("M", (), {"tp": tp, "offset": offset})()
+
+    sleeps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def quick(delay: float) -> None:
+        if delay:  # the agent's back-off (the fake store's own sleeps are 0)
+            sleeps.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", quick)
+    await handle(rt, [Event(f"10.5555/w.{i}", i) for i in range(5)])
+    assert sorted(o.work_id for o in agg.folded) == sorted(f"10.5555/w.{i}" for i in range(5))
+    assert len(sleeps) == 2 and rt.batches == 1 and rt.observations == 5 and not rt.in_flight
