@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cassandra.query import ValueSequence
+from cassandra.query import UNSET_VALUE, ValueSequence
 
 from services.adapters.cassandra_async import BatchLimits
 from services.adapters.cassandra_store import CassandraStore
@@ -616,3 +616,45 @@ async def test_write_batches_follow_the_nodes_thresholds_and_draw_no_warning(
     assert 0 < max(sent) < 600 / 10  # fewer requests than Cassandra's default would allow
     states = await cassandra_store.states([(o.work_id, src) for o in observations])
     assert sorted(s.metrics["citations"] for s in states.values()) == list(range(600))
+
+
+@pytest_cassandra
+async def test_the_fast_binder_binds_like_the_driver(cassandra_store: CassandraStore) -> None:
+    """`batches` binds through _Binder: the same serialized values and routing keys as the
+    driver's own bind for every write the store batches, and the same refusals."""
+    cql = cassandra_store._cql
+    now = T0
+    us = 1_764_072_000_123_456
+    periods = [("citations", "2024", 3), ("citations", "2025", 4)]
+    calls: list[tuple[str, list[Any]]] = [
+        ("state_put", ["10.1/x", "src", {"a": 1}, us, us, "ok", "", "", periods, us, 1]),
+        ("state_put", ["10.1/x", "src", {}, us, UNSET_VALUE, "error", "e", "", [], None, None]),
+        ("history_put", ["10.1/x", "src", now.date(), {"a": 1, "b": 2}]),
+        ("event_put", ["10.1/x", "src", "e1", '{"id": "e1"}']),
+        ("board_put", ["src", "a", 3, 17, "10.1/x"]),
+        ("board_del", ["src", "a", 3, 16, "10.1/x"]),
+        ("due_put", ["src", 492797, us, "10.1/x", 2]),
+        ("due_del", ["src", 492797, us, "10.1/x"]),
+        ("bucket_put", ["src", 492797]),
+        ("position_put", [us, 1, "10.1/x", "src"]),
+        ("work_update", ["10.1/x", UNSET_VALUE, "123", "T", now.date(), None, "u", "10.1/x"]),
+        (
+            "raw_put",
+            ["src", now.date(), us, uuid.uuid4(), "u", 200, "{}", ["10.1/x"], {"10.1/x"}, 60],
+        ),
+    ]
+    for name, params in calls:
+        ours, theirs = cql._binders[name](params), cql.stmt(name).bind(params)
+        assert ours.values == theirs.values, name
+        assert ours.routing_key == theirs.routing_key, name
+        assert ours.prepared_statement is theirs.prepared_statement
+    with pytest.raises(TypeError, match='column "value"'):
+        cql._binders["board_put"](["src", "a", 3, "not a number", "10.1/x"])
+    with pytest.raises(ValueError, match="routing key"):
+        cql._binders["board_put"]([UNSET_VALUE, "a", 3, 1, "10.1/x"])
+    # and what it binds is what Cassandra stores
+    await cql.run_many(cql.batches([("board_put", ["src", "fast", 1, 5, "10.1/x"])]))
+    rows = await cql.query(
+        "SELECT value, work_id FROM leaderboard WHERE source='src' AND metric='fast' AND shard=1"
+    )
+    assert [(r.value, r.work_id) for r in rows] == [(5, "10.1/x")]
