@@ -80,6 +80,7 @@ def session_on(metadata: object) -> cassandra_async.CqlSession:
     cql = cassandra_async.CqlSession(["127.0.0.1"], 9042, "alm")
     cql._cluster = type("FakeCluster", (), {"metadata": metadata})()  # type: ignore[assignment]
     cql._prepared = {"get": FakePrepared()}  # type: ignore[dict-item]
+    cql._binders = {"get": FakePrepared().bind}  # type: ignore[dict-item]
     return cql
 
 
