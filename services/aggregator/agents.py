@@ -18,8 +18,10 @@ out of order is safe, as faust commits a partition only up to its first unacknow
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
 
@@ -29,6 +31,7 @@ from services.aggregator.service import Aggregator
 from services.core.events import Observation
 
 log = structlog.get_logger("alm.aggregator")
+T = TypeVar("T")
 
 BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS observations)
 WITHIN = 0.2  # seconds to wait for BATCH records
@@ -66,15 +69,21 @@ async def prepare(runtime: Runtime, events: list[Any]) -> list[Observation]:
 
 async def fold(runtime: Runtime, chunk: list[Observation]) -> None:
     """Process one chunk of observations until it succeeds (never skipped, never half-done)."""
+    await until_done(partial(runtime.aggregator.process, chunk), len(chunk))
+
+
+async def until_done(step: Callable[[], Awaitable[T]], size: int) -> T:
+    """`step()` again, with growing pauses, until it succeeds (the store or the bus is down):
+    a batch is never skipped. Cancelling (stopping) stops it: what was not acknowledged is
+    redone by the next owner of its partitions."""
     delay = 0.5
     while True:
         try:
-            await runtime.aggregator.process(chunk)
-            return
+            return await step()
         except asyncio.CancelledError:
-            raise  # stopping: the batch is not acked, the next owner redoes it
+            raise
         except Exception:
-            log.exception("batch_failed_retrying", size=len(chunk), in_seconds=delay)
+            log.exception("batch_failed_retrying", size=size, in_seconds=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
@@ -96,7 +105,7 @@ async def start(runtime: Runtime, observations: list[Observation]) -> list[async
 
 async def handle(runtime: Runtime, events: list[Any]) -> None:
     """Process one batch of faust events (recovery, decoding, folding) and wait for it."""
-    observations = await prepare(runtime, events)
+    observations = await until_done(partial(prepare, runtime, events), len(events))
     await asyncio.gather(*await start(runtime, observations))
     runtime.batches += 1
     runtime.observations += len(observations)
@@ -131,7 +140,7 @@ def attach(app: Any, topic: Any, runtime: Runtime) -> Any:
         try:
             async for events in stream.noack_take(BATCH, within=WITHIN):
                 batch = list(events)
-                observations = await prepare(runtime, batch)
+                observations = await until_done(partial(prepare, runtime, batch), len(batch))
                 tasks = await start(runtime, observations)
                 ack = asyncio.ensure_future(finish(tasks, batch, len(observations)))
                 acks.add(ack)

@@ -58,6 +58,20 @@ class NoRecovery:
         return []
 
 
+class Event:
+    """What the agent reads of a faust event: key, value, partition and offset."""
+
+    def __init__(self, work: str, offset: int) -> None:
+        self.key = work.encode()
+        self.value = obs(work).to_dict()
+        tp = type("TP", (), {"partition": 0})()
+        self.message = type("M", (), {"tp": tp, "offset": offset})()
+
+
+def event(work: str, offset: int) -> Event:
+    return Event(work, offset)
+
+
 def runtime(aggregator: SlowAggregator) -> Runtime:
     return Runtime(aggregator, NoRecovery())  # type: ignore[arg-type]
 
@@ -110,13 +124,6 @@ async def test_handle_retries_a_failed_chunk_and_returns_when_all_are_done(
     agg = SlowAggregator(delay=0.0, fail_first=2)
     rt = runtime(agg)
 
-    class Event:
-        def __init__(self, work: str, offset: int) -> None:
-            self.key = work.encode()
-            self.value = obs(work).to_dict()
-            tp = type("TP", (), {"partition": 0})()
-            self.message = type("M", (), {"tp": tp, "offset": offset})()
-
     sleeps: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -126,6 +133,37 @@ async def test_handle_retries_a_failed_chunk_and_returns_when_all_are_done(
         await real_sleep(0)
 
     monkeypatch.setattr(asyncio, "sleep", quick)
-    await handle(rt, [Event(f"10.5555/w.{i}", i) for i in range(5)])
+    await handle(rt, [event(f"10.5555/w.{i}", i) for i in range(5)])
     assert sorted(o.work_id for o in agg.folded) == sorted(f"10.5555/w.{i}" for i in range(5))
     assert len(sleeps) == 2 and rt.batches == 1 and rt.observations == 5 and not rt.in_flight
+
+
+async def test_a_failed_recovery_is_retried_before_the_batch_is_folded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class FlakyRecovery:
+        def __init__(self) -> None:
+            self.known: set[int] = set()
+            self.attempts = 0
+
+        def unknown(self, partitions: Any) -> list[int]:
+            return sorted(set(partitions) - self.known)
+
+        async def recover(self, first: dict[int, int]) -> None:
+            self.attempts += 1
+            if self.attempts == 1:
+                raise ConnectionError("broker unreachable")
+            self.known.update(first)
+
+    real_sleep = asyncio.sleep
+
+    async def quick(delay: float) -> None:
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", quick)
+    agg = SlowAggregator(delay=0.0)
+    recovery = FlakyRecovery()
+    rt = Runtime(agg, recovery)  # type: ignore[arg-type]
+    await handle(rt, [event(f"10.5555/w.{i}", i) for i in range(3)])
+    assert recovery.attempts == 2 and recovery.known == {0}
+    assert sorted(o.work_id for o in agg.folded) == [f"10.5555/w.{i}" for i in range(3)]
