@@ -153,7 +153,7 @@ class CqlSession:
         self._prepared: dict[str, PreparedStatement] = {}
         self._binders: dict[str, _Binder] = {}
         self._lock = threading.Lock()
-        self.batch_limits = BatchLimits()  # read from the cluster when statements are prepared
+        self.batch_limits = BatchLimits()  # read from the cluster when connecting
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -186,7 +186,9 @@ class CqlSession:
         with self._lock:
             if self._session is None:
                 self._cluster = self._new_cluster()
-                self._session = self._cluster.connect()
+                session = self._cluster.connect()
+                self.batch_limits = _read_batch_limits(session)
+                self._session = session
             return self._session
 
     async def session(self) -> Session:
@@ -232,32 +234,11 @@ class CqlSession:
 
         self._prepared.update(await asyncio.to_thread(run))
         self._binders.update({name: _Binder(self._prepared[name]) for name in statements})
-        self.batch_limits = await self.read_batch_limits()
-
-    async def read_batch_limits(self) -> BatchLimits:
-        """The batch limits under the connected node's warning thresholds (Cassandra 4.0+
-        `system_views.settings`); Cassandra's defaults where it cannot tell."""
-        names = [_PARTITIONS_SETTING, *_BYTES_SETTINGS]
-        try:
-            rows = await self.query(
-                "SELECT name, value FROM system_views.settings WHERE name IN %s",
-                (ValueSequence(names),),
-                keyspace=None,
-            )
-        except DriverException as exc:  # no virtual tables (before 4.0), or not allowed
-            log.warning("cassandra_batch_limits_unread", error=str(exc))
-            return BatchLimits()
-        return BatchLimits.from_settings({r.name: r.value for r in rows})
 
     def qualify(self, cql: str) -> str:
         """`cql` with its table names prefixed by the keyspace (a prepared statement must name
         it: Cassandra warns when one relies on a session or request keyspace)."""
         return _TABLE.sub(lambda m: f"{m[1]} {self.keyspace}.{m[2]}", cql)
-
-    @property
-    def ready(self) -> bool:
-        """Whether statements are prepared."""
-        return bool(self._prepared)
 
     def stmt(self, name: str) -> PreparedStatement:
         """A prepared statement by name."""
@@ -409,6 +390,22 @@ class CqlSession:
         if routing_key is None or self._cluster is None:
             return None
         return tuple(self._cluster.metadata.get_replicas(self.keyspace, routing_key))
+
+
+def _read_batch_limits(session: Session) -> BatchLimits:
+    """The batch limits under the connected node's warning thresholds (Cassandra 4.0+
+    `system_views.settings`), read once when connecting; Cassandra's defaults where it cannot
+    tell."""
+    names = [_PARTITIONS_SETTING, *_BYTES_SETTINGS]
+    try:
+        rows = session.execute(
+            "SELECT name, value FROM system_views.settings WHERE name IN %s",
+            (ValueSequence(names),),
+        )
+    except DriverException as exc:  # no virtual tables (before 4.0), or not allowed
+        log.warning("cassandra_batch_limits_unread", error=str(exc))
+        return BatchLimits()
+    return BatchLimits.from_settings({r.name: r.value for r in rows})
 
 
 class _Binder:
