@@ -103,12 +103,23 @@ async def start(runtime: Runtime, observations: list[Observation]) -> list[async
     return tasks
 
 
-async def handle(runtime: Runtime, events: list[Any]) -> None:
-    """Process one batch of faust events (recovery, decoding, folding) and wait for it."""
+async def begin(runtime: Runtime, events: list[Any]) -> Awaitable[None]:
+    """Recover and decode a batch of faust events (retried until it succeeds) and start folding
+    its chunks; returns what completes, and counts the batch, once every chunk is folded."""
     observations = await until_done(partial(prepare, runtime, events), len(events))
-    await asyncio.gather(*await start(runtime, observations))
-    runtime.batches += 1
-    runtime.observations += len(observations)
+    tasks = await start(runtime, observations)
+
+    async def folded() -> None:
+        await asyncio.gather(*tasks)
+        runtime.batches += 1
+        runtime.observations += len(observations)
+
+    return folded()
+
+
+async def handle(runtime: Runtime, events: list[Any]) -> None:
+    """Process one batch of faust events and wait until it is folded."""
+    await (await begin(runtime, events))
 
 
 async def admit(runtime: Runtime, works: frozenset[str]) -> None:
@@ -129,20 +140,16 @@ def attach(app: Any, topic: Any, runtime: Runtime) -> Any:
     """Register the agent on `app`; returns it."""
 
     async def fold_observations(stream: Any) -> None:
-        async def finish(tasks: list[asyncio.Task[None]], events: list[Any], size: int) -> None:
-            await asyncio.gather(*tasks)
+        async def acknowledge(folded: Awaitable[None], events: list[Any]) -> None:
+            await folded
             for event in events:
                 await stream.ack(event)
-            runtime.batches += 1
-            runtime.observations += size
 
         acks: set[asyncio.Task[None]] = set()
         try:
             async for events in stream.noack_take(BATCH, within=WITHIN):
                 batch = list(events)
-                observations = await until_done(partial(prepare, runtime, batch), len(batch))
-                tasks = await start(runtime, observations)
-                ack = asyncio.ensure_future(finish(tasks, batch, len(observations)))
+                ack = asyncio.ensure_future(acknowledge(await begin(runtime, batch), batch))
                 acks.add(ack)
                 ack.add_done_callback(acks.discard)
         finally:  # stopping: what is unfinished is not acked, the next owner redoes it
