@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from services.core.events import PeriodCount
-from services.core.history import year_counts
+from services.core.history import history
 from services.fetchers.base import Found, SourceConfig
 from services.fetchers.sources.openalex import OpenAlex
 from tests.unit.real_corpus import body_bytes
@@ -35,10 +36,11 @@ def test_zero_years_missing_from_counts_by_year_are_not_invented() -> None:
         PeriodCount("citations", "2020", 3),
         PeriodCount("citations", "2022", 4),
     )
-    assert [r["metrics"] for r in year_counts(found.periods, 2020, 2022)] == [
-        {"citations": 3},
-        {"citations": 0},
-        {"citations": 4},
+    years = history("year", [], found.periods, {"citations": 7}, date(2022, 6, 1))
+    assert [(b.key, b.counts) for b in years.buckets] == [
+        ((2020,), {"citations": 3}),
+        ((2021,), {"citations": 0}),
+        ((2022,), {"citations": 4}),
     ]
 
 
