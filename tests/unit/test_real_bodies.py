@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.core.events import Observation
+from services.core.history import PERIODS, history
 from services.fetchers.base import Source
 from services.fetchers.engine import outcome_of
 from services.fetchers.registry import SOURCES, get_source
@@ -60,6 +61,27 @@ def _check_periods(obs: Observation, want: dict[str, Any]) -> None:
         assert shape == (summary["n"], summary["sum"], summary["first"], summary["last"]), metric
 
 
+def _key(key: tuple[int, ...]) -> str:
+    return "-".join(f"{n:04d}" if i == 0 else f"{n:02d}" for i, n in enumerate(key))
+
+
+def _check_history(obs: Observation, want: dict[str, Any]) -> None:
+    """Under the history rule, every period size adds up to the observed totals; where the
+    manifest says so, the undated rest and the first and last period."""
+    as_of = corpus.AT.date()
+    for period in PERIODS:
+        hist = history(period, [], obs.periods, dict(obs.metrics), as_of)
+        for metric, total in obs.metrics.items():
+            assert sum(b.counts.get(metric, 0) for b in hist.buckets) == total, (period, metric)
+        expected = (want.get("history") or {}).get(period)
+        if expected is None:
+            continue
+        undated = next((b.counts for b in hist.buckets if b.key is None), {})
+        assert {m: n for m, n in undated.items() if n} == expected["undated"], period
+        dated = [_key(b.key) for b in hist.buckets if b.key is not None]
+        assert (dated[0], dated[-1]) == (expected["first"], expected["last"]), period
+
+
 def _check(obs: Observation, want: dict[str, Any]) -> None:
     """The observation of one work against the manifest's figures."""
     assert obs.status.value == want["status"], obs.error
@@ -70,6 +92,8 @@ def _check(obs: Observation, want: dict[str, Any]) -> None:
     _check_periods(obs, want)
     for name, value in (want.get("meta") or {}).items():
         assert obs.work_meta.get(name) == value, name
+    if obs.status.value == "ok":
+        _check_history(obs, want)
 
 
 def _check_call(plugin: Source, replay: corpus.Replay, check: dict[str, Any]) -> None:
