@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from services.core.aggregation import HistoryPoint, SourceState
-from services.core.history import Period, rollup, year_counts
+from services.core.history import Bucket, History, Period, history
 from services.core.metrics import MetricSpec, group_figures, slot_values
 from services.core.timeutil import to_iso
 from services.core.works import Work
@@ -50,35 +50,72 @@ def present_work(work: Work, states: Sequence[SourceState]) -> dict[str, Any]:
     }
 
 
+def counting_total(source: str, counts: Mapping[str, int]) -> int:
+    """ALM's `total` of a bucket: the sum of the source's counting metrics."""
+    specs = specs_of(source)
+    if not specs:
+        return sum(counts.values())
+    return sum(counts.get(s.name, 0) for s in specs if s.in_total)
+
+
+def source_history(
+    state: SourceState | None,
+    source: str,
+    points: Sequence[HistoryPoint],
+    period: Period,
+    today: date,
+) -> History:
+    """One source's history of one work under the history rule (services/core/history.py):
+    upstream per-period counts where it reports them, stored snapshots otherwise."""
+    snaps = [(p.day, p.metrics) for p in sorted(points, key=lambda p: p.day)]
+    reported = state is not None and state.retrieved_at is not None
+    totals = dict(state.metrics) if state is not None and reported else {}
+    as_of = state.retrieved_at.date() if state is not None and state.retrieved_at else today
+    return history(period, snaps, state.periods if state else (), totals, as_of)
+
+
+def origin_of(hist: History) -> str:
+    """`upstream` or `snapshots` when every metric's counts come from one, else `mixed`."""
+    kinds = set(hist.basis.values())
+    return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "snapshots")
+
+
+def bucket_row(source: str, bucket: Bucket) -> dict[str, Any]:
+    """A v1 history bucket: its period (or `undated`), counts per metric and ALM total."""
+    counts = dict(bucket.counts)
+    return {**bucket.label(), "metrics": counts, "total": counting_total(source, counts)}
+
+
 def present_history(
     points: Sequence[HistoryPoint],
     states: Sequence[SourceState],
     period: Period,
     today: date,
 ) -> list[dict[str, Any]]:
-    """Per source: counts per day, month or year, from daily snapshots (and upstream years)."""
+    """Per source: counts per day, month or year. The buckets add up to the source's total
+    (an `undated` bucket holds what upstream per-period counts leave undated)."""
     by_source: dict[str, list[HistoryPoint]] = {}
     for point in points:
         by_source.setdefault(point.source, []).append(point)
-    periods = {s.source: s.periods for s in states}
+    state_of = {s.source: s for s in states}
+    reported = {s.source for s in states if s.retrieved_at is not None or s.periods}
     out = []
-    for source in sorted(set(by_source) | {s.source for s in states if s.periods}):
-        snaps = [(p.day, p.metrics) for p in sorted(by_source.get(source, []), key=lambda p: p.day)]
-        upstream = periods.get(source, ())
-        if period == "year" and upstream:
-            rows = year_counts(upstream, first_year=today.year, last_year=today.year)
-            origin = "upstream"
-        else:
-            rows = rollup(snaps, period)
-            origin = "snapshots"
-        specs = specs_of(source)
-        for row in rows:
-            counts = row["metrics"]
-            assert isinstance(counts, dict)
-            row["total"] = (
-                sum(counts.get(s.name, 0) for s in specs if s.in_total)
-                if specs
-                else sum(counts.values())
-            )
-        out.append({"source": source, "period": period, "origin": origin, "buckets": rows})
+    for source in sorted(set(by_source) | reported):
+        state = state_of.get(source)
+        hist = source_history(state, source, by_source.get(source, []), period, today)
+        total = (
+            counting_total(source, state.metrics)
+            if state is not None and state.retrieved_at is not None
+            else None
+        )
+        out.append(
+            {
+                "source": source,
+                "period": period,
+                "origin": origin_of(hist),
+                "basis": dict(hist.basis),
+                "total": total,
+                "buckets": [bucket_row(source, b) for b in hist.buckets],
+            }
+        )
     return out

@@ -10,11 +10,11 @@ from aiohttp import web
 
 from services.api import totals
 from services.api.errors import BadParameter, NotFound
-from services.api.present import specs_of
+from services.api.present import counting_total, source_history, specs_of
 from services.api.state import CLOCK, STORE
 from services.api.views import int_param
 from services.core.aggregation import HistoryPoint, SourceState
-from services.core.history import rollup, year_counts
+from services.core.history import Bucket, Period
 from services.core.identifiers import IdType, parse_identifier
 from services.core.metrics import group_figures, slot_values
 from services.core.timeutil import to_iso
@@ -24,14 +24,22 @@ from services.fetchers.registry import SOURCES
 MAX_PER_PAGE = 50
 
 
-def _totals(rows: list[dict[str, object]], source: str) -> list[dict[str, object]]:
-    specs = specs_of(source)
-    out = []
-    for row in rows:
-        counts = row.pop("metrics")
-        assert isinstance(counts, dict)
-        out.append({**row, "total": sum(counts.get(s.name, 0) for s in specs if s.in_total)})
-    return out
+def _v5_rows(
+    state: SourceState, points: list[HistoryPoint], period: Period, today: date
+) -> list[dict[str, object]]:
+    """v5 `by_day`/`by_month`/`by_year`: one row per period with its ALM total, under the
+    same history rule as /api/v1/works/{id}/history; an `undated` row (period fields null)
+    holds what upstream per-period counts leave undated, so the rows add up to the total."""
+    hist = source_history(state, state.source, points, period, today)
+    return [_v5_row(state.source, b, period) for b in hist.buckets]
+
+
+def _v5_row(source: str, bucket: Bucket, period: Period) -> dict[str, object]:
+    total = counting_total(source, bucket.counts)
+    if bucket.key is None:
+        fields = ("year", "month", "day")[: {"year": 1, "month": 2, "day": 3}[period]]
+        return {**dict.fromkeys(fields), "undated": True, "total": total}
+    return {**bucket.label(), "total": total}
 
 
 def _source(
@@ -42,21 +50,15 @@ def _source(
     events: list[dict[str, Any]],
 ) -> dict[str, Any]:
     plugin = SOURCES.get(state.source)
-    snaps = [(p.day, p.metrics) for p in points]
-    by_year = (
-        year_counts(state.periods, today.year, today.year)
-        if state.periods
-        else rollup(snaps, "year")
-    )
     out: dict[str, Any] = {
         "name": state.source,
         "display_name": plugin.display_name if plugin else state.source,
         "group_name": plugin.group.value if plugin else None,
         "events_url": state.events_url,
         "metrics": slot_values(specs_of(state.source), state.metrics),
-        "by_day": _totals(rollup(snaps, "day"), state.source),
-        "by_month": _totals(rollup(snaps, "month"), state.source),
-        "by_year": _totals(by_year, state.source),
+        "by_day": _v5_rows(state, points, "day", today),
+        "by_month": _v5_rows(state, points, "month", today),
+        "by_year": _v5_rows(state, points, "year", today),
         "update_date": to_iso(state.retrieved_at) if state.retrieved_at else None,
     }
     if detail:

@@ -52,9 +52,14 @@ class UpstreamResponse:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """The upstream knows the work: its metrics, and optionally periods and events."""
+    """The upstream knows the work: its metrics, and optionally periods and events.
 
-    metrics: Mapping[str, int]
+    A metric the source declares but leaves out of `metrics` counts zero; one mapped to None is
+    one the upstream did not report (ALM's null, e.g. a field the answer lacks), so it is stored
+    as absent rather than as zero.
+    """
+
+    metrics: Mapping[str, int | None]
     periods: tuple[PeriodCount, ...] = ()
     events: tuple[SourceEvent, ...] = ()
     events_url: str | None = None

@@ -111,12 +111,13 @@ def observation(
 ) -> Observation:
     """The observation a work's final outcome becomes."""
     if isinstance(outcome, Found):
+        merged = {**source.zero_metrics(), **outcome.metrics}
         return Observation(
             work.work_id,
             source.name,
             at,
             Status.OK,
-            metrics={**source.zero_metrics(), **outcome.metrics},
+            metrics={name: value for name, value in merged.items() if value is not None},
             periods=outcome.periods,
             events=outcome.events,
             events_url=outcome.events_url,

@@ -16,6 +16,7 @@ from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
 PCBI = "10.1371/journal.pcbi.1000204"  # PMID 18974831, PMCID PMC2568856 in the fixtures
 PEERJ = "10.7717/peerj.4375"
+ZENODO = "10.5281/zenodo.1234567"  # DataCite: views by month 2021-05 (3) and 2022-01 (14)
 
 
 @pytest.fixture
@@ -130,16 +131,66 @@ async def test_register_rejects_malformed_body(client: TestClient[Any, Any], bod
 
 
 async def test_history_by_year_uses_upstream_years(client: TestClient[Any, Any]) -> None:
-    """OpenAlex's per-year counts come back zero-filled; snapshot sources roll up from days."""
+    """OpenAlex's per-year counts come back zero-filled, with what they leave undated (41
+    citations, 20 of them in counts_by_year) as one undated bucket; snapshot sources roll up
+    from days; every source's buckets add up to its total."""
     body = await (await client.get(f"/api/v1/works/{PCBI}/history?period=year")).json()
     by_source = {d["source"]: d for d in body["data"]}
-    years = {b["year"]: b["total"] for b in by_source["openalex"]["buckets"]}
+    openalex = by_source["openalex"]
+    assert openalex["buckets"][0] == {"undated": True, "metrics": {"citations": 21}, "total": 21}
+    years = {b["year"]: b["total"] for b in openalex["buckets"][1:]}
     assert years[2020] == 0  # absent from counts_by_year in the fixture
     assert years[2021] == 5
+    assert (openalex["origin"], openalex["basis"], openalex["total"]) == (
+        "upstream",
+        {"citations": "upstream"},
+        41,
+    )
+    for history in body["data"]:
+        assert sum(b["total"] for b in history["buckets"]) == history["total"], history["source"]
     assert by_source["crossref"]["origin"] == "snapshots"
     assert by_source["crossref"]["buckets"] == [
         {"year": 2026, "metrics": {"citations": 27}, "total": 27}
     ]
+
+
+@pytest.fixture
+async def datacite_client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    """An API over a pipeline that fetched ZENODO from DataCite (the stub's recording)."""
+    async with pipeline_kit(tmp_path, sources=("datacite",)) as k:
+        await register([ZENODO], k.store, k.bus, k.clock())
+        await refresh_until_idle(k.pipeline)
+        async with api_client(k, tmp_path) as c:
+            yield c
+
+
+async def test_upstream_months_reach_the_history_and_v5(
+    datacite_client: TestClient[Any, Any],
+) -> None:
+    """DataCite's viewsOverTime/downloadsOverTime are the month buckets (gaps zero) and, summed,
+    the year buckets, in v1 history and in v5 by_month/by_year; citations (yearly upstream)
+    fall back to snapshots by month. Each view adds up to the source's total."""
+    client = datacite_client
+    url = f"/api/v1/works/{ZENODO}/history?source=datacite&period="
+    [months] = (await (await client.get(url + "month")).json())["data"]
+    assert months["basis"] == {
+        "views": "upstream",
+        "downloads": "upstream",
+        "citations": "snapshots",
+    }
+    views = {(b["year"], b["month"]): b["metrics"]["views"] for b in months["buckets"]}
+    assert views[2021, 5] == 3 and views[2022, 1] == 14 and views[2021, 6] == 0
+    assert sum(b["total"] for b in months["buckets"]) == months["total"] == 17 + 5 + 2
+    [years] = (await (await client.get(url + "year")).json())["data"]
+    by_year = {b["year"]: b["metrics"] for b in years["buckets"]}
+    assert by_year[2021] == {"citations": 0, "downloads": 0, "views": 3}
+    assert by_year[2022] == {"citations": 1, "downloads": 5, "views": 14}
+    body = await (await client.get(f"/api/v5/articles?ids={ZENODO}&source_id=datacite")).json()
+    [source] = body["data"][0]["sources"]
+    v5_months = {(r["year"], r["month"]): r["total"] for r in source["by_month"]}
+    assert v5_months[2021, 5] == 3 and v5_months[2022, 1] == 14 + 5
+    assert {r["year"]: r["total"] for r in source["by_year"]}[2022] == 14 + 5 + 1
+    assert sum(r["total"] for r in source["by_year"]) == source["metrics"]["total"]
 
 
 async def test_sources_listed_with_status(client: TestClient[Any, Any]) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from services.core.events import PeriodCount
-from services.core.history import PERIODS, Period, rollup, year_counts
+from services.core.history import PERIODS, Bucket, Period, history, rollup
 
 Snapshots = list[tuple[date, Mapping[str, int]]]
 
@@ -103,52 +103,125 @@ def test_rollup_of_nothing_is_empty() -> None:
     assert rollup([], "month") == []
 
 
-def test_year_counts_zero_fill_years_the_upstream_omits() -> None:
-    """Years missing between first and last year are zeros, not gaps."""
-    periods = [PeriodCount("citations", "2019", 3), PeriodCount("citations", "2021", 5)]
-    assert year_counts(periods, 2018, 2022) == [
-        {"year": 2018, "metrics": {"citations": 0}},
-        {"year": 2019, "metrics": {"citations": 3}},
-        {"year": 2020, "metrics": {"citations": 0}},
-        {"year": 2021, "metrics": {"citations": 5}},
-        {"year": 2022, "metrics": {"citations": 0}},
+AS_OF = date(2024, 5, 2)
+
+
+def _p(metric: str, period: str, count: int) -> PeriodCount:
+    return PeriodCount(metric, period, count)
+
+
+# (name, snapshots, upstream periods, current totals): histories every period size must keep
+# adding up to the totals.
+CASES: list[tuple[str, Snapshots, list[PeriodCount], dict[str, int]]] = [
+    ("snapshots only", MONTHLY, [], {"citations": 10}),
+    ("a total and no snapshot yet", [], [], {"citations": 12}),
+    ("totals newer than the last snapshot", DAILY, [], {"citations": 14}),
+    (
+        "upstream years covering recent years only",
+        [],
+        [_p("citations", "2022", 4), _p("citations", "2020", 3)],
+        {"citations": 9},
+    ),
+    (
+        "upstream months of views, years of citations",
+        [(date(2023, 1, 1), {"views": 5, "citations": 1})],
+        [
+            _p("views", "2022-11", 2),
+            _p("views", "2023-01", 3),
+            _p("views", "2024-02", 6),
+            _p("citations", "2023", 2),
+        ],
+        {"views": 11, "citations": 2},
+    ),
+    ("upstream years adding up to more", [], [_p("citations", "2023", 7)], {"citations": 5}),
+]
+
+
+@pytest.mark.parametrize("period", PERIODS)
+@pytest.mark.parametrize(
+    ("name", "snapshots", "upstream", "totals"), CASES, ids=[c[0] for c in CASES]
+)
+def test_every_history_adds_up_to_the_totals(
+    name: str,
+    snapshots: Snapshots,
+    upstream: list[PeriodCount],
+    totals: dict[str, int],
+    period: Period,
+) -> None:
+    """Whatever the basis and the period size, a metric's buckets (the undated one included)
+    add up to its current total: a history never silently disagrees with the total."""
+    hist = history(period, snapshots, upstream, totals, AS_OF)
+    for metric, total in totals.items():
+        assert sum(b.counts.get(metric, 0) for b in hist.buckets) == total, metric
+
+
+def test_a_total_only_source_gets_its_current_bucket_from_the_total() -> None:
+    """ALM's rule: the current bucket is the current total minus the earlier buckets (the last
+    snapshot said 10 in March; the total of 14 observed in May makes May's bucket 4)."""
+    hist = history("month", DAILY, [], {"citations": 14}, AS_OF)
+    assert [(b.key, b.counts) for b in hist.buckets] == [
+        ((2024, 3), {"citations": 10}),
+        ((2024, 5), {"citations": 4}),
     ]
+    assert hist.basis == {"citations": "snapshots"}
 
 
-def test_year_counts_extend_to_years_outside_the_range() -> None:
-    """Counts in years outside [first_year, last_year] widen the range instead of vanishing."""
-    periods = [PeriodCount("citations", "2016", 1), PeriodCount("citations", "2020", 2)]
-    rows = year_counts(periods, 2018, 2018)
-    assert [r["year"] for r in rows] == [2016, 2017, 2018, 2019, 2020]
-    assert [r["metrics"] for r in rows] == [
-        {"citations": 1},
-        {"citations": 0},
-        {"citations": 0},
-        {"citations": 0},
-        {"citations": 2},
+def test_upstream_years_are_zero_filled_to_the_year_of_the_totals_with_an_undated_rest() -> None:
+    """OpenAlex-like years: missing years count zero up to the totals' year, and what the years
+    do not cover (counts_by_year is recent years only) is one undated bucket, listed first."""
+    upstream = [_p("citations", "2020", 3), _p("citations", "2022", 4)]
+    hist = history("year", [], upstream, {"citations": 9}, AS_OF)
+    assert [(b.key, b.counts) for b in hist.buckets] == [
+        (None, {"citations": 2}),
+        ((2020,), {"citations": 3}),
+        ((2021,), {"citations": 0}),
+        ((2022,), {"citations": 4}),
+        ((2023,), {"citations": 0}),
+        ((2024,), {"citations": 0}),
     ]
+    assert hist.buckets[0].label() == {"undated": True}
+    assert hist.basis == {"citations": "upstream"}
 
 
-def test_year_counts_ignore_month_and_day_periods() -> None:
-    """Only `YYYY` periods are year counts; monthly and daily ones are left out."""
-    periods = [
-        PeriodCount("citations", "2020", 4),
-        PeriodCount("citations", "2020-05", 99),
-        PeriodCount("citations", "2020-05-01", 99),
+def test_years_are_the_sum_of_upstream_months() -> None:
+    """DataCite-like months: the month view is the upstream's months (gaps zero), the year view
+    sums them; per-year citations come from the upstream's years."""
+    upstream = [
+        _p("views", "2022-11", 2),
+        _p("views", "2023-01", 3),
+        _p("views", "2024-02", 6),
+        _p("citations", "2023", 2),
     ]
-    assert year_counts(periods, 2020, 2020) == [{"year": 2020, "metrics": {"citations": 4}}]
+    totals = {"views": 11, "citations": 2}
+    months = history("month", [], upstream, totals, AS_OF)
+    views = {b.key: b.counts["views"] for b in months.buckets if b.counts["views"]}
+    assert views == {(2022, 11): 2, (2023, 1): 3, (2024, 2): 6}
+    assert [b.key for b in months.buckets][:3] == [(2022, 11), (2022, 12), (2023, 1)]
+    assert months.basis == {"views": "upstream", "citations": "snapshots"}
+    years = history("year", [], upstream, totals, AS_OF)
+    assert {b.key: b.counts for b in years.buckets} == {
+        (2022,): {"citations": 0, "views": 2},
+        (2023,): {"citations": 2, "views": 3},
+        (2024,): {"citations": 0, "views": 6},
+    }
+    assert years.basis == {"views": "upstream", "citations": "upstream"}
 
 
-def test_year_counts_fill_every_metric_in_every_year() -> None:
-    """Each year lists every metric seen, zero where that metric had no count that year."""
-    periods = [PeriodCount("pdf", "2020", 1), PeriodCount("html", "2021", 2)]
-    assert year_counts(periods, 2020, 2021) == [
-        {"year": 2020, "metrics": {"html": 0, "pdf": 1}},
-        {"year": 2021, "metrics": {"html": 2, "pdf": 0}},
-    ]
+def test_periods_adding_up_to_more_than_the_total_give_a_negative_undated_bucket() -> None:
+    """Per-period counts above the total are shown, not hidden: the undated bucket is negative."""
+    hist = history("year", [], [_p("citations", "2023", 7)], {"citations": 5}, AS_OF)
+    assert hist.buckets[0] == Bucket(None, {"citations": -2})
 
 
-def test_year_counts_without_any_year_are_empty() -> None:
-    """With no per-year counts at all there is no history to zero-fill."""
-    assert year_counts([PeriodCount("citations", "2020-05", 3)], 2018, 2020) == []
-    assert year_counts([], 2018, 2020) == []
+def test_a_metric_not_reported_has_no_undated_bucket() -> None:
+    """A metric the upstream did not report (absent from the totals) is not reconciled."""
+    hist = history("year", [], [_p("requests", "2023", 7)], {}, AS_OF)
+    assert [b.key for b in hist.buckets] == [(2023,), (2024,)]
+
+
+@pytest.mark.parametrize("bad", ["20", "2023-13", "2023-1x", "year", "2023-02-40", "12345"])
+def test_unreadable_periods_are_ignored(bad: str) -> None:
+    """A period that is not YYYY, YYYY-MM or YYYY-MM-DD is not counted anywhere."""
+    hist = history("year", [], [_p("citations", bad, 5)], {"citations": 5}, AS_OF)
+    assert hist.basis == {"citations": "snapshots"}
+    assert [(b.key, b.counts) for b in hist.buckets] == [((2024,), {"citations": 5})]

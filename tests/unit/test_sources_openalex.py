@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 from services.core.events import PeriodCount
-from services.core.history import year_counts
+from services.core.history import history
 from services.fetchers.base import Found, SourceConfig
 from services.fetchers.sources.openalex import OpenAlex
+from tests.unit.real_corpus import body_bytes
 from tests.unit.sources_kit import kind, outcomes, record, response, work
 
 SOURCE = OpenAlex()
@@ -32,10 +36,11 @@ def test_zero_years_missing_from_counts_by_year_are_not_invented() -> None:
         PeriodCount("citations", "2020", 3),
         PeriodCount("citations", "2022", 4),
     )
-    assert [r["metrics"] for r in year_counts(found.periods, 2020, 2022)] == [
-        {"citations": 3},
-        {"citations": 0},
-        {"citations": 4},
+    years = history("year", [], found.periods, {"citations": 7}, date(2022, 6, 1))
+    assert [(b.key, b.counts) for b in years.buckets] == [
+        ((2020,), {"citations": 3}),
+        ((2021,), {"citations": 0}),
+        ((2022,), {"citations": 4}),
     ]
 
 
@@ -56,3 +61,27 @@ def test_singleton_404_is_not_found() -> None:
     assert request.path == "/works/doi:10.9999/unknown"
     got, _ = outcomes(SOURCE, request, response(404, {"error": "404 Not Found"}))
     assert kind(got[target.work_id]) == "not_found"
+
+
+def test_select_asks_for_ids_and_only_fields_openalex_knows() -> None:
+    """`select` includes `ids` (PMID/PMCID arrive only then), and every selected field is one
+    that OpenAlex lists as valid in its real 400 answer to an unknown select field."""
+    [request] = SOURCE.requests([work("10.7717/peerj.4375")], SourceConfig())
+    selected = dict(request.params)["select"].split(",")
+    assert "ids" in selected
+    answer = json.loads(body_bytes("openalex", "400-invalid-select.json"))["message"]
+    listed = answer.split("Valid fields for select are:")[1]
+    valid = {f.strip().rstrip(".") for f in listed.split(",")}
+    assert set(selected) <= valid
+
+
+def test_pmcid_url_without_prefix_becomes_a_pmcid() -> None:
+    """OpenAlex's `ids.pmcid` is `https://www.ncbi.nlm.nih.gov/pmc/articles/5815332`: the
+    work's PMCID is PMC5815332 (recorded work object W2741809807)."""
+    target = work("10.7717/peerj.4375")
+    [request] = SOURCE.requests([target], SourceConfig())
+    body = body_bytes("openalex", "W2741809807.json")
+    got, _ = outcomes(SOURCE, request, response(200, body))
+    found = got[target.work_id]
+    assert isinstance(found, Found)
+    assert (found.meta["pmid"], found.meta["pmcid"]) == ("29456894", "PMC5815332")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.fetchers.base import Failed, Found, SourceConfig
 from services.fetchers.sources.semanticscholar import MAX_IDS, SemanticScholar
+from tests.unit.real_corpus import body_bytes
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 
 SOURCE = SemanticScholar()
@@ -56,13 +59,47 @@ def test_influential_citations_are_not_added_to_the_total() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [[None], [None, None, None, None], {"data": []}, [None, "paper", None]],
+    [[None], [None, None, None, None], {"data": []}],
 )
 def test_misaligned_or_malformed_batch_fails_all(body: object) -> None:
-    """A result list of the wrong length or with non-objects cannot be aligned: all fail."""
+    """A result list of the wrong length, or no list, cannot be aligned: all fail."""
     request = SOURCE.requests([NATURE, UNKNOWN, PEERJ], SourceConfig())[0]
     got, _ = outcomes(SOURCE, request, response(200, body))
     assert {kind(o) for o in got.values()} == {"failed:parse"}
+
+
+def test_one_unreadable_entry_fails_only_its_work() -> None:
+    """Entries are positional: one that is no paper, or (as recorded when `fields` lacked it)
+    has no citationCount, fails its own work; the other works of the batch keep their figures.
+    The entries are real: from the corpus bodies of danielnsilva/semanticscholar's cassettes."""
+    full = json.loads(body_bytes("semanticscholar", "batch-null-and-three.json"))[1]
+    bare = json.loads(body_bytes("semanticscholar", "batch-fields-authors.json"))[1]
+    works = [NATURE, UNKNOWN, PEERJ, work("10.1257/rct.1355")]
+    request = SOURCE.requests(works, SourceConfig())[0]
+    got, _ = outcomes(SOURCE, request, response(200, [full, bare, "paper", None]))
+    assert [kind(got[w.work_id]) for w in works] == [
+        "found",
+        "failed:parse",
+        "failed:parse",
+        "not_found",
+    ]
+    assert isinstance(got[NATURE.work_id], Found)
+    assert got[NATURE.work_id].metrics["citations"] == full["citationCount"]
+    failed = got[UNKNOWN.work_id]
+    assert isinstance(failed, Failed) and "citationCount" in failed.error.message
+
+
+def test_absent_influential_count_is_not_reported() -> None:
+    """influentialCitationCount missing from an entry is null (not reported), never zero; an
+    explicit 0 stays 0 (Semantic Scholar's own swagger example asks fields without it)."""
+    body = json.loads(body_bytes("semanticscholar", "swagger-batch-no-influential.json"))
+    body[1] = {**body[1], "influentialCitationCount": 0}
+    request = SOURCE.requests([NATURE, PEERJ], SourceConfig())[0]
+    got, _ = outcomes(SOURCE, request, response(200, body))
+    nature, peerj = got[NATURE.work_id], got[PEERJ.work_id]
+    assert isinstance(nature, Found) and isinstance(peerj, Found)
+    assert nature.metrics == {"citations": 299, "influential_citations": None}
+    assert peerj.metrics == {"citations": 0, "influential_citations": 0}
 
 
 def test_429_without_retry_after_is_rate_limited() -> None:

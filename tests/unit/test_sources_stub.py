@@ -81,7 +81,7 @@ EXPECTED: list[tuple[str, str, Status, dict[str, int]]] = [
     ("reddit", "10.7717/peerj.4375", OK, {"comments": 415, "likes": 3066, "posts": 3}),
     ("hypothesis", "10.1145/3290605.3300526", OK, {"annotations": 2}),
     ("wikidata", "10.1371/journal.pone.0000308", OK, {"citations": 7}),
-    ("counter", "10.7717/peerj.4375", OK, {"investigations": 6497, "requests": 4203}),
+    ("counter", "10.7717/peerj.4375", OK, {"investigations": 6497, "requests": 4191}),
     ("mendeley", "10.7717/peerj.4375", OK, {"readers": 1587}),
 ]
 

@@ -5,6 +5,9 @@ A publisher's own SUSHI server is the upstream (base URL from settings; `custome
 `api_key`). Both JSON shapes are read: R5.0 (`Item_ID` list, `Performance[].Instance[]`) and
 R5.1 (`Item_ID` object, `Attribute_Performance[].Performance{metric: {month: n}}`, items nested
 under parents). SUSHI Exceptions decide the outcome: 3030 No Usage Available is zero usage.
+Only Access_Method Regular usage counts (text and data mining, TDM, is not reading; COUNTER
+reports it apart). A metric the report's Metric_Type filter leaves out is not reported (null);
+one it includes but omits for the item is zero (R5 leaves out all-zero rows).
 """
 
 from __future__ import annotations
@@ -170,7 +173,13 @@ class Counter(Source):
             return ParseResult({work.work_id: Failed(err)})
         if not usage:
             return ParseResult({work.work_id: NotFound("no usage reported for the item")})
-        totals = {m: sum(n for (metric, _), n in usage.items() if metric == m) for m in METRICS}
+        shown = _filtered_metrics(header)
+        totals: dict[str, int | None] = {
+            m: sum(n for (metric, _), n in usage.items() if metric == m)
+            if shown is None or METRICS[m] in shown
+            else None
+            for m in METRICS
+        }
         periods = tuple(PeriodCount(m, month, n) for (m, month), n in sorted(usage.items()))
         return ParseResult({work.work_id: Found(totals, periods)})
 
@@ -195,6 +204,33 @@ def _from_exceptions(exceptions: list[dict[str, Any]]) -> Outcome | None:
     return None
 
 
+def _filtered_metrics(header: dict[str, Any]) -> set[str] | None:
+    """The Metric_Types the report was limited to (R5.1 object or R5.0 list filters), or None."""
+    filters = header.get("Report_Filters")
+    value: Any = None
+    if isinstance(filters, dict):  # R5.1
+        value = filters.get("Metric_Type")
+    elif isinstance(filters, list):  # R5.0: [{"Name": "Metric_Type", "Value": "A|B"}]
+        value = next(
+            (
+                f.get("Value")
+                for f in filters
+                if isinstance(f, dict) and f.get("Name") == "Metric_Type"
+            ),
+            None,
+        )
+    if isinstance(value, str):
+        value = value.split("|")
+    if not isinstance(value, list) or not value:
+        return None
+    return {str(v).strip() for v in value}
+
+
+def _regular(access_method: Any) -> bool:
+    """Whether usage with this Access_Method is reading (Regular, or not stated), not TDM."""
+    return access_method is None or str(access_method) == "Regular"
+
+
 def _usage(items: list[Any], work: WorkRef) -> Iterator[tuple[str, str, int]]:
     """Monthly counts of every item (or nested item) carrying the work's DOI."""
     wanted = {v: k for k, v in METRICS.items()}
@@ -202,22 +238,28 @@ def _usage(items: list[Any], work: WorkRef) -> Iterator[tuple[str, str, int]]:
         item = as_object(raw, "a report item")
         if isinstance(item.get("Items"), list):  # R5.1 with parent details
             yield from _usage(item["Items"], work)
-        if _doi(item.get("Item_ID")) != (work.doi or ""):
+        if _doi(item.get("Item_ID")) != (work.doi or "") or not _regular(item.get("Access_Method")):
             continue
-        for perf in item.get("Performance") or []:  # R5.0
-            month = str(as_object(perf, "Performance").get("Period", {}).get("Begin_Date", ""))[:7]
-            for inst in perf.get("Instance") or []:
-                metric = wanted.get(str(inst.get("Metric_Type")))
-                if metric and len(month) == 7:
-                    yield metric, month, as_count(inst.get("Count"), "Count")
+        yield from _r50_usage(item, wanted)
         for group in item.get("Attribute_Performance") or []:  # R5.1
-            performance = as_object(
-                as_object(group, "Attribute_Performance").get("Performance"), "Performance"
-            )
+            attributes = as_object(group, "Attribute_Performance")
+            if not _regular(attributes.get("Access_Method")):
+                continue
+            performance = as_object(attributes.get("Performance"), "Performance")
             for name, months in performance.items():
                 metric = wanted.get(name)
                 for month, count in (as_object(months, name) if metric else {}).items():
                     yield metric or "", str(month)[:7], as_count(count, name)
+
+
+def _r50_usage(item: dict[str, Any], wanted: dict[str, str]) -> Iterator[tuple[str, str, int]]:
+    """Monthly counts of an R5.0 item (`Performance[].Period/Instance[]`)."""
+    for perf in item.get("Performance") or []:
+        month = str(as_object(perf, "Performance").get("Period", {}).get("Begin_Date", ""))[:7]
+        for inst in perf.get("Instance") or []:
+            metric = wanted.get(str(inst.get("Metric_Type")))
+            if metric and len(month) == 7:
+                yield metric, month, as_count(inst.get("Count"), "Count")
 
 
 def _doi(item_id: Any) -> str:

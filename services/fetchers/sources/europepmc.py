@@ -1,5 +1,9 @@
 """Europe PMC REST: citation counts (`citedByCount`) found by searching for the DOI, and the
-citing articles as events (`/{source}/{id}/citations`, 1,000 a page, a follow-up step).
+citing articles as events (`/{source}/{id}/citations`, a follow-up step). The list is asked for
+1,000 a page, but paged by what each answer says it served (`request.pageSize`, else the rows
+received): a server that serves fewer rows a page (the old route served 25) is asked for its next
+page at that size, never skipped past. At most MAX_PAGES pages are listed; the count stands for
+the rest (the history shows them as not dated).
 
 Europe PMC reports some errors inside HTTP 200 (`errCode`/`errMsg`) and answers maintenance
 with a text/plain 503; a search with no hit means Europe PMC does not know the work. Its
@@ -211,8 +215,10 @@ class EuropePmc(Source):
         return replace(found, periods=periods)
 
 
-def _citations_call(work: WorkRef, src: str, ident: str, page: int) -> UpstreamRequest:
-    params = (("page", str(page)), ("pageSize", str(PAGE)), ("format", "json"))
+def _citations_call(
+    work: WorkRef, src: str, ident: str, page: int, size: int = PAGE
+) -> UpstreamRequest:
+    params = (("page", str(page)), ("pageSize", str(size)), ("format", "json"))
     return UpstreamRequest(
         f"/{src}/{ident}/citations",
         (work,),
@@ -232,12 +238,29 @@ def _citation_page(request: UpstreamRequest, payload: dict[str, Any]) -> ParseRe
     events = tuple(_citer(as_object(r, "a citation")) for r in rows)
     periods = year_periods("citations", (e.event_time for e in events))
     page = int(request.context["page"])
+    size, offset = _served(request, payload, len(rows))
     more: tuple[UpstreamRequest, ...] = ()
     hit_count = as_count(payload.get("hitCount", 0), "hitCount")
-    if rows and hit_count > page * PAGE and page < MAX_PAGES:
+    if rows and offset + len(rows) < hit_count and page < MAX_PAGES:
         src, ident = request.context["source"], request.context["id"]
-        more = (_citations_call(work, src, ident, page + 1),)
+        more = (_citations_call(work, src, ident, page + 1, size),)
     return ParseResult({work.work_id: Found({}, periods, events)}, more)
+
+
+def _served(request: UpstreamRequest, payload: dict[str, Any], received: int) -> tuple[int, int]:
+    """The page size this answer used and the offset of its first row.
+
+    The answer's `request` echo says what the server did (`pageSize`, and `offSet` on the
+    current route); without an echo, the rows received are the page size. What was asked does
+    not count: the old route ignored pageSize and served 25 rows a page.
+    """
+    raw_echo = payload.get("request")
+    echo: dict[str, Any] = raw_echo if isinstance(raw_echo, dict) else {}
+    size, offset = echo.get("pageSize"), echo.get("offSet")
+    served = size if isinstance(size, int) and size >= received and size > 0 else received
+    page = int(request.context["page"])
+    start = offset if isinstance(offset, int) and offset >= 0 else (page - 1) * served
+    return max(served, 1), start
 
 
 def _citer(row: dict[str, Any]) -> SourceEvent:

@@ -2,7 +2,9 @@
 
 A batch of one uses the free singleton route `/works/doi:{doi}` (404 = unknown); larger
 batches use `/works?filter=doi:A|B` and a DOI absent from the results is unknown to OpenAlex.
-`counts_by_year` omits zero years; history zero-fills them.
+`counts_by_year` omits zero years (history zero-fills them) and covers recent years only, so
+its counts can add up to less than `cited_by_count`: history shows the difference as not dated.
+`ids.pmcid` comes as a URL ending in the number without its PMC prefix.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from services.fetchers.base import (
 )
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
-SELECT = "id,doi,title,publication_date,cited_by_count,counts_by_year,updated_date"
+# `ids` carries the PMID and PMCID the plug-in reads (without it they never arrive).
+SELECT = "id,doi,ids,title,publication_date,cited_by_count,counts_by_year,updated_date"
 
 
 class OpenAlexStub(StubUpstream):
@@ -171,7 +174,7 @@ def _found(item: dict[str, Any]) -> Found:
         title=item.get("title"),
         issued=item.get("publication_date"),
         pmid=ids.get("pmid"),
-        pmcid=str(ids.get("pmcid") or "").rsplit("/", 1)[-1] or None,
+        pmcid=_pmcid(ids.get("pmcid")),
     )
     return Found(
         {"citations": total},
@@ -179,3 +182,10 @@ def _found(item: dict[str, Any]) -> Found:
         periods=tuple(sorted(periods, key=lambda p: p.period)),
         events_url=events_url,
     )
+
+
+def _pmcid(value: Any) -> str | None:
+    """`PMC5815332` from `https://www.ncbi.nlm.nih.gov/pmc/articles/5815332` (or PMC-prefixed)."""
+    tail = str(value or "").rstrip("/").rsplit("/", 1)[-1].upper()
+    number = tail.removeprefix("PMC")
+    return f"PMC{number}" if number.isdigit() else None

@@ -37,9 +37,15 @@ MAX_LISTED = 10_000  # above this many citations the list (one unpaged response)
 
 
 def pids(text: Any) -> dict[str, str]:
-    """`{"omid": "br/061...", "doi": "10...", "pmid": "338..."}` from a space-separated PID list."""
+    """`{"omid": "br/061...", "doi": "10...", "pmid": "338..."}` from a space-separated PID list.
+
+    Index v1 answers carried a bare DOI (`10.3390/molecules25092135`): it is read as the DOI.
+    """
     out: dict[str, str] = {}
     for token in str(text or "").split():
+        if token.startswith("10.") and "/" in token:
+            out.setdefault("doi", token)
+            continue
         prefix, sep, value = token.partition(":")
         if sep and value and prefix not in out:
             out[prefix.lower()] = value

@@ -1,8 +1,10 @@
 """Semantic Scholar Academic Graph: citation and influential-citation counts, 500 works a call.
 
 `POST /paper/batch?fields=...` with `{"ids": ["DOI:...", ...]}`; the answer is a list aligned
-with the ids, `null` where Semantic Scholar does not know the paper. A 429 comes without
-Retry-After (the HTTP layer backs off exponentially). `x-api-key` carries the key.
+with the ids, `null` where Semantic Scholar does not know the paper. An entry that is not a
+readable paper (no citationCount) is that work's error, never its batch's. An absent
+influentialCitationCount is not reported (null), not zero. A 429 comes without Retry-After (the
+HTTP layer backs off exponentially). `x-api-key` carries the key.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from services.fetchers.base import (
     NotFound,
     Outcome,
     ParseResult,
+    PayloadError,
     Source,
     SourceConfig,
     UpstreamRequest,
@@ -121,22 +124,30 @@ class SemanticScholar(Source):
             len(payload) == len(request.works),
             f"{len(payload)} results for {len(request.works)} ids",
         )
-        outcomes: dict[str, Outcome] = {}
-        for work, paper in zip(request.works, payload, strict=True):
-            if paper is None:
-                outcomes[work.work_id] = NotFound("not in Semantic Scholar")
-                continue
-            expect(isinstance(paper, dict), "a batch entry is neither an object nor null")
-            outcomes[work.work_id] = _found(paper)
-        return ParseResult(outcomes)
+        return ParseResult(
+            {w.work_id: _outcome(w, paper) for w, paper in zip(request.works, payload, strict=True)}
+        )
+
+
+def _outcome(work: WorkRef, paper: Any) -> Outcome:
+    """One entry's outcome: null is an unknown paper, an unreadable entry that work's error."""
+    if paper is None:
+        return NotFound("not in Semantic Scholar")
+    try:
+        expect(isinstance(paper, dict), "the entry is neither an object nor null")
+        return _found(paper)
+    except PayloadError as exc:
+        message = f"malformed semanticscholar entry for {work.doi}: {exc}"
+        return Failed(FetchError("parse", message[:300], retryable=True))
 
 
 def _found(paper: dict[str, Any]) -> Found:
+    influential = paper.get("influentialCitationCount")
     metrics = {
         "citations": as_count(paper.get("citationCount"), "citationCount"),
-        "influential_citations": as_count(
-            paper.get("influentialCitationCount") or 0, "influentialCitationCount"
-        ),
+        "influential_citations": None
+        if influential is None
+        else as_count(influential, "influentialCitationCount"),
     }
     ids = paper.get("externalIds") if isinstance(paper.get("externalIds"), dict) else None
     pmcid = (ids or {}).get("PubMedCentral")

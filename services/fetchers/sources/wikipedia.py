@@ -1,8 +1,11 @@
 """Wikipedia: pages citing the work, found with MediaWiki search `insource:"DOI"` per language.
 
 One search per work and language (`config.extra["languages"]`, default en,de,fr,es,ja), paged
-with the `continue` object. One event per page, deduplicated by language and page id; the total
-is the number of distinct pages. MediaWiki reports errors (`ratelimited`, `maxlag`) in HTTP 200.
+with the `continue` object. One event per page, deduplicated by language and page id (by title
+when a hit has no pageid: formatversion 1 answers and `srprop` without it omit it); the total is
+the number of distinct pages, which can be fewer than `totalhits` when the results shift while
+paging. Both formatversion 1 (`batchcomplete: ""`) and 2 (`batchcomplete: true`) answers are
+read. MediaWiki reports errors (`ratelimited`, `maxlag`) in HTTP 200.
 """
 
 from __future__ import annotations
@@ -188,9 +191,16 @@ def _search(work: WorkRef, lang: str, offset: int) -> UpstreamRequest:
 
 
 def _event(lang: str, hit: Any) -> SourceEvent:
-    expect(isinstance(hit, dict) and "pageid" in hit, "a search hit without pageid")
-    title = str(hit.get("title", ""))
-    url = f"https://{lang}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
+    """One page: identified by its page id, else by its title (unique within a wiki)."""
+    expect(isinstance(hit, dict), "a search hit is not an object")
+    title = hit.get("title")
+    pageid = hit.get("pageid")
+    has_title = isinstance(title, str) and bool(title.strip())
+    expect(has_title or isinstance(pageid, int), "a search hit without pageid or title")
+    title = str(title).strip() if has_title else ""
+    event_id = f"{lang}:{pageid}" if isinstance(pageid, int) else f"{lang}:title:{title}"
+    site = f"https://{lang}.wikipedia.org"
+    url = f"{site}/wiki/{quote(title.replace(' ', '_'))}" if title else f"{site}/?curid={pageid}"
     when = hit.get("timestamp")
     csl = csl_item(
         title=title,
@@ -199,4 +209,4 @@ def _event(lang: str, hit: Any) -> SourceEvent:
         url=url,
         kind="entry-encyclopedia",
     )
-    return SourceEvent(f"{lang}:{hit['pageid']}", str(when) if when else None, url, csl)
+    return SourceEvent(event_id, str(when) if when else None, url, csl)
