@@ -18,7 +18,7 @@ from tests.unit.sources_kit import kind
 CASES = corpus.cases()
 
 # Sources without three real recorded bodies yet (see docs/sources.md, "Real-body corpus").
-GAPS = {"hypothesis", "wikidata"}
+GAPS = {"wikidata"}
 
 
 def _periods(obs: Observation) -> dict[str, dict[str, int]]:
