@@ -17,7 +17,8 @@ from tests.unit.sources_kit import kind
 
 CASES = corpus.cases()
 
-# Sources without three real recorded bodies yet (see docs/sources.md, "Real-body corpus").
+# Sources without three real recorded bodies yet (see docs/sources.md, "Real-body corpus"):
+# Wikidata, whose parser needs answers of its own query (variables doi, item, citations).
 GAPS = {"wikidata"}
 
 
