@@ -1,9 +1,20 @@
-"""Hypothes.is plug-in: `total` and rows as annotation events, paging by offset."""
+"""Hypothes.is plug-in: `total` and rows as annotation events, paging by the rows served."""
 
 from __future__ import annotations
 
-from services.fetchers.base import Found, SourceConfig
-from services.fetchers.sources.hypothesis import LIMIT, Hypothesis
+from datetime import UTC, datetime
+from typing import Any
+
+from services.core.events import FetchError
+from services.fetchers.base import (
+    Found,
+    Source,
+    SourceConfig,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+from services.fetchers.engine import fetch_batch
+from services.fetchers.sources.hypothesis import LIMIT, MAX_PAGES, Hypothesis
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 
 SOURCE = Hypothesis()
@@ -35,13 +46,48 @@ def test_rows_become_events_and_total_is_the_count() -> None:
     assert second.csl["author"] == [{"literal": "reader2@hypothes.is"}]
 
 
-def test_more_than_a_page_asks_for_the_next_offset() -> None:
-    """A total beyond the page asks for offset 200 (up to Hypothesis's 9,800 cap)."""
+def _rows(start: int, n: int) -> list[dict[str, Any]]:
+    return [
+        {"id": f"a{i}", "links": {"html": f"https://hypothes.is/a/a{i}"}}
+        for i in range(start, start + n)
+    ]
+
+
+def test_the_next_page_starts_after_the_rows_served() -> None:
+    """A full page asks for offset 200; a page of 2 rows (fewer than asked) for offset 2, so no
+    row is skipped; the later page is optional (its failure leaves the count standing)."""
     [call] = SOURCE.requests([CHI], SourceConfig())
-    body = record("hypothesis", CHI.doi or "")
-    body["total"] = 450
-    _, more = outcomes(SOURCE, call, response(200, body))
-    assert [dict(m.params)["offset"] for m in more] == [str(LIMIT)]
+    for served in (LIMIT, 2):
+        _, more = outcomes(SOURCE, call, response(200, {"total": 450, "rows": _rows(0, served)}))
+        assert [dict(m.params)["offset"] for m in more] == [str(served)]
+        assert [m.optional for m in more] == [True]
+    assert not call.optional
+
+
+class _Pages:
+    """Serves a search of `total` annotations in pages of at most `size` rows."""
+
+    def __init__(self, total: int, size: int) -> None:
+        self.total, self.size, self.offsets = total, size, list[int]()
+
+    async def call(self, source: Source, request: UpstreamRequest) -> UpstreamResponse | FetchError:
+        offset = int(dict(request.params)["offset"])
+        self.offsets.append(offset)
+        rows = _rows(offset, max(0, min(self.size, self.total - offset)))
+        return response(200, {"total": self.total, "rows": rows})
+
+
+async def test_a_large_total_lists_at_most_max_pages_and_keeps_the_count() -> None:
+    """5,000 annotations: MAX_PAGES pages are listed, the count is the total, and the batch is
+    not cut short by the engine's round limit (25 pages of 200 would pass it)."""
+    server = _Pages(5_000, LIMIT)
+    at = datetime(2026, 10, 1, tzinfo=UTC)
+    result = await fetch_batch(SOURCE, [CHI], SourceConfig(), server, lambda: at)
+    [obs] = result.observations
+    assert obs.status.value == "ok", obs.error
+    assert dict(obs.metrics) == {"annotations": 5_000}
+    assert len(obs.events) == MAX_PAGES * LIMIT
+    assert server.offsets == [i * LIMIT for i in range(MAX_PAGES)]
 
 
 def test_zero_total_and_failure_body() -> None:

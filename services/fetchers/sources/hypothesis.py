@@ -1,8 +1,12 @@
 """Hypothes.is: public annotations on the work (matched by its DOI URL).
 
 `GET /search?uri=https://doi.org/{doi}&limit=200` answers `{"total": N, "rows": [...]}`; the
-service also matches URIs it knows to be equivalent (landing page, PDF fingerprint). Pages of
-200 with `offset` (at most 9,800). Errors come as `{"status": "failure", "reason": ...}`.
+service also matches URIs it knows to be equivalent (landing page, PDF fingerprint). `total`
+is the count. Rows are listed 200 a page asked, but paged by the rows each answer served (the
+next `offset` is this one plus the rows received, so a server that serves fewer rows than asked
+is never skipped past); at most MAX_PAGES pages are listed, and a page after the first is an
+optional call (when it fails, the count stands). Errors come as
+`{"status": "failure", "reason": ...}`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from services.fetchers.csl import csl_item
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 LIMIT = 200
-MAX_OFFSET = 9_800
+MAX_OFFSET = 9_800  # the search API refuses larger offsets
+MAX_PAGES = 10  # more annotations than these pages hold are counted, not listed
 
 
 class HypothesisStub(StubUpstream):
@@ -100,10 +105,10 @@ class Hypothesis(Source):
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """`GET /search?uri=https://doi.org/{doi}&limit=200` per work."""
         headers = (("Authorization", f"Bearer {config.api_key}"),) if config.api_key else ()
-        return [_search(w, 0, headers) for w in works]
+        return [_search(w, 0, headers, 1) for w in works]
 
     def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
-        """`total` and an event per row; more rows than one page asks for the next."""
+        """`total` and an event per row; rows left after those served ask for the next page."""
         work = request.works[0]
         payload = as_object(json_payload(response), "response")
         if payload.get("status") == "failure":
@@ -114,16 +119,20 @@ class Hypothesis(Source):
         if total == 0:
             return ParseResult({work.work_id: NotFound("no annotations")})
         events = tuple(_event(as_object(row, "a row")) for row in rows)
-        offset = int(dict(request.params).get("offset", "0")) + LIMIT
+        offset = int(dict(request.params).get("offset", "0")) + len(rows)  # what was served
+        page = int(request.context.get("page", "1"))
         more: tuple[UpstreamRequest, ...] = ()
-        if rows and offset < total and offset <= MAX_OFFSET:
-            more = (_search(work, offset, request.headers),)
+        if rows and offset < total and offset <= MAX_OFFSET and page < MAX_PAGES:
+            more = (_search(work, offset, request.headers, page + 1),)
         uri = quote(f"https://doi.org/{work.doi}", safe="")
         url = f"https://hyp.is/go?url={uri}"  # opens the work with its annotations
         return ParseResult({work.work_id: Found({"annotations": total}, (), events, url)}, more)
 
 
-def _search(work: WorkRef, offset: int, headers: tuple[tuple[str, str], ...]) -> UpstreamRequest:
+def _search(
+    work: WorkRef, offset: int, headers: tuple[tuple[str, str], ...], page: int
+) -> UpstreamRequest:
+    """Page `page` of the work's annotations, from `offset`; a later page is optional."""
     params = (
         ("uri", f"https://doi.org/{work.doi}"),
         ("limit", str(LIMIT)),
@@ -131,7 +140,14 @@ def _search(work: WorkRef, offset: int, headers: tuple[tuple[str, str], ...]) ->
         ("sort", "created"),
         ("order", "asc"),
     )
-    return UpstreamRequest("/search", (work,), params, headers=headers)
+    return UpstreamRequest(
+        "/search",
+        (work,),
+        params,
+        headers=headers,
+        optional=page > 1,
+        context={"page": str(page)},
+    )
 
 
 def _event(row: dict[str, Any]) -> SourceEvent:
