@@ -493,3 +493,12 @@ def test_parser_catches_unknown_names() -> None:
     ):
         with pytest.raises(AssertionError):
             _check(bad, set())
+
+
+def test_every_alert_says_what_to_do_in_the_operations_guide() -> None:
+    """docs/operations.md has a section per alert of the rules, with its severity, and none
+    for an alert that does not exist."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    documented = dict(re.findall(r"^### (Alm\w+) \((\w+)\)$", text, re.MULTILINE))
+    alerts = {r["alert"]: r["labels"]["severity"] for r in _rules() if "alert" in r}
+    assert documented == alerts
