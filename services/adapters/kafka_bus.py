@@ -393,11 +393,13 @@ class KafkaBusConsumer:
         owned = consumer.assignment()
         self._lag.owned((tp.topic, tp.partition) for tp in owned)
         for tp in owned:
-            records = batches.get(tp)
-            begun = records[0].offset if records else consumer.position(tp)
-            if begun is not None:
-                self._lag.started((tp.topic, tp.partition), begun)
-            self._lag.end((tp.topic, tp.partition), consumer.highwater(tp))
+            key = (tp.topic, tp.partition)
+            if not self._lag.knows_committed(key):
+                records = batches.get(tp)
+                begun = records[0].offset if records else consumer.position(tp)
+                if begun is not None:
+                    self._lag.started(key, begun)
+            self._lag.end(key, consumer.highwater(tp))
 
     async def poll(self, max_records: int, timeout: float) -> list[Message]:
         """Events after this member's position, waiting up to `timeout`: whole records, up to

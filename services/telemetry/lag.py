@@ -46,6 +46,10 @@ class PartitionLag:
             if exported:
                 CONSUMER_LAG.remove(tp[0], str(tp[1]), self.group)
 
+    def knows_committed(self, tp: Partition) -> bool:
+        """Whether the committed offset of `tp` is known (a commit, or where reading began)."""
+        return tp in self._committed
+
     def started(self, tp: Partition, offset: int) -> None:
         """The member began reading `tp` at `offset` (the group's committed offset), unless it
         has committed on `tp` itself since it got it."""
