@@ -1,4 +1,5 @@
-"""The Dockerfile, read statically (no Docker engine runs here): a wheel-building stage with a
+"""The Dockerfile, read statically (no Docker engine runs here; deploy/helm/check also runs
+hadolint on it): a wheel-building stage with a
 pip cache mount, a slim final stage that installs only those wheels without compilers, as the
 non-root user the chart runs, the `alm` entry point of pyproject.toml; and a .dockerignore that
 sends exactly what the Dockerfile copies."""
