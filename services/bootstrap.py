@@ -19,6 +19,7 @@ from services.fetchers.registry import SOURCES, get_source
 from services.fetchers.service import FetcherService
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.settings import Settings
+from services.telemetry.store import instrument
 
 
 def utc_now() -> datetime:
@@ -48,17 +49,18 @@ def make_store(settings: Settings) -> Store:
         from services.adapters.sqlite_store import SqliteStore
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return SqliteStore(settings.data_dir / "alm.sqlite", raw_ttl=ttl)
+        return instrument(SqliteStore(settings.data_dir / "alm.sqlite", raw_ttl=ttl), "sqlite")
     if settings.store == "cassandra":
         from services.adapters.cassandra_store import CassandraStore
 
-        return CassandraStore(
+        store = CassandraStore(
             settings.cassandra_hosts,
             settings.cassandra_port,
             settings.keyspace,
             ttl,
             connection=settings.cassandra_connection,
         )
+        return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
 
 

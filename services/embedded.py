@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import structlog
 
 from services.bootstrap import Pipeline
+from services.telemetry.pipeline import STEP_FAILURES
 
 log = structlog.get_logger("alm.embedded")
 
@@ -73,6 +74,7 @@ async def keep_stepping(
         try:
             moved = await step(idle)
         except Exception:
+            STEP_FAILURES.labels(name).inc()
             log.exception("service_step_failed_retrying", service=name)
             await _pause(stop, backoff)
             continue
@@ -86,6 +88,7 @@ async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
         try:
             await p.scheduler.tick()
         except Exception:
+            STEP_FAILURES.labels("scheduler-tick").inc()
             log.exception("scheduler_tick_failed_retrying")
         await _pause(stop, every)
 

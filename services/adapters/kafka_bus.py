@@ -42,6 +42,7 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.ports import Message
+from services.telemetry.lag import PartitionLag
 
 with warnings.catch_warnings():
     # kafka-python 3.0 still loads its protocol schemas with importlib.resources.read_text
@@ -343,6 +344,7 @@ class KafkaBusConsumer:
         self._consumer: KafkaConsumer | None = None
         self._closed = False
         self._per_record = 1.0  # events per record in the last poll
+        self._lag = PartitionLag(group)  # alm_consumer_lag of the partitions this member owns
 
     def _ensure(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -382,7 +384,22 @@ class KafkaBusConsumer:
                 taken += 1
         if taken:
             self._per_record = max(1.0, len(out) / taken)
+        self._observe_lag(consumer, batches)
         return out
+
+    def _observe_lag(self, consumer: KafkaConsumer, batches: Mapping[Any, list[Any]]) -> None:
+        """Export the lag of the owned partitions: end offsets from the fetch responses; until
+        this member commits on a partition, its committed offset is where reading began."""
+        owned = consumer.assignment()
+        self._lag.owned((tp.topic, tp.partition) for tp in owned)
+        for tp in owned:
+            key = (tp.topic, tp.partition)
+            if not self._lag.knows_committed(key):
+                records = batches.get(tp)
+                begun = records[0].offset if records else consumer.position(tp)
+                if begun is not None:
+                    self._lag.started(key, begun)
+            self._lag.end(key, consumer.highwater(tp))
 
     async def poll(self, max_records: int, timeout: float) -> list[Message]:
         """Events after this member's position, waiting up to `timeout`: whole records, up to
@@ -393,18 +410,25 @@ class KafkaBusConsumer:
     def _commit(self) -> None:
         if self._consumer is None:
             return
+        consumer = self._consumer
+        positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
         try:
-            self._consumer.commit()
+            consumer.commit()  # commits exactly these positions (what was consumed)
         except CommitFailedError as exc:
             # The group rebalanced while we processed: the partitions' new owner re-reads the
             # batch from the last commit (at-least-once; every write is idempotent).
             log.warning("commit_failed_after_rebalance", group=self._group, error=str(exc))
+            return
+        for tp, offset in positions.items():
+            if offset is not None:
+                self._lag.committed((tp.topic, tp.partition), offset)
 
     async def commit(self) -> None:
         """Commit the positions of everything polled so far."""
         await self._run(self._commit)
 
     def _close(self) -> None:
+        self._lag.close()
         if self._consumer is not None:
             self._consumer.close(autocommit=False)
             self._consumer = None

@@ -18,6 +18,7 @@ from typing import Any
 from services.adapters.packing import decode, encode, unpack
 from services.adapters.packing import pack as _pack
 from services.core.ports import Message
+from services.telemetry.lag import PartitionLag
 
 
 class _Topic:
@@ -98,6 +99,7 @@ class MemoryConsumer:
         self._topics = topics
         self._group = group
         self._position = {t: bus.topic(t).committed[group] for t in topics}
+        self._lag = PartitionLag(group)  # alm_consumer_lag: each topic is one partition, 0
 
     def _take(self, max_records: int) -> list[Message]:
         out: list[Message] = []
@@ -109,7 +111,14 @@ class MemoryConsumer:
                 out.extend(Message(name, k, v, 0, pos) for k, v in unpack(key, decode(raw)))
                 pos += 1
             self._position[name] = pos
+        self._observe_lag()
         return out
+
+    def _observe_lag(self) -> None:
+        for name in self._topics:
+            log = self._bus.topic(name)
+            self._lag.committed((name, 0), log.committed[self._group])
+            self._lag.end((name, 0), log.end)
 
     async def poll(self, max_records: int, timeout: float) -> list[Message]:
         """Events after this member's position, waiting up to `timeout`: whole records, up to
@@ -126,6 +135,7 @@ class MemoryConsumer:
             log = self._bus.topic(name)
             log.committed[self._group] = pos
             log.trim()
+        self._observe_lag()
 
     async def rewind(self) -> None:
         """Go back to the committed offsets (what a restarted member would do)."""
@@ -133,3 +143,4 @@ class MemoryConsumer:
 
     async def close(self) -> None:
         """Leave the group without committing."""
+        self._lag.close()

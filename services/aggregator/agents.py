@@ -29,6 +29,7 @@ from services.adapters.packing import unpack
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.core.events import Observation
+from services.telemetry.pipeline import STEP_FAILURES
 
 log = structlog.get_logger("alm.aggregator")
 T = TypeVar("T")
@@ -83,6 +84,7 @@ async def until_done(step: Callable[[], Awaitable[T]], size: int) -> T:
         except asyncio.CancelledError:
             raise
         except Exception:
+            STEP_FAILURES.labels("aggregator").inc()
             log.exception("batch_failed_retrying", size=size, in_seconds=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)

@@ -38,6 +38,7 @@ from mode.types.signals import BaseSignalT
 
 from services.adapters.kafka_bus import KafkaBus
 from services.aggregator.agents import BATCH, Runtime, attach
+from services.aggregator.lag_monitor import LagMonitor
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.aggregator.topics import raw_topic
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
     prefix = settings.topic_prefix
     datadir = (settings.data_dir / "faust").resolve()  # faust wants it; nothing is kept there
     datadir.mkdir(parents=True, exist_ok=True)
+    monitor = LagMonitor(prefix + APP_ID)  # faust's Monitor, exporting alm_consumer_lag
     app = faust.App(
         prefix + APP_ID,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
@@ -74,6 +76,7 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
         stream_buffer_maxsize=2 * BATCH,
         stream_wait_empty=True,
         datadir=str(datadir),
+        monitor=monitor,
     )
     bus = KafkaBus(
         settings.kafka_bootstrap, client_id="alm-aggregator", prefix=prefix, in_loop=True
@@ -88,6 +91,7 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
     def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
         published.forget(tp.partition for tp in revoked if tp.topic == prefix + TOPIC_RAW)
+        monitor.revoked(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
 

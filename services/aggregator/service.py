@@ -19,6 +19,7 @@ from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.timeutil import parse_date
 from services.core.works import Work
+from services.telemetry.pipeline import AGGREGATED, CHANGES, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.aggregator")
 
@@ -83,6 +84,7 @@ class Aggregator:
                 observations.append(Observation.from_dict(check("observation", value)))
             except (SchemaViolation, KeyError, ValueError) as exc:
                 self.rejected += 1
+                REJECTED_EVENTS.labels("aggregator").inc()
                 log.error("bad_observation_skipped", key=key, error=str(exc))
         return observations
 
@@ -115,8 +117,11 @@ class Aggregator:
         )
         due = self._next_due(done, {**works, **{w.work_id: w for w in learned}})
         await self.store.write_aggregates(results, due)
-        self.applied += sum(r.applied for r in results)
+        applied = sum(r.applied for r in results)
+        self.applied += applied
         self.changes += len(changes)
+        AGGREGATED.inc(applied)
+        CHANGES.inc(len(changes))
         return results
 
     async def _store_learned(self, learned: list[Work], works: dict[str, Work]) -> None:

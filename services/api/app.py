@@ -13,13 +13,14 @@ from services.api.totals import Totals
 from services.bootstrap import make_bus, make_store, utc_now
 from services.core.ports import Bus, Store
 from services.settings import Settings
+from services.telemetry.api import request_metrics
 
 
 def init_app(
     settings: Settings, store: Store | None = None, bus: Bus | None = None
 ) -> web.Application:
     """The API application; it opens its own store and bus unless they are handed in."""
-    app = web.Application(middlewares=[json_errors], client_max_size=8 * 1024**2)
+    app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=8 * 1024**2)
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
 

@@ -216,14 +216,19 @@ async def db_migrate(settings: Settings) -> int:
     return 0
 
 
-async def topics_create(settings: Settings, partitions: int) -> int:
-    """`alm topics create`: create every topic on Kafka (idempotent)."""
+async def topics_create(settings: Settings, partitions: int, replication: int = -1) -> int:
+    """`alm topics create`: create every topic on Kafka (idempotent; existing topics keep
+    their partitions and replicas)."""
     if settings.bus != "kafka":
         raise UsageError("topics exist only on Kafka: set ALM_BUS=kafka")
     from services.adapters.kafka_bus import ensure_topics
 
     created = await ensure_topics(
-        settings.kafka_bootstrap, sorted(SOURCES), partitions, prefix=settings.topic_prefix
+        settings.kafka_bootstrap,
+        sorted(SOURCES),
+        partitions,
+        prefix=settings.topic_prefix,
+        replication=replication,
     )
     print(f"topics ready ({len(created)} created)")
     return 0

@@ -48,8 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
         dest="topics_cmd", required=True
     )
-    topics.add_parser("create", help="create the topics (idempotent)").add_argument(
-        "--partitions", type=int, default=6
+    create = topics.add_parser("create", help="create the topics (idempotent)")
+    create.add_argument("--partitions", type=int, default=6)
+    create.add_argument(
+        "--replication-factor",
+        type=int,
+        default=-1,
+        help="copies of each partition (default -1: the brokers' default.replication.factor)",
     )
 
     sub.add_parser("scheduler", help="run the scheduler service")
@@ -114,7 +119,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "db":
         return await commands.db_migrate(settings)
     if cmd == "topics":
-        return await commands.topics_create(settings, args.partitions)
+        return await commands.topics_create(settings, args.partitions, args.replication_factor)
     if cmd == "stub-upstream":
         return await commands.stub_upstream(args.host, args.port, args.synthetic)
     return await commands.service(cmd, settings, getattr(args, "source", None))

@@ -31,6 +31,7 @@ from services.core.timeutil import to_iso
 from services.fetchers.base import Source, SourceConfig
 from services.fetchers.engine import Caller, fetch_batch
 from services.fetchers.telemetry import OBSERVATIONS, SOURCE_PAUSED
+from services.telemetry.pipeline import FAILED_REFRESHES, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.fetcher")
 MIN_POLL = 64  # requests taken per poll even for one-work-a-call sources; the gate paces them
@@ -121,6 +122,7 @@ class FetcherService:
             try:
                 req = RefreshRequest.from_dict(check("refresh_request", message.value))
             except (SchemaViolation, KeyError, ValueError) as exc:
+                REJECTED_EVENTS.labels(f"fetcher-{self.source.name}").inc()
                 self.log.error("bad_refresh_request", key=message.key, error=str(exc))
                 dead.append((message.key, unreadable(message, exc, self.clock())))
                 continue
@@ -194,6 +196,8 @@ class FetcherService:
                 self.log.warning(
                     "refresh_failed_for_good", work=obs.work_id, reason=reason, attempt=req.attempt
                 )
+        FAILED_REFRESHES.labels(self.source.name, "retry").inc(len(retry))
+        FAILED_REFRESHES.labels(self.source.name, "dead_letter").inc(len(dead))
         await self.bus.publish(
             TOPIC_RETRY, [(k, dict(check("failed_refresh", v))) for k, v in retry]
         )

@@ -25,6 +25,7 @@ from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
+from services.telemetry.pipeline import REFRESH_REQUESTS, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.scheduler")
 
@@ -88,6 +89,7 @@ class Scheduler:
                 )
                 requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
             await self.bus.publish(refresh_topic(source.name), requests, pack=PACK_REQUESTS)
+            REFRESH_REQUESTS.labels(source.name).inc(len(requests))
             lease = [DueEntry(e.work_id, now + self.settings.lease, e.attempt) for e in entries]
             await self.store.set_due(source.name, lease)
             total += len(requests)
@@ -103,6 +105,7 @@ class Scheduler:
             try:
                 await self._apply(message)
             except (SchemaViolation, KeyError, ValueError) as exc:
+                REJECTED_EVENTS.labels("scheduler").inc()
                 log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
         await self.consumer.commit()
         return len(messages)

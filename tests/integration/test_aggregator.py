@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.kafka_bus import KafkaBus, ensure_topics
@@ -23,7 +25,7 @@ from services.aggregator.service import Aggregator
 from services.core.events import TOPIC_RAW, Observation, Status
 from services.core.staleness import Policy
 from tests.integration.conftest import Infra
-from tests.integration.stack import Stack, changed_events, eventually, service_env
+from tests.integration.stack import Stack, changed_events, eventually, free_port, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -241,3 +243,52 @@ async def test_changes_published_before_a_crash_are_not_published_again(
     assert guard.suppressed == 200 and owner_b.changes == 0
     changes = await lane.changes(f"window{pack}")
     assert len(changes) == 200 and set(changes.values()) == {1}
+
+
+async def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The samples a service serves on its metrics port, by name and labels."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        text = await resp.text()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_the_worker_exports_its_lag_and_store_latency(lane: Lane) -> None:
+    """`alm aggregator` serves alm_consumer_lag for the partitions of alm.metrics.raw it read,
+    back to 0 once everything is folded and committed, and times its Cassandra calls."""
+    port = free_port()
+    lane.stack.env["ALM_METRICS_PORT"] = str(port)
+    lane.aggregator()
+    batch = lane.observations("lag", 200)
+    await lane.publish(batch)
+    await lane.all_stored(batch)
+    topic, group = lane.prefix + TOPIC_RAW, lane.prefix + "alm-aggregator"
+
+    def lags(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[str, float]:
+        return {
+            labels["partition"]: value
+            for (name, pairs), value in samples.items()
+            if name == "alm_consumer_lag"
+            and (labels := dict(pairs))["topic"] == topic
+            and labels["group"] == group
+        }
+
+    async def caught_up() -> bool:
+        found = lags(await _scrape(port))
+        return len(found) == 6 and set(found.values()) == {0.0}
+
+    await eventually(caught_up, 30, "lag 0 on all six partitions", lane.stack)
+    samples = await _scrape(port)
+    timed = {
+        dict(pairs)["call"]: value
+        for (name, pairs), value in samples.items()
+        if name == "alm_store_call_duration_seconds_count" and ("store", "cassandra") in pairs
+    }
+    assert timed.get("write_aggregates", 0) >= 1 and timed.get("states", 0) >= 1
+    assert samples[("alm_aggregated_observations_total", frozenset())] == 200

@@ -7,10 +7,13 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.adapters.kafka_bus import KafkaBus, KafkaBusConsumer, ensure_topics
+from services.cli.commands import topics_create
 from services.core.events import TOPIC_CHANGED, TOPIC_RAW, TOPIC_WORKS
 from services.core.ports import Message
+from services.settings import Settings
 from tests.integration.conftest import Infra
 
 pytestmark = pytest.mark.integration
@@ -199,3 +202,56 @@ async def test_a_poll_takes_whole_packed_records_and_commits_no_further(bus: Kaf
     rest = [m for m in await drain(second, 20 - len(got)) if m.key == key]
     await second.close()
     assert [m.value["n"] for m in rest] == list(range(len(got), 20))
+
+
+def _lags(topic: str, group: str, partitions: int) -> dict[int, float]:
+    """The alm_consumer_lag series this process exports for `group` on `topic`."""
+    out = {}
+    for p in range(partitions):
+        labels = {"topic": topic, "partition": str(p), "group": group}
+        value = REGISTRY.get_sample_value("alm_consumer_lag", labels)
+        if value is not None:
+            out[p] = value
+    return out
+
+
+async def test_a_member_exports_the_lag_of_its_partitions(infra: Infra) -> None:
+    """alm_consumer_lag per partition: records polled but not committed are lag, a commit
+    clears them, records published since count again, and leaving the group unexports."""
+    prefix = f"{infra.prefix}lag{secrets.token_hex(2)}."
+    await ensure_topics(infra.kafka, [], 6, prefix=prefix)
+    kafka = KafkaBus(infra.kafka, prefix=prefix)
+    group = f"g{secrets.token_hex(3)}"
+    topic, real_group = prefix + TOPIC_WORKS, prefix + group  # names as the broker knows them
+    try:
+        await kafka.publish(TOPIC_WORKS, [(f"w{i}", {"n": i}) for i in range(30)])
+        consumer = kafka.consumer([TOPIC_WORKS], group)
+        assert len(await drain(consumer, 30)) == 30
+        assert sum(_lags(topic, real_group, 3).values()) == 30
+        await consumer.commit()
+        assert _lags(topic, real_group, 3) == {0: 0, 1: 0, 2: 0}
+        await kafka.publish(TOPIC_WORKS, [(f"v{i}", {"n": i}) for i in range(10)])
+        assert len(await drain(consumer, 10)) == 10
+        assert sum(_lags(topic, real_group, 3).values()) == 10
+        await consumer.commit()
+        assert sum(_lags(topic, real_group, 3).values()) == 0
+        await consumer.close()
+        assert _lags(topic, real_group, 3) == {}
+    finally:
+        await kafka.close()
+
+
+async def test_topics_create_with_the_brokers_replication_factor(infra: Infra) -> None:
+    """`alm topics create` (replication factor -1: the brokers' default.replication.factor)
+    creates every topic with the partitions asked for, and a second run creates nothing."""
+    prefix = f"{infra.prefix}rf{secrets.token_hex(2)}."
+    env = {"ALM_BUS": "kafka", "ALM_KAFKA_BOOTSTRAP": infra.kafka, "ALM_TOPIC_PREFIX": prefix}
+    settings = Settings.from_env(env)
+    assert await topics_create(settings, 2) == 0
+    kafka = KafkaBus(infra.kafka, prefix=prefix)
+    try:
+        assert await kafka.partitions(TOPIC_RAW) == 2
+        assert await kafka.partitions("alm.refresh.mendeley") == 2
+    finally:
+        await kafka.close()
+    assert await ensure_topics(infra.kafka, ["crossref"], 2, prefix=prefix, replication=-1) == []

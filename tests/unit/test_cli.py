@@ -131,3 +131,16 @@ def test_source_extras_and_dates_reach_the_plugin(monkeypatch: pytest.MonkeyPatc
     assert ("end_date", "2025-12") in request.params
     assert ("customer_id", "cust-7") in request.params
     assert settings.source_config("wikipedia").extra == {"languages": "en,sv"}
+
+
+def test_topics_create_takes_partitions_and_replication_factor() -> None:
+    """`alm topics create` leaves the replica count to the brokers unless told (the chart
+    passes both options)."""
+    from services.cli.main import _parser
+
+    args = _parser().parse_args(["topics", "create"])
+    assert (args.partitions, args.replication_factor) == (6, -1)
+    args = _parser().parse_args(
+        ["topics", "create", "--partitions", "12", "--replication-factor", "3"]
+    )
+    assert (args.partitions, args.replication_factor) == (12, 3)

@@ -1,6 +1,7 @@
-"""The deployment files agree with the code: Kubernetes manifests run real `alm` commands for
-exactly the registered sources with settings the code reads, and the Prometheus rules and the
-Grafana dashboard use only metrics and labels that services/fetchers/telemetry.py exports."""
+"""The deployment files agree with the code: the Helm chart, rendered with the minimal values and
+with every deploy/helm/alm/ci/ file, runs real `alm` commands for exactly the enabled sources
+with environment variables the code reads (and accepts), and the Prometheus rules and the
+Grafana dashboard use only metrics and labels that the services export."""
 
 from __future__ import annotations
 
@@ -16,207 +17,310 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
+import services
+from services.adapters.memory_bus import MemoryBus
+from services.aggregator.app import APP_ID
+from services.aggregator.service import Aggregator
 from services.cli.main import _parser
-from services.fetchers import telemetry
+from services.core.events import TOPIC_RAW, refresh_topic
+from services.core.staleness import Policy
+from services.fetchers import telemetry as fetcher_telemetry
+from services.fetchers.base import SourceConfig
 from services.fetchers.registry import SOURCES
+from services.fetchers.service import FetcherService
 from services.settings import Settings
+from services.telemetry import api as api_telemetry
+from services.telemetry import lag as lag_telemetry
+from services.telemetry import pipeline as pipeline_telemetry
+from services.telemetry import store as store_telemetry
+from tests.unit.helm_kit import (
+    CASES,
+    ROOT,
+    Doc,
+    container,
+    env_of,
+    of_kind,
+    pod_spec,
+    render,
+    values,
+    workloads,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
 RULES = ROOT / "deploy" / "prometheus" / "alm-rules.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "alm-dashboard.json"
+TELEMETRY = (fetcher_telemetry, lag_telemetry, api_telemetry, store_telemetry, pipeline_telemetry)
 
 
-def _manifests() -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = []
-    for path in sorted(K8S.rglob("*.yaml")) + sorted(K8S.rglob("*.yml")):
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    return docs
+def _command(workload: Doc) -> Any:
+    return _parser().parse_args(container(workload)["args"])  # SystemExit if `alm` rejects it
 
 
-def _workloads(kind: str) -> list[dict[str, Any]]:
-    return [d for d in _manifests() if d["kind"] == kind]
-
-
-def _container(workload: dict[str, Any]) -> dict[str, Any]:
-    containers = workload["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1, workload["metadata"]["name"]
-    container: dict[str, Any] = containers[0]
-    return container
-
-
-def _fetchers() -> dict[str, dict[str, Any]]:
+def _fetchers(docs: list[Doc]) -> dict[str, Doc]:
     """Fetcher Deployments by the source their args name."""
-    out = {}
-    for deployment in _workloads("Deployment"):
-        args = _parser().parse_args(_container(deployment)["args"])
+    out: dict[str, Doc] = {}
+    for deployment in of_kind(docs, "Deployment"):
+        args = _command(deployment)
         if args.command == "fetcher":
             assert args.source not in out, f"two Deployments fetch {args.source}"
             out[args.source] = deployment
     return out
 
 
-def _env_file(name: str) -> dict[str, str]:
-    lines = (K8S / name).read_text().splitlines()
-    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
-    return {key: value for key, value in pairs}
+_FILES = ("_FILE", "_TLS_CA", "_TLS_CERT", "_TLS_KEY")  # variables naming a mounted file
+_CREDENTIALS = re.compile(r"ALM_CASSANDRA_(USERNAME|PASSWORD|TLS)")
 
 
-def test_every_yaml_file_parses_into_kubernetes_objects() -> None:
-    """Each YAML document under deploy/k8s has apiVersion, kind and a name (kustomization too)."""
-    docs = _manifests()
-    assert len(docs) >= 5
-    for doc in docs:
-        assert {"apiVersion", "kind"} <= set(doc), doc
-        if doc["kind"] != "Kustomization":
-            assert doc["metadata"]["name"], doc
+def _plain_settings(workload: Doc) -> Settings:
+    """The container's settings without the Cassandra credentials and TLS files (checked on
+    their own in test_every_container_environment_is_accepted)."""
+    env = {
+        name: entry["value"]
+        for name, entry in env_of(workload).items()
+        if "value" in entry and not _CREDENTIALS.match(name)
+    }
+    return Settings.from_env(env)
 
 
-def test_kustomization_lists_every_manifest() -> None:
-    """kustomization.yaml names every manifest file in the folder, and only existing ones."""
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    listed = set(kustomization["resources"])
-    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == present
-    envs = {e for gen in kustomization["configMapGenerator"] for e in gen["envs"]}
-    assert envs == {"alm.env", "site.env"}
-    assert (K8S / "site.env.example").is_file()
+def _only(docs: list[Doc], command: str) -> Doc:
+    [found] = [d for d in of_kind(docs, "Deployment") if _command(d).command == command]
+    return found
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "Job"])
-def test_container_args_are_real_alm_commands(kind: str) -> None:
-    """Every container's args parse with `alm`'s own argument parser."""
-    workloads = _workloads(kind)
-    assert workloads
-    for workload in workloads:
-        container = _container(workload)
-        assert container["image"] == "alm"
-        _parser().parse_args(container["args"])  # SystemExit on anything `alm` rejects
+@pytest.mark.parametrize("case", CASES)
+def test_container_args_are_real_alm_commands(case: str) -> None:
+    """Every container's args parse with `alm`'s own argument parser, and the image is the
+    one the values name."""
+    docs = render(*CASES[case])
+    image = values(case)["image"]
+    for workload in workloads(docs):
+        _command(workload)
+        assert container(workload)["image"].startswith(image["repository"] + ":")
 
 
 def test_services_and_jobs_present() -> None:
-    """The API, one scheduler, the aggregator and both setup jobs are deployed."""
-    commands = {
-        tuple(_parser().parse_args(_container(d)["args"]).command.split()): d
-        for d in _workloads("Deployment")
-    }
-    assert {("api",), ("scheduler",), ("aggregator",), ("fetcher",)} <= set(commands)
-    assert commands[("scheduler",)]["spec"]["replicas"] == 1
-    assert commands[("scheduler",)]["spec"]["strategy"]["type"] == "Recreate"
-    jobs = {tuple(_container(j)["args"][:2]) for j in _workloads("Job")}
+    """The API, one scheduler (never rolled into a second one), the aggregator, the fetchers
+    and both setup jobs are deployed."""
+    docs = render(*CASES["minimal"])
+    commands = {_command(d).command for d in of_kind(docs, "Deployment")}
+    assert commands == {"api", "scheduler", "aggregator", "fetcher"}
+    scheduler = _only(docs, "scheduler")
+    assert scheduler["spec"]["replicas"] == 1
+    assert scheduler["spec"]["strategy"]["type"] == "Recreate"
+    jobs = {tuple(container(j)["args"][:2]) for j in of_kind(docs, "Job")}
     assert jobs == {("db", "migrate"), ("topics", "create")}
 
 
-def test_every_registry_source_has_exactly_one_fetcher() -> None:
-    """A fetcher Deployment per registered source, none for an unknown one, one replica at most
-    (the rate limit is per process) and never rolled into a second one."""
-    fetchers = _fetchers()
-    assert set(fetchers) == set(SOURCES)
-    for source, deployment in fetchers.items():
-        assert deployment["spec"]["replicas"] in (0, 1), source
-        assert deployment["spec"]["strategy"]["type"] == "Recreate", source
+def test_values_list_exactly_the_registered_sources() -> None:
+    """values.yaml and values.schema.json name every source of the registry and no other;
+    the ones enabled by default are those that run without credentials."""
+    defaults = values("minimal")["sources"]
+    schema = json.loads((ROOT / "deploy/helm/alm/values.schema.json").read_text())
+    assert set(defaults) == set(SOURCES)
+    assert set(schema["properties"]["sources"]["properties"]) == set(SOURCES)
+    runnable = {n for n, s in SOURCES.items() if s.missing_config(SourceConfig()) is None}
+    assert {n for n, s in defaults.items() if s["enabled"]} == runnable
 
 
-def test_scheduler_schedules_the_running_fetchers() -> None:
-    """ALM_SOURCES of the scheduler names exactly the sources whose fetcher runs."""
-    scheduler = next(
-        d
-        for d in _workloads("Deployment")
-        if _parser().parse_args(_container(d)["args"]).command == "scheduler"
-    )
-    env = {e["name"]: e.get("value") for e in _container(scheduler).get("env", [])}
-    scheduled = set(Settings.from_env(env).sources)
-    running = {s for s, d in _fetchers().items() if d["spec"]["replicas"] > 0}
-    assert scheduled == running
+@pytest.mark.parametrize("case", CASES)
+def test_a_fetcher_per_enabled_source_and_the_scheduler_sends_them_work(case: str) -> None:
+    """One fetcher Deployment per enabled source, and ALM_SOURCES of the scheduler names
+    exactly those."""
+    docs = render(*CASES[case])
+    enabled = {n for n, s in values(case)["sources"].items() if s["enabled"]}
+    assert set(_fetchers(docs)) == enabled
+    assert set(_plain_settings(_only(docs, "scheduler")).sources) == enabled
 
 
-def test_api_keys_reach_only_their_own_fetcher() -> None:
-    """A fetcher gets at most its own ALM_<SOURCE>_API_KEY, optional, from the Secret."""
-    for source, deployment in _fetchers().items():
-        for env in _container(deployment).get("env", []):
-            ref = env["valueFrom"]["secretKeyRef"]
-            assert ref == {
-                "name": "alm-api-keys",
-                "key": env["name"],
-                "optional": True,
-            }
-            assert Settings.from_env({env["name"]: "k"}).api_keys == {source: "k"}
+def _literals() -> set[str]:
+    """Every ALM_* string literal in services/ (the names the code reads)."""
+    found = set()
+    for path in Path(services.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.update(re.findall(r"ALM_[A-Z0-9_]+", node.value))
+    return found
 
 
-def test_aggregator_replicas_fit_the_partitions() -> None:
-    """The aggregator has no more replicas than `alm topics create` makes partitions."""
-    topics = next(j for j in _workloads("Job") if _container(j)["args"][:2] == ["topics", "create"])
-    partitions = _parser().parse_args(_container(topics)["args"]).partitions
-    aggregator = next(
-        d
-        for d in _workloads("Deployment")
-        if _parser().parse_args(_container(d)["args"]).command == "aggregator"
-    )
-    assert 1 <= aggregator["spec"]["replicas"] <= partitions
+_PER_SOURCE = {"_API_KEY": "api_keys", "_RATE": "rates", "_BASE_URL": "base_urls"}
 
 
-def test_api_probes_and_scrape_annotations_point_at_real_routes() -> None:
-    """The API's probes are /readyz and /healthz, on the port its args bind, which is also
-    the one Prometheus is told to scrape for /metrics."""
-    api = next(
-        d
-        for d in _workloads("Deployment")
-        if _parser().parse_args(_container(d)["args"]).command == "api"
-    )
-    container = _container(api)
-    args = _parser().parse_args(container["args"])
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports["http"] == args.port
-    assert args.host == "0.0.0.0"
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    annotations = api["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(args.port)
-    assert annotations["prometheus.io/path"] == "/metrics"
+def _read_per_source(name: str) -> bool:
+    """Whether Settings.from_env files `name` under a registered source (or the default)."""
+    if "__" in name:
+        source, _, key = name[4:].partition("__")
+        settings = Settings.from_env({name: "x"})
+        plugin = Path(services.__file__).parent / "fetchers"
+        used = any(f'"{key.lower()}"' in p.read_text() for p in plugin.rglob("*.py"))
+        return source.lower() in SOURCES and used and key.lower() in settings.extras[source.lower()]
+    for suffix, field in _PER_SOURCE.items():
+        if name.endswith(suffix):
+            mapping = getattr(Settings.from_env({name: "1"}), field)
+            return set(mapping) <= set(SOURCES) and len(mapping) == 1
+    if name.endswith("_REFRESH"):
+        intervals = Settings.from_env({name: "1d,2d,3d"}).intervals
+        return set(intervals) <= {*SOURCES, "default"} and len(intervals) == 1
+    return False
 
 
-def test_every_service_is_scraped_where_it_serves_metrics() -> None:
-    """Every pod is scraped: the API on its own port, workers on ALM_METRICS_PORT."""
-    metrics_port = Settings.from_env(_env_file("alm.env")).metrics_port
-    assert metrics_port > 0
-    for deployment in _workloads("Deployment"):
+@pytest.mark.parametrize("case", CASES)
+def test_environment_variables_are_ones_the_code_reads(case: str) -> None:
+    """Every ALM_* variable of every container is a name the code reads, or a per-source
+    setting of a registered source that Settings.from_env files under it (an ALM_<SOURCE>__KEY
+    one, a key its plug-in reads)."""
+    literals = _literals()
+    names = {n for w in workloads(render(*CASES[case])) for n in env_of(w) if n.startswith("ALM_")}
+    assert names
+    unread = {n for n in names if n not in literals and not _read_per_source(n)}
+    assert not unread, f"the code reads no {sorted(unread)}"
+
+
+def _mounted(workload: Doc, path: str) -> bool:
+    mounts = container(workload).get("volumeMounts", [])
+    return any(path.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_container_environment_is_accepted(case: str, tmp_path: Path) -> None:
+    """Settings.from_env accepts each container's environment as rendered: Secret references
+    become values, and each file a variable names is on a volume the container mounts."""
+    for workload in workloads(render(*CASES[case])):
+        env = {}
+        for name, entry in env_of(workload).items():
+            value = entry.get("value", "secret-value")
+            if name.endswith(_FILES):
+                assert _mounted(workload, value), f"{name}={value} is on no mounted volume"
+                value = str(tmp_path / name)
+                Path(value).write_text("secret-value\n")
+            env[name] = value
+        settings = Settings.from_env(env)
+        settings.policy()
+        assert (settings.bus, settings.store) == ("kafka", "cassandra")
+
+
+def test_cassandra_credentials_and_tls_reach_the_store() -> None:
+    """With every option on, the store logs in and verifies TLS as the values say; the setup
+    Job that creates topics gets no Cassandra settings it could not use."""
+    docs = render(*CASES["all-on-values"])
+    api = env_of(_only(docs, "api"))
+    assert api["ALM_CASSANDRA_USERNAME"]["value"] == "alm"
+    assert api["ALM_CASSANDRA_TLS_NO_VERIFY_HOSTNAME"]["value"] == "true"
+    assert {"ALM_CASSANDRA_TLS_CA", "ALM_CASSANDRA_TLS_CERT", "ALM_CASSANDRA_TLS_KEY"} <= set(api)
+    [topics] = [j for j in of_kind(docs, "Job") if container(j)["args"][0] == "topics"]
+    assert not [n for n in env_of(topics) if _CREDENTIALS.match(n)]
+    assert [v["name"] for v in pod_spec(topics)["volumes"]] == ["tmp"]
+    existing = env_of(_only(render(*CASES["existing-secrets-values"]), "api"))
+    assert existing["ALM_CASSANDRA_USERNAME"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-superuser",
+        "key": "username",
+    }
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_api_keys_reach_only_their_own_fetcher(case: str) -> None:
+    """A fetcher gets at most its own ALM_<SOURCE>_API_KEY, from a Secret."""
+    for source, deployment in _fetchers(render(*CASES[case])).items():
+        for name, entry in env_of(deployment).items():
+            if name.endswith("_API_KEY"):
+                assert "secretKeyRef" in entry["valueFrom"], name
+                assert Settings.from_env({name: "k"}).api_keys == {source: "k"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_aggregator_replicas_fit_the_partitions(case: str) -> None:
+    """The aggregator (or its autoscaler's maximum) has no more replicas than `alm topics
+    create` makes partitions."""
+    docs = render(*CASES[case])
+    aggregator = _only(docs, "aggregator")
+    scaled = [
+        s for s in of_kind(docs, "ScaledObject") if s["metadata"]["name"].endswith("-aggregator")
+    ]
+    most = scaled[0]["spec"]["maxReplicaCount"] if scaled else aggregator["spec"]["replicas"]
+    topics = [j for j in of_kind(docs, "Job") if container(j)["args"][:2] == ["topics", "create"]]
+    partitions = _command(topics[0]).partitions if topics else values(case)["kafka"]["partitions"]
+    assert 1 <= most <= partitions
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_keda_follows_the_groups_and_topics_the_code_consumes(case: str) -> None:
+    """Each ScaledObject watches the consumer group and topic its Deployment's code reads."""
+    docs = render(*CASES[case])
+    prefix = values(case)["kafka"]["topicPrefix"]
+    groups: dict[str, tuple[str, str]] = {}
+    for source in SOURCES:
+        bus = MemoryBus()
+        FetcherService(SOURCES[source], bus, None, None, SourceConfig(), Policy(), lambda: None)  # type: ignore[arg-type]
+        [group] = bus.topic(refresh_topic(source)).committed
+        groups[f"fetcher-{source}"] = (prefix + group, prefix + refresh_topic(source))
+    assert Aggregator.GROUP == APP_ID
+    groups["aggregator"] = (prefix + APP_ID, prefix + TOPIC_RAW)
+    for scaled in of_kind(docs, "ScaledObject"):
+        target = scaled["spec"]["scaleTargetRef"]["name"]
+        assert scaled["metadata"]["name"] == target
+        [trigger] = scaled["spec"]["triggers"]
+        key = target.removeprefix(f"{target.split('-')[0]}-").removeprefix("all-")
+        watched = (trigger["metadata"]["consumerGroup"], trigger["metadata"]["topic"])
+        assert watched == groups[key], target
+        deployment = next(d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == target)
+        assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_probes_and_scrapes_point_at_what_the_processes_serve(case: str) -> None:
+    """The API's probes are /readyz and /healthz on the port its args bind, which Prometheus
+    also scrapes; each worker service serves /metrics on ALM_METRICS_PORT, the port named
+    `metrics` that its probes and scrape annotations use."""
+    docs = render(*CASES[case])
+    annotate = values(case)["metrics"]["podAnnotations"]
+    for deployment in of_kind(docs, "Deployment"):
+        spec = container(deployment)
+        args = _command(deployment)
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-        args = _container(deployment)["args"]
-        command = _parser().parse_args(args).command
-        port = int(args[args.index("--port") + 1]) if command == "api" else metrics_port
-        assert annotations.get("prometheus.io/scrape") == "true", deployment["metadata"]["name"]
-        assert annotations.get("prometheus.io/port") == str(port)
+        ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
+        if args.command == "api":
+            assert ports == {"http": args.port} and args.host == "0.0.0.0"
+            assert spec["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+            assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+            port = args.port
+        else:
+            settings = _plain_settings(deployment)
+            assert ports == {"metrics": settings.metrics_port} and settings.host == "0.0.0.0"
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert spec[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+            port = settings.metrics_port
+        if annotate:
+            assert annotations["prometheus.io/scrape"] == "true"
+            assert annotations["prometheus.io/port"] == str(port)
+            assert annotations["prometheus.io/path"] == "/metrics"
+        else:
+            assert "prometheus.io/scrape" not in annotations
+    for monitor in of_kind(docs, "PodMonitor"):
+        assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    for monitor in of_kind(docs, "ServiceMonitor"):
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http"]
+
+
+def test_the_chart_carries_the_one_copy_of_rules_and_dashboard() -> None:
+    """deploy/prometheus and deploy/grafana link to the chart's files, and the PrometheusRule
+    and the dashboard ConfigMap hold exactly their content."""
+    chart_files = ROOT / "deploy" / "helm" / "alm" / "files"
+    for link, target in ((RULES, "alm-rules.yml"), (DASHBOARD, "alm-dashboard.json")):
+        assert link.is_symlink() and link.resolve() == (chart_files / target).resolve()
+    docs = render(*CASES["all-on-values"])
+    [rule] = of_kind(docs, "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    [dashboard] = of_kind(docs, "ConfigMap")
+    assert json.loads(dashboard["data"]["alm-dashboard.json"]) == json.loads(DASHBOARD.read_text())
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
 def test_every_container_has_requests_and_limits() -> None:
-    """Each container declares CPU and memory requests and limits and runs as non-root."""
-    for workload in _workloads("Deployment") + _workloads("Job"):
-        container = _container(workload)
-        for part in ("requests", "limits"):
-            assert set(container["resources"][part]) == {"cpu", "memory"}, workload
-        assert workload["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-
-
-def test_env_files_hold_settings_the_code_reads() -> None:
-    """alm.env and site.env.example set the distributed mode's ALM_* settings."""
-    env = {**_env_file("alm.env"), **_env_file("site.env.example")}
-    assert set(env) == {
-        "ALM_BUS",
-        "ALM_STORE",
-        "ALM_CASSANDRA_PORT",
-        "ALM_CASSANDRA_KEYSPACE",
-        "ALM_RAW_TTL_DAYS",
-        "ALM_KAFKA_BOOTSTRAP",
-        "ALM_CASSANDRA_HOSTS",
-        "ALM_CONTACT_EMAIL",
-        "ALM_METRICS_PORT",
-        "ALM_HOST",
-        "ALM_STATUS_CACHE_SECONDS",
-    }
-    assert all(value == "" for value in _env_file("site.env.example").values())
-    settings = Settings.from_env(_env_file("alm.env"))
-    assert (settings.bus, settings.store) == ("kafka", "cassandra")
-    assert settings.status_cache_seconds == 30
+    """Each container declares CPU and memory requests and limits."""
+    for case in CASES:
+        for workload in workloads(render(*CASES[case])):
+            resources = container(workload)["resources"]
+            for part in ("requests", "limits"):
+                assert set(resources[part]) == {"cpu", "memory"}, workload["metadata"]["name"]
+            assert pod_spec(workload)["securityContext"]["runAsNonRoot"] is True
 
 
 # -- Prometheus rules and the Grafana dashboard ----------------------------------------------
@@ -230,10 +334,11 @@ _SUFFIXES = {
 
 
 def _definitions() -> dict[str, tuple[str, set[str]]]:
-    """Metric family -> (type, label names), read from the definitions in telemetry.py."""
-    tree = ast.parse(Path(telemetry.__file__).read_text())
+    """Metric family -> (type, label names), read from the definitions in the telemetry
+    modules (services/fetchers/telemetry.py, services/telemetry/)."""
     out: dict[str, tuple[str, set[str]]] = {}
-    for node in ast.walk(tree):
+    nodes = (n for m in TELEMETRY for n in ast.walk(ast.parse(Path(m.__file__).read_text())))
+    for node in nodes:
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
         if node.func.id not in _SUFFIXES:
@@ -257,10 +362,11 @@ def _telemetry() -> dict[str, set[str]]:
 
 
 def test_telemetry_parse_finds_every_metric() -> None:
-    """The AST reading of telemetry.py finds every metric object the module defines."""
+    """The AST reading of the telemetry modules finds every metric object they define."""
     defined = {
         metric.name
-        for value in vars(telemetry).values()
+        for module in TELEMETRY
+        for value in vars(module).values()
         if isinstance(value, MetricWrapperBase)
         for metric in value.describe()
     }
@@ -272,6 +378,7 @@ _FUNCTIONS_AND_KEYWORDS = re.compile(r"\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\(")
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\{([^}]*)\}")
 _IDENT = re.compile(r"(?<![\w.$:])([a-zA-Z_:][a-zA-Z0-9_:]*)")
+_MATCHER = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
 _DEFAULT_LABELS = {"instance", "job"}
 
@@ -290,7 +397,7 @@ def _parse(expr: str) -> tuple[set[str], list[tuple[str | None, set[str]]], set[
     } - {""}
     expr = _GROUPING.sub(" ", expr)
     selectors = [
-        (name or None, {m.split("=")[0].rstrip("!~").strip() for m in body.split(",") if m})
+        (name or None, {_MATCHER.match(m)[1] for m in body.split(",") if m.strip()})  # type: ignore[index]
         for name, body in _SELECTOR.findall(expr)
     ]
     expr = _SELECTOR.sub(lambda m: f" {m.group(1) or ''} ", expr)
@@ -323,7 +430,7 @@ def _check(expr: str, recorded: set[str]) -> None:
     assert names, expr
     for name in names:
         if name.startswith("alm_"):
-            assert name in exported, f"{name} is not exported by telemetry.py ({expr})"
+            assert name in exported, f"{name} is not exported by the services ({expr})"
         elif name.startswith("alm:"):
             assert name in recorded, f"{name} is not a recording rule ({expr})"
         else:
@@ -336,7 +443,7 @@ def _check(expr: str, recorded: set[str]) -> None:
 
 
 def test_rules_use_only_exported_metrics_and_labels() -> None:
-    """Every metric in the rules is exported by telemetry.py (or a recording rule, or a
+    """Every metric in the rules is exported by the services (or a recording rule, or a
     prometheus_client default such as process_start_time_seconds), with real label names."""
     rules = _rules()
     recorded = {r["record"] for r in rules if "record" in r}
@@ -346,9 +453,9 @@ def test_rules_use_only_exported_metrics_and_labels() -> None:
 
 
 def test_dashboard_uses_only_exported_metrics_and_labels() -> None:
-    """Every panel query and variable of the dashboard reads metrics telemetry.py exports."""
+    """Every panel query and variable of the dashboard reads metrics the services export."""
     exprs = list(_dashboard_exprs())
-    assert len(exprs) >= 8
+    assert len(exprs) >= 30
     for expr in exprs:
         _check(expr, set())
 
@@ -363,7 +470,7 @@ def test_rule_unit_tests_feed_exported_series() -> None:
 
 
 def test_every_exported_metric_is_watched() -> None:
-    """Each telemetry metric appears in the rules and on the dashboard."""
+    """Each exported metric appears in the rules and on the dashboard."""
     rule_names = set().union(*(_parse(r["expr"])[0] for r in _rules()))
     dash_names = set().union(*(_parse(e)[0] for e in _dashboard_exprs()))
     families = {name for name in _telemetry() if not name.endswith(("_sum", "_bucket"))}
@@ -381,7 +488,17 @@ def test_parser_catches_unknown_names() -> None:
         "rate(alm_upstream_request_total[5m])",
         'sum by (source) (alm_source_paused{reason="x"})',
         "sum by (host) (alm_source_paused)",
+        'alm_api_request_duration_seconds_count{path!~"/metrics"}',
         "alm:nothing:rate5m > 0",
     ):
         with pytest.raises(AssertionError):
             _check(bad, set())
+
+
+def test_every_alert_says_what_to_do_in_the_operations_guide() -> None:
+    """docs/operations.md has a section per alert of the rules, with its severity, and none
+    for an alert that does not exist."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    documented = dict(re.findall(r"^### (Alm\w+) \((\w+)\)$", text, re.MULTILINE))
+    alerts = {r["alert"]: r["labels"]["severity"] for r in _rules() if "alert" in r}
+    assert documented == alerts
