@@ -11,7 +11,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.embedded import refresh_until_idle
-from services.registration import register
 from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
 PCBI = "10.1371/journal.pcbi.1000204"  # PMID 18974831, PMCID PMC2568856 in the fixtures
@@ -21,7 +20,7 @@ PEERJ = "10.7717/peerj.4375"
 @pytest.fixture
 async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
     async with pipeline_kit(tmp_path) as k:
-        await register([PCBI, PEERJ], k.store, k.bus, k.clock())
+        await k.register([PCBI, PEERJ])
         await refresh_until_idle(k.pipeline)
         yield k
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from services.core.events import TOPIC_CHANGED, TOPIC_DEADLETTER, TOPIC_RETRY
 from services.embedded import refresh_until_idle
-from services.registration import register
 from tests.unit.pipeline_kit import pipeline_kit
 
 PEERJ = "10.7717/peerj.4375"
@@ -33,9 +32,7 @@ def _fixture_count(source: str, doi: str) -> int:
 async def test_registered_works_are_refreshed_from_every_source(tmp_path: Path) -> None:
     """A registered DOI ends with each source's recorded count stored, and changes emitted."""
     async with pipeline_kit(tmp_path) as kit:
-        await register(
-            [f"https://doi.org/{PEERJ.upper()}", NATURE], kit.store, kit.bus, kit.clock()
-        )
+        await kit.register([f"https://doi.org/{PEERJ.upper()}", NATURE])
         summary = await refresh_until_idle(kit.pipeline)
         assert summary.requested == 6 and summary.refreshed == 6 and summary.errors == 0
         states = await kit.store.states_for([PEERJ])
@@ -52,7 +49,7 @@ async def test_batch_source_fetches_many_works_in_one_call(tmp_path: Path) -> No
     sources = ("openalex", "crossref", "datacite")
     async with pipeline_kit(tmp_path, synthetic=True, sources=sources) as kit:
         dois = [f"10.5555/batch.{i}" for i in range(120)]
-        await register(dois, kit.store, kit.bus, kit.clock())
+        await kit.register(dois)
         summary = await refresh_until_idle(kit.pipeline)
         hits = kit.hits()
         assert hits["datacite"] == 120
@@ -67,7 +64,7 @@ async def test_batch_source_fetches_many_works_in_one_call(tmp_path: Path) -> No
 async def test_unknown_work_counts_zero_not_error(tmp_path: Path) -> None:
     """An upstream 'not found' stores zero with status not_found, never an error."""
     async with pipeline_kit(tmp_path) as kit:
-        await register([ZENODO], kit.store, kit.bus, kit.clock())
+        await kit.register([ZENODO])
         summary = await refresh_until_idle(kit.pipeline)
         assert summary.errors == 0
         states = (await kit.store.states_for([ZENODO]))[ZENODO]
@@ -79,7 +76,7 @@ async def test_malformed_response_is_recorded_error_and_keeps_totals(tmp_path: P
     """Truncated JSON later on becomes a visible fetch error; the stored total is untouched,
     the work goes to the retry topic, and a later success clears the error."""
     async with pipeline_kit(tmp_path) as kit:
-        await register([PEERJ], kit.store, kit.bus, kit.clock())
+        await kit.register([PEERJ])
         await refresh_until_idle(kit.pipeline)
         before = (await kit.store.states([(PEERJ, "crossref")]))[(PEERJ, "crossref")]
 
@@ -110,7 +107,7 @@ async def test_html_429_is_retried_then_dead_lettered(tmp_path: Path) -> None:
     """Crossref's HTML 429 is a retryable error; after the last attempt it goes to dead letter."""
     async with pipeline_kit(tmp_path, sources=("crossref",)) as kit:
         kit.fail("crossref", PEERJ, 429, "<html><h1>429 Too Many Requests</h1></html>", "text/html")
-        await register([PEERJ], kit.store, kit.bus, kit.clock())
+        await kit.register([PEERJ])
         for _ in range(kit.pipeline.scheduler.policy.max_attempts):
             await refresh_until_idle(kit.pipeline)
             kit.clock.advance(timedelta(hours=7))
@@ -122,7 +119,7 @@ async def test_html_429_is_retried_then_dead_lettered(tmp_path: Path) -> None:
 async def test_nothing_due_means_no_upstream_calls(tmp_path: Path) -> None:
     """Right after a refresh nothing is due; when the interval passes the work is due again."""
     async with pipeline_kit(tmp_path, sources=("crossref",)) as kit:
-        await register([PEERJ], kit.store, kit.bus, kit.clock())
+        await kit.register([PEERJ])
         await refresh_until_idle(kit.pipeline)
         calls = kit.hits()["crossref"]
         again = await refresh_until_idle(kit.pipeline)
