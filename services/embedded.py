@@ -132,24 +132,32 @@ async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
 
 
 async def keep_reconciling(
-    p: Pipeline, stop: asyncio.Event, every: float, pause: float = 0.02
+    p: Pipeline,
+    stop: asyncio.Event,
+    every: float,
+    pause: float = 0.02,
+    passed: asyncio.Event | None = None,
 ) -> None:
     """A reconcile pass over every work now, then one every `every` seconds, until `stop`;
-    a short `pause` between pages leaves the store to the other services."""
+    a short `pause` between pages leaves the store to the other services. `passed` is set
+    once a whole pass is done."""
     while not stop.is_set():
+        wait = every
         try:
             added = works = 0
             while not stop.is_set():
                 page = await p.scheduler.reconcile()
                 added, works = added + page.added, works + page.works
                 if page.done:
+                    log.info("reconcile_pass_done", works=works, added=added)
+                    if passed is not None:
+                        passed.set()
                     break
                 await _pause(stop, pause)
-            log.info("reconcile_pass_done", works=works, added=added)
         except Exception:
             log.exception("reconcile_failed_retrying")
-            every = min(every, 60.0)
-        await _pause(stop, every)
+            wait = min(every, 60.0)
+        await _pause(stop, wait)
 
 
 def _idle(p: Pipeline) -> Callable[[], Awaitable[bool]]:
@@ -164,9 +172,13 @@ def _idle(p: Pipeline) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def _report_idle(p: Pipeline, on_idle: Callable[[RunSummary], Awaitable[None]]) -> None:
-    """Call `on_idle` with what was done the first time the pipeline is idle."""
+async def _report_idle(
+    p: Pipeline, reconciled: asyncio.Event, on_idle: Callable[[RunSummary], Awaitable[None]]
+) -> None:
+    """Call `on_idle` with what was done the first time the pipeline is idle, once the first
+    reconcile pass is done (the works it found unscheduled are part of the work there was)."""
     before, idle = _counters(p), _idle(p)
+    await reconciled.wait()
     while not await idle():  # noqa: ASYNC110 (a store read decides, not an event)
         await asyncio.sleep(0.2)
     await on_idle(_since(p, before))
@@ -182,10 +194,10 @@ async def run_services(
     nothing is due or in flight; then shut down within `pacing.grace` seconds. Returns what
     was done from start to shutdown."""
     before = _counters(p)
-    drain = asyncio.Event()
+    drain, reconciled = asyncio.Event(), asyncio.Event()
     producers = [
         asyncio.create_task(keep_ticking(p, stop, pacing.tick_seconds)),
-        asyncio.create_task(keep_reconciling(p, stop, pacing.reconcile_seconds)),
+        asyncio.create_task(keep_reconciling(p, stop, pacing.reconcile_seconds, passed=reconciled)),
         *(
             asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
             for f in p.fetchers
@@ -195,7 +207,7 @@ async def run_services(
         asyncio.create_task(keep_stepping("scheduler", p.scheduler.step, drain, drain=True)),
         asyncio.create_task(keep_stepping("aggregator", p.aggregator.step, drain, drain=True)),
     ]
-    watcher = asyncio.create_task(_report_idle(p, on_idle)) if on_idle else None
+    watcher = asyncio.create_task(_report_idle(p, reconciled, on_idle)) if on_idle else None
     try:
         await stop.wait()
     finally:

@@ -320,13 +320,25 @@ class CassandraStore:
         await _gather([chain(ix) for ix in by_id.values()], 64)
         done = [r for r in out if r is not None]
         if schedule is not None:
-            final = {r.work.work_id: r.work for r in done}  # the last merge of each work
-            plan: dict[str, list[DueEntry]] = {}
-            for work in final.values():
-                for source, entry in schedule(work).items():
-                    plan.setdefault(source, []).append(entry)
-            await self._write_rounds(cql, [], {}, plan, only_missing=True)
+            await self._schedule_registered(cql, done, schedule)
         return done
+
+    async def _schedule_registered(
+        self, cql: CqlSession, done: Sequence[Registration], schedule: Schedule
+    ) -> None:
+        """The due entries the registered works lack. A work this call created has no entry
+        yet (it won its identifier's claim), so only known works' positions are read."""
+        final = {r.work.work_id: r.work for r in done}  # the last merge of each work
+        created = {r.work.work_id for r in done if r.created}
+        plan: dict[str, list[DueEntry]] = {}
+        absent: dict[tuple[str, str], tuple[int, int] | None] = {}
+        for work in final.values():
+            for source, entry in schedule(work).items():
+                plan.setdefault(source, []).append(entry)
+                if work.work_id in created:
+                    absent[(work.work_id, source)] = None
+        self._remember(absent)
+        await self._write_rounds(cql, [], {}, plan, only_missing=True)
 
     async def _register_one(self, cql: CqlSession, work: Work) -> Registration:
         idents = work.identifiers()

@@ -183,7 +183,7 @@ async def _run(
             where = f" (offline: stub upstream {settings.upstream_root})" if offline else ""
             print(f"ALM embedded: data in {settings.data_dir.resolve()}{where}")
             if isinstance(bus, MemoryBus) and (released := await release_dead_leases(pipeline)):
-                print(f"refreshes: {released} left in flight by a previous run are due again")
+                print(f"restart: {released} refreshes left in flight by the last run are due")
             api_runner = await _serve_api(settings, store, bus)
             print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
             await _register_and_refresh(settings, pipeline, works_file, once, stop)

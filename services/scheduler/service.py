@@ -135,25 +135,29 @@ class Scheduler:
         return total
 
     async def step(self, timeout: float) -> int:
-        """Consume one batch of works, retries and dead letters into the due-index."""
+        """Consume one batch of works, retries and dead letters into the due-index (the
+        announced works' missing entries in one write)."""
         messages = await self.consumer.poll(1000, timeout)
         if not messages:
             return 0
+        announced: list[Work] = []
         for message in messages:
             try:
-                await self._apply(message)
+                if message.topic == TOPIC_WORKS:
+                    event = check("work", message.value)
+                    if event["event"] == "registered":
+                        announced.append(Work.from_dict(event["work"]))
+                else:
+                    await self._apply(message)
             except (SchemaViolation, KeyError, ValueError) as exc:
                 log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
+        if announced:
+            await self.schedule_new(announced, self.clock())
         await self.consumer.commit()
         return len(messages)
 
     async def _apply(self, message: Message) -> None:
         now = self.clock()
-        if message.topic == TOPIC_WORKS:
-            event = check("work", message.value)
-            if event["event"] == "registered":
-                await self.schedule_new(Work.from_dict(event["work"]), now)
-            return
         event = check("failed_refresh", message.value)
         if "bad_event" in event:
             self.dead += 1
@@ -180,10 +184,10 @@ class Scheduler:
             next_due=when.isoformat(),
         )
 
-    async def schedule_new(self, work: Work, now: datetime) -> None:
-        """Give an announced work the entries it lacks (registration normally wrote them; an
-        entry it has, or a lease, is kept: reading the event again changes nothing)."""
-        await self.store.add_missing_due(self.scheduling.per_source([work], now))
+    async def schedule_new(self, works: Sequence[Work], now: datetime) -> None:
+        """Give announced works the entries they lack (registration normally wrote them; an
+        entry a work has, or a lease, is kept: reading an event again changes nothing)."""
+        await self.store.add_missing_due(self.scheduling.per_source(works, now))
 
     async def reconcile(self) -> ReconcileStep:
         """One page of a reconcile pass: the next `reconcile_page` works in id order each get

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,9 +79,13 @@ CORE_SOURCES = ("crossref", "openalex", "europepmc")
 
 @asynccontextmanager
 async def pipeline_kit(
-    tmp: Path, synthetic: bool = False, sources: tuple[str, ...] = CORE_SOURCES
+    tmp: Path,
+    synthetic: bool = False,
+    sources: tuple[str, ...] = CORE_SOURCES,
+    rates: Mapping[str, float] | None = None,
 ) -> AsyncIterator[Kit]:
-    """A migrated SQLite store, a memory bus and every service, fetching from the stub."""
+    """A migrated SQLite store, a memory bus and every service, fetching from the stub (at
+    1,000 requests/s a source unless `rates` says otherwise)."""
     app = stub_server.init_app(SOURCES, FIXTURES, synthetic)
     runner, root = await stub_server.start(app)
     clock = Clock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
@@ -89,7 +93,9 @@ async def pipeline_kit(
     store = SqliteStore(tmp / "alm.sqlite")
     await store.migrate()
     bus = MemoryBus()
-    http = HttpSettings(retries=0, max_wait=0.5, rates={name: 1000.0 for name in SOURCES})
+    http = HttpSettings(
+        retries=0, max_wait=0.5, rates={**{name: 1000.0 for name in SOURCES}, **(rates or {})}
+    )
     pipeline = make_pipeline(settings, bus, store, clock=clock, rng=random.Random(7), http=http)
     try:
         async with pipeline.caller:

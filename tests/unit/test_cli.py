@@ -131,3 +131,56 @@ def test_source_extras_and_dates_reach_the_plugin(monkeypatch: pytest.MonkeyPatc
     assert ("end_date", "2025-12") in request.params
     assert ("customer_id", "cust-7") in request.params
     assert settings.source_config("wikipedia").extra == {"languages": "en,sv"}
+
+
+def test_import_schedules_every_work_not_only_the_first_thousand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alm works import` of 5,000 DOIs leaves each one due from every source that can fetch
+    it (one scheduler step of 1,000 events used to index the first 1,000 only)."""
+    path = tmp_path / "dois.txt"
+    path.write_text("".join(f"10.5555/unit.{n}\n" for n in range(5000)))
+
+    assert main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)]) == 0
+
+    assert "works: 5000 registered, 0 already known, 0 invalid" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "data" / "alm.sqlite") as conn:
+        per_source = dict(conn.execute("SELECT source, count(*) FROM due GROUP BY source"))
+        works = conn.execute("SELECT count(DISTINCT work_id) FROM due").fetchone()[0]
+    assert per_source == {s.name: 5000 for s in selected_sources(Settings.from_env())}
+    assert works == 5000
+
+
+def test_run_refreshes_works_an_older_version_left_unscheduled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Works registered without due entries (what the old import and a crash left behind)
+    are found by the start-up reconcile and refreshed by the same run."""
+    data, empty = str(tmp_path / "data"), tmp_path / "none.txt"
+    empty.write_text("")
+    assert main(["--data-dir", data, "works", "add", "10.5555/old.1", "10.5555/old.2"]) == 0
+    with sqlite3.connect(tmp_path / "data" / "alm.sqlite") as conn:
+        conn.execute("DELETE FROM due")
+    capsys.readouterr()
+
+    port = str(_free_port())
+    assert (
+        main(
+            [
+                "--data-dir",
+                data,
+                "run",
+                "--offline",
+                "--once",
+                "--port",
+                port,
+                "--works",
+                str(empty),
+            ]
+        )
+        == 0
+    )
+
+    sources = len(selected_sources(Settings.from_env()))
+    out = capsys.readouterr().out
+    assert f"refreshes: {2 * sources} requested, {2 * sources} done, 0 errors" in out

@@ -117,17 +117,16 @@ def test_every_registry_source_has_exactly_one_fetcher() -> None:
         assert deployment["spec"]["strategy"]["type"] == "Recreate", source
 
 
-def test_scheduler_schedules_the_running_fetchers() -> None:
-    """ALM_SOURCES of the scheduler names exactly the sources whose fetcher runs."""
-    scheduler = next(
-        d
-        for d in _workloads("Deployment")
-        if _parser().parse_args(_container(d)["args"]).command == "scheduler"
-    )
-    env = {e["name"]: e.get("value") for e in _container(scheduler).get("env", [])}
-    scheduled = set(Settings.from_env(env).sources)
+def test_every_service_schedules_the_running_fetchers() -> None:
+    """ALM_SOURCES, shared by every service (the scheduler, and the API that schedules the
+    works it registers), names exactly the sources whose fetcher runs; no workload overrides
+    it."""
+    scheduled = set(Settings.from_env(_env_file("alm.env")).sources)
     running = {s for s, d in _fetchers().items() if d["spec"]["replicas"] > 0}
     assert scheduled == running
+    for workload in _workloads("Deployment") + _workloads("Job"):
+        names = {e["name"] for e in _container(workload).get("env", [])}
+        assert "ALM_SOURCES" not in names, workload["metadata"]["name"]
 
 
 def test_api_keys_reach_only_their_own_fetcher() -> None:
@@ -212,6 +211,7 @@ def test_env_files_hold_settings_the_code_reads() -> None:
         "ALM_METRICS_PORT",
         "ALM_HOST",
         "ALM_STATUS_CACHE_SECONDS",
+        "ALM_SOURCES",
     }
     assert all(value == "" for value in _env_file("site.env.example").values())
     settings = Settings.from_env(_env_file("alm.env"))
