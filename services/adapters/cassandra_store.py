@@ -6,8 +6,14 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 - Registration: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two
   processes registering the same DOI concurrently make one work, and the first mapping of a
   PMID/PMCID wins (SQLite's INSERT OR IGNORE).
+- Registration with a schedule: the works' missing due entries go through the due-index's
+  batched write (`_write_rounds`, only where a work has no position) before `register`
+  returns; a work the call created is known to have none, so only known works' positions are
+  read. A crash in between leaves a known work without an entry, which registering it again
+  or the scheduler's reconcile (`works_after` pages) repairs.
 - Works in work-id order: `work_index` spreads ids over 16 clustered shards; a page merges
-  them. `count_works` and `source_summary` read every row (O(works), for status pages).
+  them (`works_after`: each shard read after the id, merged). `count_works` and
+  `source_summary` read every row (O(works), for status pages).
 - Aggregates: history points, events and leaderboard rows are written first and the state row
   last, so a crash in between is repaired by the redelivered observation (the state, which
   decides whether an observation is new, is only stored once everything else is).
@@ -25,6 +31,8 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
   only leaves a row that the scan removes), and `write_aggregates(items, due)` writes it in
   the state row. A `source_totals` row that only holds a position (a work not yet refreshed
   from that source) is no state: reads skip rows without a status.
+  A lease (the scheduler's) is marked in its due row (`leased`, migration 005), so
+  `release_leases` reads only the hours the leases run out in.
 
 Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
 Upserts only, no counter columns; every write can be retried.

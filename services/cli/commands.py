@@ -161,6 +161,11 @@ async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -
     what the first refresh did; with `once`, exit then. SIGINT/SIGTERM stop it cleanly at any
     moment (within ALM_SHUTDOWN_GRACE seconds; a second signal stops at once)."""
     stop = _stop_event(force_on_second=True)  # before anything starts
+    if settings.bus != "memory":
+        raise UsageError(
+            "`alm run` is the embedded mode, over the in-process bus: unset ALM_BUS "
+            "(the distributed mode runs `alm scheduler`, `alm fetcher`, ... as processes)"
+        )
     with _only_run(settings):
         return await _run(settings, works_file, offline, once, stop)
 

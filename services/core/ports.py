@@ -2,6 +2,11 @@
 
 Adapters implement these Protocols (in-process and Kafka for the bus; SQLite and Cassandra for
 the store); the core and the service logic import only these.
+
+A registered work always ends with a due entry for every enabled source that can fetch it
+(DESIGN.md, invariant 1): `WorkStore.register(works, schedule)` writes the works with their
+entries, `DueIndex.add_missing_due` repairs a gap without touching what is there, and
+`WorkStore.works_after` lets a reconcile page through every work in bounded memory.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ scheduled chunks, which importing again completes. Prints how long the import to
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -88,3 +89,29 @@ def test_an_import_killed_half_way_leaves_whole_chunks_that_a_rerun_completes(
     registered, per_work, per_source = _schedule(db)
     assert registered == set(dois)
     assert per_source == dict.fromkeys(sources, len(dois))
+
+
+def test_sigterm_stops_an_import_between_chunks(tmp_path: Path) -> None:
+    """SIGTERM during an import ends it between two chunks, saying how far it got; what it
+    registered is scheduled, and importing again completes it."""
+    dois = synthetic_works(40_000, "stopped")
+    works = write_works(tmp_path / "dois.txt", dois)
+    db = tmp_path / "data" / "alm.sqlite"
+
+    first = _import(tmp_path, works, "first")
+    deadline = time.monotonic() + 300
+    while not db.exists() or len(_schedule(db)[0]) < 5_000:
+        assert first.proc.poll() is None, f"import ended before it was stopped; {first.describe()}"
+        assert time.monotonic() < deadline, first.describe()
+        time.sleep(0.05)
+    first.signal(signal.SIGTERM)
+
+    assert first.wait_exit(60) == 1, first.describe()
+    assert any(line.startswith("works: stopped after ") for line in first.lines), first.lines
+    registered, per_work, _ = _schedule(db)
+    assert 0 < len(registered) < len(dois)
+    assert set(per_work) == registered
+    assert set(per_work.values()) == {len(fetching_sources())}
+    again = _import(tmp_path, works, "again")
+    assert again.wait_exit(300) == 0, again.describe()
+    assert _schedule(db)[0] == set(dois)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import sqlite3
 from pathlib import Path
@@ -184,3 +185,26 @@ def test_run_refreshes_works_an_older_version_left_unscheduled(
     sources = len(selected_sources(Settings.from_env()))
     out = capsys.readouterr().out
     assert f"refreshes: {2 * sources} requested, {2 * sources} done, 0 errors" in out
+
+
+def test_run_refuses_a_data_dir_another_run_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two `alm run` on one data directory would release each other's leases: the second
+    one stops with a message instead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / "alm.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["--data-dir", str(data), "run", "--offline", "--once"])
+    assert code == 2
+    assert "another `alm run` is using" in capsys.readouterr().err
+
+
+def test_run_is_the_embedded_mode_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`alm run` over Kafka is refused with what to do instead."""
+    monkeypatch.setenv("ALM_BUS", "kafka")
+    assert main(["--data-dir", str(tmp_path), "run", "--offline", "--once"]) == 2
+    assert "unset ALM_BUS" in capsys.readouterr().err

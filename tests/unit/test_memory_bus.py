@@ -309,3 +309,20 @@ async def test_a_group_that_subscribes_late_reads_the_window_then_trims_as_it_co
 
     assert len(bus.topic(TOPIC).log) == 20  # the group has not read these: all kept
     assert bus.backlog() == 20
+
+
+async def test_pending_counts_the_events_of_packed_records() -> None:
+    """`pending` counts events not committed, whatever number of records they were packed in;
+    `lag` counts records."""
+    bus = MemoryBus()
+    consumer = bus.consumer([TOPIC], "g")
+    await bus.publish(TOPIC, items(*range(120)), pack=50)  # records of 50, 50, 20
+
+    assert (bus.pending(TOPIC, "g"), bus.lag(TOPIC, "g")) == (120, 3)
+    assert len(await consumer.poll(60, timeout=0)) == 100  # whole records
+    assert bus.pending(TOPIC, "g") == 120  # polled, not committed
+    await consumer.commit()
+    assert (bus.pending(TOPIC, "g"), bus.lag(TOPIC, "g")) == (20, 1)
+    await consumer.poll(60, timeout=0)
+    await consumer.commit()
+    assert (bus.pending(TOPIC, "g"), bus.backlog()) == (0, 0)
