@@ -26,11 +26,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
@@ -74,6 +76,23 @@ def fetching_sources() -> list[str]:
     return [s.name for s in selected_sources(Settings())]
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def reap() -> Iterator[None]:
+    """Kill (by its pid) every `alm` process a test started and left running, pass or fail
+    (a test module imports this fixture to use it)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 @dataclass
 class Alm:
     """An `alm` process whose output lines the test can wait for."""
@@ -96,6 +115,7 @@ class Alm:
                 stdin=subprocess.DEVNULL,
                 text=True,
             )
+        _STARTED.append(proc)
         alm = cls(proc, log)
         alm.reader = threading.Thread(target=alm._read, daemon=True)
         alm.reader.start()

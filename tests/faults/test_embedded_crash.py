@@ -22,6 +22,7 @@ from tests.faults.embedded_oracle import (
     baseline,
     changes_in,
     fetching_sources,
+    reap,  # noqa: F401 (autouse: ends what a test left)
     reconcile,
     stored_pairs,
     synthetic_works,

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.embedded_oracle import Alm, fetching_sources, synthetic_works, write_works
+from tests.faults.embedded_oracle import (
+    Alm,
+    fetching_sources,
+    reap,  # noqa: F401 (autouse: ends what a test left)
+    synthetic_works,
+    write_works,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -29,6 +35,20 @@ def _schedule(db: Path) -> tuple[set[str], Counter[str], Counter[str]]:
             dict(conn.execute("SELECT source, count(*) FROM due GROUP BY source").fetchall())
         )
     return works, per_work, per_source
+
+
+def _wait_registered(db: Path, alm: Alm, count: int, timeout: float = 300) -> None:
+    """Until `count` works are stored (the import is well under way)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if len(_schedule(db)[0]) >= count:
+                return
+        except sqlite3.OperationalError:  # not there or not migrated yet
+            pass
+        assert alm.proc.poll() is None, f"import ended first; {alm.describe()}"
+        assert time.monotonic() < deadline, alm.describe()
+        time.sleep(0.05)
 
 
 def _import(tmp: Path, works: Path, name: str) -> Alm:
@@ -70,11 +90,7 @@ def test_an_import_killed_half_way_leaves_whole_chunks_that_a_rerun_completes(
     sources = fetching_sources()
 
     first = _import(tmp_path, works, "first")
-    deadline = time.monotonic() + 300
-    while not db.exists() or len(_schedule(db)[0]) < 5_000:
-        assert first.proc.poll() is None, f"import ended before it was killed; {first.describe()}"
-        assert time.monotonic() < deadline, first.describe()
-        time.sleep(0.05)
+    _wait_registered(db, first, 5_000)
     first.kill()
     registered, per_work, _ = _schedule(db)
     assert 0 < len(registered) < len(dois)
@@ -99,11 +115,7 @@ def test_sigterm_stops_an_import_between_chunks(tmp_path: Path) -> None:
     db = tmp_path / "data" / "alm.sqlite"
 
     first = _import(tmp_path, works, "first")
-    deadline = time.monotonic() + 300
-    while not db.exists() or len(_schedule(db)[0]) < 5_000:
-        assert first.proc.poll() is None, f"import ended before it was stopped; {first.describe()}"
-        assert time.monotonic() < deadline, first.describe()
-        time.sleep(0.05)
+    _wait_registered(db, first, 5_000)
     first.signal(signal.SIGTERM)
 
     assert first.wait_exit(60) == 1, first.describe()
