@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.service import Aggregator
+from services.core.events import refresh_topic
 from services.core.ports import Bus, Store
 from services.core.staleness import Policy
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES, get_source
 from services.fetchers.service import FetcherService
+from services.registration import Scheduling
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.settings import Settings
 from services.telemetry.store import instrument
@@ -32,7 +34,7 @@ def make_bus(settings: Settings) -> Bus:
     if settings.bus == "memory":
         from services.adapters.memory_bus import MemoryBus
 
-        return MemoryBus()
+        return MemoryBus(window=settings.event_window)
     if settings.bus == "kafka":
         from services.adapters.kafka_bus import KafkaBus
 
@@ -72,6 +74,11 @@ def selected_sources(settings: Settings) -> list[Source]:
     return [s for s in SOURCES.values() if s.missing_config(settings.source_config(s.name)) is None]
 
 
+def make_scheduling(settings: Settings) -> Scheduling:
+    """What registration owes a work: entries from the sources this configuration runs."""
+    return Scheduling(tuple(selected_sources(settings)), settings.policy())
+
+
 def make_caller(
     settings: Settings, sources: list[Source], http: HttpSettings | None = None
 ) -> HttpCaller:
@@ -109,7 +116,9 @@ def make_pipeline(
     rng = rng or random.Random()
     sources = selected_sources(settings)
     caller = make_caller(settings, sources, http)
-    scheduler = Scheduler(sources, bus, store, policy, SchedulerSettings(), clock, rng)
+    scheduler = Scheduler(
+        sources, bus, store, policy, SchedulerSettings(), clock, rng, backlog=_backlog(bus)
+    )
     fetchers = [
         FetcherService(
             s, bus, store, caller, settings.source_config(s.name), policy, clock, rng=rng
@@ -118,3 +127,13 @@ def make_pipeline(
     ]
     aggregator = Aggregator(bus, store, policy, clock, rng)
     return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock)
+
+
+def _backlog(bus: Bus) -> Callable[[str], int] | None:
+    """How many refresh requests of a source its fetcher has not committed, where the bus can
+    tell (the in-process one); the scheduler keeps each source's queue short with it."""
+    from services.adapters.memory_bus import MemoryBus
+
+    if not isinstance(bus, MemoryBus):
+        return None
+    return lambda source: bus.pending(refresh_topic(source), FetcherService.group_of(source))

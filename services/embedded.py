@@ -1,18 +1,23 @@
 """The embedded default: every service in one process over the in-process bus and SQLite.
 
-`refresh_until_idle` drives the pipeline step by step until nothing is due or in flight (what
-`alm run` prints a summary after); `run_forever` then keeps every service looping.
+`run_services` keeps every service looping on its own (the API serves meanwhile), reports when
+the work there was is done, and on `stop` shuts down within a bound: fetches under way finish
+and are published, what is on the bus is aggregated and recorded, the rest stays leased in the
+store. `release_dead_leases` frees, at start-up, the leases a previous process held: its
+in-process bus, and the refresh requests in it, died with it. `refresh_until_idle` drives the
+pipeline in rounds (tests and benchmarks, with a clock they move by hand).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
+from services.adapters.memory_bus import MemoryBus
 from services.bootstrap import Pipeline
 from services.telemetry.pipeline import STEP_FAILURES
 
@@ -30,6 +35,16 @@ class RunSummary:
     upstream_calls: int
 
 
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How often the scheduler looks for due works and reconciles, and how long a shutdown may
+    take (`grace`, seconds): half of it for fetches under way, the rest to drain the bus."""
+
+    tick_seconds: float = 0.5
+    reconcile_seconds: float = 6 * 3600.0
+    grace: float = 20.0
+
+
 def _counters(p: Pipeline) -> tuple[int, int, int, int, int]:
     return (
         p.scheduler.emitted,
@@ -40,10 +55,19 @@ def _counters(p: Pipeline) -> tuple[int, int, int, int, int]:
     )
 
 
-async def refresh_until_idle(p: Pipeline, max_rounds: int = 100_000) -> RunSummary:
-    """Run scheduler, fetchers and aggregator until no service has work left."""
+def _since(p: Pipeline, before: tuple[int, int, int, int, int]) -> RunSummary:
+    return RunSummary(*(a - b for a, b in zip(_counters(p), before, strict=True)))
+
+
+async def refresh_until_idle(
+    p: Pipeline, max_rounds: int = 100_000, stop: asyncio.Event | None = None
+) -> RunSummary:
+    """Run scheduler, fetchers and aggregator in rounds until no service has work left (or
+    `stop` is set between rounds)."""
     before = _counters(p)
     for _ in range(max_rounds):
+        if stop is not None and stop.is_set():
+            break
         moved = await p.scheduler.step(0)
         moved += await p.scheduler.tick()
         results = await asyncio.gather(*(f.step(0) for f in p.fetchers))
@@ -52,8 +76,17 @@ async def refresh_until_idle(p: Pipeline, max_rounds: int = 100_000) -> RunSumma
             moved += n
         if moved == 0:
             break
-    after = _counters(p)
-    return RunSummary(*(a - b for a, b in zip(after, before, strict=True)))
+    return _since(p, before)
+
+
+async def release_dead_leases(p: Pipeline) -> int:
+    """Make due now the works a previous process of the embedded mode had handed out: the
+    requests were in its in-process bus, which died with it (leases would otherwise keep them
+    from being refreshed until they run out)."""
+    released = await p.store.release_leases(p.clock(), p.scheduler.settings.lease)
+    if released:
+        log.warning("leases_of_a_previous_run_released", works=released)
+    return released
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
@@ -67,9 +100,11 @@ async def keep_stepping(
     stop: asyncio.Event,
     idle: float = 1.0,
     backoff: float = 2.0,
+    drain: bool = False,
 ) -> None:
     """Run a service's `step` until `stop`; a failing step (a Kafka or Cassandra hiccup) is
-    logged and retried after `backoff` seconds: its uncommitted batch is redone."""
+    logged and retried after `backoff` seconds: its uncommitted batch is redone. With `drain`,
+    once `stop` is set it goes on until a step finds nothing left."""
     while not stop.is_set():
         try:
             moved = await step(idle)
@@ -80,6 +115,12 @@ async def keep_stepping(
             continue
         if moved == 0:
             await _pause(stop, 0.05)
+    while drain:
+        try:
+            drain = await step(0) > 0
+        except Exception:
+            log.exception("service_drain_failed", service=name)
+            return
 
 
 async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
@@ -93,18 +134,117 @@ async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
         await _pause(stop, every)
 
 
-async def run_forever(p: Pipeline, stop: asyncio.Event, tick_seconds: float = 30.0) -> None:
-    """Keep every service running until `stop` is set."""
-    tasks = [
-        asyncio.create_task(keep_ticking(p, stop, tick_seconds)),
-        asyncio.create_task(keep_stepping("scheduler", p.scheduler.step, stop)),
-        asyncio.create_task(keep_stepping("aggregator", p.aggregator.step, stop)),
+async def keep_reconciling(
+    p: Pipeline,
+    stop: asyncio.Event,
+    every: float,
+    pause: float = 0.02,
+    passed: asyncio.Event | None = None,
+) -> None:
+    """A reconcile pass over every work now, then one every `every` seconds, until `stop`;
+    a short `pause` between pages leaves the store to the other services. `passed` is set
+    once a whole pass is done."""
+    while not stop.is_set():
+        wait = every
+        try:
+            added = works = 0
+            while not stop.is_set():
+                page = await p.scheduler.reconcile()
+                added, works = added + page.added, works + page.works
+                if page.done:
+                    log.info("reconcile_pass_done", works=works, added=added)
+                    if passed is not None:
+                        passed.set()
+                    break
+                await _pause(stop, pause)
+        except Exception:
+            log.exception("reconcile_failed_retrying")
+            wait = min(every, 60.0)
+        await _pause(stop, wait)
+
+
+def _idle(p: Pipeline) -> Callable[[], Awaitable[bool]]:
+    """Whether nothing is due and nothing is in flight (every record on the bus committed)."""
+    bus = p.bus
+    if not isinstance(bus, MemoryBus):
+        raise TypeError("the embedded runner needs the in-process bus")
+
+    async def check() -> bool:
+        return bus.backlog() == 0 and not await p.scheduler.due_now()
+
+    return check
+
+
+async def _report_idle(
+    p: Pipeline, reconciled: asyncio.Event, on_idle: Callable[[RunSummary], Awaitable[None]]
+) -> None:
+    """Call `on_idle` with what was done the first time the pipeline is idle, once the first
+    reconcile pass is done (the works it found unscheduled are part of the work there was)."""
+    before, idle = _counters(p), _idle(p)
+    await reconciled.wait()
+    while not await idle():  # noqa: ASYNC110 (a store read decides, not an event)
+        await asyncio.sleep(0.2)
+    await on_idle(_since(p, before))
+
+
+async def run_services(
+    p: Pipeline,
+    stop: asyncio.Event,
+    pacing: Pacing = Pacing(),
+    on_idle: Callable[[RunSummary], Awaitable[None]] | None = None,
+) -> RunSummary:
+    """Keep every service running until `stop` is set, awaiting `on_idle` once, the first time
+    nothing is due or in flight; then shut down within `pacing.grace` seconds. Returns what
+    was done from start to shutdown."""
+    before = _counters(p)
+    drain, reconciled = asyncio.Event(), asyncio.Event()
+    producers = [
+        asyncio.create_task(keep_ticking(p, stop, pacing.tick_seconds)),
+        asyncio.create_task(keep_reconciling(p, stop, pacing.reconcile_seconds, passed=reconciled)),
+        *(
+            asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
+            for f in p.fetchers
+        ),
     ]
-    tasks += [
-        asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
-        for f in p.fetchers
+    consumers = [
+        asyncio.create_task(keep_stepping("scheduler", p.scheduler.step, drain, drain=True)),
+        asyncio.create_task(keep_stepping("aggregator", p.aggregator.step, drain, drain=True)),
     ]
-    await stop.wait()
-    for task in tasks:
+    watcher = asyncio.create_task(_report_idle(p, reconciled, on_idle)) if on_idle else None
+    try:
+        await stop.wait()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await _shut_down(producers, consumers, drain, pacing.grace)
+    return _since(p, before)
+
+
+async def _shut_down(
+    producers: Sequence[asyncio.Task[None]],
+    consumers: Sequence[asyncio.Task[None]],
+    drain: asyncio.Event,
+    grace: float,
+) -> None:
+    """Producers (ticks, reconcile, fetchers) finish the step they are in, or are cancelled at
+    half the grace; then the consumers handle what is left on the bus, until the grace ends."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stopped = await _finish(producers, grace / 2)
+    drain.set()
+    drained = await _finish(consumers, grace - (loop.time() - started))
+    log.info("shut_down", seconds=round(loop.time() - started, 3), complete=stopped and drained)
+
+
+async def _finish(tasks: Sequence[asyncio.Task[None]], within: float) -> bool:
+    """Wait up to `within` seconds for `tasks`, then cancel those still running; whether all
+    ended by themselves."""
+    pending: set[asyncio.Task[None]] = set()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=max(within, 0.01))
+    for task in pending:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if pending:
+        log.warning("shut_down_cancelled", tasks=len(pending))
+    return not pending

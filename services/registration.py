@@ -1,19 +1,70 @@
-"""Registering works: store them (one work per DOI whatever its spelling) and announce them on
-`alm.works`, where the scheduler picks new works up. Used by the CLI, the API and imports.
+"""Registering works: store them (one work per DOI whatever its spelling) together with the due
+entries that get them refreshed, then announce new ones on `alm.works`.
+
+Registration and scheduling are one write (DESIGN.md invariant 1): the store writes each work
+with the entries `Scheduling` says it is owed (`WorkStore.register(works, schedule)`), so no
+work waits on a bus event being consumed to be refreshed, and registering a known work again
+restores an entry it lacks. Used by the CLI, the API, imports and the scheduler (which also
+reconciles works registered before this rule, or by a process that crashed halfway).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from services.core.events import SCHEMA_VERSION, TOPIC_WORKS
-from services.core.identifiers import InvalidIdentifier, parse_identifier
-from services.core.ports import Bus, WorkStore
+from services.core.identifiers import Identifier, InvalidIdentifier, parse_identifier
+from services.core.ports import Bus, DueEntry, WorkStore
 from services.core.schema_check import check
+from services.core.staleness import Policy, next_refresh
 from services.core.timeutil import to_iso
-from services.core.works import Work
+from services.core.works import Work, WorkRef
+from services.fetchers.base import Source
+
+CHUNK = 5000  # works per store write (one SQLite transaction; bounded memory for big imports)
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduling:
+    """What a registered work is owed: an entry from every enabled source that can look it up."""
+
+    sources: tuple[Source, ...]
+    policy: Policy
+    # Which sources fetch a work that has these kinds of id (DOI, PMID, PMCID), for the
+    # sources that decide by the kinds alone (Source.fetchable's own rule): registration asks
+    # for every work, and an import brings hundreds of thousands.
+    _by_kinds: dict[tuple[bool, bool, bool], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def first_due(self, work: Work, now: datetime) -> dict[str, DueEntry]:
+        """The entries of a work never refreshed: due `now` (or on its publication date, if
+        that is still to come) from each source that can fetch it, by source name."""
+        at = next_refresh(work.issued, None, now, self.policy, 0.0)  # the same for every source
+        return {name: DueEntry(work.work_id, at) for name in self.fetching(work)}
+
+    def fetching(self, work: Work) -> tuple[str, ...]:
+        """The names of the sources that can look `work` up."""
+        kinds = (bool(work.doi), bool(work.pmid), bool(work.pmcid))
+        names = self._by_kinds.get(kinds)
+        if names is None:
+            ref = WorkRef.of(work)
+            names = tuple(s.name for s in self.sources if s.fetchable(ref))
+            if all(type(s).fetchable is Source.fetchable for s in self.sources):
+                self._by_kinds[kinds] = names
+        return names
+
+    def per_source(self, works: Iterable[Work], now: datetime) -> dict[str, list[DueEntry]]:
+        """`first_due` of many works, grouped by source (the reconcile's and a re-announced
+        work's writes)."""
+        out: dict[str, list[DueEntry]] = {}
+        for work in works:
+            for source, entry in self.first_due(work, now).items():
+                out.setdefault(source, []).append(entry)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,27 +104,45 @@ def work_event(work: Work, event: str, at: datetime) -> dict[str, object]:
 
 
 async def register(
-    raw_ids: Sequence[str], store: WorkStore, bus: Bus, now: datetime
+    raw_ids: Sequence[str], store: WorkStore, bus: Bus, now: datetime, scheduling: Scheduling
 ) -> list[RegisterResult]:
-    """Register every valid id (duplicates collapse to one work); invalid ones get an error."""
-    results: list[RegisterResult] = []
-    works: list[tuple[int, Work]] = []
+    """Register every valid id (duplicates collapse to one work) with its due entries, and
+    announce the new works; invalid ones get an error naming them."""
+    parsed: list[tuple[str, Identifier | None, str | None]] = []
     for raw in raw_ids:
         try:
-            ident = parse_identifier(raw)
+            parsed.append((raw, parse_identifier(raw), None))
         except InvalidIdentifier as exc:
-            results.append(RegisterResult(raw, error=str(exc)))
-            continue
-        works.append((len(results), Work.from_identifier(ident)))
-        results.append(RegisterResult(raw))
-    registrations = await store.register([w for _, w in works])
-    events = []
-    seen: set[str] = set()
-    for (index, _), reg in zip(works, registrations, strict=True):
-        created = reg.created and reg.work.work_id not in seen
-        seen.add(reg.work.work_id)
-        results[index] = RegisterResult(results[index].input, reg.work.work_id, created)
-        if created:
-            events.append((reg.work.work_id, work_event(reg.work, "registered", now)))
-    await bus.publish(TOPIC_WORKS, events)
+            parsed.append((raw, None, str(exc)))
+    return await register_parsed(parsed, store, bus, now, scheduling)
+
+
+async def register_parsed(
+    parsed: Sequence[tuple[str, Identifier | None, str | None]],
+    store: WorkStore,
+    bus: Bus,
+    now: datetime,
+    scheduling: Scheduling,
+) -> list[RegisterResult]:
+    """`register` of inputs already parsed: (input, identifier, None) or (input, None, error).
+
+    Written `CHUNK` works at a time, each chunk with its due entries in one store write, then
+    announced: a crash leaves whole chunks registered and scheduled, the rest unregistered.
+    """
+    results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
+    valid = [(i, Work.from_identifier(ident)) for i, (_, ident, _) in enumerate(parsed) if ident]
+    schedule = partial(scheduling.first_due, now=now)
+    for start in range(0, len(valid), CHUNK):
+        chunk = valid[start : start + CHUNK]
+        registrations = await store.register([w for _, w in chunk], schedule)
+        events = []
+        seen: set[str] = set()
+        for (index, _), reg in zip(chunk, registrations, strict=True):
+            work_id = reg.work.work_id
+            created = reg.created and work_id not in seen
+            seen.add(work_id)
+            results[index] = RegisterResult(parsed[index][0], work_id, created)
+            if created:
+                events.append((work_id, work_event(reg.work, "registered", now)))
+        await bus.publish(TOPIC_WORKS, events)
     return results

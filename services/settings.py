@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services import gctune
-from services.core.staleness import Policy, parse_intervals
+from services.core.staleness import Policy, parse_duration, parse_intervals
 from services.fetchers.base import SourceConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +47,39 @@ def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     if value in ("false", "0", "no", "off"):
         return False
     raise ValueError(f"{name} must be true or false, not {env[name]!r}")
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number >= 0 from `name` (unset or empty: `default`), else a ValueError naming it."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    return int(value)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds > 0 from `name` (unset or empty: `default`), else a ValueError naming it."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
+    return seconds
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> float:
+    """Seconds of a duration (`30s`, `90m`, `6h`, `1d`) from `name`, else a ValueError naming it."""
+    value = env.get(name, "").strip() or default
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
@@ -170,6 +203,9 @@ class Settings:
     raw_ttl_days: int = 7
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
     gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
+    event_window: int = 10_000  # ALM_EVENT_WINDOW: records an unread in-process topic keeps
+    reconcile_seconds: float = 6 * 3600.0  # ALM_RECONCILE_INTERVAL: between reconcile passes
+    shutdown_grace: float = 20.0  # ALM_SHUTDOWN_GRACE: seconds SIGTERM may take to drain
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
@@ -201,6 +237,9 @@ class Settings:
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
             gc_threshold=gctune.thresholds(e.get("ALM_GC_THRESHOLD")),
+            event_window=_count(e, "ALM_EVENT_WINDOW", 10_000),
+            reconcile_seconds=_duration(e, "ALM_RECONCILE_INTERVAL", "6h"),
+            shutdown_grace=_seconds(e, "ALM_SHUTDOWN_GRACE", 20.0),
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),
             rates={k: float(v) for k, v in per_source(e, "_RATE").items()},

@@ -6,8 +6,14 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
 - Registration: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two
   processes registering the same DOI concurrently make one work, and the first mapping of a
   PMID/PMCID wins (SQLite's INSERT OR IGNORE).
+- Registration with a schedule: the works' missing due entries go through the due-index's
+  batched write (`_write_rounds`, only where a work has no position) before `register`
+  returns; a work the call created is known to have none, so only known works' positions are
+  read. A crash in between leaves a known work without an entry, which registering it again
+  or the scheduler's reconcile (`works_after` pages) repairs.
 - Works in work-id order: `work_index` spreads ids over 16 clustered shards; a page merges
-  them. `count_works` and `source_summary` read every row (O(works), for status pages).
+  them (`works_after`: each shard read after the id, merged). `count_works` and
+  `source_summary` read every row (O(works), for status pages).
 - Aggregates: history points, events and leaderboard rows are written first and the state row
   last, so a crash in between is repaired by the redelivered observation (the state, which
   decides whether an observation is new, is only stored once everything else is).
@@ -25,6 +31,8 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
   only leaves a row that the scan removes), and `write_aggregates(items, due)` writes it in
   the state row. A `source_totals` row that only holds a position (a work not yet refreshed
   from that source) is no state: reads skip rows without a status.
+  A lease (the scheduler's) is marked in its due row (`leased`, migration 005), so
+  `release_leases` reads only the hours the leases run out in.
 
 Consistency: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for LWT (see cassandra_async).
 Upserts only, no counter columns; every write can be retried.
@@ -65,7 +73,7 @@ from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import PeriodCount, SourceEvent, Status
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
-from services.core.ports import DueEntry, RawResponse, Registration
+from services.core.ports import DueEntry, RawResponse, Registration, Schedule
 from services.core.works import Work
 from services.settings import CassandraConnection
 
@@ -91,6 +99,7 @@ STATEMENTS: dict[str, str] = {
     " canonical_url=? WHERE work_id=?",
     "index_insert": "INSERT INTO work_index (shard, work_id) VALUES (?,?)",
     "index_page": "SELECT work_id FROM work_index WHERE shard=? LIMIT ?",
+    "index_after": "SELECT work_id FROM work_index WHERE shard=? AND work_id>? LIMIT ?",
     "index_count": "SELECT count(*) FROM work_index WHERE shard=?",
     "id_get": "SELECT work_id FROM work_ids WHERE id_type=? AND value=?",
     "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
@@ -115,10 +124,12 @@ STATEMENTS: dict[str, str] = {
     " work_ids, works) VALUES (?,?,?,?,?,?,?,?,?) USING TTL ?",
     "raw_of_work": "SELECT retrieved_at, url, status, body, work_ids FROM raw_responses"
     " WHERE source=? AND day=? AND works CONTAINS ? LIMIT ?",
-    "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (?,?,?,?,?)",
+    "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt, leased)"
+    " VALUES (?,?,?,?,?,?)",
     "due_del": "DELETE FROM due WHERE source=? AND bucket=? AND at=? AND work_id=?",
-    "due_scan": "SELECT at, work_id, attempt FROM due WHERE source=? AND bucket=? AND at>=?"
-    " AND at<=?",
+    "due_scan": "SELECT at, work_id, attempt, leased FROM due WHERE source=? AND bucket=?"
+    " AND at>=? AND at<=?",
+    "due_sources": "SELECT DISTINCT source FROM due_buckets",
     "bucket_put": "INSERT INTO due_buckets (source, bucket) VALUES (?,?)",
     "bucket_list": "SELECT bucket FROM due_buckets WHERE source=? AND bucket<=?",
     "bucket_del": "DELETE FROM due_buckets USING TIMESTAMP ? WHERE source=? AND bucket=?",
@@ -298,8 +309,12 @@ class CassandraStore:
 
     # -- works ---------------------------------------------------------------------------
 
-    async def register(self, works: Sequence[Work]) -> list[Registration]:
-        """Register works; one already known by any of its ids is merged, not duplicated."""
+    async def register(
+        self, works: Sequence[Work], schedule: Schedule | None = None
+    ) -> list[Registration]:
+        """Register works; one already known by any of its ids is merged, not duplicated. With
+        `schedule`, the due entries the registered works lack are written (batched, through
+        the due-index's write path) before this returns."""
         cql = await self._ready()
         by_id: dict[str, list[int]] = {}
         for index, work in enumerate(works):
@@ -311,7 +326,27 @@ class CassandraStore:
                 out[i] = await self._register_one(cql, works[i])
 
         await _gather([chain(ix) for ix in by_id.values()], 64)
-        return [r for r in out if r is not None]
+        done = [r for r in out if r is not None]
+        if schedule is not None:
+            await self._schedule_registered(cql, done, schedule)
+        return done
+
+    async def _schedule_registered(
+        self, cql: CqlSession, done: Sequence[Registration], schedule: Schedule
+    ) -> None:
+        """The due entries the registered works lack. A work this call created has no entry
+        yet (it won its identifier's claim), so only known works' positions are read."""
+        final = {r.work.work_id: r.work for r in done}  # the last merge of each work
+        created = {r.work.work_id for r in done if r.created}
+        plan: dict[str, list[DueEntry]] = {}
+        absent: dict[tuple[str, str], tuple[int, int] | None] = {}
+        for work in final.values():
+            for source, entry in schedule(work).items():
+                plan.setdefault(source, []).append(entry)
+                if work.work_id in created:
+                    absent[(work.work_id, source)] = None
+        self._remember(absent)
+        await self._write_rounds(cql, [], {}, plan, only_missing=True)
 
     async def _register_one(self, cql: CqlSession, work: Work) -> Registration:
         idents = work.identifiers()
@@ -396,6 +431,14 @@ class CassandraStore:
         found = await self.get_works(ids)
         return [found[w] for w in ids if w in found]
 
+    async def works_after(self, after: str | None, limit: int) -> list[Work]:
+        """Up to `limit` works with ids after `after`, in id order (the index shards merged)."""
+        cql = await self._ready()
+        pages = await cql.run_many(("index_after", (s, after or "", limit)) for s in range(SHARDS))
+        ids = sorted(r.work_id for rows in pages for r in rows)[:limit]
+        found = await self.get_works(ids)
+        return [found[w] for w in ids if w in found]
+
     async def count_works(self) -> int:
         """How many works are registered."""
         cql = await self._ready()
@@ -450,13 +493,16 @@ class CassandraStore:
         first: list[Call],
         states: Mapping[tuple[str, str], SourceState],
         due: Mapping[str, Sequence[DueEntry]],
-    ) -> None:
+        only_missing: bool = False,
+    ) -> int:
         """Three rounds, each waiting for the one before: `first` with the new due rows (and
         their hours' markers); then the states, each with its new due position (a position
         alone where there is no state); then the replaced due rows' deletion. A crash in
         between leaves at worst a due row that does not match its position, which `due`
-        removes, and a state not yet stored, which the redelivered observation repairs."""
-        moves = await self._due_moves(cql, due)
+        removes, and a state not yet stored, which the redelivered observation repairs.
+        With `only_missing`, entries are written only for works without a position. Returns
+        how many due entries were written."""
+        moves = await self._due_moves(cql, due, only_missing)
         markers = self._markers_for(moves)
         await cql.run_many(cql.batches([*first, *(m.put for m in moves.values()), *markers]))
         self._marked(markers)
@@ -467,6 +513,7 @@ class CassandraStore:
         alone = [_position_put(key, entry) for key, entry in positions.items()]
         await cql.run_many(cql.batches([*state_rows, *alone]))
         await cql.run_many(cql.batches(m.delete for m in moves.values() if m.delete))
+        return len(moves)
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         """Daily snapshots of a work (one source or all), oldest first."""
@@ -556,11 +603,31 @@ class CassandraStore:
         """
         await self._write_rounds(await self._ready(), [], {}, {source: entries})
 
+    async def add_missing_due(self, due: Mapping[str, Sequence[DueEntry]]) -> int:
+        """Set each entry only where its work has no position from that source (read, not
+        compared-and-set: a concurrent move can at worst make a work due once more)."""
+        return await self._write_rounds(await self._ready(), [], {}, due, only_missing=True)
+
+    async def release_leases(self, now: datetime, within: timedelta) -> int:
+        """Make every current lease in the hours from `now` to `now + within` due at `now`:
+        only those hours are read (O(leases)), each row checked against its position."""
+        cql = await self._ready()
+        start, end = _us(now), _us(now + within)
+        released = 0
+        for row in await cql.run("due_sources", ()):
+            leases: list[DueEntry] = []
+            for bucket in range(start // HOUR_US, end // HOUR_US + 1):
+                found, _ = await self._read_due(cql, row.source, bucket, start, end, 1 << 30)
+                leases += [DueEntry(e.work_id, now, e.attempt) for e in found if e.leased]
+            released += await self._write_rounds(cql, [], {}, {row.source: leases})
+        return released
+
     async def _due_moves(
-        self, cql: CqlSession, due: Mapping[str, Sequence[DueEntry]]
+        self, cql: CqlSession, due: Mapping[str, Sequence[DueEntry]], only_missing: bool = False
     ) -> dict[tuple[str, str], _Move]:
         """What setting `due` (per source) writes: per (work, source) whose entry changes, the
-        new due row and the deletion of the previous one (known from `_positions` or read)."""
+        new due row and the deletion of the previous one (known from `_positions` or read);
+        with `only_missing`, only for works that have no entry."""
         moves: dict[tuple[str, str], _Move] = {}
         for source, entries in due.items():
             latest = {e.work_id: e for e in entries}  # the last one wins (SQLite)
@@ -568,9 +635,12 @@ class CassandraStore:
             for work_id, entry in latest.items():
                 at = _us(entry.at)
                 before = old.get(work_id)
-                if before == (at, entry.attempt):
-                    continue  # already so
-                put = ("due_put", (source, at // HOUR_US, at, work_id, entry.attempt))
+                if before == (at, entry.attempt) or (only_missing and before is not None):
+                    continue  # already so, or has an entry to keep
+                put = (
+                    "due_put",
+                    (source, at // HOUR_US, at, work_id, entry.attempt, entry.leased),
+                )
                 delete = None
                 if before is not None and before[0] != at:
                     delete = ("due_del", (source, before[0] // HOUR_US, before[0], work_id))
@@ -698,7 +768,7 @@ class CassandraStore:
         empty = True
         stmt = cql.stmt("due_scan")
         params = (source, bucket, start, now_us)
-        async for page in cql.pages(stmt, params, fetch_size=max(want, 100)):
+        async for page in cql.pages(stmt, params, fetch_size=min(max(want, 100), 5000)):
             empty = empty and not page
             found = await self._read_in(
                 cql, "position_get", "positions_in", [r.work_id for r in page], source
@@ -709,7 +779,8 @@ class CassandraStore:
             for r in page:
                 position = current.get(r.work_id)
                 if position is not None and position[0] == r.at:
-                    out.append(DueEntry(r.work_id, _dt_required(r.at), int(r.attempt)))
+                    at = _dt_required(r.at)
+                    out.append(DueEntry(r.work_id, at, int(r.attempt), bool(r.leased)))
                     handed[(r.work_id, source)] = position
                 else:
                     stale.append(("due_del", (source, bucket, r.at, r.work_id)))

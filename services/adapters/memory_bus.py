@@ -2,9 +2,16 @@
 
 Each topic is one partition. A group's committed offset only moves on commit(), so a consumer
 that stops before committing is redelivered its batch, as with Kafka. Records every subscribed
-group has committed are dropped, so memory stays bounded by the backlog. `publish(...,
-pack=N)` packs events into records as the Kafka adapter does (services/adapters/packing.py),
-so the embedded mode runs the same envelope.
+group has committed are dropped, so memory stays bounded by the backlog; a topic no group reads
+(`alm.metrics.changed` until something subscribes) keeps only its last `window` records, with
+their offsets, for readers that resume from an offset (`read`). `publish(..., pack=N)` packs
+events into records as the Kafka adapter does (services/adapters/packing.py), so the embedded
+mode runs the same envelope.
+
+Waiting for data holds no lock: each wait takes the current wake-up Event, and a publish swaps
+in a fresh one before setting the old. A waiter cancelled at any moment (a timeout, a shutdown)
+leaves nothing behind that a publisher could block on (an asyncio.Condition's lock could be
+left held by a cancelled `wait_for(condition.wait())`, and every later publish hung).
 """
 
 from __future__ import annotations
@@ -20,37 +27,68 @@ from services.adapters.packing import pack as _pack
 from services.core.ports import Message
 from services.telemetry.lag import PartitionLag
 
+DEFAULT_WINDOW = 10_000  # records an unread topic keeps (ALM_EVENT_WINDOW)
+
 
 class _Topic:
-    def __init__(self) -> None:
-        self.log: deque[tuple[str, str]] = deque()  # (key, JSON value)
+    def __init__(self, window: int) -> None:
+        self.log: deque[tuple[str, str, int]] = deque()  # (key, JSON value, events up to it)
         self.base = 0  # offset of log[0]
+        self.base_events = 0  # events before log[0]
+        self.events_total = 0  # events ever appended
         self.committed: dict[str, int] = {}  # group -> next offset to read
+        self.window = window
+
+    def append(self, key: str, raw: str, events: int) -> None:
+        self.events_total += events
+        self.log.append((key, raw, self.events_total))
+
+    def events_before(self, offset: int) -> int:
+        """Events in the records before `offset` (a kept offset, or the end)."""
+        if offset <= self.base or not self.log:
+            return self.base_events
+        return self.log[min(offset, self.end) - self.base - 1][2]
 
     @property
     def end(self) -> int:
         return self.base + len(self.log)
 
+    def events(self, name: str, offset: int, limit: int) -> tuple[list[Message], int]:
+        """The events of whole records from `offset` (or the oldest kept), up to `limit` unless
+        the first record alone holds more, and the offset after the last record read."""
+        out: list[Message] = []
+        pos = max(offset, self.base)
+        while pos < self.end and len(out) < limit:
+            key, raw, _ = self.log[pos - self.base]
+            out.extend(Message(name, k, v, 0, pos) for k, v in unpack(key, decode(raw)))
+            pos += 1
+        return out, pos
+
     def trim(self) -> None:
-        if not self.committed:
-            return
-        floor = min(self.committed.values())
+        """Drop what every group committed; with no group, all but the last `window`."""
+        floor = min(self.committed.values()) if self.committed else self.end - self.window
         while self.base < floor and self.log:
-            self.log.popleft()
+            self.base_events = self.log.popleft()[2]
             self.base += 1
 
 
 class MemoryBus:
     """The in-process Bus adapter; values are JSON round-tripped to catch non-JSON payloads."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+        if window < 0:
+            raise ValueError(f"a topic window is a number of records >= 0, not {window}")
         self._topics: dict[str, _Topic] = {}
-        self._arrived = asyncio.Condition()
+        self._arrived = asyncio.Event()  # set (and replaced) by each publish
+        self.window = window
         self.published: dict[str, int] = {}
 
     def topic(self, name: str) -> _Topic:
         """The log of `name`, created on first use."""
-        return self._topics.setdefault(name, _Topic())
+        found = self._topics.get(name)
+        if found is None:
+            found = self._topics[name] = _Topic(self.window)
+        return found
 
     async def publish(
         self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]], *, pack: int = 0
@@ -61,14 +99,21 @@ class MemoryBus:
             return
         log = self.topic(topic)
         if pack:
-            for _, first, record in _pack(items, lambda _key: 0, pack):
-                log.log.append((first.decode(), record.decode()))
+            for start in range(0, len(items), pack):
+                group = items[start : start + pack]
+                records = _pack(group, lambda _key: 0, pack)
+                for _, first, record in records:
+                    key, raw = first.decode(), record.decode()
+                    events = len(group) if len(records) == 1 else len(unpack(key, decode(raw)))
+                    log.append(key, raw, events)
         else:
             for key, value in items:
-                log.log.append((key, encode(value).decode()))
+                log.append(key, encode(value).decode(), 1)
+        if not log.committed:
+            log.trim()
         self.published[topic] = self.published.get(topic, 0) + len(items)
-        async with self._arrived:
-            self._arrived.notify_all()
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        arrived.set()
 
     def consumer(self, topics: Sequence[str], group: str) -> MemoryConsumer:
         """A member of `group` reading `topics` from the group's committed offsets."""
@@ -81,11 +126,29 @@ class MemoryBus:
         log = self.topic(topic)
         return log.end - log.committed.get(group, log.base)
 
+    def pending(self, topic: str, group: str) -> int:
+        """Events (not records) of `topic` that `group` has not committed."""
+        log = self.topic(topic)
+        return log.events_total - log.events_before(log.committed.get(group, log.base))
+
+    def backlog(self) -> int:
+        """Records some group has not committed yet, over every topic (0: nothing in flight)."""
+        return sum(
+            t.end - committed for t in self._topics.values() for committed in t.committed.values()
+        )
+
+    def read(self, topic: str, offset: int, limit: int) -> list[Message]:
+        """Up to `limit` events of the records kept from `offset` on (the oldest kept one if
+        `offset` is older), outside any group: a reader resuming after the last offset it
+        saw. What was trimmed is gone; the first message's offset says where reading began."""
+        return self.topic(topic).events(topic, offset, limit)[0]
+
     async def wait_for_data(self, timeout: float) -> None:
-        """Block until something is published or `timeout` passes."""
-        async with self._arrived:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), timeout)
+        """Block until something is published or `timeout` passes (safe to cancel)."""
+        arrived = self._arrived
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await arrived.wait()
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -104,13 +167,12 @@ class MemoryConsumer:
     def _take(self, max_records: int) -> list[Message]:
         out: list[Message] = []
         for name in self._topics:
-            log = self._bus.topic(name)
-            pos = max(self._position[name], log.base)
-            while pos < log.end and len(out) < max_records:  # whole records
-                key, raw = log.log[pos - log.base]
-                out.extend(Message(name, k, v, 0, pos) for k, v in unpack(key, decode(raw)))
-                pos += 1
-            self._position[name] = pos
+            if len(out) >= max_records:
+                break
+            found, self._position[name] = self._bus.topic(name).events(
+                name, self._position[name], max_records - len(out)
+            )
+            out.extend(found)
         self._observe_lag()
         return out
 

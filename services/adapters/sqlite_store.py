@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.health import SourceStatus
-from services.core.identifiers import Identifier
-from services.core.ports import DueEntry, RawResponse, Registration
+from services.core.identifiers import Identifier, IdType
+from services.core.ports import DueEntry, RawResponse, Registration, Schedule
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import Work
 
@@ -56,6 +56,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE source_status (
         source TEXT PRIMARY KEY, paused INTEGER NOT NULL, reason TEXT, since TEXT);
+    """,
+    # A lease (an entry the scheduler handed out, due again when it runs out) is marked, so a
+    # restarted embedded process can tell the requests its dead bus held from scheduled times.
+    """
+    ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
     """,
 )
 
@@ -110,28 +116,26 @@ class SqliteStore:
 
     # -- works ---------------------------------------------------------------------------
 
-    async def register(self, works: Sequence[Work]) -> list[Registration]:
-        """Register works; one already known by any of its ids is merged, not duplicated."""
+    async def register(
+        self, works: Sequence[Work], schedule: Schedule | None = None
+    ) -> list[Registration]:
+        """Register works; one already known by any of its ids is merged, not duplicated. The
+        works, their ids and (with `schedule`) the due entries they lack: one transaction."""
         now = to_iso(datetime.now(UTC))
 
         def write(conn: sqlite3.Connection) -> list[Registration]:
-            out = []
-            for work in works:
-                existing = _find_any(conn, work.identifiers())
-                merged = existing.merged(work) if existing else work
-                conn.execute(
-                    "INSERT INTO works VALUES (?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT(work_id) DO UPDATE SET"
-                    " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
-                    " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
-                    " canonical_url=excluded.canonical_url",
-                    (*_work_row(merged), now),
-                )
-                conn.executemany(
-                    "INSERT OR IGNORE INTO work_ids VALUES (?,?,?)",
-                    [(i.type.value, i.value, merged.work_id) for i in merged.identifiers()],
-                )
-                out.append(Registration(merged, created=existing is None))
+            out, final, claims = _merge_registrations(conn, works)
+            conn.executemany(
+                "INSERT INTO works VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(work_id) DO UPDATE SET"
+                " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
+                " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
+                " canonical_url=excluded.canonical_url",
+                [(*_work_row(w), now) for w in final.values()],
+            )
+            conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
+            if schedule is not None:
+                _add_missing_due(conn, _plan(final.values(), schedule))
             return out
 
         return await self._run(write)
@@ -169,6 +173,18 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[Work]:
             rows = conn.execute(
                 f"SELECT {_WORK_COLS} FROM works ORDER BY work_id LIMIT ? OFFSET ?", (limit, offset)
+            )
+            return [_work(r) for r in rows]
+
+        return await self._run(read)
+
+    async def works_after(self, after: str | None, limit: int) -> list[Work]:
+        """Up to `limit` works with ids after `after` (from the first if None), in id order."""
+
+        def read(conn: sqlite3.Connection) -> list[Work]:
+            rows = conn.execute(
+                f"SELECT {_WORK_COLS} FROM works WHERE work_id > ? ORDER BY work_id LIMIT ?",
+                (after or "", limit),
             )
             return [_work(r) for r in rows]
 
@@ -368,13 +384,29 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[DueEntry]:
             rows = conn.execute(
-                "SELECT work_id, due_at, attempt FROM due WHERE source=? AND due_at<=?"
+                "SELECT work_id, due_at, attempt, leased FROM due WHERE source=? AND due_at<=?"
                 " ORDER BY due_at LIMIT ?",
                 (source, _sortable(now), limit),
             )
-            return [DueEntry(w, from_iso(at), int(n)) for w, at, n in rows]
+            return [DueEntry(w, from_iso(at), int(n), bool(leased)) for w, at, n, leased in rows]
 
         return await self._run(read)
+
+    async def add_missing_due(self, due: Mapping[str, Sequence[DueEntry]]) -> int:
+        """Set each entry only where its work has none from that source; how many were added."""
+        return await self._run(lambda conn: _add_missing_due(conn, due))
+
+    async def release_leases(self, now: datetime, within: timedelta) -> int:
+        """Make every lease running out by `now + within` due at `now`; how many."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE due SET due_at=?, leased=0 WHERE leased=1 AND due_at<=?",
+                (_sortable(now), _sortable(now + within)),
+            )
+            return cur.rowcount
+
+        return await self._run(write)
 
     async def source_statuses(self) -> dict[str, SourceStatus]:
         """The status of every source that was ever paused or resumed."""
@@ -464,6 +496,92 @@ def _find_any(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> Work | 
 
 def _put_due(conn: sqlite3.Connection, source: str, entries: Sequence[DueEntry]) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO due VALUES (?,?,?,?)",
-        [(source, e.work_id, _sortable(e.at), e.attempt) for e in entries],
+        "INSERT OR REPLACE INTO due VALUES (?,?,?,?,?)",
+        [(source, e.work_id, _sortable(e.at), e.attempt, int(e.leased)) for e in entries],
     )
+
+
+def _add_missing_due(conn: sqlite3.Connection, due: Mapping[str, Sequence[DueEntry]]) -> int:
+    before = conn.total_changes
+    stamps: dict[datetime, str] = {}  # most entries of one write share their time
+    for source, entries in due.items():
+        conn.executemany(
+            "INSERT OR IGNORE INTO due VALUES (?,?,?,?,?)",
+            [
+                (
+                    source,
+                    e.work_id,
+                    stamps.get(e.at) or stamps.setdefault(e.at, _sortable(e.at)),
+                    e.attempt,
+                    int(e.leased),
+                )
+                for e in entries
+            ],
+        )
+    return conn.total_changes - before
+
+
+def _plan(works: Iterable[Work], schedule: Schedule) -> dict[str, list[DueEntry]]:
+    out: dict[str, list[DueEntry]] = {}
+    for work in works:
+        for source, entry in schedule(work).items():
+            out.setdefault(source, []).append(entry)
+    return out
+
+
+def _merge_registrations(
+    conn: sqlite3.Connection, works: Sequence[Work]
+) -> tuple[list[Registration], dict[str, Work], list[tuple[str, str, str]]]:
+    """Each work merged into the one already known by any of its ids (in the file or earlier
+    in `works`), in order; the final state of every work touched, by id; and the id rows to
+    claim. The ids are looked up in bulk; the first work to claim an id keeps it."""
+    owner = _owners(conn, {i for w in works for i in w.identifiers()})
+    known = _works_by_id(conn, set(owner.values()))
+    out: list[Registration] = []
+    claims: list[tuple[str, str, str]] = []
+    for work in works:
+        existing_id = next((owner[i] for i in work.identifiers() if i in owner), None)
+        existing = known.get(existing_id) if existing_id else None
+        merged = existing.merged(work) if existing else work
+        known[merged.work_id] = merged
+        for ident in merged.identifiers():
+            if ident not in owner:
+                owner[ident] = merged.work_id
+                claims.append((ident.type.value, ident.value, merged.work_id))
+        out.append(Registration(merged, created=existing is None))
+    final = {r.work.work_id: known[r.work.work_id] for r in out}
+    return out, final, claims
+
+
+def _owners(conn: sqlite3.Connection, idents: set[Identifier]) -> dict[Identifier, str]:
+    """The work id each of `idents` is registered to, for those that are."""
+    out: dict[Identifier, str] = {}
+    by_type: dict[str, list[str]] = {}
+    for ident in idents:
+        by_type.setdefault(ident.type.value, []).append(ident.value)
+    for id_type, values in by_type.items():
+        for start in range(0, len(values), _IN_CHUNK):
+            part = values[start : start + _IN_CHUNK]
+            rows = conn.execute(
+                "SELECT value, work_id FROM work_ids WHERE id_type=? AND value IN"
+                f" ({','.join('?' * len(part))})",
+                (id_type, *part),
+            )
+            out.update((Identifier(IdType(id_type), v), w) for v, w in rows)
+    return out
+
+
+def _works_by_id(conn: sqlite3.Connection, work_ids: set[str]) -> dict[str, Work]:
+    ids = sorted(work_ids)
+    out: dict[str, Work] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        part = ids[start : start + _IN_CHUNK]
+        rows = conn.execute(
+            f"SELECT {_WORK_COLS} FROM works WHERE work_id IN ({','.join('?' * len(part))})",
+            part,
+        )
+        out.update((r[0], _work(r)) for r in rows)
+    return out
+
+
+_IN_CHUNK = 500  # values bound in one IN (...) list (SQLite allows 32,766 variables)

@@ -8,9 +8,9 @@ from aiohttp import web
 
 from services.api.errors import json_errors
 from services.api.routes import setup_routes
-from services.api.state import BUS, CLOCK, STORE, TOTALS
+from services.api.state import BUS, CLOCK, SCHEDULING, STORE, TOTALS
 from services.api.totals import Totals
-from services.bootstrap import make_bus, make_store, utc_now
+from services.bootstrap import make_bus, make_scheduling, make_store, utc_now
 from services.core.ports import Bus, Store
 from services.settings import Settings
 from services.telemetry.api import request_metrics
@@ -23,6 +23,7 @@ def init_app(
     app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=8 * 1024**2)
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
+    app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.core.ports import Bus, Store
+from services.registration import Scheduling
 
 if TYPE_CHECKING:
     from services.api.totals import Totals
@@ -17,3 +18,4 @@ STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
+SCHEDULING = web.AppKey("scheduling", Scheduling)

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.api import totals
 from services.api.errors import BadParameter, NotFound
 from services.api.present import present_history, present_work
-from services.api.state import BUS, CLOCK, STORE
+from services.api.state import BUS, CLOCK, SCHEDULING, STORE
 from services.core.history import PERIODS
 from services.core.identifiers import parse_identifier
 from services.core.works import Work
@@ -174,6 +174,7 @@ async def register_works(request: web.Request) -> web.Response:
         raise BadParameter('body must be a JSON list of identifier strings, or {"ids": [...]}')
     if not ids or len(ids) > MAX_PER_PAGE:
         raise BadParameter(f"body takes 1 to {MAX_PER_PAGE} identifiers, got {len(ids)}")
-    results = await register(ids, request.app[STORE], request.app[BUS], request.app[CLOCK]())
+    app = request.app
+    results = await register(ids, app[STORE], app[BUS], app[CLOCK](), app[SCHEDULING])
     status = 200 if any(r.error is None for r in results) else 400
     return web.json_response({"data": [r.to_dict() for r in results]}, status=status)

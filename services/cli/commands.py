@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import prometheus_client
@@ -15,19 +17,28 @@ from aiohttp import web
 
 from services.adapters.memory_bus import MemoryBus
 from services.api.app import init_app
-from services.bootstrap import Pipeline, make_bus, make_pipeline, make_store, utc_now
+from services.bootstrap import (
+    Pipeline,
+    make_bus,
+    make_pipeline,
+    make_scheduling,
+    make_store,
+    utc_now,
+)
 from services.core.imports import read_lines, validate
 from services.core.ports import Bus, Store
 from services.embedded import (
+    Pacing,
     RunSummary,
+    keep_reconciling,
     keep_stepping,
     keep_ticking,
-    refresh_until_idle,
-    run_forever,
+    release_dead_leases,
+    run_services,
 )
 from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
-from services.registration import RegisterResult, register
+from services.registration import CHUNK, RegisterResult, Scheduling, register, register_parsed
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
 
@@ -38,20 +49,53 @@ class UsageError(Exception):
     """A command that cannot run as asked; the message says what to change."""
 
 
-def _stop_event() -> asyncio.Event:
+def _stop_event(force_on_second: bool = False) -> asyncio.Event:
+    """An Event SIGINT and SIGTERM set (a clean stop); with `force_on_second`, a second signal
+    ends the process at once (what is committed stays; SQLite and the leases recover the
+    rest on the next start)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set() and force_on_second:
+            print("alm: stopping now", flush=True)
+            os._exit(130)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     return stop
 
 
-async def _serve_api(settings: Settings, store: Store | None, bus: Bus | None) -> web.AppRunner:
-    runner = web.AppRunner(init_app(settings, store=store, bus=bus), access_log=None)
+async def _serve_api(
+    settings: Settings, store: Store | None, bus: Bus | None, shutdown_timeout: float = 5.0
+) -> web.AppRunner:
+    runner = web.AppRunner(
+        init_app(settings, store=store, bus=bus),
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+    )
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     return runner
+
+
+@contextlib.contextmanager
+def _only_run(settings: Settings) -> Iterator[None]:
+    """Hold the data directory for this `alm run` (one process owns its leases)."""
+    if settings.store != "sqlite":
+        yield
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "alm.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another `alm run` is using {settings.data_dir.resolve()}: stop it first"
+            ) from None
+        yield
 
 
 def _print_registration(results: list[RegisterResult], bad_lines: list[str]) -> None:
@@ -63,28 +107,39 @@ def _print_registration(results: list[RegisterResult], bad_lines: list[str]) -> 
     for r in results:
         if r.error:
             print(f"  invalid: {r.error}")
-    print(f"works: {created} registered, {known} already known, {invalid} invalid")
+    print(f"works: {created} registered, {known} already known, {invalid} invalid", flush=True)
 
 
 async def _register_file(
-    path: Path, store: Store, bus: Bus
+    path: Path, store: Store, bus: Bus, scheduling: Scheduling, stop: asyncio.Event
 ) -> tuple[list[RegisterResult], list[str]]:
+    """Register the file's identifiers `CHUNK` at a time, each chunk with its due entries in
+    one write; a stop request ends it between chunks (what was registered is scheduled)."""
     try:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     lines, bad = read_lines(text, path.name)
     good, invalid = validate(lines)
-    results = await register([line.value for line, _ in good], store, bus, utc_now())
+    results: list[RegisterResult] = []
+    for start in range(0, len(good), CHUNK):
+        if stop.is_set():
+            print(
+                f"works: stopped after {start} of {len(good)} identifiers; run again for the rest"
+            )
+            break
+        chunk = [(line.value, ident, None) for line, ident in good[start : start + CHUNK]]
+        results += await register_parsed(chunk, store, bus, utc_now(), scheduling)
     problems = [f"{path.name} line {b.line}: {b.value!r}: {b.reason}" for b in bad + invalid]
     return results, sorted(problems, key=lambda s: int(s.split(" line ")[1].split(":")[0]))
 
 
-def _print_summary(summary: RunSummary) -> None:
+def _print_summary(summary: RunSummary, note: str = "") -> None:
     print(
         f"refreshes: {summary.requested} requested, {summary.refreshed} done, "
         f"{summary.errors} errors; {summary.changes} metric changes; "
-        f"{summary.upstream_calls} upstream calls"
+        f"{summary.upstream_calls} upstream calls" + (f" ({note})" if note else ""),
+        flush=True,
     )
 
 
@@ -102,29 +157,41 @@ async def _errors_detail(p: Pipeline, work_ids: list[str], show: int = 20) -> No
 
 
 async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -> int:
-    """`alm run`: register the works, refresh them, serve the API, keep refreshing."""
+    """`alm run`: serve the API at once; register the works; refresh in the background, print
+    what the first refresh did; with `once`, exit then. SIGINT/SIGTERM stop it cleanly at any
+    moment (within ALM_SHUTDOWN_GRACE seconds; a second signal stops at once)."""
+    stop = _stop_event(force_on_second=True)  # before anything starts
+    if settings.bus != "memory":
+        raise UsageError(
+            "`alm run` is the embedded mode, over the in-process bus: unset ALM_BUS "
+            "(the distributed mode runs `alm scheduler`, `alm fetcher`, ... as processes)"
+        )
+    with _only_run(settings):
+        return await _run(settings, works_file, offline, once, stop)
+
+
+async def _run(
+    settings: Settings, works_file: Path, offline: bool, once: bool, stop: asyncio.Event
+) -> int:
     stub_runner = None
     if offline:
-        stub_runner, root = await stub_server.start(stub_server.init_app(SOURCES, FIXTURES))
+        # recorded works, and generated deterministic ones under the DOI test prefix 10.5555/
+        app = stub_server.init_app(SOURCES, FIXTURES, synthetic=True)
+        stub_runner, root = await stub_server.start(app)
         settings = settings.with_(upstream_root=root)
     store, bus = make_store(settings), make_bus(settings)
-    await store.migrate()
-    pipeline = make_pipeline(settings, bus, store)
     api_runner = None
     try:
+        await store.migrate()
+        pipeline = make_pipeline(settings, bus, store)
         async with pipeline.caller:
             where = f" (offline: stub upstream {settings.upstream_root})" if offline else ""
             print(f"ALM embedded: data in {settings.data_dir.resolve()}{where}")
-            results, bad = await _register_file(works_file, store, bus)
-            _print_registration(results, bad)
-            summary = await refresh_until_idle(pipeline)
-            _print_summary(summary)
-            if summary.errors:
-                await _errors_detail(pipeline, [r.work_id for r in results if r.work_id])
+            if isinstance(bus, MemoryBus) and (released := await release_dead_leases(pipeline)):
+                print(f"restart: {released} refreshes left in flight by the last run are due")
             api_runner = await _serve_api(settings, store, bus)
             print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
-            if not once:
-                await run_forever(pipeline, _stop_event())
+            await _register_and_refresh(settings, pipeline, works_file, once, stop)
     finally:
         if api_runner is not None:
             await api_runner.cleanup()
@@ -134,15 +201,40 @@ async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -
     return 0
 
 
-async def _with_registry(settings: Settings, action: Callable[[Store, Bus], Awaitable[int]]) -> int:
+async def _register_and_refresh(
+    settings: Settings, p: Pipeline, works_file: Path, once: bool, stop: asyncio.Event
+) -> None:
+    """Register the file's works, then run every service until `stop` (with `once`, until the
+    first time nothing is left to do); print what the first refresh did."""
+    results, bad = await _register_file(works_file, p.store, p.bus, p.scheduler.scheduling, stop)
+    _print_registration(results, bad)
+    idle = False
+
+    async def first_idle(summary: RunSummary) -> None:
+        nonlocal idle
+        idle = True
+        _print_summary(summary)
+        if summary.errors:
+            await _errors_detail(p, [r.work_id for r in results if r.work_id])
+        if once:
+            stop.set()
+
+    pacing = Pacing(reconcile_seconds=settings.reconcile_seconds, grace=settings.shutdown_grace)
+    summary = await run_services(p, stop, pacing, on_idle=first_idle)
+    if not idle:
+        _print_summary(summary, "stopped before done; the rest is refreshed on the next run")
+
+
+Registry = Callable[[Store, Bus, Scheduling], Awaitable[int]]
+
+
+async def _with_registry(settings: Settings, action: Registry) -> int:
+    """Run `action` over the configured store and bus; registration schedules each work for
+    the sources this configuration runs (no scheduler needs to be listening)."""
     store, bus = make_store(settings), make_bus(settings)
-    await store.migrate()
     try:
-        code = await action(store, bus)
-        if isinstance(bus, MemoryBus):
-            # no scheduler process listens in the embedded mode: index new works now
-            await make_pipeline(settings, bus, store).scheduler.step(0)
-        return code
+        await store.migrate()
+        return await action(store, bus, make_scheduling(settings))
     finally:
         await bus.close()
         await store.close()
@@ -151,8 +243,8 @@ async def _with_registry(settings: Settings, action: Callable[[Store, Bus], Awai
 async def works_add(settings: Settings, ids: list[str]) -> int:
     """`alm works add ID...`: register identifiers; invalid ones are reported."""
 
-    async def action(store: Store, bus: Bus) -> int:
-        results = await register(ids, store, bus, utc_now())
+    async def action(store: Store, bus: Bus, scheduling: Scheduling) -> int:
+        results = await register(ids, store, bus, utc_now(), scheduling)
         _print_registration(results, [])
         return 1 if any(r.error for r in results) else 0
 
@@ -160,12 +252,14 @@ async def works_add(settings: Settings, ids: list[str]) -> int:
 
 
 async def works_import(settings: Settings, path: Path) -> int:
-    """`alm works import FILE`: one id a line, CSV with an id column, or JSONL."""
+    """`alm works import FILE`: one id a line, CSV with an id column, or JSONL. SIGINT or
+    SIGTERM stops it between chunks; every work registered by then is scheduled."""
+    stop = _stop_event()
 
-    async def action(store: Store, bus: Bus) -> int:
-        results, bad = await _register_file(path, store, bus)
+    async def action(store: Store, bus: Bus, scheduling: Scheduling) -> int:
+        results, bad = await _register_file(path, store, bus, scheduling, stop)
         _print_registration(results, bad)
-        return 1 if bad else 0
+        return 1 if bad or stop.is_set() else 0
 
     return await _with_registry(settings, action)
 
@@ -284,6 +378,7 @@ async def _run_services(name: str, settings: Settings) -> int:
                 await asyncio.gather(
                     keep_stepping("scheduler", pipeline.scheduler.step, stop),
                     keep_ticking(pipeline, stop, every=5.0),
+                    keep_reconciling(pipeline, stop, settings.reconcile_seconds),
                 )
             else:
                 fetcher = pipeline.fetchers[0]

@@ -56,6 +56,9 @@ _DOI_PREFIXES = (
 _DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 _PMID_RE = re.compile(r"^[1-9]\d{0,9}$")
 _PMCID_RE = re.compile(r"^PMC[1-9]\d{0,9}$")
+_SPACE_RE = re.compile(r"\s")  # str.isspace's characters (both use Py_UNICODE_ISSPACE)
+_PMCID_GUESS_RE = re.compile(r"^(?:pmcid[: ]|pmc\d+$)")
+_PMID_GUESS_RE = re.compile(r"^pmid[: ]")
 
 
 def _strip_prefix(text: str, prefixes: tuple[str, ...]) -> str:
@@ -74,7 +77,7 @@ def normalize_doi(raw: str) -> str:
             break
         text = unquote(text)
     text = _strip_prefix(text.strip(), _DOI_PREFIXES)
-    if any(ch.isspace() for ch in text):
+    if _SPACE_RE.search(text):
         raise InvalidIdentifier(raw, "a DOI has no whitespace")
     if not _DOI_RE.match(text):
         raise InvalidIdentifier(raw, "a DOI looks like 10.NNNN/suffix")
@@ -117,9 +120,9 @@ def parse_identifier(raw: str, id_type: IdType | str | None = None) -> Identifie
 
 def _guess_type(raw: str) -> IdType:
     text = unquote(raw.strip()).lower()
-    if re.match(r"^pmcid[: ]", text) or re.match(r"^pmc\d+$", text):
+    if _PMCID_GUESS_RE.match(text):
         return IdType.PMCID
-    if re.match(r"^pmid[: ]", text) or text.isdigit():
+    if _PMID_GUESS_RE.match(text) or text.isdigit():
         return IdType.PMID
     return IdType.DOI
 

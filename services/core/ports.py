@@ -2,13 +2,18 @@
 
 Adapters implement these Protocols (in-process and Kafka for the bus; SQLite and Cassandra for
 the store); the core and the service logic import only these.
+
+A registered work always ends with a due entry for every enabled source that can fetch it
+(DESIGN.md, invariant 1): `WorkStore.register(works, schedule)` writes the works with their
+entries, `DueIndex.add_missing_due` repairs a gap without touching what is there, and
+`WorkStore.works_after` lets a reconcile page through every work in bounded memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
@@ -68,11 +73,23 @@ class RawResponse:
 
 @dataclass(frozen=True, slots=True)
 class DueEntry:
-    """A work due from a source at `at`; `attempt` counts failed tries since the last success."""
+    """A work due from a source at `at`; `attempt` counts failed tries since the last success.
+
+    `leased`: the scheduler handed the work out in a refresh request and `at` is when that lease
+    runs out (the work is due again then if nothing answered). A lease is still an entry: the
+    work stays scheduled, it is only not handed out twice while in flight.
+    """
 
     work_id: str
     at: datetime
     attempt: int = 1
+    leased: bool = False
+
+
+Schedule = Callable[[Work], Mapping[str, DueEntry]]
+"""The due entries a registered work is owed, by source (`services/registration.py` builds it
+from the enabled sources and the staleness policy). Pure: the store calls it with each work as
+registration leaves it (merged with what was known), inside its write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +103,21 @@ class Registration:
 class WorkStore(Protocol):
     """The works registry with its identifier index."""
 
-    async def register(self, works: Sequence[Work]) -> list[Registration]: ...
+    async def register(
+        self, works: Sequence[Work], schedule: Schedule | None = None
+    ) -> list[Registration]:
+        """Register works, one result per work in order; a work already known by any of its
+        ids is merged into the known one, not duplicated (`created` false).
+
+        With `schedule`, registration and scheduling are one: every registered work, new or
+        known, also gets the entries `schedule(work)` names for the sources it has no entry
+        from (an existing entry or lease is left as it is, so registering a known work again
+        repairs a missing entry and changes nothing else). A store with transactions (SQLite)
+        writes the works and their entries in one; one without (Cassandra) writes the entries
+        before returning, so a crash leaves no work acknowledged without its entries, at worst
+        a known work that registering again or the scheduler's reconcile completes.
+        """
+        ...
 
     async def update_works(self, works: Sequence[Work]) -> None:
         """Store the metadata of known works whose identifiers are unchanged (no id claims)."""
@@ -99,6 +130,12 @@ class WorkStore(Protocol):
     async def find_work(self, ident: Identifier) -> Work | None: ...
 
     async def list_works(self, offset: int, limit: int) -> list[Work]: ...
+
+    async def works_after(self, after: str | None, limit: int) -> list[Work]:
+        """Up to `limit` works whose ids sort after `after` (from the first if None), in id
+        order: a keyset page, as cheap at the end of the registry as at its start (reconcile
+        passes page through every work with it)."""
+        ...
 
     async def count_works(self) -> int: ...
 
@@ -149,7 +186,20 @@ class DueIndex(Protocol):
         ...
 
     async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
-        """Entries of `source` due at `now`, earliest first."""
+        """Entries of `source` due at `now`, earliest first (expired leases included)."""
+        ...
+
+    async def add_missing_due(self, due: Mapping[str, Sequence[DueEntry]]) -> int:
+        """Set each entry (per source) only where its work has no entry from that source; an
+        existing entry or lease is kept. Returns how many were added. Idempotent: what
+        registration, the `alm.works` consumer and the reconcile use."""
+        ...
+
+    async def release_leases(self, now: datetime, within: timedelta) -> int:
+        """Make every lease that runs out by `now + within` due at `now` (keeping its attempt);
+        returns how many. For a restart of the embedded mode, whose in-process bus died with
+        the requests the leases stood for; never while those requests may still be read (a
+        Kafka topic keeps them)."""
         ...
 
 

@@ -77,7 +77,7 @@ class FetcherService:
         self.clock = clock
         self.batches_in_flight = batches_in_flight
         self.rng = rng or random.Random()
-        self.consumer = bus.consumer([refresh_topic(source.name)], f"alm-fetcher-{source.name}")
+        self.consumer = bus.consumer([refresh_topic(source.name)], self.group_of(source.name))
         self.log = log.bind(source=source.name)
         self.refreshed = 0
         self.errors = 0
@@ -85,6 +85,11 @@ class FetcherService:
         self.failures = ErrorWindow()
         self._status = SourceStatus(source.name)
         self._status_read: datetime | None = None
+
+    @staticmethod
+    def group_of(source: str) -> str:
+        """The consumer group of `source`'s fetchers."""
+        return f"alm-fetcher-{source}"
 
     async def paused(self) -> SourceStatus | None:
         """The source's status if an operator or the error window paused it, else None."""

@@ -1,5 +1,9 @@
 """The scheduler: turns the due-index into refresh requests, paced per source, and keeps the
-index up to date from new works, retries and dead letters.
+index up to date from retries and dead letters. Registration writes a work's first entries
+itself (services/registration.py); the scheduler's `alm.works` consumer and its periodic
+reconcile only add entries a work lacks, so no work depends on an event being read to be
+refreshed, and a gap (data from before that rule, a crash halfway through a Cassandra
+registration, a source enabled later, an identifier learned later) is closed by the next pass.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
+from services.registration import Scheduling
 from services.telemetry.pipeline import REFRESH_REQUESTS, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.scheduler")
@@ -32,11 +37,25 @@ log = structlog.get_logger("alm.scheduler")
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
-    """Pacing: how many requests a source gets per tick, and how long a request may be lost."""
+    """Pacing: how many requests a source gets per tick, how long a request may be lost, how
+    many works a reconcile reads at a time, and (where the bus can tell a source's backlog) how
+    many upstream calls' worth of requests may wait for a source's fetcher."""
 
     per_source_per_tick: int = 5000
     lease: timedelta = timedelta(hours=1)
     tick_seconds: float = 30.0
+    reconcile_page: int = 1000
+    queued_calls: int = 40  # a source's queue: this many calls' worth (batch size x this)
+    min_queue: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileStep:
+    """What one page of a reconcile pass did."""
+
+    works: int  # works read
+    added: int  # due entries that were missing and are now written
+    done: bool  # the pass reached the last work (the next step starts over)
 
 
 class Scheduler:
@@ -53,6 +72,7 @@ class Scheduler:
         settings: SchedulerSettings,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
+        backlog: Callable[[str], int] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.bus = bus
@@ -61,12 +81,26 @@ class Scheduler:
         self.settings = settings
         self.clock = clock
         self.rng = rng or random.Random()
+        self.scheduling = Scheduling(tuple(sources), policy)
+        # requests of a source not yet taken by its fetcher (the in-process bus knows; with
+        # Kafka, None: the lease and `per_source_per_tick` pace emission)
+        self.backlog = backlog
         self.consumer = bus.consumer([TOPIC_WORKS, TOPIC_RETRY, TOPIC_DEADLETTER], self.GROUP)
         self.emitted = 0
         self.dead = 0
+        self.reconciled = 0  # missing due entries the reconcile wrote
+        self._reconcile_after: str | None = None  # where the current pass continues
+
+    def _room(self, source: Source) -> int:
+        """How many requests `source` may get now: its tick's share, less what still waits."""
+        room = self.settings.per_source_per_tick
+        if self.backlog is not None:
+            queue = max(self.settings.min_queue, source.batch_size * self.settings.queued_calls)
+            room = min(room, queue - self.backlog(source.name))
+        return room
 
     async def tick(self) -> int:
-        """Emit refresh requests for every due (work, source); returns how many."""
+        """Emit refresh requests for every due (work, source) and lease them; returns how many."""
         now = self.clock()
         total = 0
         statuses = await self.store.source_statuses()
@@ -74,7 +108,10 @@ class Scheduler:
             status = statuses.get(source.name)
             if status is not None and status.paused:
                 continue  # due works stay due; they are emitted once the source resumes
-            entries = await self.store.due(source.name, now, self.settings.per_source_per_tick)
+            room = self._room(source)
+            if room <= 0:
+                continue
+            entries = await self.store.due(source.name, now, room)
             if not entries:
                 continue
             works = await self.store.get_works([e.work_id for e in entries])
@@ -90,33 +127,40 @@ class Scheduler:
                 requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
             await self.bus.publish(refresh_topic(source.name), requests, pack=PACK_REQUESTS)
             REFRESH_REQUESTS.labels(source.name).inc(len(requests))
-            lease = [DueEntry(e.work_id, now + self.settings.lease, e.attempt) for e in entries]
+            lease = [
+                DueEntry(e.work_id, now + self.settings.lease, e.attempt, leased=True)
+                for e in entries
+            ]
             await self.store.set_due(source.name, lease)
             total += len(requests)
         self.emitted += total
         return total
 
     async def step(self, timeout: float) -> int:
-        """Consume one batch of works, retries and dead letters into the due-index."""
+        """Consume one batch of works, retries and dead letters into the due-index (the
+        announced works' missing entries in one write)."""
         messages = await self.consumer.poll(1000, timeout)
         if not messages:
             return 0
+        announced: list[Work] = []
         for message in messages:
             try:
-                await self._apply(message)
+                if message.topic == TOPIC_WORKS:
+                    event = check("work", message.value)
+                    if event["event"] == "registered":
+                        announced.append(Work.from_dict(event["work"]))
+                else:
+                    await self._apply(message)
             except (SchemaViolation, KeyError, ValueError) as exc:
                 REJECTED_EVENTS.labels("scheduler").inc()
                 log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
+        if announced:
+            await self.schedule_new(announced, self.clock())
         await self.consumer.commit()
         return len(messages)
 
     async def _apply(self, message: Message) -> None:
         now = self.clock()
-        if message.topic == TOPIC_WORKS:
-            event = check("work", message.value)
-            if event["event"] == "registered":
-                await self.schedule_new(Work.from_dict(event["work"]), now)
-            return
         event = check("failed_refresh", message.value)
         if "bad_event" in event:
             self.dead += 1
@@ -143,11 +187,34 @@ class Scheduler:
             next_due=when.isoformat(),
         )
 
-    async def schedule_new(self, work: Work, now: datetime) -> None:
-        """Make a new work due now (or on its future publication date) from every source that
-        can look it up."""
-        ref = WorkRef.of(work)
+    async def schedule_new(self, works: Sequence[Work], now: datetime) -> None:
+        """Give announced works the entries they lack (registration normally wrote them; an
+        entry a work has, or a lease, is kept: reading an event again changes nothing)."""
+        await self.store.add_missing_due(self.scheduling.per_source(works, now))
+
+    async def reconcile(self) -> ReconcileStep:
+        """One page of a reconcile pass: the next `reconcile_page` works in id order each get
+        the entries they lack from the enabled sources that can fetch them. Memory holds one
+        page and the id to continue after; a pass ends at the last work and starts over."""
+        works = await self.store.works_after(self._reconcile_after, self.settings.reconcile_page)
+        added = 0
+        if works:
+            added = await self.store.add_missing_due(
+                self.scheduling.per_source(works, self.clock())
+            )
+        done = len(works) < self.settings.reconcile_page
+        self._reconcile_after = None if done else works[-1].work_id
+        self.reconciled += added
+        if added:
+            log.warning("reconcile_scheduled_missing", added=added, works=len(works))
+        return ReconcileStep(len(works), added, done)
+
+    async def due_now(self) -> bool:
+        """Whether a running (not paused) source has an entry due now."""
+        now = self.clock()
+        statuses = await self.store.source_statuses()
         for source in self.sources:
-            if source.fetchable(ref):
-                when = next_refresh(work.issued, None, now, self.policy, 0.0, source.name)
-                await self.store.set_due(source.name, [DueEntry(work.work_id, when, 1)])
+            status = statuses.get(source.name)
+            if (status is None or not status.paused) and await self.store.due(source.name, now, 1):
+                return True
+        return False

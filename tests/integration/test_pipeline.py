@@ -18,7 +18,6 @@ from services.core.identifiers import parse_identifier
 from services.core.imports import read_lines
 from services.embedded import refresh_until_idle
 from services.fetchers.registry import SOURCES
-from services.registration import register
 from services.settings import FIXTURES, SAMPLE_WORKS
 from services.stub import server as stub_server
 from tests.integration.conftest import Infra
@@ -40,7 +39,7 @@ async def embedded_totals(tmp: Path, ids: list[str]) -> dict[tuple[str, str], di
     """What the embedded mode stores for the same works and stub upstream."""
     await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     async with pipeline_kit(tmp, sources=SOURCES_RUN) as kit:
-        await register(ids, kit.store, kit.bus, kit.clock())
+        await kit.register(ids)
         await refresh_until_idle(kit.pipeline)
         states = await kit.store.states_for(ids)
     return {(w, s.source): dict(s.metrics) for w, rows in states.items() for s in rows}

@@ -326,6 +326,90 @@ async def test_due_returns_only_due_entries_earliest_first(store: Store) -> None
     assert await store.due(f"src{uid()}", T0, 10) == []
 
 
+async def test_register_with_a_schedule_writes_the_entries_a_work_lacks(store: Store) -> None:
+    """Registering with a schedule leaves the work due from each source it names; registering
+    the known work again keeps an entry it has (here a lease) and adds one it lacks."""
+    a, b, c = (f"src{uid()}" for _ in range(3))
+    w = f"10.1234/sched.{uid()}"
+    first = await store.register(
+        [doi_work(w)], lambda work: {a: DueEntry(work.work_id, T0), b: DueEntry(work.work_id, T0)}
+    )
+    assert first[0].created
+    assert await store.due(a, T0, 10) == [DueEntry(w, T0)]
+    assert await store.due(b, T0, 10) == [DueEntry(w, T0)]
+    lease = DueEntry(w, T0 + timedelta(hours=1), leased=True)
+    await store.set_due(a, [lease])
+
+    later = T0 + timedelta(minutes=5)
+    again = await store.register(
+        [doi_work(w.upper())],
+        lambda work: {a: DueEntry(work.work_id, later), c: DueEntry(work.work_id, later)},
+    )
+
+    assert not again[0].created
+    assert await store.due(a, T0 + timedelta(hours=2), 10) == [lease]
+    assert await store.due(c, later, 10) == [DueEntry(w, later)]
+
+
+async def test_add_missing_due_adds_only_what_is_missing(store: Store) -> None:
+    """Entries are added where a work has none from the source; existing ones stay."""
+    a, b = f"src{uid()}", f"src{uid()}"
+    have, lack = f"10.1/have.{uid()}", f"10.1/lack.{uid()}"
+    await store.set_due(a, [DueEntry(have, T0 + timedelta(days=2))])
+
+    added = await store.add_missing_due(
+        {a: [DueEntry(have, T0), DueEntry(lack, T0)], b: [DueEntry(have, T0)]}
+    )
+
+    assert added == 2
+    assert await store.due(a, T0 + timedelta(days=3), 10) == [
+        DueEntry(lack, T0),
+        DueEntry(have, T0 + timedelta(days=2)),
+    ]
+    assert await store.due(b, T0, 10) == [DueEntry(have, T0)]
+    assert await store.add_missing_due({a: [DueEntry(lack, T0 + timedelta(days=1))]}) == 0
+
+
+async def test_release_leases_makes_the_leases_running_out_soon_due_now(store: Store) -> None:
+    """Leases that run out within the window become due now (attempt kept); a later lease and
+    plain entries stay as they are."""
+    src = f"src{uid()}"
+    soon, far, plain = (f"10.1/lease.{n}.{uid()}" for n in range(3))
+    now = datetime.now(UTC)
+    await store.set_due(
+        src,
+        [
+            DueEntry(soon, now + timedelta(minutes=50), 3, leased=True),
+            DueEntry(far, now + timedelta(hours=5), leased=True),
+            DueEntry(plain, now + timedelta(minutes=10)),
+        ],
+    )
+
+    released = await store.release_leases(now, timedelta(hours=1))
+
+    assert released >= 1  # the keyspace is shared: other tests' leases may go too
+    assert await store.due(src, now, 10) == [DueEntry(soon, now, 3)]
+    assert await store.due(src, now + timedelta(hours=6), 10) == [
+        DueEntry(soon, now, 3),
+        DueEntry(plain, now + timedelta(minutes=10)),
+        DueEntry(far, now + timedelta(hours=5), leased=True),
+    ]
+
+
+async def test_works_after_pages_through_every_work_in_id_order(store: Store) -> None:
+    """Keyset pages after a given id: in id order, none repeated, none skipped."""
+    u = uid()
+    ids = sorted(f"10.1234/page.{u}.{n:02d}" for n in range(23))
+    await store.register([doi_work(i) for i in ids])
+
+    seen, after = [], f"10.1234/page.{u}."
+    while page := [w.work_id for w in await store.works_after(after, 10) if u in w.work_id]:
+        seen += page
+        after = page[-1]
+
+    assert seen == ids
+
+
 # -- Cassandra specifics --------------------------------------------------------------------
 
 pytest_cassandra = pytest.mark.integration

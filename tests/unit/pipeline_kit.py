@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,11 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
-from services.api.state import CLOCK
+from services.api.state import CLOCK, SCHEDULING
 from services.bootstrap import Pipeline, make_pipeline
 from services.fetchers.http import HttpSettings
 from services.fetchers.registry import SOURCES
 from services.fetchers.stub import StubAnswer, StubUpstream
+from services.registration import RegisterResult, register
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
 
@@ -67,15 +68,24 @@ class Kit:
         """Calls the stub answered per source."""
         return dict(self.stub_app[stub_server.HITS])
 
+    async def register(self, ids: Sequence[str]) -> list[RegisterResult]:
+        """Register `ids` now, scheduled for the kit's sources."""
+        scheduling = self.pipeline.scheduler.scheduling
+        return await register(ids, self.store, self.bus, self.clock(), scheduling)
+
 
 CORE_SOURCES = ("crossref", "openalex", "europepmc")
 
 
 @asynccontextmanager
 async def pipeline_kit(
-    tmp: Path, synthetic: bool = False, sources: tuple[str, ...] = CORE_SOURCES
+    tmp: Path,
+    synthetic: bool = False,
+    sources: tuple[str, ...] = CORE_SOURCES,
+    rates: Mapping[str, float] | None = None,
 ) -> AsyncIterator[Kit]:
-    """A migrated SQLite store, a memory bus and every service, fetching from the stub."""
+    """A migrated SQLite store, a memory bus and every service, fetching from the stub (at
+    1,000 requests/s a source unless `rates` says otherwise)."""
     app = stub_server.init_app(SOURCES, FIXTURES, synthetic)
     runner, root = await stub_server.start(app)
     clock = Clock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
@@ -83,7 +93,9 @@ async def pipeline_kit(
     store = SqliteStore(tmp / "alm.sqlite")
     await store.migrate()
     bus = MemoryBus()
-    http = HttpSettings(retries=0, max_wait=0.5, rates={name: 1000.0 for name in SOURCES})
+    http = HttpSettings(
+        retries=0, max_wait=0.5, rates={**{name: 1000.0 for name in SOURCES}, **(rates or {})}
+    )
     pipeline = make_pipeline(settings, bus, store, clock=clock, rng=random.Random(7), http=http)
     try:
         async with pipeline.caller:
@@ -98,5 +110,6 @@ async def api_client(kit: Kit, tmp: Path) -> AsyncIterator[TestClient[Any, Any]]
     """An aiohttp test client of the API over the kit's store, bus and clock."""
     app = init_app(Settings(data_dir=tmp, status_cache_seconds=0), store=kit.store, bus=kit.bus)
     app[CLOCK] = kit.clock
+    app[SCHEDULING] = kit.pipeline.scheduler.scheduling
     async with TestClient(TestServer(app)) as client:
         yield client

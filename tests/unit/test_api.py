@@ -11,7 +11,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.embedded import refresh_until_idle
-from services.registration import register
 from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
 PCBI = "10.1371/journal.pcbi.1000204"  # PMID 18974831, PMCID PMC2568856 in the fixtures
@@ -22,7 +21,7 @@ ZENODO = "10.5281/zenodo.1234567"  # DataCite: views by month 2021-05 (3) and 20
 @pytest.fixture
 async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
     async with pipeline_kit(tmp_path) as k:
-        await register([PCBI, PEERJ], k.store, k.bus, k.clock())
+        await k.register([PCBI, PEERJ])
         await refresh_until_idle(k.pipeline)
         yield k
 
@@ -158,7 +157,7 @@ async def test_history_by_year_uses_upstream_years(client: TestClient[Any, Any])
 async def datacite_client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     """An API over a pipeline that fetched ZENODO from DataCite (the stub's recording)."""
     async with pipeline_kit(tmp_path, sources=("datacite",)) as k:
-        await register([ZENODO], k.store, k.bus, k.clock())
+        await k.register([ZENODO])
         await refresh_until_idle(k.pipeline)
         async with api_client(k, tmp_path) as c:
             yield c

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import sqlite3
 from pathlib import Path
@@ -144,3 +145,79 @@ def test_topics_create_takes_partitions_and_replication_factor() -> None:
         ["topics", "create", "--partitions", "12", "--replication-factor", "3"]
     )
     assert (args.partitions, args.replication_factor) == (12, 3)
+
+
+def test_import_schedules_every_work_not_only_the_first_thousand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alm works import` of 5,000 DOIs leaves each one due from every source that can fetch
+    it (one scheduler step of 1,000 events used to index the first 1,000 only)."""
+    path = tmp_path / "dois.txt"
+    path.write_text("".join(f"10.5555/unit.{n}\n" for n in range(5000)))
+
+    assert main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)]) == 0
+
+    assert "works: 5000 registered, 0 already known, 0 invalid" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "data" / "alm.sqlite") as conn:
+        per_source = dict(conn.execute("SELECT source, count(*) FROM due GROUP BY source"))
+        works = conn.execute("SELECT count(DISTINCT work_id) FROM due").fetchone()[0]
+    assert per_source == {s.name: 5000 for s in selected_sources(Settings.from_env())}
+    assert works == 5000
+
+
+def test_run_refreshes_works_an_older_version_left_unscheduled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Works registered without due entries (what the old import and a crash left behind)
+    are found by the start-up reconcile and refreshed by the same run."""
+    data, empty = str(tmp_path / "data"), tmp_path / "none.txt"
+    empty.write_text("")
+    assert main(["--data-dir", data, "works", "add", "10.5555/old.1", "10.5555/old.2"]) == 0
+    with sqlite3.connect(tmp_path / "data" / "alm.sqlite") as conn:
+        conn.execute("DELETE FROM due")
+    capsys.readouterr()
+
+    port = str(_free_port())
+    assert (
+        main(
+            [
+                "--data-dir",
+                data,
+                "run",
+                "--offline",
+                "--once",
+                "--port",
+                port,
+                "--works",
+                str(empty),
+            ]
+        )
+        == 0
+    )
+
+    sources = len(selected_sources(Settings.from_env()))
+    out = capsys.readouterr().out
+    assert f"refreshes: {2 * sources} requested, {2 * sources} done, 0 errors" in out
+
+
+def test_run_refuses_a_data_dir_another_run_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two `alm run` on one data directory would release each other's leases: the second
+    one stops with a message instead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / "alm.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["--data-dir", str(data), "run", "--offline", "--once"])
+    assert code == 2
+    assert "another `alm run` is using" in capsys.readouterr().err
+
+
+def test_run_is_the_embedded_mode_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`alm run` over Kafka is refused with what to do instead."""
+    monkeypatch.setenv("ALM_BUS", "kafka")
+    assert main(["--data-dir", str(tmp_path), "run", "--offline", "--once"]) == 2
+    assert "unset ALM_BUS" in capsys.readouterr().err

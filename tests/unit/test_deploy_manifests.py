@@ -122,13 +122,15 @@ def test_values_list_exactly_the_registered_sources() -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_fetcher_per_enabled_source_and_the_scheduler_sends_them_work(case: str) -> None:
-    """One fetcher Deployment per enabled source, and ALM_SOURCES of the scheduler names
-    exactly those."""
+def test_a_fetcher_per_enabled_source_and_every_service_schedules_them(case: str) -> None:
+    """One fetcher Deployment per enabled source; ALM_SOURCES, shared by every service (the
+    scheduler sends them requests, the API and the Jobs schedule the works they register from
+    exactly those sources), names exactly those, and a fetcher narrows it with --source."""
     docs = render(*CASES[case])
     enabled = {n for n, s in values(case)["sources"].items() if s["enabled"]}
     assert set(_fetchers(docs)) == enabled
-    assert set(_plain_settings(_only(docs, "scheduler")).sources) == enabled
+    for workload in workloads(docs):
+        assert set(_plain_settings(workload).sources) == enabled, workload["metadata"]["name"]
 
 
 def _literals() -> set[str]:

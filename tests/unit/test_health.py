@@ -10,7 +10,6 @@ import pytest
 from services.core.events import FetchError
 from services.core.health import ErrorWindow
 from services.embedded import refresh_until_idle
-from services.registration import register
 from tests.unit.pipeline_kit import pipeline_kit
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -52,7 +51,7 @@ async def test_refused_credentials_pause_source_until_resumed(tmp_path: Path) ->
     doi = "10.7717/peerj.4375"
     async with pipeline_kit(tmp_path, sources=("crossref",)) as kit:
         kit.fail("crossref", doi, 401, '{"message": "bad token"}', "application/json")
-        await register([doi, "10.1038/s41586-023-06139-9"], kit.store, kit.bus, kit.clock())
+        await kit.register([doi, "10.1038/s41586-023-06139-9"])
         await refresh_until_idle(kit.pipeline)
         status = (await kit.store.source_statuses())["crossref"]
         assert status.paused

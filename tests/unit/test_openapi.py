@@ -19,7 +19,6 @@ from services.api.docs import OPENAPI_PATH
 from services.core.schema_check import SCHEMA_DIR
 from services.embedded import refresh_until_idle
 from services.fetchers.registry import SOURCES
-from services.registration import register
 from services.settings import Settings
 from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
@@ -149,11 +148,11 @@ def _response_object(response: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
     async with pipeline_kit(tmp_path) as k:
-        await register([PCBI, UNKNOWN_UPSTREAM], k.store, k.bus, k.clock())
+        await k.register([PCBI, UNKNOWN_UPSTREAM])
         await refresh_until_idle(k.pipeline)
         # alone in its batch, so the failed call (Crossref batches works) fails only PEERJ
         k.fail("crossref", PEERJ, 503, "Service Unavailable", "text/plain")
-        await register([PEERJ], k.store, k.bus, k.clock())
+        await k.register([PEERJ])
         await refresh_until_idle(k.pipeline)
         yield k
 

@@ -1,9 +1,11 @@
-"""Registration: storing works once per identifier and announcing new ones on `alm.works`."""
+"""Registration: storing works once per identifier, scheduled in the same write, and
+announcing new ones on `alm.works`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,27 +14,35 @@ from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
 from services.core.events import TOPIC_WORKS
 from services.core.identifiers import Identifier
-from services.core.ports import Registration, WorkStore
+from services.core.ports import DueEntry, Registration, Schedule, WorkStore
 from services.core.schema_check import check
+from services.core.staleness import Policy
 from services.core.works import Work
-from services.registration import RegisterResult, register
+from services.fetchers.registry import get_source
+from services.registration import CHUNK, RegisterResult, Scheduling, register
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 DOI = "10.1371/journal.pcbi.1000204"
+# Crossref looks works up by DOI only; PubMed by DOI, PMID or PMCID.
+SCHEDULING = Scheduling((get_source("crossref"), get_source("pubmed")), Policy())
 
 
 class FakeWorkStore:
     """A WorkStore over dicts that looks a whole batch up before writing any of it.
 
     That is what a store doing one batched lookup (e.g. Cassandra) does: duplicates inside one
-    batch all come back as `created`, so `register` itself must collapse them.
+    batch all come back as `created`, so `register` itself must collapse them. `due` holds
+    the entries registration scheduled, by (source, work id).
     """
 
     def __init__(self) -> None:
         self.works: dict[str, Work] = {}
         self.index: dict[Identifier, str] = {}
+        self.due: dict[tuple[str, str], DueEntry] = {}
 
-    async def register(self, works: Sequence[Work]) -> list[Registration]:
+    async def register(
+        self, works: Sequence[Work], schedule: Schedule | None = None
+    ) -> list[Registration]:
         known = dict(self.index)
         out = []
         for work in works:
@@ -41,7 +51,13 @@ class FakeWorkStore:
             self.works[merged.work_id] = merged
             self.index.update({i: merged.work_id for i in merged.identifiers()})
             out.append(Registration(merged, created=found is None))
+        for work_id in {r.work.work_id for r in out} if schedule is not None else ():
+            for source, entry in schedule(self.works[work_id]).items():
+                self.due.setdefault((source, work_id), entry)
         return out
+
+    async def works_after(self, after: str | None, limit: int) -> list[Work]:
+        return [self.works[w] for w in sorted(self.works) if w > (after or "")][:limit]
 
     async def update_works(self, works: Sequence[Work]) -> None:
         self.works.update({w.work_id: w for w in works})
@@ -75,6 +91,32 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await sqlite.close()
 
 
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """A migrated SQLite store."""
+    store = SqliteStore(tmp_path / "alm.db")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+async def due_of(store: WorkStore) -> dict[tuple[str, str], DueEntry]:
+    """Every due entry the store holds, by (source, work id)."""
+    if isinstance(store, FakeWorkStore):
+        return dict(store.due)
+    assert isinstance(store, SqliteStore)
+    out = {}
+    for source in ("crossref", "pubmed"):
+        for entry in await store.due(source, NOW + timedelta(days=3650), 1_000_000):
+            out[(source, entry.work_id)] = entry
+    return out
+
+
+def entries(*keys: tuple[str, str], at: datetime = NOW) -> Mapping[tuple[str, str], DueEntry]:
+    """A due entry at `at` for each (source, work id)."""
+    return {(source, work_id): DueEntry(work_id, at) for source, work_id in keys}
+
+
 async def announced(bus: MemoryBus) -> list[tuple[str, dict[str, object]]]:
     """Everything on alm.works not yet read by the test's consumer group."""
     consumer = bus.consumer([TOPIC_WORKS], "test")
@@ -88,7 +130,11 @@ async def test_valid_ids_are_registered_and_announced(store: WorkStore) -> None:
     bus = MemoryBus()
 
     results = await register(
-        ["10.1371/JOURNAL.PCBI.1000204", "pmid:18974831", "pmc2568856"], store, bus, NOW
+        ["10.1371/JOURNAL.PCBI.1000204", "pmid:18974831", "pmc2568856"],
+        store,
+        bus,
+        NOW,
+        SCHEDULING,
     )
 
     assert results == [
@@ -113,7 +159,7 @@ async def test_invalid_ids_get_an_error_naming_the_value(store: WorkStore) -> No
     """Invalid ids are reported in place with an error naming them; valid ones still register."""
     bus = MemoryBus()
 
-    results = await register(["not-a-doi", DOI, "", "PMC0"], store, bus, NOW)
+    results = await register(["not-a-doi", DOI, "", "PMC0"], store, bus, NOW, SCHEDULING)
 
     assert [r.input for r in results] == ["not-a-doi", DOI, "", "PMC0"]
     assert [r.work_id for r in results] == [None, DOI, None, None]
@@ -130,7 +176,7 @@ async def test_only_invalid_ids_publish_nothing(store: WorkStore) -> None:
     """A call with nothing valid stores and announces nothing."""
     bus = MemoryBus()
 
-    results = await register(["nope", "10.1/x"], store, bus, NOW)
+    results = await register(["nope", "10.1/x"], store, bus, NOW, SCHEDULING)
 
     assert all(r.error for r in results)
     assert await store.count_works() == 0
@@ -146,6 +192,7 @@ async def test_same_doi_twice_in_one_call_is_one_work(store: WorkStore) -> None:
         store,
         bus,
         NOW,
+        SCHEDULING,
     )
 
     assert [(r.work_id, r.created) for r in results] == [(DOI, True), (DOI, False)]
@@ -157,11 +204,11 @@ async def test_same_doi_twice_in_one_call_is_one_work(store: WorkStore) -> None:
 async def test_re_registration_reports_exists_and_publishes_nothing(store: WorkStore) -> None:
     """Registering a known work again (any spelling) reports `exists` and announces nothing."""
     bus = MemoryBus()
-    await register([DOI], store, bus, NOW)
+    await register([DOI], store, bus, NOW, SCHEDULING)
     await announced(bus)
     published_before = bus.published[TOPIC_WORKS]
 
-    results = await register(["doi:10.1371/Journal.Pcbi.1000204"], store, bus, NOW)
+    results = await register(["doi:10.1371/Journal.Pcbi.1000204"], store, bus, NOW, SCHEDULING)
 
     assert results == [RegisterResult("doi:10.1371/Journal.Pcbi.1000204", DOI, created=False)]
     assert results[0].to_dict() == {
@@ -177,7 +224,7 @@ async def test_re_registration_reports_exists_and_publishes_nothing(store: WorkS
 async def test_registered_work_can_be_found_by_its_identifier(store: WorkStore) -> None:
     """After registering, the store finds the work by the normalised identifier."""
     bus = MemoryBus()
-    await register(["https://dx.doi.org/10.1371/JOURNAL.PCBI.1000204"], store, bus, NOW)
+    await register(["https://dx.doi.org/10.1371/JOURNAL.PCBI.1000204"], store, bus, NOW, SCHEDULING)
 
     work = await store.get_work(DOI)
 
@@ -196,3 +243,79 @@ def test_register_result_to_dict_shapes() -> None:
         "status": "invalid",
         "error": "invalid identifier 'y'",
     }
+
+
+async def test_registering_schedules_every_source_that_can_fetch_the_work(
+    store: WorkStore,
+) -> None:
+    """Registration alone (no scheduler, no event read) leaves each work due now from every
+    source that can look it up: the DOI from both sources, the PMID from PubMed only."""
+    await register([DOI, "pmid:18974831"], store, MemoryBus(), NOW, SCHEDULING)
+
+    assert await due_of(store) == entries(
+        ("crossref", DOI), ("pubmed", DOI), ("pubmed", "pmid:18974831")
+    )
+
+
+async def test_registering_a_known_work_again_restores_a_missing_entry_only(
+    sqlite: SqliteStore,
+) -> None:
+    """A known work whose entry went missing (older data, a crash) gets it back when it is
+    registered again; it still answers `exists`, and its other entry (a lease) is kept."""
+    bus = MemoryBus()
+    await register([DOI], sqlite, bus, NOW, SCHEDULING)
+    lease = DueEntry(DOI, NOW + timedelta(hours=1), 2, leased=True)
+    await sqlite.set_due("pubmed", [lease])
+    with sqlite3.connect(sqlite._path) as conn:
+        conn.execute("DELETE FROM due WHERE source='crossref'")
+
+    again = await register([DOI.upper()], sqlite, bus, NOW + timedelta(days=1), SCHEDULING)
+
+    assert [r.to_dict()["status"] for r in again] == ["exists"]
+    assert await due_of(sqlite) == {
+        ("crossref", DOI): DueEntry(DOI, NOW + timedelta(days=1)),
+        ("pubmed", DOI): lease,
+    }
+
+
+async def test_a_work_published_later_is_due_on_its_publication_date(
+    sqlite: SqliteStore,
+) -> None:
+    """A work whose issued date is still to come is first due on that date, from each source."""
+    future = Work(DOI, doi=DOI, issued=date(2024, 6, 1))
+    schedule = SCHEDULING.first_due(future, NOW)
+
+    await sqlite.register([future], lambda w: SCHEDULING.first_due(w, NOW))
+
+    at = datetime(2024, 6, 1, tzinfo=UTC)
+    assert schedule == {"crossref": DueEntry(DOI, at), "pubmed": DueEntry(DOI, at)}
+    assert await due_of(sqlite) == entries(("crossref", DOI), ("pubmed", DOI), at=at)
+
+
+async def test_works_and_their_entries_are_one_transaction(sqlite: SqliteStore) -> None:
+    """If writing the due entries fails, the works are not registered either: a crash can
+    never leave a registered work that nothing will refresh."""
+    with sqlite3.connect(sqlite._path) as conn:
+        conn.execute(
+            "CREATE TRIGGER no_due BEFORE INSERT ON due BEGIN SELECT RAISE(ABORT, 'disk'); END"
+        )
+
+    with pytest.raises(sqlite3.IntegrityError, match="disk"):
+        await register([DOI, "pmid:18974831"], sqlite, MemoryBus(), NOW, SCHEDULING)
+
+    assert await sqlite.count_works() == 0
+
+
+async def test_a_large_registration_schedules_every_work(store: WorkStore) -> None:
+    """More works than one chunk: every one is registered, scheduled and announced once."""
+    bus = MemoryBus(window=0)
+    consumer = bus.consumer([TOPIC_WORKS], "subscriber")
+    ids = [f"10.5555/large.{n}" for n in range(CHUNK * 2 + 7)]
+
+    results = await register(ids, store, bus, NOW, SCHEDULING)
+
+    assert sum(r.created for r in results) == len(ids)
+    due = await due_of(store)
+    assert len(due) == 2 * len(ids)
+    assert {work_id for _, work_id in due} == set(ids)
+    assert len(await consumer.poll(len(ids) * 2, timeout=0)) == len(ids)

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite_store import MIGRATIONS, SqliteStore
 from services.aggregator.service import fold, learned_works
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState, aggregate
 from services.core.events import FetchError, Observation, SourceEvent, Status
 from services.core.identifiers import Identifier, IdType, parse_identifier
 from services.core.ports import DueEntry, RawResponse
+from services.core.staleness import Policy
 from services.core.works import Work
-from services.registration import register
+from services.fetchers.registry import get_source
+from services.registration import Scheduling, register
 
 DOI = "10.1371/journal.pcbi.1000204"
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -112,8 +114,11 @@ async def test_register_dedupes_a_doi_in_any_case_or_form(
 ) -> None:
     """One DOI registered in several spellings (one call and again later) is one work."""
     bus = MemoryBus()
-    first = await register(spellings, store, bus, T0)
-    later = await register(["HTTPS://DX.DOI.ORG/10.1371/JOURNAL.PCBI.1000204"], store, bus, T1)
+    scheduling = Scheduling((get_source("crossref"),), Policy())
+    first = await register(spellings, store, bus, T0, scheduling)
+    later = await register(
+        ["HTTPS://DX.DOI.ORG/10.1371/JOURNAL.PCBI.1000204"], store, bus, T1, scheduling
+    )
 
     assert {r.work_id for r in first + later} == {DOI}
     assert await store.count_works() == 1
@@ -405,6 +410,70 @@ async def test_set_due_replaces_the_previous_entry(store: SqliteStore) -> None:
         DueEntry(DOI, T0 + timedelta(days=1), 1)
     ]
     assert [e.work_id for e in await store.due("openalex", T0, 10)] == [DOI]
+
+
+async def test_leases_are_marked_and_released_as_due_now(store: SqliteStore) -> None:
+    """A lease reads back as one; releasing makes the leases that run out within the window
+    due now (attempt kept), and leaves scheduled times and later leases alone."""
+    lease = DueEntry("a", T0 + timedelta(minutes=30), 2, leased=True)
+    await store.set_due("crossref", [lease, DueEntry("b", T0 + timedelta(minutes=10))])
+    await store.set_due("openalex", [DueEntry("c", T0 + timedelta(hours=5), leased=True)])
+
+    assert await store.due("crossref", T1, 10) == [DueEntry("b", T0 + timedelta(minutes=10)), lease]
+    assert await store.release_leases(T0, timedelta(hours=1)) == 1
+
+    assert await store.due("crossref", T0, 10) == [DueEntry("a", T0, 2)]
+    assert await store.due("openalex", T1, 10) == [
+        DueEntry("c", T0 + timedelta(hours=5), leased=True)
+    ]
+    assert await store.release_leases(T0, timedelta(hours=1)) == 0
+
+
+async def test_add_missing_due_keeps_existing_entries(store: SqliteStore) -> None:
+    """Only (work, source) pairs without an entry get one; a scheduled time or a lease stays."""
+    lease = DueEntry("a", T1, leased=True)
+    await store.set_due("crossref", [lease])
+
+    added = await store.add_missing_due(
+        {"crossref": [DueEntry("a", T0), DueEntry("b", T0)], "openalex": [DueEntry("a", T0)]}
+    )
+
+    assert added == 2
+    assert await store.due("crossref", T2, 10) == [DueEntry("b", T0), lease]
+    assert await store.due("openalex", T2, 10) == [DueEntry("a", T0)]
+    assert await store.add_missing_due({"crossref": [DueEntry("b", T1)]}) == 0
+
+
+async def test_works_after_pages_in_id_order(store: SqliteStore) -> None:
+    """Keyset pages: each continues after the last id of the one before, none repeats."""
+    ids = sorted(f"10.1234/w{n:03d}" for n in range(25))
+    await store.register([work(i) for i in reversed(ids)])
+
+    pages, after = [], None
+    while page := await store.works_after(after, 10):
+        pages.append([w.work_id for w in page])
+        after = page[-1].work_id
+
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [w for p in pages for w in p] == ids
+
+
+async def test_a_file_from_before_leases_is_migrated_with_its_entries(tmp_path: Path) -> None:
+    """A file written by the previous schema keeps its due entries, read as not leased."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+        for version, script in enumerate(MIGRATIONS[:2], start=1):
+            conn.executescript(script)
+            conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+        conn.execute(
+            "INSERT INTO due VALUES ('crossref', ?, '2024-05-01T11:00:00.000000Z', 3)", (DOI,)
+        )
+    store = SqliteStore(path)
+    await store.migrate()
+
+    assert await store.due("crossref", T0, 10) == [DueEntry(DOI, T0 - timedelta(hours=1), 3)]
+    await store.close()
 
 
 async def test_due_scan_orders_within_one_second(store: SqliteStore) -> None:

@@ -16,7 +16,6 @@ from prometheus_client import REGISTRY
 from services.adapters.memory_bus import MemoryBus
 from services.bootstrap import make_store
 from services.embedded import keep_stepping, refresh_until_idle
-from services.registration import register
 from services.settings import Settings
 from services.telemetry.lag import PartitionLag
 from services.telemetry.store import instrument, operations
@@ -131,7 +130,7 @@ async def test_store_calls_are_timed_and_failures_counted(tmp_path: Path) -> Non
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     async with pipeline_kit(tmp_path) as kit:
-        await register([PEERJ], kit.store, kit.bus, kit.clock())
+        await kit.register([PEERJ])
         await refresh_until_idle(kit.pipeline)
         async with api_client(kit, tmp_path) as c:
             yield c
@@ -170,7 +169,7 @@ async def test_pipeline_counters_follow_the_services(tmp_path: Path) -> None:
         sent = count("alm_refresh_requests_total", source="crossref")
         folded = count("alm_aggregated_observations_total")
         changed = count("alm_metric_changes_total")
-        await register([PEERJ], kit.store, kit.bus, kit.clock())
+        await kit.register([PEERJ])
         summary = await refresh_until_idle(kit.pipeline)
         assert summary.requested == 3
         assert count("alm_refresh_requests_total", source="crossref") == sent + 1

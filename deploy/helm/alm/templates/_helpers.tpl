@@ -101,7 +101,9 @@ app.kubernetes.io/part-of: alm
 {{- end -}}
 {{- end -}}
 
-{{/* Environment every container gets: (dict "root" $ "cassandra" true) */}}
+{{/* Environment every container gets: (dict "root" $ "cassandra" true). ALM_SOURCES is shared
+by every service: the scheduler sends requests for them, and the API (and the setup Jobs) schedule
+the works they register from exactly those sources; a fetcher's --source narrows it to its own. */}}
 {{- define "alm.env" -}}
 {{- $v := .root.Values -}}
 - name: ALM_BUS
@@ -114,6 +116,8 @@ app.kubernetes.io/part-of: alm
 - name: ALM_TOPIC_PREFIX
   value: {{ $v.kafka.topicPrefix | quote }}
 {{- end }}
+- name: ALM_SOURCES
+  value: {{ join "," (include "alm.enabledSources" .root | fromJsonArray) | quote }}
 - name: ALM_CASSANDRA_HOSTS
   value: {{ include "alm.cassandraHosts" .root | quote }}
 - name: ALM_CASSANDRA_PORT
