@@ -66,6 +66,20 @@ def synthetic_count(doi: str, salt: str, modulo: int = 500) -> int:
     return int.from_bytes(digest, "big") % modulo
 
 
+SYNTHETIC_PMID_BASE = 300_000_000  # synthetic PMIDs are 3xxxxxxxx: no real PMID is that large
+
+
+def synthetic_pmid(doi: str) -> str:
+    """The PMID every stub gives a synthetic DOI (the same in each source and each process)."""
+    return str(SYNTHETIC_PMID_BASE + synthetic_count(doi.lower(), "pmid", 10**8))
+
+
+def is_synthetic_pmid(pmid: str) -> bool:
+    """Whether `pmid` is one `synthetic_pmid` gives: stubs answer for it in any process, also
+    one that never saw its DOI (a restarted stub asked by PMID alone)."""
+    return pmid.isdigit() and SYNTHETIC_PMID_BASE <= int(pmid) < SYNTHETIC_PMID_BASE + 10**8
+
+
 class StubUpstream:
     """Base of a source's stub: loads records keyed by DOI and error recordings."""
 

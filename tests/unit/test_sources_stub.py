@@ -233,3 +233,25 @@ async def test_long_upstream_pause_fails_fast_without_calling() -> None:
         assert up.hits["openalex"] == calls
     assert first.error is not None and first.error.kind == "rate_limited"
     assert second.error is not None and "next call allowed in" in second.error.message
+
+
+async def test_a_synthetic_work_is_one_pmid_everywhere_and_in_a_restarted_stub() -> None:
+    """A synthetic DOI gets the same PMID from PubMed's ID converter and Europe PMC's search,
+    and a stub started afresh (after `alm run` restarts) counts the same citations when asked by
+    that PMID alone as the first stub did by DOI: the PMID a work learned stays answerable."""
+    dois = [f"10.5555/restart.{n}" for n in range(6)]
+    async with upstream(synthetic=True) as first:
+        by_doi = await first.fetch("pubmed", dois)
+        epmc = await first.fetch("europepmc", dois)
+    assert [o.work_meta["pmid"] for o in by_doi] == [o.work_meta["pmid"] for o in epmc]
+    known = [work(o.work_id, pmid=o.work_meta["pmid"]) for o in by_doi]
+    async with upstream(synthetic=True) as restarted:
+        pubmed = SOURCES["pubmed"]
+        result = await fetch_batch(
+            pubmed, known, config_for(pubmed), restarted.caller, lambda: datetime.now(UTC)
+        )
+    assert [(o.status, o.metrics) for o in result.observations] == [
+        (o.status, o.metrics) for o in by_doi
+    ]
+    assert all(o.status is Status.OK for o in by_doi)
+    assert any(o.metrics["citations"] > 0 for o in by_doi)

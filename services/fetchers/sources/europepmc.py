@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from services.core.events import FetchError, PeriodCount, SourceEvent
@@ -40,7 +39,14 @@ from services.fetchers.base import (
     work_meta,
 )
 from services.fetchers.csl import csl_item, year_periods
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+from services.fetchers.stub import (
+    StubAnswer,
+    StubRequest,
+    StubUpstream,
+    is_synthetic_pmid,
+    synthetic_count,
+    synthetic_pmid,
+)
 
 PAGE = 1000  # the citations endpoint's largest pageSize
 MAX_PAGES = 10  # more citing articles than this are counted, not listed
@@ -49,10 +55,6 @@ MAX_PAGES = 10  # more citing articles than this are counted, not listed
 class EuropePmcStub(StubUpstream):
     """Answers `/search?query=DOI:"..."` and `/{src}/{id}/citations` like Europe PMC REST."""
 
-    def __init__(self, fixtures: Path, synthetic: bool = False) -> None:
-        super().__init__(fixtures, synthetic)
-        self.synthetic_ids: set[str] = set()  # ids of synthesized hits: they get citers
-
     def record_doi(self, record: Any) -> str | None:
         """The DOI of the first hit of a recorded search response."""
         hits = record["resultList"]["result"]
@@ -60,8 +62,7 @@ class EuropePmcStub(StubUpstream):
 
     def synthesize(self, doi: str) -> Any:
         """A one-hit search response."""
-        pmid = str(10_000_000 + synthetic_count(doi, "pmid", 9_000_000))
-        self.synthetic_ids.add(pmid)
+        pmid = synthetic_pmid(doi)  # the PMID every stub gives it
         hit = {
             "id": pmid,
             "source": "MED",
@@ -103,7 +104,7 @@ class EuropePmcStub(StubUpstream):
         recorded = self.fixtures / "citations" / f"{src}_{ident}.json"
         if recorded.exists():
             rows = json.loads(recorded.read_text())["citationList"]["citation"]
-        elif ident in self.synthetic_ids:
+        elif self.synthetic and is_synthetic_pmid(ident):
             rows = [_synthetic_citer(i) for i in range(synthetic_count(ident, "epmc-cites", 30))]
         else:
             rows = []

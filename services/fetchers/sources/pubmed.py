@@ -33,7 +33,14 @@ from services.fetchers.base import (
     work_meta,
 )
 from services.fetchers.csl import csl_item
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+from services.fetchers.stub import (
+    StubAnswer,
+    StubRequest,
+    StubUpstream,
+    is_synthetic_pmid,
+    synthetic_count,
+    synthetic_pmid,
+)
 
 IDCONV = "https://pmc.ncbi.nlm.nih.gov/tools/idconv/api/v1"
 BATCH = 200  # the ID converter's limit
@@ -49,7 +56,6 @@ class PubMedStub(StubUpstream):
     def __init__(self, fixtures: Path, synthetic: bool = False) -> None:
         super().__init__(fixtures, synthetic)
         self.linksets: dict[str, Any] = {}
-        self.synthetic_pmids: set[str] = set()
         for path in sorted((fixtures / "linksets").glob("*.json")):
             linkset = json.loads(path.read_text())
             self.linksets[str(linkset["ids"][0])] = linkset
@@ -59,9 +65,8 @@ class PubMedStub(StubUpstream):
         return str(record["doi"])
 
     def synthesize(self, doi: str) -> Any:
-        """An ID converter record with a synthetic PMID (3xxxxxxxx)."""
-        pmid = 300_000_000 + synthetic_count(doi, "pmid", 10**8)
-        self.synthetic_pmids.add(str(pmid))
+        """An ID converter record with the synthetic PMID every stub gives the DOI."""
+        pmid = int(synthetic_pmid(doi))
         return {"doi": doi, "pmcid": f"PMC{pmid}", "pmid": pmid, "requested-id": doi}
 
     def answer(self, request: StubRequest) -> StubAnswer:
@@ -97,7 +102,7 @@ class PubMedStub(StubUpstream):
             return dict(self.linksets[pmid])
         links = [str(40_000_000 + i) for i in range(synthetic_count(pmid, "citedin", 8))]
         linkset: dict[str, Any] = {"dbfrom": "pubmed", "ids": [pmid]}
-        if pmid in self.synthetic_pmids and links:
+        if self.synthetic and is_synthetic_pmid(pmid) and links:
             linkset["linksetdbs"] = [
                 {"dbto": "pubmed", "linkname": "pubmed_pubmed_citedin", "links": links}
             ]
