@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.core.events import SCHEMA_VERSION, TOPIC_WORKS
-from services.core.identifiers import InvalidIdentifier, parse_identifier
+from services.core.identifiers import MAX_INPUT_LENGTH, InvalidIdentifier, parse_identifier
 from services.core.ports import Bus, WorkStore
-from services.core.schema_check import check
+from services.core.schema_check import SchemaViolation, check
+from services.core.text import shown
 from services.core.timeutil import to_iso
 from services.core.works import Work
 
@@ -55,16 +56,20 @@ def work_event(work: Work, event: str, at: datetime) -> dict[str, object]:
 async def register(
     raw_ids: Sequence[str], store: WorkStore, bus: Bus, now: datetime
 ) -> list[RegisterResult]:
-    """Register every valid id (duplicates collapse to one work); invalid ones get an error."""
+    """Register every valid id (duplicates collapse to one work); invalid ones get an error.
+
+    Every id is validated completely, its `alm.works` event included, before anything is
+    written: an id is either refused up front or registered and announced."""
     results: list[RegisterResult] = []
     works: list[tuple[int, Work]] = []
     for raw in raw_ids:
         try:
-            ident = parse_identifier(raw)
-        except InvalidIdentifier as exc:
-            results.append(RegisterResult(raw, error=str(exc)))
+            work = Work.from_identifier(parse_identifier(raw))
+            work_event(work, "registered", now)
+        except (InvalidIdentifier, SchemaViolation) as exc:
+            results.append(RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc)))
             continue
-        works.append((len(results), Work.from_identifier(ident)))
+        works.append((len(results), work))
         results.append(RegisterResult(raw))
     registrations = await store.register([w for _, w in works])
     events = []

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from services.core.events import FetchError
+from services.core.text import ERROR_LIMIT, bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,10 @@ class SourceStatus:
     paused: bool = False
     reason: str | None = None
     since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason is not None and len(self.reason) > ERROR_LIMIT:
+            object.__setattr__(self, "reason", bounded(self.reason, ERROR_LIMIT))
 
 
 @dataclass(slots=True)
