@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from services.adapters.memory_bus import MemoryBus
+from services.api import server as api_server
 from services.api.app import init_app
 from services.bootstrap import Pipeline, make_bus, make_pipeline, make_store, utc_now
 from services.core.imports import read_lines, validate
@@ -48,10 +49,12 @@ def _stop_event() -> asyncio.Event:
 
 
 async def _serve_api(settings: Settings, store: Store | None, bus: Bus | None) -> web.AppRunner:
-    runner = web.AppRunner(init_app(settings, store=store, bus=bus), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    return runner
+    if settings.metrics_port:
+        # Prometheus scrapes a port of its own; the API's public port has no /metrics by default
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
+    return await api_server.serve(
+        init_app(settings, store=store, bus=bus), settings.host, settings.port
+    )
 
 
 def _print_registration(results: list[RegisterResult], bad_lines: list[str]) -> None:

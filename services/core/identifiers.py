@@ -26,7 +26,7 @@ from enum import StrEnum
 from functools import cache
 from urllib.parse import unquote
 
-from services.core.text import shown
+from services.core.text import bounded
 
 
 class IdType(StrEnum):
@@ -127,7 +127,7 @@ class InvalidIdentifier(ValueError):
     (bounded and with control characters escaped) and says why."""
 
     def __init__(self, value: str, reason: str) -> None:
-        super().__init__(f"invalid identifier {shown(value, 120)!r}: {reason}")
+        super().__init__(f"invalid identifier {bounded(value, 120)!r}: {reason}")
         self.value = value
         self.reason = reason
 

@@ -11,7 +11,7 @@ NAME_LIMIT = 500  # a publisher, a pause reason
 URL_LIMIT = 2048  # a canonical or events URL
 ERROR_LIMIT = 1000  # a fetch error's message, a dead letter's reason
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNPRINTABLE = re.compile(r"[^ -~]")  # anything outside printable ASCII is looked at
 
 
 def _cut(text: str, limit: int, total: int) -> str:
@@ -25,10 +25,16 @@ def bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else _cut(text, limit, len(text))
 
 
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+
+
 def printable(text: str) -> str:
-    """`text` with control characters written as escapes (`\\x1b`, `\\n`), so a value cannot
-    forge log lines or drive a terminal."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """`text` with control, formatting and other unprintable characters written as escapes
+    (`\\x1b`, `\\n`, `\\u202e`), so a value cannot forge log lines, drive a terminal or
+    reorder what a reader sees."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def shown(value: object, limit: int = LOG_VALUE_LIMIT) -> str:

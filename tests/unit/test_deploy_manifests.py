@@ -156,8 +156,8 @@ def test_aggregator_replicas_fit_the_partitions() -> None:
 
 
 def test_api_probes_and_scrape_annotations_point_at_real_routes() -> None:
-    """The API's probes are /readyz and /healthz, on the port its args bind, which is also
-    the one Prometheus is told to scrape for /metrics."""
+    """The API's probes are /readyz and /healthz, on the port its args bind; Prometheus scrapes
+    /metrics on ALM_METRICS_PORT, a port of its own."""
     api = next(
         d
         for d in _workloads("Deployment")
@@ -171,21 +171,32 @@ def test_api_probes_and_scrape_annotations_point_at_real_routes() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     annotations = api["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(args.port)
+    settings = Settings.from_env(_env_file("alm.env"))
+    assert annotations["prometheus.io/port"] == str(settings.metrics_port) != str(args.port)
+    assert ports["metrics"] == settings.metrics_port
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
+def test_metrics_are_not_published_by_the_api_service() -> None:
+    """/metrics is neither on the API's public port (ALM_API_PUBLIC_METRICS off) nor on a port
+    of the API's Service: the Service forwards only to the http port."""
+    settings = Settings.from_env(_env_file("alm.env"))
+    assert settings.api_public_metrics is False
+    [service] = [
+        d for d in _manifests() if d["kind"] == "Service" and d["metadata"]["name"] == "alm-api"
+    ]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert all(p.get("port") != settings.metrics_port for p in service["spec"]["ports"])
+
+
 def test_every_service_is_scraped_where_it_serves_metrics() -> None:
-    """Every pod is scraped: the API on its own port, workers on ALM_METRICS_PORT."""
+    """Every pod, the API's too, is scraped on ALM_METRICS_PORT."""
     metrics_port = Settings.from_env(_env_file("alm.env")).metrics_port
     assert metrics_port > 0
     for deployment in _workloads("Deployment"):
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-        args = _container(deployment)["args"]
-        command = _parser().parse_args(args).command
-        port = int(args[args.index("--port") + 1]) if command == "api" else metrics_port
         assert annotations.get("prometheus.io/scrape") == "true", deployment["metadata"]["name"]
-        assert annotations.get("prometheus.io/port") == str(port)
+        assert annotations.get("prometheus.io/port") == str(metrics_port)
 
 
 def test_every_container_has_requests_and_limits() -> None:
