@@ -103,7 +103,7 @@ class Aggregator:
         done = [
             o
             for o, r in zip(observations, results, strict=True)
-            if r.applied and o.status is not Status.ERROR
+            if r.applied and (o.status is not Status.ERROR or _rejected(o))
         ]
         learned = learned_works(done, works)
         await asyncio.gather(
@@ -146,6 +146,12 @@ class Aggregator:
             )
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
         return by_source
+
+
+def _rejected(obs: Observation) -> bool:
+    """An observation whose identifier the upstream refuses: next due on the routine schedule
+    (no retry, no dead letter; services/fetchers/engine.py)."""
+    return obs.error is not None and obs.error.kind == "rejected"
 
 
 def learned_works(observations: Sequence[Observation], known: dict[str, Work]) -> list[Work]:

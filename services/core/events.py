@@ -82,7 +82,7 @@ class SourceEvent:
 class FetchError:
     """Why a fetch failed; `retryable` failures are tried again later."""
 
-    kind: str  # timeout | http | parse | rate_limited | connection | config
+    kind: str  # timeout | http | parse | rate_limited | connection | config | rejected | paused
     message: str
     retryable: bool = True
     http_status: int | None = None

@@ -181,6 +181,10 @@ class FetcherService:
         retry, dead = [], []
         now = self.clock()
         for obs in failed:
+            if obs.error is not None and obs.error.kind == "rejected":
+                # the upstream refuses this identifier: its error is stored with the work and
+                # the aggregator schedules its next routine refresh; no retry, no dead letter
+                continue
             req = requests[obs.work_id]
             reason = f"{obs.error.kind}: {obs.error.message}" if obs.error else "fetch failed"
             when = retry_at(req.attempt, now, self.policy, self.rng.random())
