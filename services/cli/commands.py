@@ -17,8 +17,10 @@ from services.adapters.memory_bus import MemoryBus
 from services.api import server as api_server
 from services.api.app import init_app
 from services.bootstrap import Pipeline, make_bus, make_pipeline, make_store, utc_now
-from services.core.imports import read_lines, validate
+from services.cli.progress import Progress
+from services.core.imports import NotText, decode_text, read_lines, validate
 from services.core.ports import Bus, Store
+from services.core.text import bounded
 from services.embedded import (
     RunSummary,
     keep_stepping,
@@ -33,6 +35,7 @@ from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
 
 _log = structlog.get_logger("alm.cli")
+IMPORT_CHUNK = 1000  # identifiers registered per store write (and progress step) of an import
 
 
 class UsageError(Exception):
@@ -73,13 +76,25 @@ async def _register_file(
     path: Path, store: Store, bus: Bus
 ) -> tuple[list[RegisterResult], list[str]]:
     try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
+        data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        text = decode_text(data)
+    except NotText as exc:
+        raise UsageError(f"{path.name} {exc}") from None
     lines, bad = read_lines(text, path.name)
     good, invalid = validate(lines)
-    results = await register([line.value for line, _ in good], store, bus, utc_now())
-    problems = [f"{path.name} line {b.line}: {b.value!r}: {b.reason}" for b in bad + invalid]
+    ids = [line.value for line, _ in good]
+    results: list[RegisterResult] = []
+    with Progress("registering", "works", total=len(ids)) as progress:
+        for start in range(0, len(ids), IMPORT_CHUNK):
+            chunk = ids[start : start + IMPORT_CHUNK]
+            results += await register(chunk, store, bus, utc_now())
+            progress.advance(len(chunk))
+    problems = [
+        f"{path.name} line {b.line}: {bounded(b.value, 200)!r}: {b.reason}" for b in bad + invalid
+    ]
     return results, sorted(problems, key=lambda s: int(s.split(" line ")[1].split(":")[0]))
 
 
