@@ -15,11 +15,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse
+from services.core.schema_check import SchemaViolation, check
 from services.core.works import WorkRef
 from services.fetchers.base import (
     ConfigError,
@@ -160,6 +161,26 @@ def observation(
         else FetchError("parse", f"{source.name} response did not mention the work")
     )
     return Observation(work.work_id, source.name, at, Status.ERROR, error=error, request_url=url)
+
+
+def well_formed(obs: Observation) -> tuple[Observation, dict[str, Any]]:
+    """`obs` with its event form if the observation schema accepts it; else (a plug-in let a
+    malformed answer through) a retryable parse error for its work, so one bad answer can
+    neither be published nor stop the fetcher."""
+    event = obs.to_dict()
+    try:
+        return obs, dict(check("observation", event))
+    except SchemaViolation as exc:
+        error = FetchError("parse", f"malformed {obs.source} answer: {exc}", True)
+        failed = Observation(
+            obs.work_id,
+            obs.source,
+            obs.retrieved_at,
+            Status.ERROR,
+            error=error,
+            request_url=obs.request_url,
+        )
+        return failed, dict(check("observation", failed.to_dict()))
 
 
 def _authorized(request: UpstreamRequest, auth: UpstreamRequest | None) -> UpstreamRequest:
