@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from services.core.deadletters import unreadable
 from services.core.events import (
     PACK_REQUESTS,
     TOPIC_DEADLETTER,
@@ -63,6 +64,7 @@ class Scheduler:
         self.consumer = bus.consumer([TOPIC_WORKS, TOPIC_RETRY, TOPIC_DEADLETTER], self.GROUP)
         self.emitted = 0
         self.dead = 0
+        self.unreadable_dead_letters = 0  # records on alm.deadletter it could not read
 
     async def tick(self) -> int:
         """Emit refresh requests for every due (work, source); returns how many."""
@@ -99,11 +101,19 @@ class Scheduler:
         messages = await self.consumer.poll(1000, timeout)
         if not messages:
             return 0
+        dead = []
         for message in messages:
             try:
                 await self._apply(message)
-            except (SchemaViolation, KeyError, ValueError) as exc:
-                log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
+            except (SchemaViolation, KeyError, TypeError, ValueError) as exc:
+                log.error("bad_event", topic=message.topic, key=message.key, error=str(exc))
+                if message.topic == TOPIC_DEADLETTER:  # never re-published: no loop
+                    self.unreadable_dead_letters += 1
+                    continue
+                letter = unreadable(message.topic, message.key, message.value, exc, self.clock())
+                dead.append((letter["work_id"], letter))
+        if dead:
+            await self.bus.publish(TOPIC_DEADLETTER, dead)
         await self.consumer.commit()
         return len(messages)
 
