@@ -52,12 +52,18 @@ def _stop_event() -> asyncio.Event:
 
 
 async def _serve_api(settings: Settings, store: Store | None, bus: Bus | None) -> web.AppRunner:
+    """Serve the API; with ALM_METRICS_PORT, Prometheus /metrics on a listener of its own (the
+    API's public port has none unless ALM_API_PUBLIC_METRICS), stopped with the runner."""
+    app = init_app(settings, store=store, bus=bus)
     if settings.metrics_port:
-        # Prometheus scrapes a port of its own; the API's public port has no /metrics by default
-        prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
-    return await api_server.serve(
-        init_app(settings, store=store, bus=bus), settings.host, settings.port
-    )
+        metrics, _ = prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
+
+        async def stop_metrics(_: web.Application) -> None:
+            await asyncio.to_thread(metrics.shutdown)
+            metrics.server_close()
+
+        app.on_cleanup.append(stop_metrics)
+    return await api_server.serve(app, settings.host, settings.port)
 
 
 def _print_registration(results: list[RegisterResult], bad_lines: list[str]) -> None:

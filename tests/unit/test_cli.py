@@ -175,3 +175,28 @@ def test_import_reads_utf16_and_header_less_files(
     code = main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)])
     assert code == 0, capsys.readouterr()
     assert _works(tmp_path / "data") == ["10.1234/a", "pmid:42"]
+
+
+async def test_api_metrics_on_their_own_port_only(tmp_path: Path) -> None:
+    """With ALM_METRICS_PORT the API serves /metrics there, not on its public port; the metrics
+    listener stops with the API."""
+    import aiohttp
+
+    from services.cli.commands import _serve_api
+    from tests.unit.pipeline_kit import pipeline_kit
+
+    api_port, metrics_port = _free_port(), _free_port()
+    settings = Settings(data_dir=tmp_path, port=api_port, metrics_port=metrics_port)
+    async with pipeline_kit(tmp_path) as kit, aiohttp.ClientSession() as http:
+        runner = await _serve_api(settings, kit.store, kit.bus)
+        try:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+                assert resp.status == 200
+                assert "alm_upstream_requests_total" in await resp.text()
+            async with http.get(f"http://127.0.0.1:{api_port}/metrics") as resp:
+                assert resp.status == 404
+                assert (await resp.json())["status"] == 404
+        finally:
+            await runner.cleanup()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await http.get(f"http://127.0.0.1:{metrics_port}/metrics")

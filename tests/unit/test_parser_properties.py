@@ -208,3 +208,34 @@ def test_every_source_has_calls_to_fuzz() -> None:
     steps = {name: {r.step for r, _ in calls(name)} for name in NAMES}
     assert {"idconv", "elink"} <= steps["pubmed"]
     assert {"main", "citations"} <= steps["europepmc"]
+
+
+def _recorded(name: str, step: str) -> tuple[UpstreamRequest, Any]:
+    request, body = next((r, b) for r, b in calls(name) if r.step == step)
+    return request, json.loads(body)
+
+
+def _hypothesis_wrong_types(payload: Any) -> Any:
+    payload["rows"][0]["links"]["html"] = True
+    payload["rows"][0]["user_info"]["display_name"] = 7
+    payload["rows"][1]["created"] = {"at": 1}
+    return payload
+
+
+def _opencitations_wrong_types(payload: Any) -> Any:
+    payload[0]["creation"] = True
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("name", "step", "spoil"),
+    [
+        ("hypothesis", "main", _hypothesis_wrong_types),
+        ("opencitations", "citations", _opencitations_wrong_types),
+    ],
+)
+def test_what_the_property_tests_found(name: str, step: str, spoil: Any) -> None:
+    """Found by the property tests: a url, a date or an author name of another type than text in
+    an otherwise real answer gave events the observation schema refuses (or an AttributeError)."""
+    request, payload = _recorded(name, step)
+    _check_parse(SOURCES[name], request, 200, json.dumps(spoil(payload)).encode())
