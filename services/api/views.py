@@ -142,7 +142,7 @@ async def get_work(request: web.Request) -> web.Response:
 
 async def work_history(request: web.Request) -> web.Response:
     """A work's counts per day, month or year, per source."""
-    period = next(p for p in PERIODS if p == (choice_param(request, "period", PERIODS) or "month"))
+    period = PERIODS[PERIODS.index(choice_param(request, "period", PERIODS) or "month")]
     source = choice_param(request, "source", SOURCES)
     work = await find(request, request.match_info["id"])
     store = request.app[STORE]
