@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from services.api.errors import BadParameter
 from services.core.identifiers import Identifier, IdType, parse_identifier
-from services.core.text import shown
+from services.core.text import one_line, shown
 
 MAX_IDS = 100  # `ids=` of a lookup
 _INTEGER = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits: int() takes Arabic-Indic digits and '+5'
@@ -62,10 +63,13 @@ def ids_param(request: web.Request, id_type: IdType | None = None) -> list[tuple
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON: over the body limit a 413; not UTF-8, not JSON, numbers out of
     range or nesting deeper than 1024 levels (orjson's limit) a 400 naming the problem."""
-    body = await request.read()  # HTTPRequestEntityTooLarge beyond client_max_size
+    try:
+        body = await request.read()  # HTTPRequestEntityTooLarge beyond client_max_size
+    except RequestPayloadError as exc:  # a broken chunked encoding, an undecodable gzip
+        raise BadParameter(f"request body could not be read: {one_line(exc)}") from None
     if not body.strip():
         raise BadParameter("request body is empty: a JSON document was expected")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadParameter(f"request body is not JSON: {shown(str(exc), 200)}") from None
+        raise BadParameter(f"request body is not JSON: {one_line(exc)}") from None

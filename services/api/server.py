@@ -18,7 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from services.core.identifiers import MAX_DOI_LENGTH
-from services.core.text import shown
+from services.core.text import one_line, shown
 
 log = structlog.get_logger("alm.api")
 
@@ -47,7 +47,7 @@ def _status_of(status: int, exc: BaseException | None) -> tuple[int, str]:
     if isinstance(exc, http_exceptions.BadHttpMessage) and "many headers" in exc.message:
         return 431, "too many request headers"
     if isinstance(exc, http_exceptions.HttpProcessingError):
-        return exc.code or status, f"bad request: {shown(exc.message, 200)}"
+        return exc.code or status, f"bad request: {one_line(exc.message)}"
     if status == 504:
         return 504, "the request took too long"
     return status, "internal error" if status >= 500 else "bad request"

@@ -45,3 +45,8 @@ def shown(value: object, limit: int = LOG_VALUE_LIMIT) -> str:
     if len(text) <= limit and len(escaped) <= limit:
         return escaped
     return _cut(escaped, limit, len(text))
+
+
+def one_line(value: object, limit: int = LOG_VALUE_LIMIT) -> str:
+    """An error's text on one line (runs of whitespace as one space), bounded and printable."""
+    return shown(" ".join(str(value).split()), limit)

@@ -200,19 +200,35 @@ async def test_an_over_long_header_is_a_json_431(client: TestClient[Any, Any]) -
     assert status == 431
 
 
+POST = b"POST /api/v1/works HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
         b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
         b"G\x01T / HTTP/1.1\r\n\r\n",
         b"GET / HTTP/9\r\n\r\n",
+        POST + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+        POST + b"Content-Length: 10\r\nContent-Encoding: gzip\r\n\r\n0123456789",
+        POST + b"Content-Length: abc\r\n\r\n",
+        POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
     ],
-    ids=["nul-in-target", "bad-method", "bad-version"],
+    ids=[
+        "nul-in-target",
+        "bad-method",
+        "bad-version",
+        "bad-chunk",
+        "bad-gzip",
+        "bad-length",
+        "length-and-chunked",
+    ],
 )
 async def test_a_malformed_request_is_a_json_400(
     client: TestClient[Any, Any], request_bytes: bytes
 ) -> None:
-    """What aiohttp cannot parse at all still gets a JSON error body."""
+    """What aiohttp cannot parse (request line, framing, a body it cannot decode) still gets a
+    JSON 400, never a text page or a 500."""
     status, body = await _raw_request(client, request_bytes)
     assert status == 400 and body["status"] == 400
 
