@@ -166,8 +166,10 @@ def _precheck(raw: object) -> str:
 def _doi_reason(raw: str) -> str:
     """Why `raw` is not a DOI (the message only; the pattern decides)."""
     text = raw.strip(" \t\r\n")
-    if any(ch.isspace() for ch in text) or re.search(r"%(?:25)?(?:[01][0-9A-Fa-f]|20)", text):
+    if any(ch.isspace() for ch in text):
         return "a DOI has no whitespace"
+    if re.search(r"%(?:25)?(?:[01][0-9A-Fa-f]|20|7[Ff])", text):
+        return "a DOI has no whitespace or control characters, percent-encoded or not"
     if _INVISIBLE.search(text):
         return "a DOI has no control or invisible formatting characters"
     if _NOT_ASCII_DIGIT.search(text):
