@@ -16,10 +16,16 @@ from datetime import datetime
 from functools import partial
 
 from services.core.events import SCHEMA_VERSION, TOPIC_WORKS
-from services.core.identifiers import Identifier, InvalidIdentifier, parse_identifier
+from services.core.identifiers import (
+    MAX_INPUT_LENGTH,
+    Identifier,
+    InvalidIdentifier,
+    parse_identifier,
+)
 from services.core.ports import Bus, DueEntry, WorkStore
-from services.core.schema_check import check
+from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
+from services.core.text import shown
 from services.core.timeutil import to_iso
 from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
@@ -107,14 +113,35 @@ async def register(
     raw_ids: Sequence[str], store: WorkStore, bus: Bus, now: datetime, scheduling: Scheduling
 ) -> list[RegisterResult]:
     """Register every valid id (duplicates collapse to one work) with its due entries, and
-    announce the new works; invalid ones get an error naming them."""
+    announce the new works; invalid ones get an error naming them (shown bounded)."""
     parsed: list[tuple[str, Identifier | None, str | None]] = []
     for raw in raw_ids:
         try:
             parsed.append((raw, parse_identifier(raw), None))
         except InvalidIdentifier as exc:
-            parsed.append((raw, None, str(exc)))
+            parsed.append((shown(raw, MAX_INPUT_LENGTH), None, str(exc)))
     return await register_parsed(parsed, store, bus, now, scheduling)
+
+
+def _checked(
+    parsed: Sequence[tuple[str, Identifier | None, str | None]], now: datetime
+) -> tuple[list[RegisterResult], list[tuple[int, Work]]]:
+    """Each input's result so far (the errors) and the works to write: every work's
+    `alm.works` event is built and checked here, before anything is written, so an id is
+    either refused up front or registered and announced."""
+    results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
+    valid: list[tuple[int, Work]] = []
+    for index, (raw, ident, _) in enumerate(parsed):
+        if ident is None:
+            continue
+        work = Work.from_identifier(ident)
+        try:
+            work_event(work, "registered", now)
+        except SchemaViolation as exc:
+            results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
+            continue
+        valid.append((index, work))
+    return results, valid
 
 
 async def register_parsed(
@@ -126,11 +153,11 @@ async def register_parsed(
 ) -> list[RegisterResult]:
     """`register` of inputs already parsed: (input, identifier, None) or (input, None, error).
 
-    Written `CHUNK` works at a time, each chunk with its due entries in one store write, then
-    announced: a crash leaves whole chunks registered and scheduled, the rest unregistered.
+    Validated whole first (`_checked`), then written `CHUNK` works at a time, each chunk with
+    its due entries in one store write, then announced: a crash leaves whole chunks registered
+    and scheduled, the rest unregistered.
     """
-    results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
-    valid = [(i, Work.from_identifier(ident)) for i, (_, ident, _) in enumerate(parsed) if ident]
+    results, valid = _checked(parsed, now)
     schedule = partial(scheduling.first_due, now=now)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]

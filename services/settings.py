@@ -196,7 +196,8 @@ class Settings:
     keyspace: str = "alm"
     cassandra_connection: CassandraConnection = field(default_factory=CassandraConnection)
     topic_prefix: str = ""  # before every Kafka topic and group name (shared clusters, tests)
-    metrics_port: int = 0  # ALM_METRICS_PORT: /metrics of a worker service (0 = not served)
+    metrics_port: int = 0  # ALM_METRICS_PORT: /metrics on a listener of its own (0 = none)
+    api_public_metrics: bool = False  # ALM_API_PUBLIC_METRICS: /metrics on the API port too
     upstream_root: str | None = None  # the stub upstream: every source at <root>/<source>
     contact_email: str = "alm@example.org"
     sources: tuple[str, ...] = ()  # empty = every registered source
@@ -231,6 +232,7 @@ class Settings:
             cassandra_connection=CassandraConnection.from_env(e),
             topic_prefix=e.get("ALM_TOPIC_PREFIX", ""),
             metrics_port=int(e.get("ALM_METRICS_PORT", "0")),
+            api_public_metrics=flag(e, "ALM_API_PUBLIC_METRICS"),
             upstream_root=e.get("ALM_UPSTREAM_ROOT") or None,
             contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),

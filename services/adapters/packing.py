@@ -43,6 +43,18 @@ def decode(raw: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
+def value_of(raw: bytes | None) -> Mapping[str, Any]:
+    """A record's value as an event: its JSON object, or (not JSON, not an object) an event no
+    schema accepts, with the reason, which the consuming service dead-letters."""
+    try:
+        value = decode(raw or b"")
+    except (ValueError, TypeError) as exc:
+        return undecodable((raw or b"").decode("utf-8", "replace"), str(exc))
+    if not isinstance(value, dict):
+        return undecodable(value, "not a JSON object")
+    return value
+
+
 def pack(
     items: Sequence[tuple[str, Mapping[str, Any]]],
     partition_of: Callable[[bytes], int],

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from services.adapters.packing import unpack
+from services.adapters.packing import unpack, value_of
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.core.events import Observation
@@ -53,7 +53,8 @@ class Runtime:
 
 
 async def prepare(runtime: Runtime, events: list[Any]) -> list[Observation]:
-    """Recover partitions new to this process, then decode the batch's observations."""
+    """Recover partitions new to this process, then decode the batch's observations (and
+    dead-letter the records that are none)."""
     first: dict[int, int] = {}
     for event in events:
         tp = event.message.tp
@@ -63,9 +64,11 @@ async def prepare(runtime: Runtime, events: list[Any]) -> list[Observation]:
     new = runtime.published.unknown(first)
     if new:
         await runtime.published.recover({p: first[p] for p in new})
-    return runtime.aggregator.decode(
-        pair for event in events for pair in unpack(_key(event.key), event.value)
+    observations = runtime.aggregator.decode(
+        pair for event in events for pair in unpack(_key(event.key), _value(event.value))
     )
+    await runtime.aggregator.dead_letter()
+    return observations
 
 
 async def fold(runtime: Runtime, chunk: list[Observation]) -> None:
@@ -132,6 +135,11 @@ async def admit(runtime: Runtime, works: frozenset[str]) -> None:
         if not blocking and len(runtime.in_flight) < IN_FLIGHT:
             return
         await asyncio.wait(blocking or list(runtime.in_flight), return_when=asyncio.FIRST_COMPLETED)
+
+
+def _value(value: Any) -> Any:
+    """A record's value (raw bytes from the topic; already decoded in tests)."""
+    return value_of(bytes(value)) if isinstance(value, bytes | bytearray) else value
 
 
 def _key(key: Any) -> str:

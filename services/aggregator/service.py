@@ -13,7 +13,15 @@ from typing import Any
 import structlog
 
 from services.core.aggregation import Aggregate, SourceState, aggregate
-from services.core.events import TOPIC_CHANGED, TOPIC_RAW, MetricChanged, Observation, Status
+from services.core.deadletters import unreadable
+from services.core.events import (
+    TOPIC_CHANGED,
+    TOPIC_DEADLETTER,
+    TOPIC_RAW,
+    MetricChanged,
+    Observation,
+    Status,
+)
 from services.core.ports import Bus, DueEntry, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
@@ -65,6 +73,7 @@ class Aggregator:
         self.applied = 0
         self.changes = 0
         self.rejected = 0
+        self.unread: list[tuple[str, dict[str, Any]]] = []  # dead letters of the last decode
 
     async def step(self, timeout: float) -> int:
         """Process one polled batch; returns how many observations it consumed."""
@@ -73,20 +82,31 @@ class Aggregator:
             return 0
         observations = self.decode((m.key, m.value) for m in messages)
         await self.process(observations)
+        await self.dead_letter()
         await self.consumer.commit()
         return len(messages)
 
     def decode(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Observation]:
-        """The observations among (key, value) records; invalid ones are logged and skipped."""
+        """The observations among (key, value) records; the others are logged and kept in
+        `unread` until dead_letter() publishes them."""
         observations = []
+        self.unread = []
         for key, value in records:
             try:
                 observations.append(Observation.from_dict(check("observation", value)))
-            except (SchemaViolation, KeyError, ValueError) as exc:
+            except (SchemaViolation, KeyError, TypeError, ValueError) as exc:
                 self.rejected += 1
                 REJECTED_EVENTS.labels("aggregator").inc()
-                log.error("bad_observation_skipped", key=key, error=str(exc))
+                log.error("bad_observation", key=key, error=str(exc))
+                letter = unreadable(TOPIC_RAW, key, value, exc, self.clock())
+                self.unread.append((letter["work_id"], letter))
         return observations
+
+    async def dead_letter(self) -> None:
+        """Publish the records the last decode() could not read to `alm.deadletter`."""
+        unread, self.unread = self.unread, []
+        if unread:
+            await self.bus.publish(TOPIC_DEADLETTER, unread)
 
     async def process(self, observations: Sequence[Observation]) -> list[Aggregate]:
         """Read, fold, publish the changes and store what the observations taught about their
@@ -105,7 +125,7 @@ class Aggregator:
         done = [
             o
             for o, r in zip(observations, results, strict=True)
-            if r.applied and o.status is not Status.ERROR
+            if r.applied and (o.status is not Status.ERROR or _rejected(o))
         ]
         learned = learned_works(done, works)
         await asyncio.gather(
@@ -151,6 +171,12 @@ class Aggregator:
             )
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
         return by_source
+
+
+def _rejected(obs: Observation) -> bool:
+    """An observation whose identifier the upstream refuses: next due on the routine schedule
+    (no retry, no dead letter; services/fetchers/engine.py)."""
+    return obs.error is not None and obs.error.kind == "rejected"
 
 
 def learned_works(observations: Sequence[Observation], known: dict[str, Work]) -> list[Work]:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from services.api.errors import json_errors
 from services.api.routes import setup_routes
+from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import BUS, CLOCK, SCHEDULING, STORE, TOTALS
 from services.api.totals import Totals
 from services.bootstrap import make_bus, make_scheduling, make_store, utc_now
@@ -20,7 +21,11 @@ def init_app(
     settings: Settings, store: Store | None = None, bus: Bus | None = None
 ) -> web.Application:
     """The API application; it opens its own store and bus unless they are handed in."""
-    app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=8 * 1024**2)
+    app = web.Application(
+        middlewares=[request_metrics, json_errors],
+        client_max_size=MAX_BODY_SIZE,
+        handler_args=HANDLER_ARGS,
+    )
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
@@ -39,5 +44,5 @@ def init_app(
             await app[BUS].close()
 
     app.cleanup_ctx.append(resources)
-    setup_routes(app)
+    setup_routes(app, public_metrics=settings.api_public_metrics)
     return app

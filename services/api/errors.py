@@ -1,13 +1,18 @@
-"""Domain errors the API maps to JSON responses in one middleware."""
+"""Domain errors the API maps to JSON responses in one middleware; every failure of a handler,
+expected or not, answers `{"error": ..., "status": ...}` with the right status."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+import structlog
+from aiohttp import hdrs, web
 
 from services.core.identifiers import InvalidIdentifier
+from services.core.text import shown
+
+log = structlog.get_logger("alm.api")
 
 
 class NotFound(LookupError):
@@ -20,15 +25,40 @@ class BadParameter(ValueError):
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# headers of aiohttp's HTTP errors that a JSON error keeps (405 names the allowed methods)
+_KEPT_HEADERS = (hdrs.ALLOW, hdrs.RETRY_AFTER, hdrs.LOCATION)
+_MESSAGES = {
+    404: "no such path",
+    405: "method not allowed",
+    413: "request body too large",
+}
 
-def error_response(status: int, message: str) -> web.Response:
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     """The JSON error body every failure uses."""
-    return web.json_response({"error": message, "status": status}, status=status)
+    return web.json_response({"error": message, "status": status}, status=status, headers=headers)
+
+
+def http_error(exc: web.HTTPException, path: str = "") -> web.Response:
+    """aiohttp's own HTTP error (no route, wrong method, body too large) as a JSON error, with the
+    headers that belong to it (`Allow` on a 405)."""
+    headers = {str(k): exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
+    message = _MESSAGES.get(exc.status, exc.reason or "error")
+    if exc.status == 404 and path:
+        message = f"no such path: {shown(path)}"
+    elif exc.status == 405 and hdrs.ALLOW in headers:
+        message = f"method not allowed; allowed: {headers[hdrs.ALLOW]}"
+    elif exc.status == 413 and isinstance(exc, web.HTTPRequestEntityTooLarge):
+        message = f"request body too large: {exc.text or ''}".strip().rstrip(":")
+    return error_response(exc.status, message, headers)
 
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn domain errors and aiohttp's HTTP errors into JSON bodies with the right status."""
+    """Turn domain errors, aiohttp's HTTP errors and unexpected failures into JSON bodies with the
+    right status (an unexpected failure is a logged 500, never a traceback to the client)."""
     try:
         return await handler(request)
     except (InvalidIdentifier, BadParameter) as exc:
@@ -40,4 +70,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason or "error")
+        return http_error(exc, request.path)
+    except Exception as exc:
+        log.exception("request_failed", method=request.method, path=shown(request.path))
+        return error_response(500, f"internal error ({type(exc).__name__})")

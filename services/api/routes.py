@@ -7,11 +7,15 @@ from aiohttp import web
 from services.api import docs, v5, views
 
 
-def setup_routes(app: web.Application) -> None:
-    """Register every route (history before the catch-all work route: DOIs contain slashes)."""
+def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
+    """Register every route (history before the catch-all work route: DOIs contain slashes).
+
+    `/metrics` is served here only with `public_metrics` (ALM_API_PUBLIC_METRICS): by default
+    Prometheus scrapes it on ALM_METRICS_PORT, a listener of its own that is not published."""
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
-    app.router.add_get("/metrics", views.metrics)
+    if public_metrics:
+        app.router.add_get("/metrics", views.metrics)
     app.router.add_get("/api/v1/sources", views.list_sources)
     app.router.add_post("/api/v1/sources/{name}/{action:pause|resume}", views.control_source)
     app.router.add_get("/api/v1/works", views.list_works)

@@ -9,13 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from services.api import totals
-from services.api.errors import BadParameter, NotFound
+from services.api.errors import NotFound
+from services.api.params import choice_param, ids_param, int_param
 from services.api.present import counting_total, source_history, specs_of
 from services.api.state import CLOCK, STORE
-from services.api.views import int_param
 from services.core.aggregation import HistoryPoint, SourceState
 from services.core.history import Bucket, Period
-from services.core.identifiers import IdType, parse_identifier
+from services.core.identifiers import IdType
 from services.core.metrics import group_figures, slot_values
 from services.core.timeutil import to_iso
 from services.core.works import Work
@@ -105,20 +105,13 @@ async def _article(
 
 async def articles(request: web.Request) -> web.Response:
     """`GET /api/v5/articles?ids=&type=&info=&source_id=&order=&page=&per_page=`."""
-    q = request.query
-    info = q.get("info", "")
-    if info not in ("", "summary", "detail"):
-        raise BadParameter(f"parameter 'info' must be summary or detail, got {info!r}")
-    only = q.get("source_id") or None
-    if only is not None and only not in SOURCES:
-        raise BadParameter(f"parameter 'source_id' names no source: {only!r}")
-    id_type = q.get("type") or None
-    if id_type is not None and id_type not in {t.value for t in IdType}:
-        raise BadParameter(f"parameter 'type' must be doi, pmid or pmcid, got {id_type!r}")
+    info = choice_param(request, "info", ("", "summary", "detail")) or ""
+    only = choice_param(request, "source_id", SOURCES)
+    id_type = choice_param(request, "type", [t.value for t in IdType])
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = int_param(request, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
     store = request.app[STORE]
-    works, total = await _select(request, id_type, page, per_page)
+    works, total = await _select(request, IdType(id_type) if id_type else None, page, per_page)
     states = await store.states_for([w.work_id for w in works])
     data = [await _article(request, w, states[w.work_id], info, only) for w in works]
     return web.json_response(
@@ -133,21 +126,18 @@ async def articles(request: web.Request) -> web.Response:
 
 
 async def _select(
-    request: web.Request, id_type: str | None, page: int, per_page: int
+    request: web.Request, id_type: IdType | None, page: int, per_page: int
 ) -> tuple[list[Work], int]:
     store = request.app[STORE]
-    raw = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
-    if raw:
+    order = choice_param(request, "order", SOURCES)
+    if "ids" in request.query:
         found = []
-        for value in raw:
-            work = await store.find_work(parse_identifier(value, id_type))
+        for _, ident in ids_param(request, id_type):
+            work = await store.find_work(ident)
             if work is not None:
                 found.append(work)
         return found[(page - 1) * per_page : page * per_page], len(found)
-    order = request.query.get("order") or None
     if order:
-        if order not in SOURCES:
-            raise BadParameter(f"parameter 'order' names no source: {order!r}")
         metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
         top = await store.top_works(order, metric, page * per_page)
         picked = await store.get_works([w for w, _ in top[(page - 1) * per_page :]])

@@ -9,29 +9,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api import totals
 from services.api.errors import BadParameter, NotFound
+from services.api.params import choice_param, ids_param, int_param, read_json
 from services.api.present import present_history, present_work
 from services.api.state import BUS, CLOCK, SCHEDULING, STORE
 from services.core.history import PERIODS
-from services.core.identifiers import parse_identifier
+from services.core.identifiers import MAX_INPUT_LENGTH, parse_identifier
+from services.core.text import NAME_LIMIT
 from services.core.works import Work
 from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES
 from services.registration import register
 
 MAX_PER_PAGE = 1000
-MAX_BATCH = 100
-
-
-def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], or BadParameter naming it."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.strip().lstrip("-").isdigit() or not low <= int(raw) <= high:
-        raise BadParameter(
-            f"parameter {name!r} must be an integer from {low} to {high}, got {raw!r}"
-        )
-    return int(raw)
+MAX_REGISTER = 1000  # identifiers one POST registers
+MAX_REASON = NAME_LIMIT  # characters of a pause reason
 
 
 async def find(request: web.Request, raw_id: str) -> Work:
@@ -80,24 +71,35 @@ async def control_source(request: web.Request) -> web.Response:
     name, action = request.match_info["name"], request.match_info["action"]
     if name not in SOURCES:
         raise NotFound(f"no source named {name!r}")
-    reason = None
-    if action == "pause" and request.can_read_body:
-        body: Any = await request.json()
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if reason is not None and not isinstance(reason, str):
-            raise BadParameter("'reason' must be a string")
+    reason = await _pause_reason(request) if request.body_exists else None
     status = set_paused(name, action == "pause", reason, request.app[CLOCK]())
     await request.app[STORE].set_source_status(status)
     return web.json_response(describe_source(SOURCES[name], status))
 
 
+async def _pause_reason(request: web.Request) -> str | None:
+    """The body of a pause or resume: a JSON object with at most a string `reason`."""
+    body: Any = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadParameter('body must be a JSON object, {"reason": "..."}')
+    unknown = sorted(set(body) - {"reason"})
+    if unknown:
+        raise BadParameter(f"body has unknown fields: {', '.join(map(repr, unknown[:5]))}")
+    reason = body.get("reason")
+    if "reason" in body and not isinstance(reason, str):
+        raise BadParameter("'reason' must be a string")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise BadParameter(f"'reason' takes at most {MAX_REASON} characters, got {len(reason)}")
+    return reason
+
+
 async def list_works(request: web.Request) -> web.Response:
     """A page of works (or the works named by `ids=a,b`) with their totals."""
     store = request.app[STORE]
-    if "ids" in request.query:
-        return await _batch(request, [i for i in request.query["ids"].split(",") if i.strip()])
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
+    if "ids" in request.query:
+        return await _batch(request)
     works = await store.list_works((page - 1) * per_page, per_page)
     states = await store.states_for([w.work_id for w in works])
     total = await totals.works_total(request)
@@ -112,18 +114,13 @@ async def list_works(request: web.Request) -> web.Response:
     )
 
 
-async def _batch(request: web.Request, raw_ids: list[str]) -> web.Response:
-    if not raw_ids or len(raw_ids) > MAX_BATCH:
-        raise BadParameter(
-            f"parameter 'ids' takes 1 to {MAX_BATCH} identifiers, got {len(raw_ids)}"
-        )
-    idents = [parse_identifier(raw.strip()) for raw in raw_ids]
+async def _batch(request: web.Request) -> web.Response:
     store = request.app[STORE]
     found, missing = [], []
-    for raw, ident in zip(raw_ids, idents, strict=True):
+    for raw, ident in ids_param(request):
         work = await store.find_work(ident)
         if work is None:
-            missing.append(raw.strip())
+            missing.append(raw)
         else:
             found.append(work)
     states = await store.states_for([w.work_id for w in found])
@@ -145,15 +142,9 @@ async def get_work(request: web.Request) -> web.Response:
 
 async def work_history(request: web.Request) -> web.Response:
     """A work's counts per day, month or year, per source."""
+    period = PERIODS[PERIODS.index(choice_param(request, "period", PERIODS) or "month")]
+    source = choice_param(request, "source", SOURCES)
     work = await find(request, request.match_info["id"])
-    period = request.query.get("period", "month")
-    if period not in PERIODS:
-        raise BadParameter(
-            f"parameter 'period' must be one of {', '.join(PERIODS)}, got {period!r}"
-        )
-    source = request.query.get("source") or None
-    if source is not None and source not in SOURCES:
-        raise BadParameter(f"parameter 'source' names no source: {source!r}")
     store = request.app[STORE]
     points = await store.history(work.work_id, source)
     states = [
@@ -167,14 +158,21 @@ async def work_history(request: web.Request) -> web.Response:
 
 
 async def register_works(request: web.Request) -> web.Response:
-    """Register identifiers from a JSON list (or {"ids": [...]}); a result per id."""
-    body: Any = await request.json()
-    ids = body.get("ids") if isinstance(body, dict) else body
+    """Register identifiers from a JSON list (or {"ids": [...]}); a result per id. The body is
+    checked whole first (a malformed one writes nothing); then every valid id is registered and
+    each invalid one gets its reason, in a 200."""
+    body: Any = await read_json(request)
+    ids = body.get("ids") if isinstance(body, dict) and set(body) == {"ids"} else body
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadParameter('body must be a JSON list of identifier strings, or {"ids": [...]}')
-    if not ids or len(ids) > MAX_PER_PAGE:
-        raise BadParameter(f"body takes 1 to {MAX_PER_PAGE} identifiers, got {len(ids)}")
+    if not ids or len(ids) > MAX_REGISTER:
+        raise BadParameter(f"body takes 1 to {MAX_REGISTER} identifiers, got {len(ids)}")
+    too_long = next((n for n, i in enumerate(ids) if len(i) > MAX_INPUT_LENGTH), None)
+    if too_long is not None:
+        raise BadParameter(
+            f"identifier {too_long} has {len(ids[too_long])} characters; "
+            f"at most {MAX_INPUT_LENGTH} are read"
+        )
     app = request.app
     results = await register(ids, app[STORE], app[BUS], app[CLOCK](), app[SCHEDULING])
-    status = 200 if any(r.error is None for r in results) else 400
-    return web.json_response({"data": [r.to_dict() for r in results]}, status=status)
+    return web.json_response({"data": [r.to_dict() for r in results]})

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from services.adapters.memory_bus import MemoryBus
+from services.api import server as api_server
 from services.api.app import init_app
 from services.bootstrap import (
     Pipeline,
@@ -25,8 +26,10 @@ from services.bootstrap import (
     make_store,
     utc_now,
 )
-from services.core.imports import read_lines, validate
+from services.cli.progress import Progress
+from services.core.imports import NotText, decode_text, read_lines, validate
 from services.core.ports import Bus, Store
+from services.core.text import bounded
 from services.embedded import (
     Pacing,
     RunSummary,
@@ -71,14 +74,18 @@ def _stop_event(force_on_second: bool = False) -> asyncio.Event:
 async def _serve_api(
     settings: Settings, store: Store | None, bus: Bus | None, shutdown_timeout: float = 5.0
 ) -> web.AppRunner:
-    runner = web.AppRunner(
-        init_app(settings, store=store, bus=bus),
-        access_log=None,
-        shutdown_timeout=shutdown_timeout,
-    )
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    return runner
+    """Serve the API; with ALM_METRICS_PORT, Prometheus /metrics on a listener of its own (the
+    API's public port has none unless ALM_API_PUBLIC_METRICS), stopped with the runner."""
+    app = init_app(settings, store=store, bus=bus)
+    if settings.metrics_port:
+        metrics, _ = prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
+
+        async def stop_metrics(_: web.Application) -> None:
+            await asyncio.to_thread(metrics.shutdown)
+            metrics.server_close()
+
+        app.on_cleanup.append(stop_metrics)
+    return await api_server.serve(app, settings.host, settings.port, shutdown_timeout)
 
 
 @contextlib.contextmanager
@@ -116,21 +123,30 @@ async def _register_file(
     """Register the file's identifiers `CHUNK` at a time, each chunk with its due entries in
     one write; a stop request ends it between chunks (what was registered is scheduled)."""
     try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
+        data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        text = decode_text(data)
+    except NotText as exc:
+        raise UsageError(f"{path.name} {exc}") from None
     lines, bad = read_lines(text, path.name)
     good, invalid = validate(lines)
     results: list[RegisterResult] = []
-    for start in range(0, len(good), CHUNK):
-        if stop.is_set():
-            print(
-                f"works: stopped after {start} of {len(good)} identifiers; run again for the rest"
-            )
-            break
-        chunk = [(line.value, ident, None) for line, ident in good[start : start + CHUNK]]
-        results += await register_parsed(chunk, store, bus, utc_now(), scheduling)
-    problems = [f"{path.name} line {b.line}: {b.value!r}: {b.reason}" for b in bad + invalid]
+    with Progress("registering", "works", total=len(good)) as progress:
+        for start in range(0, len(good), CHUNK):
+            if stop.is_set():
+                print(
+                    f"works: stopped after {start} of {len(good)} identifiers; "
+                    "run again for the rest"
+                )
+                break
+            chunk = [(line.value, ident, None) for line, ident in good[start : start + CHUNK]]
+            results += await register_parsed(chunk, store, bus, utc_now(), scheduling)
+            progress.advance(len(chunk))
+    problems = [
+        f"{path.name} line {b.line}: {bounded(b.value, 200)!r}: {b.reason}" for b in bad + invalid
+    ]
     return results, sorted(problems, key=lambda s: int(s.split(" line ")[1].split(":")[0]))
 
 

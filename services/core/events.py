@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from services.core.text import ERROR_LIMIT, bounded
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import WorkRef
 
@@ -81,10 +82,15 @@ class SourceEvent:
 class FetchError:
     """Why a fetch failed; `retryable` failures are tried again later."""
 
-    kind: str  # timeout | http | parse | rate_limited | connection | config
+    kind: str  # timeout | http | parse | rate_limited | connection | config | rejected | paused
     message: str
     retryable: bool = True
     http_status: int | None = None
+
+    def __post_init__(self) -> None:
+        # messages quote upstream bodies and URLs (which hold ids): stored and published bounded
+        if len(self.message) > ERROR_LIMIT:
+            object.__setattr__(self, "message", bounded(self.message, ERROR_LIMIT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +245,10 @@ class FailedRefresh:
     request: RefreshRequest
     reason: str
     failed_at: datetime
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > ERROR_LIMIT:
+            object.__setattr__(self, "reason", bounded(self.reason, ERROR_LIMIT))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -4,6 +4,7 @@ responses into one outcome per work. Plug-ins are pure: no I/O, no clock, no aio
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,8 +13,14 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from services.core.events import FetchError, PeriodCount, SourceEvent
-from services.core.identifiers import InvalidIdentifier, normalize_doi
+from services.core.identifiers import (
+    InvalidIdentifier,
+    normalize_doi,
+    normalize_pmcid,
+    normalize_pmid,
+)
 from services.core.metrics import Group, MetricSpec
+from services.core.text import NAME_LIMIT, TITLE_LIMIT, URL_LIMIT, bounded
 from services.core.works import WorkRef
 from services.fetchers.stub import StubUpstream
 
@@ -168,6 +175,13 @@ class Source:
         """The token in the auth call's 2xx response (an OAuth2 token response by default)."""
         return bearer_token(response)
 
+    def refused_call(self, request: UpstreamRequest, response: UpstreamResponse) -> str | None:
+        """Why a 4xx answer refuses the call itself (a parameter or route the upstream does not
+        accept: the source's own failure, counted toward pausing it), read from the upstream's
+        error body; None (the default) takes it as a refusal of one of the call's identifiers,
+        which the engine isolates by asking again in halves."""
+        return None
+
     def missing_config(self, config: SourceConfig) -> str | None:
         """Why the source cannot run with `config` (a required credential is absent), else None."""
         return None
@@ -301,19 +315,22 @@ def work_meta(
     if isinstance(title, list):
         title = title[0] if title else None
     if isinstance(title, str) and title.strip():
-        meta["title"] = " ".join(title.split())[:1000]
+        meta["title"] = bounded(" ".join(title.split()), TITLE_LIMIT)
     day = _issued(issued)
     if day:
         meta["issued"] = day
     if isinstance(publisher, str) and publisher.strip():
-        meta["publisher"] = publisher.strip()
-    pmid_text = str(pmid).rsplit("/", 1)[-1] if pmid is not None else ""
-    if pmid_text.isdigit() and not pmid_text.startswith("0"):
-        meta["pmid"] = pmid_text
-    pmcid_text = str(pmcid).upper() if pmcid else ""
-    if pmcid_text.startswith("PMC") and pmcid_text[3:].isdigit():
-        meta["pmcid"] = pmcid_text
-    if isinstance(canonical_url, str) and canonical_url.startswith("http"):
+        meta["publisher"] = bounded(" ".join(publisher.split()), NAME_LIMIT)
+    pmid_text = str(pmid).rsplit("/", 1)[-1] if isinstance(pmid, str | int) else ""
+    with contextlib.suppress(InvalidIdentifier):
+        meta["pmid"] = normalize_pmid(pmid_text)
+    with contextlib.suppress(InvalidIdentifier):
+        meta["pmcid"] = normalize_pmcid(str(pmcid) if pmcid else "", bare_digits=False)
+    if (
+        isinstance(canonical_url, str)
+        and canonical_url.startswith("http")
+        and len(canonical_url) <= URL_LIMIT
+    ):
         meta["canonical_url"] = canonical_url
     return meta
 

@@ -38,7 +38,7 @@ def csl_item(
     item: dict[str, Any] = {"type": kind}
     if isinstance(title, str) and title.strip():
         item["title"] = " ".join(title.split())
-    names = [{"literal": a.strip()} for a in authors if a and a.strip()]
+    names = [{"literal": a.strip()} for a in authors if isinstance(a, str) and a.strip()]
     if names:
         item["author"] = names
     if isinstance(container, str) and container.strip():

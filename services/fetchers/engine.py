@@ -1,5 +1,12 @@
 """Fetch a batch of works from one source: run the plug-in's calls (and follow-ups), turn every
 response into one outcome per work, and those into observations. No bus, no store.
+
+A call for several works that the upstream refuses with a 4xx (other than 401/403/404/407/408/
+429, which are about credentials, existence, timing or pacing) is usually refused because of one
+of its identifiers: the works of such calls are fetched again in halves, and the halves of
+halves, until each refusing identifier is alone in its call. The other works get their numbers;
+an identifier refused on its own gets a `rejected` error: not retried, not dead-lettered, not a
+failure of the source (services/core/health.py does not count it).
 """
 
 from __future__ import annotations
@@ -8,11 +15,13 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse
+from services.core.schema_check import SchemaViolation, check
+from services.core.text import ERROR_LIMIT, bounded
 from services.core.works import WorkRef
 from services.fetchers.base import (
     ConfigError,
@@ -28,6 +37,7 @@ from services.fetchers.base import (
 )
 
 MAX_ROUNDS = 20  # follow-up rounds (paging, second steps) before a batch is cut short
+NOT_ABOUT_AN_ID = frozenset({401, 403, 404, 407, 408, 429})
 SECRET_PARAMS = frozenset({"api_key", "apikey", "requestor_id", "access_token", "token"})
 
 
@@ -71,6 +81,32 @@ def classify(status: int) -> FetchError:
     return FetchError("http", f"HTTP {status} from upstream", retryable, status)
 
 
+def refused_for_an_id(status: int) -> bool:
+    """Whether an HTTP status may mean the upstream refused one of the call's identifiers."""
+    return 400 <= status < 500 and status not in NOT_ABOUT_AN_ID
+
+
+def rejected(status: int) -> FetchError:
+    """The error of a work whose identifier the upstream refuses when asked about it alone."""
+    return FetchError(
+        "rejected", f"HTTP {status} from upstream for this identifier alone", False, status
+    )
+
+
+def refusal(source: Source, request: UpstreamRequest, reply: UpstreamResponse) -> FetchError:
+    """The error a non-2xx, non-404 answer gives each work of the call: the call refused as
+    such (the plug-in reads it in the error body), an identifier refused alone, or `classify`'s
+    reading of the status (a several-work 4xx is then bisected by the caller)."""
+    if refused_for_an_id(reply.status):
+        why = source.refused_call(request, reply)
+        if why is not None:
+            message = f"HTTP {reply.status}: {source.name} refuses the call: {why}"
+            return FetchError("refused_call", bounded(message, ERROR_LIMIT), False, reply.status)
+        if len(request.works) == 1:
+            return rejected(reply.status)
+    return classify(reply.status)
+
+
 def merge(a: Outcome | None, b: Outcome) -> Outcome:
     """Combine two outcomes for one work (a second step, another page): a failure wins."""
     if a is None or isinstance(b, Failed):
@@ -97,7 +133,7 @@ def outcome_of(
     if isinstance(reply, FetchError):
         return {w.work_id: Failed(reply) for w in request.works}, ()
     if not (200 <= reply.status < 300 or reply.status == 404):
-        return {w.work_id: Failed(classify(reply.status)) for w in request.works}, ()
+        return {w.work_id: Failed(refusal(source, request, reply)) for w in request.works}, ()
     try:
         parsed = source.parse(request, reply)
     except PayloadError as exc:
@@ -141,6 +177,26 @@ def observation(
     return Observation(work.work_id, source.name, at, Status.ERROR, error=error, request_url=url)
 
 
+def well_formed(obs: Observation) -> tuple[Observation, dict[str, Any]]:
+    """`obs` with its event form if the observation schema accepts it; else (a plug-in let a
+    malformed answer through) a retryable parse error for its work, so one bad answer can
+    neither be published nor stop the fetcher."""
+    event = obs.to_dict()
+    try:
+        return obs, dict(check("observation", event))
+    except SchemaViolation as exc:
+        error = FetchError("parse", f"malformed {obs.source} answer: {exc}", True)
+        failed = Observation(
+            obs.work_id,
+            obs.source,
+            obs.retrieved_at,
+            Status.ERROR,
+            error=error,
+            request_url=obs.request_url,
+        )
+        return failed, dict(check("observation", failed.to_dict()))
+
+
 def _authorized(request: UpstreamRequest, auth: UpstreamRequest | None) -> UpstreamRequest:
     """`request` carrying the source's auth call, unless it has one or the source needs none."""
     if auth is None or request.auth is not None:
@@ -167,18 +223,28 @@ def _final(source: Source, outcome: Outcome | None, cut_short: bool) -> Outcome 
     return source.complete(outcome) if isinstance(outcome, Found) else outcome
 
 
-async def fetch_batch(
+@dataclass(slots=True)
+class _Rounds:
+    """What the calls of one batch gave: outcomes, where each work was asked, and the works of
+    several-work calls the upstream refused with a 4xx (to ask again in halves)."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    suspects: set[str] = field(default_factory=set)
+    cut_short: bool = False
+
+
+async def _rounds(
     source: Source,
     works: Sequence[WorkRef],
     config: SourceConfig,
     caller: Caller,
     clock: Callable[[], datetime],
-    base_url: str = "",
-) -> BatchResult:
-    """Fetch `works` (at most the source's batch size) and return one observation per work."""
-    result = BatchResult()
-    urls: dict[str, str] = {}
+    result: BatchResult,
+) -> _Rounds:
+    """Run the source's first calls and their follow-ups (at most MAX_ROUNDS rounds)."""
     pending, auth, outcomes = _first_calls(source, works, config)
+    done = _Rounds(outcomes)
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -193,18 +259,66 @@ async def fetch_batch(
                     RawResponse(source.name, at, url, reply.status, reply.text(), ids)
                 )
                 for w in request.works:
-                    urls.setdefault(w.work_id, url)
+                    done.urls.setdefault(w.work_id, url)
             per_work, more = outcome_of(source, request, reply)
+            if _refused_an_id(request, reply, per_work):
+                done.suspects.update(w.work_id for w in request.works)
             for work_id, outcome in per_work.items():
                 if request.optional and isinstance(outcome, Failed):
                     continue  # an event list that failed: the counts already fetched stand
-                outcomes[work_id] = merge(outcomes.get(work_id), outcome)
+                done.outcomes[work_id] = merge(done.outcomes.get(work_id), outcome)
             follow_ups.extend(_authorized(r, auth) for r in more)
         pending = follow_ups
+    done.cut_short = bool(pending)
+    return done
+
+
+def _refused_an_id(
+    request: UpstreamRequest, reply: UpstreamResponse | FetchError, per_work: dict[str, Outcome]
+) -> bool:
+    """Whether a several-work call was refused for one of its identifiers (not as a call: then
+    asking again in halves would only repeat the refusal), so its works are asked again."""
+    if not isinstance(reply, UpstreamResponse) or request.optional or len(request.works) < 2:
+        return False
+    if not refused_for_an_id(reply.status):
+        return False
+    return not any(
+        isinstance(o, Failed) and o.error.kind == "refused_call" for o in per_work.values()
+    )
+
+
+async def fetch_batch(
+    source: Source,
+    works: Sequence[WorkRef],
+    config: SourceConfig,
+    caller: Caller,
+    clock: Callable[[], datetime],
+    base_url: str = "",
+) -> BatchResult:
+    """Fetch `works` (at most the source's batch size) and return one observation per work;
+    works of a call refused with a 4xx are fetched again in halves (see the module's doc)."""
+    result = BatchResult()
+    done = await _rounds(source, works, config, caller, clock, result)
+    again = [w for w in works if w.work_id in done.suspects]
+    redone: dict[str, Observation] = {}
+    if again:
+        half = (len(again) + 1) // 2
+        parts = await asyncio.gather(
+            *(
+                fetch_batch(source, part, config, caller, clock, base_url)
+                for part in (again[:half], again[half:])
+            )
+        )
+        for part in parts:
+            result.raw.extend(part.raw)
+            result.calls += part.calls
+            redone.update((o.work_id, o) for o in part.observations)
     at = clock()
     for work in works:
-        final = _final(source, outcomes.get(work.work_id), bool(pending))
-        result.observations.append(
-            observation(source, work, final, at, urls.get(work.work_id, base_url or None))
-        )
+        if work.work_id in redone:
+            result.observations.append(redone[work.work_id])
+            continue
+        final = _final(source, done.outcomes.get(work.work_id), done.cut_short)
+        url = done.urls.get(work.work_id, base_url or None)
+        result.observations.append(observation(source, work, final, at, url))
     return result

@@ -9,9 +9,11 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import structlog
 
+from services.core.deadletters import unreadable
 from services.core.events import (
     PACK_OBSERVATIONS,
     TOPIC_DEADLETTER,
@@ -24,29 +26,17 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.health import ErrorWindow, SourceStatus
-from services.core.ports import Bus, Message, Store
+from services.core.ports import Bus, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, retry_at
-from services.core.timeutil import to_iso
 from services.fetchers.base import Source, SourceConfig
-from services.fetchers.engine import Caller, fetch_batch
+from services.fetchers.engine import Caller, fetch_batch, well_formed
 from services.fetchers.telemetry import OBSERVATIONS, SOURCE_PAUSED
 from services.telemetry.pipeline import FAILED_REFRESHES, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.fetcher")
 MIN_POLL = 64  # requests taken per poll even for one-work-a-call sources; the gate paces them
 STATUS_TTL = 5.0  # seconds a read of the source's paused status is trusted
-
-
-def unreadable(message: Message, error: Exception, at: datetime) -> dict[str, object]:
-    """The dead letter for an event that is not a refresh request (kept as received)."""
-    return {
-        "schema_version": 1,
-        "work_id": message.key,
-        "bad_event": message.value,
-        "reason": str(error),
-        "failed_at": to_iso(at),
-    }
 
 
 class FetcherService:
@@ -126,10 +116,11 @@ class FetcherService:
         for message in messages:
             try:
                 req = RefreshRequest.from_dict(check("refresh_request", message.value))
-            except (SchemaViolation, KeyError, ValueError) as exc:
+            except (SchemaViolation, KeyError, TypeError, ValueError) as exc:
                 REJECTED_EVENTS.labels(f"fetcher-{self.source.name}").inc()
                 self.log.error("bad_refresh_request", key=message.key, error=str(exc))
-                dead.append((message.key, unreadable(message, exc, self.clock())))
+                letter = unreadable(message.topic, message.key, message.value, exc, self.clock())
+                dead.append((letter["work_id"], letter))
                 continue
             if req.work.work_id not in requests or requests[req.work.work_id].attempt < req.attempt:
                 requests[req.work.work_id] = req
@@ -150,20 +141,19 @@ class FetcherService:
             )
         )
         by_work = {r.work.work_id: r for r in requests}
-        observations: list[Observation] = []
+        checked: list[tuple[Observation, dict[str, Any]]] = []
         raw = []
         for result in results:
-            observations.extend(result.observations)
+            checked.extend(well_formed(o) for o in result.observations)
             raw.extend(result.raw)
             self.calls += result.calls
+        observations: list[Observation] = [o for o, _ in checked]
         # Independent writes, together: the observations, the failures' retries or dead
         # letters, and the raw responses (a few large rows, the slowest of the three). All are
         # done before the step commits its requests.
         await asyncio.gather(
             self.bus.publish(
-                TOPIC_RAW,
-                [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations],
-                pack=PACK_OBSERVATIONS,
+                TOPIC_RAW, [(o.work_id, event) for o, event in checked], pack=PACK_OBSERVATIONS
             ),
             self._route_failures([o for o in observations if o.status is Status.ERROR], by_work),
             self.store.add_raw_responses(raw) if raw else asyncio.sleep(0),
@@ -188,6 +178,10 @@ class FetcherService:
         retry, dead = [], []
         now = self.clock()
         for obs in failed:
+            if obs.error is not None and obs.error.kind == "rejected":
+                # the upstream refuses this identifier: its error is stored with the work and
+                # the aggregator schedules its next routine refresh; no retry, no dead letter
+                continue
             req = requests[obs.work_id]
             reason = f"{obs.error.kind}: {obs.error.message}" if obs.error else "fetch failed"
             when = retry_at(req.attempt, now, self.policy, self.rng.random())

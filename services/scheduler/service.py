@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from services.core.deadletters import unreadable
 from services.core.events import (
     PACK_REQUESTS,
     TOPIC_DEADLETTER,
@@ -88,6 +89,7 @@ class Scheduler:
         self.consumer = bus.consumer([TOPIC_WORKS, TOPIC_RETRY, TOPIC_DEADLETTER], self.GROUP)
         self.emitted = 0
         self.dead = 0
+        self.unreadable_dead_letters = 0  # records on alm.deadletter it could not read
         self.reconciled = 0  # missing due entries the reconcile wrote
         self._reconcile_after: str | None = None  # where the current pass continues
 
@@ -143,6 +145,7 @@ class Scheduler:
         if not messages:
             return 0
         announced: list[Work] = []
+        dead = []
         for message in messages:
             try:
                 if message.topic == TOPIC_WORKS:
@@ -151,11 +154,18 @@ class Scheduler:
                         announced.append(Work.from_dict(event["work"]))
                 else:
                     await self._apply(message)
-            except (SchemaViolation, KeyError, ValueError) as exc:
+            except (SchemaViolation, KeyError, TypeError, ValueError) as exc:
                 REJECTED_EVENTS.labels("scheduler").inc()
-                log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
+                log.error("bad_event", topic=message.topic, key=message.key, error=str(exc))
+                if message.topic == TOPIC_DEADLETTER:  # never re-published: no loop
+                    self.unreadable_dead_letters += 1
+                    continue
+                letter = unreadable(message.topic, message.key, message.value, exc, self.clock())
+                dead.append((letter["work_id"], letter))
         if announced:
             await self.schedule_new(announced, self.clock())
+        if dead:
+            await self.bus.publish(TOPIC_DEADLETTER, dead)
         await self.consumer.commit()
         return len(messages)
 

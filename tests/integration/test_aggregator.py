@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import secrets
 import signal
 import warnings
@@ -22,7 +23,7 @@ from services.adapters.kafka_bus import KafkaBus, ensure_topics
 from services.aggregator.published import PublishedChanges
 from services.aggregator.records import id_of_value
 from services.aggregator.service import Aggregator
-from services.core.events import TOPIC_RAW, Observation, Status
+from services.core.events import TOPIC_DEADLETTER, TOPIC_RAW, Observation, Status
 from services.core.staleness import Policy
 from tests.integration.conftest import Infra
 from tests.integration.stack import Stack, changed_events, eventually, free_port, service_env
@@ -292,3 +293,39 @@ async def test_the_worker_exports_its_lag_and_store_latency(lane: Lane) -> None:
     }
     assert timed.get("write_aggregates", 0) >= 1 and timed.get("states", 0) >= 1
     assert samples[("alm_aggregated_observations_total", frozenset())] == 200
+
+
+async def test_records_that_are_not_observations_are_dead_lettered_and_the_agent_goes_on(
+    lane: Lane,
+) -> None:
+    """Bytes that are not JSON and an observation breaking its schema, among valid ones: the
+    valid ones are stored, each bad one is on alm.deadletter with its topic and reason, and the
+    agent keeps folding what comes after."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaProducer
+
+    lane.aggregator()
+    before = lane.observations("bad-before", 20)
+    await lane.publish(before)
+    producer = KafkaProducer(bootstrap_servers=lane.infra.kafka)
+    try:
+        topic = lane.prefix + TOPIC_RAW
+        producer.send(topic, key=b"10.5555/bad.bytes", value=b"\xe2\x1e not json")
+        bad = {**before[0].to_dict(), "work_id": "10.\uff11\uff12\uff13\uff14/x"}
+        producer.send(topic, key=b"10.5555/bad.schema", value=json.dumps(bad).encode())
+        producer.flush(30)
+    finally:
+        producer.close()
+    after = lane.observations("bad-after", 20)
+    await lane.publish(after)
+    await lane.all_stored(before + after)
+
+    async def dead_lettered() -> bool:
+        parts = list(range(await lane.bus.partitions(TOPIC_DEADLETTER)))
+        ends = await lane.bus.end_offsets(TOPIC_DEADLETTER, parts)
+        letters = await lane.bus.read(TOPIC_DEADLETTER, {p: (0, e) for p, e in ends.items()})
+        keys = {m.key for m in letters if m.value.get("topic") == TOPIC_RAW}
+        return keys == {"10.5555/bad.bytes", "10.5555/bad.schema"}
+
+    await eventually(dead_lettered, 60, "both bad records dead-lettered", lane.stack)

@@ -12,10 +12,12 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
+from services.api.server import ApiRunner
 from services.api.state import CLOCK, SCHEDULING
 from services.bootstrap import Pipeline, make_pipeline
 from services.fetchers.http import HttpSettings
@@ -105,11 +107,18 @@ async def pipeline_kit(
         await runner.cleanup()
 
 
+class ApiTestServer(TestServer):
+    """aiohttp's TestServer serving through the API's own runner (JSON for parse errors)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return ApiRunner(self.app, **kwargs)
+
+
 @asynccontextmanager
 async def api_client(kit: Kit, tmp: Path) -> AsyncIterator[TestClient[Any, Any]]:
     """An aiohttp test client of the API over the kit's store, bus and clock."""
     app = init_app(Settings(data_dir=tmp, status_cache_seconds=0), store=kit.store, bus=kit.bus)
     app[CLOCK] = kit.clock
     app[SCHEDULING] = kit.pipeline.scheduler.scheduling
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(ApiTestServer(app)) as client:
         yield client

@@ -52,6 +52,9 @@ class SlowAggregator:
     def decode(self, pairs: Any) -> list[Observation]:
         return [Observation.from_dict(value) for _key, value in pairs]
 
+    async def dead_letter(self) -> None:
+        pass
+
 
 class NoRecovery:
     def unknown(self, partitions: Any) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import socket
 import sqlite3
@@ -221,3 +222,71 @@ def test_run_is_the_embedded_mode_only(
     monkeypatch.setenv("ALM_BUS", "kafka")
     assert main(["--data-dir", str(tmp_path), "run", "--offline", "--once"]) == 2
     assert "unset ALM_BUS" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("ids.bin", bytes(range(256)) * 64),
+        ("ids.xlsx", b"PK\x03\x04\x14\x00\x06\x00" + bytes(500)),
+        ("ids.csv", codecs.BOM_UTF16_LE + b"\x00\xd8\x41\x00"),
+    ],
+    ids=["binary", "spreadsheet", "broken-utf16"],
+)
+def test_import_of_a_binary_file_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, data: bytes
+) -> None:
+    """Not text: exit code 2 and one line on stderr naming the file, no traceback."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    code = main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"alm: {name} ")
+    assert "Traceback" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("ids.txt", codecs.BOM_UTF16_LE + "10.1234/a\r\npmid:42\r\n".encode("utf-16-le")),
+        ("ids.csv", codecs.BOM_UTF16_BE + "10.1234/a,x\npmid:42,y\n".encode("utf-16-be")),
+        ("ids.csv", b"10.1234/a,First\npmid:42,Second\n"),
+        ("ids.csv", codecs.BOM_UTF8 + b"10.1234/a\npmid:42\n"),
+    ],
+    ids=["utf16-le-text", "utf16-be-csv", "csv-without-header", "utf8-bom-csv"],
+)
+def test_import_reads_utf16_and_header_less_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, data: bytes
+) -> None:
+    """UTF-16 files and CSV files without a header import every line."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    code = main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)])
+    assert code == 0, capsys.readouterr()
+    assert _works(tmp_path / "data") == ["10.1234/a", "pmid:42"]
+
+
+async def test_api_metrics_on_their_own_port_only(tmp_path: Path) -> None:
+    """With ALM_METRICS_PORT the API serves /metrics there, not on its public port; the metrics
+    listener stops with the API."""
+    import aiohttp
+
+    from services.cli.commands import _serve_api
+    from tests.unit.pipeline_kit import pipeline_kit
+
+    api_port, metrics_port = _free_port(), _free_port()
+    settings = Settings(data_dir=tmp_path, port=api_port, metrics_port=metrics_port)
+    async with pipeline_kit(tmp_path) as kit, aiohttp.ClientSession() as http:
+        runner = await _serve_api(settings, kit.store, kit.bus)
+        try:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+                assert resp.status == 200
+                assert "alm_upstream_requests_total" in await resp.text()
+            async with http.get(f"http://127.0.0.1:{api_port}/metrics") as resp:
+                assert resp.status == 404
+                assert (await resp.json())["status"] == 404
+        finally:
+            await runner.cleanup()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await http.get(f"http://127.0.0.1:{metrics_port}/metrics")

@@ -268,9 +268,10 @@ def test_keda_follows_the_groups_and_topics_the_code_consumes(case: str) -> None
 
 @pytest.mark.parametrize("case", CASES)
 def test_probes_and_scrapes_point_at_what_the_processes_serve(case: str) -> None:
-    """The API's probes are /readyz and /healthz on the port its args bind, which Prometheus
-    also scrapes; each worker service serves /metrics on ALM_METRICS_PORT, the port named
-    `metrics` that its probes and scrape annotations use."""
+    """The API's probes are /readyz and /healthz on the port its args bind; every service, the
+    API too, serves /metrics on ALM_METRICS_PORT, the port named `metrics` that scrape
+    annotations and monitors use (a worker's probes too); the API's public Service forwards only
+    to `http`, so /metrics is never published with the API."""
     docs = render(*CASES[case])
     annotate = values(case)["metrics"]["podAnnotations"]
     for deployment in of_kind(docs, "Deployment"):
@@ -278,27 +279,34 @@ def test_probes_and_scrapes_point_at_what_the_processes_serve(case: str) -> None
         args = _command(deployment)
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
         ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
+        settings = _plain_settings(deployment)
+        assert settings.host == "0.0.0.0" and settings.api_public_metrics is False
         if args.command == "api":
-            assert ports == {"http": args.port} and args.host == "0.0.0.0"
+            assert ports == {"http": args.port, "metrics": settings.metrics_port}
+            assert args.host == "0.0.0.0" and args.port != settings.metrics_port
             assert spec["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
             assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-            port = args.port
         else:
-            settings = _plain_settings(deployment)
-            assert ports == {"metrics": settings.metrics_port} and settings.host == "0.0.0.0"
+            assert ports == {"metrics": settings.metrics_port}
             for probe in ("readinessProbe", "livenessProbe"):
                 assert spec[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
-            port = settings.metrics_port
         if annotate:
             assert annotations["prometheus.io/scrape"] == "true"
-            assert annotations["prometheus.io/port"] == str(port)
+            assert annotations["prometheus.io/port"] == str(settings.metrics_port)
             assert annotations["prometheus.io/path"] == "/metrics"
         else:
             assert "prometheus.io/scrape" not in annotations
     for monitor in of_kind(docs, "PodMonitor"):
         assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
     for monitor in of_kind(docs, "ServiceMonitor"):
-        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http"]
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        [selected] = [
+            s for s in of_kind(docs, "Service") if wanted <= s["metadata"]["labels"].items()
+        ]
+        assert [p["name"] for p in selected["spec"]["ports"]] == ["metrics"]
+    public = [s for s in of_kind(docs, "Service") if s["metadata"]["name"].endswith("-api")]
+    assert [[p["targetPort"] for p in s["spec"]["ports"]] for s in public] == [["http"]]
 
 
 def test_the_chart_carries_the_one_copy_of_rules_and_dashboard() -> None:

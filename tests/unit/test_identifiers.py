@@ -316,3 +316,133 @@ def test_parse_work_id_round_trips(raw: str) -> None:
 def test_parse_work_id_reads_stored_ids(work_id: str, expected: Identifier) -> None:
     """Stored work ids are read back into the identifier they came from."""
     assert parse_work_id(work_id) == expected
+
+
+# --- hostile input: one rule, bounded, ASCII digits, no control characters -------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "10.\uff11\uff12\uff13\uff14/x",  # fullwidth digits: Python's \d takes them
+        "10.\u0661\u0662\u0663\u0664/x",  # Arabic-Indic digits
+        "10.1234/a\x00b",  # NUL
+        "10.1234/a\x1b[31mred",  # ESC: drives a terminal
+        "10.1234/a\x07",  # BEL
+        "10.1234/a\u200bb",  # zero-width space
+        "10.1234/a\u202eb",  # right-to-left override
+        "10.1234/a\ufeff",  # byte-order mark
+        "10.1234/a\u00a0b",  # no-break space
+        "10.1234/a%0Ab",  # encoded line feed
+        "10.1234/a%25250Ab",  # encoded three times
+        "10.1234/a%00",
+        "10.1234/a%",
+        "10.1234/a%ZZ",
+        "10.1234/a%25",  # decodes to a bare %
+        "10.1234/caf%C3%A9",  # only printable ASCII may be encoded
+        "10.1234/\ud800",  # a lone surrogate (json.loads lets them through)
+        "10.1234/" + "a" * 288,
+        "10.1234/" + "a" * 7_000_000,
+    ],
+)
+def test_hostile_dois_are_refused(raw: str) -> None:
+    """Non-ASCII digits, control and invisible characters, undecodable or non-ASCII escapes and
+    over-long suffixes are refused, whatever Python's `\\d` and `\\S` would say."""
+    with pytest.raises(InvalidIdentifier):
+        normalize_doi(raw)
+    with pytest.raises(InvalidIdentifier):
+        parse_identifier(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("10.\uff11\uff12\uff13\uff14/x", "ASCII digits"),
+        ("10.1234/a\x1bb", "control"),
+        ("10.1234/a\u200bb", "invisible"),
+        ("10.1234/" + "a" * 300, "at most 300 characters"),
+        ("10.1234/" + "a" * 7_000_000, "longer than 2048 characters"),
+        ("pmid:\u0661\u0662\u0663", "ASCII digits"),
+    ],
+)
+def test_refusals_say_why(raw: str, reason: str) -> None:
+    """The error names the broken rule."""
+    with pytest.raises(InvalidIdentifier, match=reason):
+        parse_identifier(raw)
+
+
+def test_error_message_of_a_huge_id_is_bounded_and_printable() -> None:
+    """A 7 MB id gives an error message of a few hundred characters, control chars escaped."""
+    with pytest.raises(InvalidIdentifier) as info:
+        parse_identifier("10.1234/\x1b" + "a" * 7_000_000)
+    message = str(info.value)
+    assert len(message) < 300
+    assert "\x1b" not in message
+    assert "7000009 chars" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10.1234/" + "a" * 287, "10.1234/" + "a" * 287),
+        ("10.123456789/" + "A" * 287, "10.123456789/" + "a" * 287),
+        ("10.1234/café", "10.1234/café"),
+        ("10.1234/ÉTÉ", "10.1234/ÉtÉ"),  # only ASCII letters are case-folded
+        ("10.1234/İ", "10.1234/İ"),  # whose lower() would be two characters
+        ("10.1234/a%41", "10.1234/aa"),
+        ("10.1234/a%2541", "10.1234/aa"),
+        ("10.1234/%3C%3e", "10.1234/<>"),
+    ],
+)
+def test_long_unicode_and_encoded_dois_within_the_rule_are_kept(raw: str, expected: str) -> None:
+    """The longest allowed suffix, non-ASCII letters and printable escapes are accepted."""
+    assert normalize_doi(raw) == expected
+    assert len(normalize_doi(raw)) <= 300
+
+
+@pytest.mark.parametrize(
+    "raw", ["\u0661\u0662\u0663", "pmid:\uff11\uff12\uff13", "pmid:12345678901", "pmid:1\x00"]
+)
+def test_pmids_are_ascii_digits(raw: str) -> None:
+    """A PMID is 1 to 10 ASCII digits."""
+    with pytest.raises(InvalidIdentifier):
+        normalize_pmid(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["PMC\u0661\u0662\u0663", "PMC\uff11\uff12\uff13", "PMC12345678901"]
+)
+def test_pmcids_are_ascii_digits(raw: str) -> None:
+    """A PMCID's number is 1 to 10 ASCII digits."""
+    with pytest.raises(InvalidIdentifier):
+        normalize_pmcid(raw)
+
+
+def _schema(name: str) -> dict[str, object]:
+    import json
+
+    from services.core.schema_check import SCHEMA_DIR
+
+    loaded: dict[str, object] = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    return loaded
+
+
+def test_event_schemas_carry_the_identifier_rule() -> None:
+    """Every event's work id, and the work's DOI, PMID and PMCID, are checked against the same
+    patterns the parser implements (schema_patterns())."""
+    from typing import Any
+
+    from services.core.identifiers import MAX_WORK_ID_LENGTH, schema_patterns
+
+    patterns = schema_patterns()
+    work: Any = _schema("work")
+    request: Any = _schema("refresh_request")
+    for props in (work["properties"], work["properties"]["work"]["properties"]):
+        assert props["work_id"]["pattern"] == patterns["work_id"]
+        assert props["work_id"]["maxLength"] == MAX_WORK_ID_LENGTH
+    for props in (work["properties"]["work"]["properties"], request["properties"]):
+        for field in ("doi", "pmid", "pmcid"):
+            assert props[field]["pattern"] == patterns[field], field
+    for name in ("refresh_request", "observation", "metric_changed"):
+        props_of: Any = _schema(name)
+        assert props_of["properties"]["work_id"]["pattern"] == patterns["work_id"], name

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 
 from services.core.identifiers import Identifier, IdType
-from services.core.imports import Line, read_lines, validate
+from services.core.imports import Line, NotText, decode_text, read_lines, validate
 
 
 def test_plain_lines_skip_blanks_and_comments_and_keep_line_numbers() -> None:
@@ -172,3 +174,84 @@ def test_byte_order_mark_is_ignored(text: str, filename: str) -> None:
     assert bad == []
     assert invalid == []
     assert [ident.value for _, ident in good] == ["10.1371/a"]
+
+
+# --- encodings, binary files, header-less CSV ----------------------------------------------
+
+IDS_TEXT = "doi\n10.1371/a\n10.1371/b\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        IDS_TEXT.encode("utf-8"),
+        codecs.BOM_UTF8 + IDS_TEXT.encode("utf-8"),
+        codecs.BOM_UTF16_LE + IDS_TEXT.encode("utf-16-le"),
+        codecs.BOM_UTF16_BE + IDS_TEXT.encode("utf-16-be"),
+        codecs.BOM_UTF32_LE + IDS_TEXT.encode("utf-32-le"),
+        IDS_TEXT.encode("utf-16-le"),  # Excel's "Unicode text" without its BOM
+        IDS_TEXT.encode("utf-16-be"),
+        IDS_TEXT.replace("\n", "\r\n").encode("cp1252"),
+    ],
+    ids=[
+        "utf8",
+        "utf8-bom",
+        "utf16le-bom",
+        "utf16be-bom",
+        "utf32le-bom",
+        "utf16le",
+        "utf16be",
+        "cp1252",
+    ],
+)
+def test_every_detectable_text_encoding_reads_the_same(data: bytes) -> None:
+    """UTF-8 with or without BOM, UTF-16/32 with a BOM, UTF-16 without: the same ids."""
+    lines, bad = read_lines(decode_text(data), "ids.txt")
+    assert ([line.value for line in lines], bad) == (["10.1371/a", "10.1371/b"], [])
+
+
+def test_windows_1252_titles_do_not_stop_an_import() -> None:
+    """A CSV saved by Excel on Windows (cp1252 accents in a title) reads its ids."""
+    data = "title,doi\nCaf\u00e9 \u2013 r\u00e9sum\u00e9,10.1371/a\n".encode("cp1252")
+    assert read_lines(decode_text(data), "x.csv") == ([Line(2, "10.1371/a")], [])
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "save it as CSV"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
+        (b"\x1f\x8b\x08\x00" + bytes(64), "gzip"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "PNG"),
+        (bytes(range(256)) * 4, "control characters"),
+        (b"10.1371/a\n\x00\x01\x02\x03binary\xff\xfe tail", "control characters"),
+        (codecs.BOM_UTF16_LE + b"\x00\xd8", "utf-16-le byte-order mark"),
+    ],
+    ids=["xlsx", "pdf", "gzip", "png", "random", "nul-bytes", "broken-utf16"],
+)
+def test_binary_is_refused_with_one_line_saying_what_it_is(data: bytes, needle: str) -> None:
+    """A file that is not text is a NotText whose one-line message says what it looks like."""
+    with pytest.raises(NotText, match=needle) as info:
+        decode_text(data)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "filename", "expected"),
+    [
+        ("10.1371/a,First\n10.1371/b,Second\n", "x.csv", [(1, "10.1371/a"), (2, "10.1371/b")]),
+        ("Smith,10.1371/a\nDoe,18974831\n", "x.csv", [(1, "10.1371/a"), (2, "18974831")]),
+        ("10.1371/a;First\n10.1371/b;Second\n", "x.csv", [(1, "10.1371/a"), (2, "10.1371/b")]),
+        ("title;doi\nA;10.1371/a\n", "x.csv", [(2, "10.1371/a")]),
+        ("10.1371/a\tFirst\n10.1371/b\tSecond\n", "x.tsv", [(1, "10.1371/a"), (2, "10.1371/b")]),
+        ("doi\n10.1371/a\n", "ids.txt", [(2, "10.1371/a")]),
+    ],
+    ids=["first-column", "second-column", "semicolons", "semicolon-header", "tsv", "list-header"],
+)
+def test_header_less_csv_keeps_its_first_row(
+    text: str, filename: str, expected: list[tuple[int, str]]
+) -> None:
+    """A first row with an identifier in it is data (not a header) and is not lost; `;` and
+    tab separated files and one-column lists with a `doi` header read too."""
+    lines, bad = read_lines(text, filename)
+    assert ([(line.line, line.value) for line in lines], bad) == (expected, [])

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_openapi
 
 from services.api.app import init_app
@@ -199,7 +199,22 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/api/v1/works", "get", f"/api/v1/works?ids={PEERJ},pmid:1", None, 200),
     ("/api/v1/works", "get", "/api/v1/works?per_page=1001", None, 400),
     ("/api/v1/works", "post", "/api/v1/works", ["10.1371/journal.pbio.1001555", "x"], 200),
-    ("/api/v1/works", "post", "/api/v1/works", ["x", "10.12/y"], 400),
+    ("/api/v1/works", "post", "/api/v1/works", ["x", "10.12/y"], 200),
+    ("/api/v1/works", "post", "/api/v1/works", ["10.1234/" + "a" * 2049], 400),
+    ("/api/v1/works", "post", "/api/v1/works", {"ids": ["x"], "other": 1}, 400),
+    ("/api/v1/works", "get", "/api/v1/works?ids=10.1234/a,,pmid:1", None, 400),
+    ("/api/v1/works", "get", "/api/v1/works?per_page=%D9%A5", None, 400),
+    ("/api/v1/works", "get", f"/api/v1/works?ids={PEERJ}&per_page=0", None, 400),
+    (
+        "/api/v1/works/{id}",
+        "get",
+        "/api/v1/works/10.%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94/x",
+        None,
+        400,
+    ),
+    ("/api/v1/works/{id}/history", "get", f"/api/v1/works/{PCBI}/history?source=", None, 400),
+    ("/api/v5/articles", "get", f"/api/v5/articles?ids={PEERJ},pmid:1&type=doi", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?source_id=", None, 400),
     ("/api/v1/works", "post", "/api/v1/works", {"ids": "not a list"}, 400),
     ("/api/v1/works/{id}", "get", f"/api/v1/works/{PEERJ}", None, 200),
     ("/api/v1/works/{id}", "get", f"/api/v1/works/{UNKNOWN_UPSTREAM}", None, 200),
@@ -244,11 +259,22 @@ async def test_detail_article_carries_events(client: TestClient[Any, Any]) -> No
     assert any(s["events"] for s in sources)
 
 
-async def test_metrics_is_prometheus_text(client: TestClient[Any, Any]) -> None:
-    """/metrics answers with the documented text/plain exposition."""
+async def test_metrics_are_not_on_the_public_port(client: TestClient[Any, Any]) -> None:
+    """/metrics is neither served nor documented on the API's port by default."""
     resp = await client.get("/metrics")
-    assert resp.status == 200
-    assert resp.content_type in _response("/metrics", "get", 200)["content"]
+    assert resp.status == 404
+    assert _errors({"$ref": "#/components/schemas/Error"}, await resp.json()) == []
+    assert "/metrics" not in DOC["paths"]
+
+
+async def test_metrics_on_the_public_port_when_asked(tmp_path: Path) -> None:
+    """With ALM_API_PUBLIC_METRICS the API port serves the Prometheus text exposition too."""
+    settings = Settings.from_env({"ALM_API_PUBLIC_METRICS": "true"}).with_(data_dir=tmp_path)
+    async with TestClient(TestServer(init_app(settings))) as client:
+        resp = await client.get("/metrics")
+        assert resp.status == 200
+        assert resp.content_type == "text/plain"
+        assert "alm_upstream_requests_total" in await resp.text()
 
 
 @pytest.mark.parametrize(
@@ -262,6 +288,8 @@ async def test_unrouted_requests_get_the_error_body(
     resp = await client.request(method, url)
     assert resp.status == status
     assert _errors({"$ref": "#/components/schemas/Error"}, await resp.json()) == []
+    if status == 405:
+        assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
 
 
 async def test_served_document_is_the_file(client: TestClient[Any, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from services.fetchers.base import Found, SourceConfig, UpstreamRequest
+from services.fetchers.base import Failed, Found, SourceConfig, UpstreamRequest
 from services.fetchers.sources.pubmed import BATCH, IDCONV, PubMed
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 
@@ -108,10 +108,13 @@ def test_errors_inside_200() -> None:
     assert {kind(o) for o in got.values()} == {"failed:http"} and more == ()
 
 
-def test_missing_idtype_answer_is_a_client_error() -> None:
-    """The converter's 400 for ids without idtype is a non-retryable HTTP failure."""
+def test_missing_idtype_answer_is_a_refused_call() -> None:
+    """The converter's 400 for ids it reads as PMIDs, on a call that names its idtype, refuses
+    the call as sent: a non-retryable failure of the source (counted toward pausing it), not of
+    the identifiers (which bisecting the call would only repeat)."""
     call, _, _ = idconv_then_elink()
     got, _ = outcomes(
         SOURCE, call, response(400, fixture("pubmed", "errors/idconv-missing-idtype.json"))
     )
-    assert {kind(o) for o in got.values()} == {"failed:http"}
+    assert {kind(o) for o in got.values()} == {"failed:refused_call"}
+    assert all(isinstance(o, Failed) and not o.error.retryable for o in got.values())

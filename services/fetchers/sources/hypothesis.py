@@ -150,13 +150,18 @@ def _search(
     )
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
 def _event(row: dict[str, Any]) -> SourceEvent:
     expect("id" in row, "an annotation without id")
     links = row.get("links") if isinstance(row.get("links"), dict) else {}
-    url = (links or {}).get("html") or (links or {}).get("incontext")
+    url = next((u for u in ((links or {}).get(k) for k in ("html", "incontext")) if _text(u)), None)
     info = row.get("user_info") if isinstance(row.get("user_info"), dict) else {}
-    user = (info or {}).get("display_name") or str(row.get("user", "")).removeprefix("acct:")
-    when = row.get("created")
+    name, account = (info or {}).get("display_name"), row.get("user")
+    user = name if _text(name) else str(account).removeprefix("acct:") if _text(account) else ""
+    when = row.get("created") if _text(row.get("created")) else None
     text = str(row.get("text") or "")
     csl = csl_item(
         title=text[:120] or None,

@@ -133,6 +133,14 @@ class OpenAlex(Source):
         params += [("filter", f"doi:{dois}"), ("per-page", str(len(works)))]
         return [UpstreamRequest("/works", tuple(works), tuple(params))]
 
+    def refused_call(self, request: UpstreamRequest, response: UpstreamResponse) -> str | None:
+        """OpenAlex's 400 "Invalid query parameters error." naming a `select` field: the call
+        asks for a field OpenAlex no longer has (ours to fix), not a refused DOI."""
+        message = _error_message(response)
+        if message is not None and "select" in message.lower():
+            return message
+        return None
+
     def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
         """`cited_by_count` and `counts_by_year` per work; missing DOIs are unknown works."""
         if response.status == 404:
@@ -189,3 +197,14 @@ def _pmcid(value: Any) -> str | None:
     tail = str(value or "").rstrip("/").rsplit("/", 1)[-1].upper()
     number = tail.removeprefix("PMC")
     return f"PMC{number}" if number.isdigit() else None
+
+
+def _error_message(response: UpstreamResponse) -> str | None:
+    """The `message` of an OpenAlex JSON error body (`{"error": ..., "message": ...}`)."""
+    try:
+        payload = json_payload(response)
+    except PayloadError:
+        return None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return str(payload["message"])
+    return None

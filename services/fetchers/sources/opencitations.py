@@ -158,7 +158,8 @@ def _citations(rows: list[Any]) -> Found:
         citing = pids(row.get("citing"))
         doi = citing.get("doi")
         url = f"https://doi.org/{doi}" if doi else None
-        creation = row.get("creation") or None
+        creation = row.get("creation") if isinstance(row.get("creation"), str) else None
+        creation = creation or None
         csl = csl_item(issued=creation, url=url, doi=doi)
         if "pmid" in citing:
             csl["PMID"] = citing["pmid"]

@@ -149,6 +149,22 @@ class PubMed(Source):
                 )
         return calls
 
+    def refused_call(self, request: UpstreamRequest, response: UpstreamResponse) -> str | None:
+        """The ID converter's 400 with error code `invalid_pmids` while the call names its
+        `idtype`: the converter no longer reads the call as sent (ours to fix), not a refused
+        identifier (the converter answers those with a per-record error)."""
+        if request.step != "idconv" or not any(k == "idtype" for k, _ in request.params):
+            return None
+        try:
+            payload = json_payload(response)
+        except PayloadError:
+            return None
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        for error in errors if isinstance(errors, list) else []:
+            if isinstance(error, dict) and error.get("code") == "invalid_pmids":
+                return str(error.get("message") or "invalid_pmids")
+        return None
+
     def parse(self, request: UpstreamRequest, response: UpstreamResponse) -> ParseResult:
         """ID converter records -> an ELink call; ELink linksets -> citation counts."""
         if response.status == 404:  # unknown ids are records/linksets, never a 404
