@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cassandra.query import UNSET_VALUE, ValueSequence
 
-from services.adapters.cassandra_async import BatchLimits
+from services.adapters.cassandra_batching import BATCH_SETTINGS, BatchLimits
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.sqlite_store import SqliteStore
 from services.aggregator.service import fold
@@ -585,10 +585,9 @@ async def test_write_batches_follow_the_nodes_thresholds_and_draw_no_warning(
     """The session sizes its batches under the node's own warning thresholds (deploy/local
     raises them above Cassandra's defaults), and a large write draws no server warning."""
     cql = cassandra_store._cql
-    names = ["unlogged_batch_across_partitions_warn_threshold", "batch_size_warn_threshold"]
     rows = await cql.query(
         "SELECT name, value FROM system_views.settings WHERE name IN %s",
-        (ValueSequence(names),),
+        (ValueSequence(BATCH_SETTINGS),),
         keyspace=None,
     )
     settings = {r.name: r.value for r in rows}
