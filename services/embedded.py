@@ -10,12 +10,20 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
+from services.adapters.failures import describe, unavailable
 from services.bootstrap import Pipeline
 
 log = structlog.get_logger("alm.embedded")
+
+STEP_BACKOFF = 0.5  # seconds before a failed step is tried again, doubling up to STEP_RETRY_MAX
+STEP_RETRY_MAX = 30.0
+# How long a stopping service lets its step in progress finish (and commit) before cancelling
+# it. The Kubernetes manifests' terminationGracePeriodSeconds leaves room for it and closing.
+DRAIN_SECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +68,53 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def _finish(task: asyncio.Future[int], stop: asyncio.Event, drain: float) -> int:
+    """The step's result; once `stop` is set, the step gets `drain` seconds to finish (and
+    commit), then it is cancelled: its uncommitted batch is redone by the next owner."""
+    stopping = asyncio.ensure_future(stop.wait())
+    either: list[asyncio.Future[Any]] = [task, stopping]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait([task], timeout=drain)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+            log.warning("step_cancelled_at_shutdown", after_seconds=drain)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stop.is_set():
+            return 0
+        raise
+
+
 async def keep_stepping(
     name: str,
     step: Callable[[float], Awaitable[int]],
     stop: asyncio.Event,
     idle: float = 1.0,
-    backoff: float = 2.0,
+    backoff: float = STEP_BACKOFF,
+    drain: float = DRAIN_SECONDS,
 ) -> None:
-    """Run a service's `step` until `stop`; a failing step (a Kafka or Cassandra hiccup) is
-    logged and retried after `backoff` seconds: its uncommitted batch is redone."""
+    """Run a service's `step` until `stop`. A failing step (Kafka or Cassandra down) is logged
+    and retried after a pause that doubles up to STEP_RETRY_MAX and resets on success: its
+    uncommitted batch is redone (the step rewinds its consumer). Stopping lets the step in
+    progress finish within `drain` seconds."""
+    delay = backoff
     while not stop.is_set():
         try:
-            moved = await step(idle)
-        except Exception:
-            log.exception("service_step_failed_retrying", service=name)
-            await _pause(stop, backoff)
+            moved = await _finish(asyncio.ensure_future(step(idle)), stop, drain)
+        except Exception as exc:
+            if unavailable(exc):  # expected while a dependency is down: no traceback
+                log.warning("service_step_failed_retrying", service=name, error=describe(exc))
+            else:
+                log.exception("service_step_failed_retrying", service=name)
+            await _pause(stop, delay)
+            delay = min(delay * 2, STEP_RETRY_MAX)
             continue
+        delay = backoff
         if moved == 0:
             await _pause(stop, 0.05)
 
@@ -102,6 +141,8 @@ async def run_forever(p: Pipeline, stop: asyncio.Event, tick_seconds: float = 30
         for f in p.fetchers
     ]
     await stop.wait()
+    # Each loop sees `stop` and lets its step finish within DRAIN_SECONDS; then they end.
+    await asyncio.wait(tasks, timeout=DRAIN_SECONDS + 5)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import structlog
 
+from services.adapters.failures import describe, permanent
 from services.core.events import (
     PACK_OBSERVATIONS,
     TOPIC_DEADLETTER,
@@ -24,7 +25,7 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.health import ErrorWindow, SourceStatus
-from services.core.ports import Bus, Message, Store
+from services.core.ports import Bus, Message, RawResponse, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, retry_at
 from services.core.timeutil import to_iso
@@ -115,6 +116,18 @@ class FetcherService:
         messages = await self.consumer.poll(wanted, timeout)
         if not messages:
             return 0
+        try:
+            await self._handle(messages)
+        except Exception:
+            # Nothing of the batch is committed: the next step polls it again from the last
+            # committed offset (what was already published is published again; every write is
+            # idempotent).
+            await self.consumer.rewind()
+            raise
+        await self.consumer.commit()
+        return len(messages)
+
+    async def _handle(self, messages: list[Message]) -> None:
         requests: dict[str, RefreshRequest] = {}
         dead = []
         for message in messages:
@@ -129,8 +142,6 @@ class FetcherService:
         await self._fetch(list(requests.values()))
         if dead:
             await self.bus.publish(TOPIC_DEADLETTER, dead)
-        await self.consumer.commit()
-        return len(messages)
 
     async def _fetch(self, requests: list[RefreshRequest]) -> None:
         size = self.source.batch_size
@@ -153,19 +164,71 @@ class FetcherService:
         # letters, and the raw responses (a few large rows, the slowest of the three). All are
         # done before the step commits its requests.
         await asyncio.gather(
-            self.bus.publish(
-                TOPIC_RAW,
-                [(o.work_id, dict(check("observation", o.to_dict()))) for o in observations],
-                pack=PACK_OBSERVATIONS,
-            ),
+            self._publish(observations, by_work),
             self._route_failures([o for o in observations if o.status is Status.ERROR], by_work),
-            self.store.add_raw_responses(raw) if raw else asyncio.sleep(0),
+            self._keep_raw(raw),
         )
         for o in observations:
             OBSERVATIONS.labels(self.source.name, o.status.value).inc()
         self.refreshed += sum(o.status is not Status.ERROR for o in observations)
         self.errors += sum(o.status is Status.ERROR for o in observations)
         await self._watch_failures(observations)
+
+    async def _publish(
+        self, observations: list[Observation], requests: dict[str, RefreshRequest]
+    ) -> None:
+        """Publish observations to `alm.metrics.raw`. One that can never be published (its
+        schema refuses it, its record is too large for the broker) is found by halves and its
+        request dead-lettered with the reason; the others go out."""
+        valid: list[tuple[str, dict[str, object]]] = []
+        dead: list[tuple[str, dict[str, object]]] = []
+        for o in observations:
+            try:
+                valid.append((o.work_id, dict(check("observation", o.to_dict()))))
+            except SchemaViolation as exc:
+                dead.append(self._dead_letter(requests[o.work_id], f"invalid observation: {exc}"))
+        await self._publish_valid(valid, requests, dead)
+        await self.bus.publish(TOPIC_DEADLETTER, dead)
+
+    async def _publish_valid(
+        self,
+        items: list[tuple[str, dict[str, object]]],
+        requests: dict[str, RefreshRequest],
+        dead: list[tuple[str, dict[str, object]]],
+    ) -> None:
+        try:
+            await self.bus.publish(TOPIC_RAW, items, pack=PACK_OBSERVATIONS)
+        except Exception as exc:
+            if not items or not permanent(exc):
+                raise
+            if len(items) == 1:
+                dead.append(self._dead_letter(requests[items[0][0]], describe(exc)))
+                return
+            half = len(items) // 2
+            await self._publish_valid(items[:half], requests, dead)
+            await self._publish_valid(items[half:], requests, dead)
+
+    def _dead_letter(self, req: RefreshRequest, reason: str) -> tuple[str, dict[str, object]]:
+        self.log.error("observation_dead_lettered", work=req.work.work_id, reason=reason)
+        letter = FailedRefresh(req, f"fetcher: {reason}", self.clock()).to_dict()
+        return req.work.work_id, dict(check("failed_refresh", letter))
+
+    async def _keep_raw(self, raws: list[RawResponse]) -> None:
+        """Keep the raw responses; one the store refuses for good (a body too large) is
+        logged and left out rather than holding up the observations."""
+        if not raws:
+            return
+        try:
+            await self.store.add_raw_responses(raws)
+        except Exception as exc:
+            if not permanent(exc):
+                raise
+            if len(raws) == 1:
+                self.log.error("raw_response_not_kept", url=raws[0].url, error=describe(exc))
+                return
+            half = len(raws) // 2
+            await self._keep_raw(raws[:half])
+            await self._keep_raw(raws[half:])
 
     async def _watch_failures(self, observations: list[Observation]) -> None:
         reason = None

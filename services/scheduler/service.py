@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from services.adapters.failures import describe, permanent
 from services.core.events import (
     PACK_REQUESTS,
+    SCHEMA_VERSION,
     TOPIC_DEADLETTER,
     TOPIC_RETRY,
     TOPIC_WORKS,
@@ -21,8 +23,9 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.ports import Bus, DueEntry, Message, Store
-from services.core.schema_check import SchemaViolation, check
+from services.core.schema_check import check
 from services.core.staleness import Policy, next_refresh
+from services.core.timeutil import to_iso
 from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
 
@@ -95,17 +98,41 @@ class Scheduler:
         return total
 
     async def step(self, timeout: float) -> int:
-        """Consume one batch of works, retries and dead letters into the due-index."""
+        """Consume one batch of works, retries and dead letters into the due-index. An event
+        that can never be applied is dead-lettered (or, read from the dead-letter topic, logged);
+        any other failure leaves the batch uncommitted and the consumer back at the committed
+        offsets, so the next step redoes it."""
         messages = await self.consumer.poll(1000, timeout)
         if not messages:
             return 0
-        for message in messages:
-            try:
-                await self._apply(message)
-            except (SchemaViolation, KeyError, ValueError) as exc:
-                log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
+        try:
+            for message in messages:
+                try:
+                    await self._apply(message)
+                except Exception as exc:
+                    if not (permanent(exc) or isinstance(exc, KeyError)):
+                        raise
+                    await self._refuse(message, exc)
+        except Exception:
+            await self.consumer.rewind()
+            raise
         await self.consumer.commit()
         return len(messages)
+
+    async def _refuse(self, message: Message, exc: Exception) -> None:
+        """Dead-letter an event that can never be applied (kept as received, with why)."""
+        log.error("bad_event_skipped", topic=message.topic, key=message.key, error=str(exc))
+        if message.topic == TOPIC_DEADLETTER:
+            return  # a dead letter is not dead-lettered again
+        letter = {
+            "schema_version": SCHEMA_VERSION,
+            "work_id": message.key,
+            "bad_event": dict(message.value),
+            "reason": f"scheduler: {describe(exc)}",
+            "failed_at": to_iso(self.clock()),
+        }
+        checked = dict(check("failed_refresh", letter))
+        await self.bus.publish(TOPIC_DEADLETTER, [(message.key, checked)])
 
     async def _apply(self, message: Message) -> None:
         now = self.clock()

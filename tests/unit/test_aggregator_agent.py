@@ -49,8 +49,13 @@ class SlowAggregator:
             self.running.remove(chunk)
             self.log.append(("end", works))
 
-    def decode(self, pairs: Any) -> list[Observation]:
-        return [Observation.from_dict(value) for _key, value in pairs]
+    settle = process  # the agent calls settle, which dead-letters what fails for good
+
+    def decode(self, pairs: Any) -> tuple[list[Observation], list[Any]]:
+        return [Observation.from_dict(value) for _key, value in pairs], []
+
+    async def dead_letter(self, letters: list[Any]) -> None:
+        assert letters == []
 
 
 class NoRecovery:
