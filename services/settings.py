@@ -80,6 +80,20 @@ def _password(env: Mapping[str, str]) -> str | None:
     return content
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from `name` (unset or empty: `default`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CassandraConnection:
     """How the store authenticates to Cassandra and encrypts its connections. The defaults (no
@@ -169,6 +183,7 @@ class Settings:
     sources: tuple[str, ...] = ()  # empty = every registered source
     raw_ttl_days: int = 7
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
+    api_store_timeout: float = 3.0  # ALM_API_STORE_TIMEOUT: seconds an API store call may take
     gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -200,6 +215,7 @@ class Settings:
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
+            api_store_timeout=_positive(e, "ALM_API_STORE_TIMEOUT", 3.0),
             gc_threshold=gctune.thresholds(e.get("ALM_GC_THRESHOLD")),
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),

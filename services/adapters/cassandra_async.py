@@ -31,7 +31,11 @@ import structlog
 from cassandra import ConsistencyLevel, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import (
     BatchStatement,
     BoundStatement,
@@ -61,6 +65,7 @@ Request: TypeAlias = Call | BoundStatement | BatchStatement  # what `run_many` s
 
 READ_KEYS = 50  # partition keys per `IN` read
 
+RECONNECT_MAX = 10.0  # seconds between attempts to reach a node that is down, at most
 PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
 MIGRATIONS_DIR = Path(__file__).with_name("cassandra_migrations")
 
@@ -146,6 +151,9 @@ class CqlSession:
             port=self.port,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=10,
+            # A node that was down (stopped, paused, restarted) is tried again within seconds,
+            # not the driver's default of up to 10 minutes: services recover by themselves.
+            reconnection_policy=ExponentialReconnectionPolicy(0.5, RECONNECT_MAX),
             protocol_version=PROTOCOL_VERSION,
             auth_provider=auth,
             ssl_context=conn.ssl_context(),

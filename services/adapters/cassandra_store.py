@@ -221,13 +221,16 @@ class CassandraStore:
         raw_ttl: timedelta = timedelta(days=7),
         replication: Mapping[str, Any] | None = None,
         connection: CassandraConnection | None = None,
+        request_timeout: float = 20.0,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
             raise ValueError(f"invalid Cassandra keyspace name {keyspace!r} (letters, digits, _)")
         self.keyspace = keyspace.lower()
         self._raw_ttl = raw_ttl
         self._replication = replication
-        self._cql = CqlSession(hosts, port, self.keyspace, connection=connection)
+        self._cql = CqlSession(
+            hosts, port, self.keyspace, request_timeout=request_timeout, connection=connection
+        )
         self._prepared = False  # STATEMENTS prepared (after checking the schema is migrated)
         self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
         # (work, source) -> (due_at, attempt) or None (no entry): positions read by `states` and

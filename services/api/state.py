@@ -17,3 +17,4 @@ STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
+STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take

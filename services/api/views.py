@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -10,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.api import totals
 from services.api.errors import BadParameter, NotFound
 from services.api.present import present_history, present_work
-from services.api.state import BUS, CLOCK, STORE
+from services.api.state import BUS, CLOCK, STORE, STORE_TIMEOUT
 from services.core.history import PERIODS
 from services.core.identifiers import parse_identifier
 from services.core.works import Work
@@ -49,9 +50,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers (a one-row-per-source read: probes come every few seconds,
-    so nothing here grows with the works)."""
-    await request.app[STORE].source_statuses()
+    """Readiness: the store answers within the store timeout (a one-row-per-source read:
+    probes come every few seconds, so nothing here grows with the works); a JSON 503 as soon
+    as it does not, and ready again by itself once it does."""
+    async with asyncio.timeout(request.app[STORE_TIMEOUT]):
+        await request.app[STORE].source_statuses()
     return web.json_response({"status": "ready"})
 
 
