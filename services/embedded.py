@@ -16,14 +16,12 @@ import structlog
 
 from services.adapters.failures import describe, unavailable
 from services.bootstrap import Pipeline
+from services.shutdown import DRAIN_SECONDS
 
 log = structlog.get_logger("alm.embedded")
 
 STEP_BACKOFF = 0.5  # seconds before a failed step is tried again, doubling up to STEP_RETRY_MAX
 STEP_RETRY_MAX = 30.0
-# How long a stopping service lets its step in progress finish (and commit) before cancelling
-# it. The Kubernetes manifests' terminationGracePeriodSeconds leaves room for it and closing.
-DRAIN_SECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
+from services import embedded, shutdown
+from services.aggregator import app
+from services.api import errors
 from services.cli.main import _parser
 from services.fetchers import telemetry
 from services.fetchers.registry import SOURCES
@@ -186,6 +189,28 @@ def test_every_service_is_scraped_where_it_serves_metrics() -> None:
         port = int(args[args.index("--port") + 1]) if command == "api" else metrics_port
         assert annotations.get("prometheus.io/scrape") == "true", deployment["metadata"]["name"]
         assert annotations.get("prometheus.io/port") == str(port)
+
+
+def test_the_grace_period_outlasts_each_services_shutdown_bound() -> None:
+    """Every Deployment gives its pod more time from SIGTERM to SIGKILL than the service may
+    take to drain its batch, commit and close (services/shutdown.py), with 10 s to spare:
+    Kubernetes never kills a service mid-commit."""
+    deployments = _workloads("Deployment")
+    assert len(deployments) >= 4
+    for deployment in deployments:
+        command = _parser().parse_args(_container(deployment)["args"]).command
+        grace = deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        assert grace >= shutdown.bound(command) + 10, deployment["metadata"]["name"]
+
+
+def test_the_shutdown_bound_covers_the_drain_the_services_use() -> None:
+    """The bound is made of the numbers the code waits: the step loop's and the aggregator's
+    drain, and the API's request deadline at the default store timeout."""
+    assert embedded.DRAIN_SECONDS == shutdown.DRAIN_SECONDS
+    assert app.DRAIN_SECONDS == shutdown.DRAIN_SECONDS
+    deadline = Settings().api_store_timeout * errors.STORE_CALLS
+    assert deadline <= shutdown.API_REQUEST_SECONDS
+    assert shutdown.bound("fetcher") == shutdown.DRAIN_SECONDS + shutdown.CLOSE_SECONDS
 
 
 def test_every_container_has_requests_and_limits() -> None:
