@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services import gctune
-from services.core.staleness import Policy, parse_intervals
+from services.core.staleness import Intervals, Policy, parse_duration, parse_intervals
 from services.fetchers.base import SourceConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +184,9 @@ class Settings:
     raw_ttl_days: int = 7
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
     api_store_timeout: float = 3.0  # ALM_API_STORE_TIMEOUT: seconds an API store call may take
+    # ALM_RETRY_BASE, ALM_RETRY_MAX, ALM_RETRY_ATTEMPTS: a failed fetch is tried again after
+    # BASE, doubling up to MAX, ATTEMPTS times in all, then dead-lettered (until its next refresh)
+    retry: tuple[str, str, str] = ("5m", "6h", "5")
     gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -216,6 +219,11 @@ class Settings:
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
             api_store_timeout=_positive(e, "ALM_API_STORE_TIMEOUT", 3.0),
+            retry=(
+                e.get("ALM_RETRY_BASE") or "5m",
+                e.get("ALM_RETRY_MAX") or "6h",
+                e.get("ALM_RETRY_ATTEMPTS") or "5",
+            ),
             gc_threshold=gctune.thresholds(e.get("ALM_GC_THRESHOLD")),
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),
@@ -245,12 +253,24 @@ class Settings:
         )
 
     def policy(self) -> Policy:
-        """The staleness policy: defaults, ALM_DEFAULT_REFRESH and per-source overrides."""
+        """The staleness policy: defaults, ALM_DEFAULT_REFRESH and per-source overrides, and
+        the retry backoff (ValueError naming the variable that is wrong)."""
         default = self.intervals.get("default")
         per_source = {k: parse_intervals(v) for k, v in self.intervals.items() if k != "default"}
-        if default:
-            return Policy(default=parse_intervals(default), per_source=per_source)
-        return Policy(per_source=per_source)
+        base, most, attempts = self.retry
+        if not attempts.strip().isdigit() or int(attempts) < 1:
+            raise ValueError(f"ALM_RETRY_ATTEMPTS must be a whole number from 1, not {attempts!r}")
+        try:
+            backoff = parse_duration(base), parse_duration(most)
+        except ValueError as exc:
+            raise ValueError(f"ALM_RETRY_BASE / ALM_RETRY_MAX: {exc}") from None
+        return Policy(
+            default=parse_intervals(default) if default else Intervals(),
+            per_source=per_source,
+            retry_base=backoff[0],
+            retry_max=backoff[1],
+            max_attempts=int(attempts),
+        )
 
     @property
     def user_agent(self) -> str:

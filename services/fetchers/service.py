@@ -231,10 +231,14 @@ class FetcherService:
             await self._keep_raw(raws[half:])
 
     async def _watch_failures(self, observations: list[Observation]) -> None:
+        """Count failed upstream calls towards pausing the source (ALM: more than 200 in
+        24 h): one per call, not one per work it was for (a batch source's failed call fails
+        50 works at once)."""
         reason = None
-        for obs in observations:
-            if obs.error is not None:
-                reason = self.failures.record(obs.error, obs.retrieved_at) or reason
+        calls = {(o.request_url, o.error): o for o in observations if o.error is not None}
+        for (_, error), obs in calls.items():
+            if error is not None:
+                reason = self.failures.record(error, obs.retrieved_at) or reason
         if reason is not None and not self._status.paused:
             await self.pause(reason)
 

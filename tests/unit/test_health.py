@@ -72,3 +72,28 @@ async def test_refused_credentials_pause_source_until_resumed(tmp_path: Path) ->
         resumed = await refresh_until_idle(kit.pipeline)
         assert resumed.refreshed == 2
         assert resumed.errors == 0
+
+
+async def test_a_failed_batch_call_counts_once_towards_pausing(tmp_path: Path) -> None:
+    """A batch source's failed call fails each of its works, but it is one failed call: the
+    window counts calls (ALM paused a source after 200 failed calls), so a short upstream
+    outage does not pause a batch source 50 times faster than a one-work-a-call one."""
+    from services.core.events import FetchError
+
+    class Failing:
+        calls = 0
+
+        async def call(self, source: object, request: object) -> FetchError:
+            self.calls += 1
+            return FetchError("http", f"HTTP 503 from upstream (call {self.calls})", True, 503)
+
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref",)) as kit:
+        await register([f"10.5555/w.{n}" for n in range(120)], kit.store, kit.bus, kit.clock())
+        fetcher = kit.pipeline.fetchers[0]
+        failing = Failing()
+        fetcher.caller = failing
+        await kit.pipeline.scheduler.step(0)
+        await kit.pipeline.scheduler.tick()
+        assert await fetcher.step(0) == 120
+        assert failing.calls == 3  # 50 works a call
+        assert len(fetcher.failures.times) == 3
