@@ -112,7 +112,15 @@ def make_pipeline(
     scheduler = Scheduler(sources, bus, store, policy, SchedulerSettings(), clock, rng)
     fetchers = [
         FetcherService(
-            s, bus, store, caller, settings.source_config(s.name), policy, clock, rng=rng
+            s,
+            bus,
+            store,
+            caller,
+            settings.source_config(s.name),
+            policy,
+            clock,
+            rng=rng,
+            failure_limit=settings.source_failure_limit,
         )
         for s in sources
     ]

@@ -94,6 +94,16 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number from 0 from `name` (unset or empty: `default`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a whole number from 0, not {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True, slots=True)
 class CassandraConnection:
     """How the store authenticates to Cassandra and encrypts its connections. The defaults (no
@@ -187,6 +197,9 @@ class Settings:
     # ALM_RETRY_BASE, ALM_RETRY_MAX, ALM_RETRY_ATTEMPTS: a failed fetch is tried again after
     # BASE, doubling up to MAX, ATTEMPTS times in all, then dead-lettered (until its next refresh)
     retry: tuple[str, str, str] = ("5m", "6h", "5")
+    # ALM_SOURCE_FAILURE_LIMIT: failed upstream calls in 24 h after which a source is paused
+    # until resumed (ALM's 200); 0 never pauses for failures (refused credentials still do)
+    source_failure_limit: int = 200
     gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -219,6 +232,7 @@ class Settings:
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
             api_store_timeout=_positive(e, "ALM_API_STORE_TIMEOUT", 3.0),
+            source_failure_limit=_count(e, "ALM_SOURCE_FAILURE_LIMIT", 200),
             retry=(
                 e.get("ALM_RETRY_BASE") or "5m",
                 e.get("ALM_RETRY_MAX") or "6h",

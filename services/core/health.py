@@ -24,7 +24,7 @@ class SourceStatus:
 class ErrorWindow:
     """Failed refreshes of one source over a sliding window."""
 
-    limit: int = 200
+    limit: int = 200  # 0: never pause for failures
     window: timedelta = timedelta(hours=24)
     times: deque[datetime] = field(default_factory=deque)
 
@@ -32,6 +32,8 @@ class ErrorWindow:
         """Count one failure; returns the reason to pause the source, or None."""
         if error.http_status in (401, 403) and not error.retryable:
             return f"credentials refused (HTTP {error.http_status}): {error.message}"
+        if not self.limit:
+            return None
         self.times.append(at)
         while self.times and self.times[0] <= at - self.window:
             self.times.popleft()

@@ -67,6 +67,7 @@ class FetcherService:
         # about 1,800 to 2,700-3,900 refreshes/s in bench/distributed.py.
         batches_in_flight: int = 8,
         rng: random.Random | None = None,
+        failure_limit: int = 200,
     ) -> None:
         self.source = source
         self.bus = bus
@@ -82,7 +83,7 @@ class FetcherService:
         self.refreshed = 0
         self.errors = 0
         self.calls = 0
-        self.failures = ErrorWindow()
+        self.failures = ErrorWindow(limit=failure_limit)  # failed calls in 24 h before pausing
         self._status = SourceStatus(source.name)
         self._status_read: datetime | None = None
 

@@ -97,3 +97,16 @@ async def test_a_failed_batch_call_counts_once_towards_pausing(tmp_path: Path) -
         assert await fetcher.step(0) == 120
         assert failing.calls == 3  # 50 works a call
         assert len(fetcher.failures.times) == 3
+
+
+def test_the_failure_limit_comes_from_the_environment_and_zero_never_pauses() -> None:
+    from services.core.events import FetchError
+    from services.settings import Settings
+
+    assert Settings.from_env({}).source_failure_limit == 200
+    assert Settings.from_env({"ALM_SOURCE_FAILURE_LIMIT": "0"}).source_failure_limit == 0
+    window = ErrorWindow(limit=0)
+    error = FetchError("timeout", "no answer")
+    assert all(window.record(error, T0) is None for _ in range(1000))
+    refused = FetchError("http", "HTTP 401", retryable=False, http_status=401)
+    assert window.record(refused, T0) is not None  # refused credentials still pause
