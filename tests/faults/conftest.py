@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,11 +21,9 @@ import pytest
 
 from services.adapters.cassandra_store import CassandraStore
 from tests.faults import scenario as sc
-from tests.faults.cluster import REPO, STATE, Cluster
+from tests.faults.cluster import STATE, Cluster
 from tests.faults.oracle import Expected, expected
 from tests.faults.toxiproxy import Toxiproxy, binary
-
-STUB_COMMAND = (sys.executable, "-m", "services.cli.main", "stub-upstream", "--synthetic")
 
 
 @pytest.fixture(scope="session")
@@ -65,38 +61,17 @@ async def _migrate(cluster: Cluster) -> None:
 @pytest.fixture(scope="session")
 def upstream(cluster: Cluster) -> Iterator[Toxiproxy]:
     """The synthetic stub upstream, and toxiproxy (whose proxy each scenario points at it)."""
-    log = (STATE / "logs" / "stub-upstream.log").open("ab")
-    stub = subprocess.Popen(
-        [*STUB_COMMAND, "--port", str(sc.STUB_PORT)],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
+    stub = sc.spawn_stub()
     proxy = Toxiproxy(sc.TOXIPROXY_PORT)
     try:
         proxy.spawn()
         asyncio.run(proxy.ready())
-        asyncio.run(_wait_stub())
+        asyncio.run(sc.stub_ready())
         yield proxy
     finally:
         proxy.stop()
         stub.terminate()
         stub.wait(30)
-
-
-async def _wait_stub() -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            await sc.stub_fault(None)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 @pytest.fixture(scope="session")

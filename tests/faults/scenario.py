@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,15 +36,19 @@ REFRESH = "20s"  # every work is refreshed this often (+ up to 10 % jitter): a s
 KEYSPACE = "alm_faults"
 STUB_PORT, API_PORT, TOXIPROXY_PORT, UPSTREAM_PROXY_PORT = port(90), port(80), port(474), port(401)
 UPSTREAM_PROXY = "upstream"  # toxiproxy's proxy between the fetchers and the stub
+ALM = (sys.executable, "-m", "services.cli.main")  # how every service and command is run
 
 
-def dois() -> list[str]:
+def dois(count: int = WORKS) -> list[str]:
     """The synthetic works every scenario registers (the stub answers them deterministically)."""
-    return [f"10.5555/fault.{n:05d}" for n in range(WORKS)]
+    return [f"10.5555/fault.{n:05d}" for n in range(count)]
 
 
-def service_env(cluster: Cluster, prefix: str) -> dict[str, str]:
-    """The environment of every service of a scenario."""
+def service_env(
+    cluster: Cluster, prefix: str, works: int = WORKS, refresh: str = REFRESH
+) -> dict[str, str]:
+    """The environment of every service of a scenario of `works` works, each refreshed every
+    `refresh`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALM_")}
     env.update(
         ALM_BUS="kafka",
@@ -56,7 +61,7 @@ def service_env(cluster: Cluster, prefix: str) -> dict[str, str]:
         ALM_DATA_DIR=str(STATE / "data" / prefix.rstrip(".")),
         ALM_UPSTREAM_ROOT=f"http://127.0.0.1:{UPSTREAM_PROXY_PORT}",
         ALM_SOURCES=",".join(SOURCES_RUN),
-        ALM_DEFAULT_REFRESH=f"{REFRESH},{REFRESH},{REFRESH}",
+        ALM_DEFAULT_REFRESH=f"{refresh},{refresh},{refresh}",
         ALM_RETRY_BASE="2s",
         ALM_RETRY_MAX="20s",
         ALM_API_STORE_TIMEOUT="2",
@@ -70,7 +75,7 @@ def service_env(cluster: Cluster, prefix: str) -> dict[str, str]:
     )
     # DataCite (a call per work) paced to take most of each refresh round: a steady stream of
     # calls for faults to hit, rather than a burst every 20 s
-    env["ALM_DATACITE_RATE"] = str(max(1, WORKS // 15))
+    env["ALM_DATACITE_RATE"] = str(max(1, works // 15))
     return env
 
 
@@ -93,6 +98,7 @@ class Scenario:
     cluster: Cluster
     toxiproxy: Toxiproxy
     want: Expected
+    refresh: str = REFRESH
     prefix: str = field(default_factory=lambda: f"fault{secrets.token_hex(3)}.")
     supervisor: Supervisor | None = None
     store: CassandraStore | None = None
@@ -123,14 +129,15 @@ class Scenario:
         self.bus = KafkaBus(self.cluster.kafka, client_id="faults", prefix=self.prefix)
         await self.toxiproxy.proxy(UPSTREAM_PROXY, UPSTREAM_PROXY_PORT, f"127.0.0.1:{STUB_PORT}")
         await stub_fault(None)
-        sup = self.supervisor = Supervisor(service_env(self.cluster, self.prefix), self.logs)
+        works = sorted({w for w, _ in self.want.totals})
+        env = service_env(self.cluster, self.prefix, len(works), self.refresh)
+        sup = self.supervisor = Supervisor(env, self.logs)
         sup.start("aggregator", "aggregator")
         sup.start("scheduler", "scheduler")
         for source in SOURCES_RUN:
             sup.start(f"fetcher-{source}", "fetcher", "--source", source)
         sup.start("api", "api", "--port", str(API_PORT))
         await self.until(self.api_ready, 120, "the API to answer /readyz")
-        works = sorted({w for w, _ in self.want.totals})
         self._rest = works[len(works) // 2 :] if hold_back else []
         await self._register([w for w in works if w not in set(self._rest)], "works.txt")
         self.timings["start"] = time.monotonic() - began
@@ -237,7 +244,35 @@ class Scenario:
                 return False
             return done >= expected
 
-        return await self.until(all_done, timeout, "refresh of every work")
+        try:
+            return await self.until(all_done, timeout, "refresh of every work")
+        except AssertionError as exc:
+            behind = await self.behind(since, set(not_yet or []))
+            raise AssertionError(f"not refreshed: {behind}\n{exc}") from None
+
+    async def behind(self, since: datetime | None, skip: set[str]) -> dict[str, object]:
+        """How many (work, source) are not refreshed (ok) since `since`, and a few of them
+        with what the store holds."""
+        assert self.store is not None
+        works = sorted({w for w, _ in self.want.totals} - skip)
+        states = await self.store.states_for(works)
+        held = {(w, s.source): s for w, rows in states.items() for s in rows}
+        late = []
+        for pair in sorted(p for p in self.want.totals if p[0] in set(works)):
+            state = held.get(pair)
+            if (
+                state is None
+                or state.status is Status.ERROR
+                or state.retrieved_at is None
+                or (since is not None and state.retrieved_at < since)
+            ):
+                late.append(
+                    (
+                        pair,
+                        None if state is None else (state.status, state.retrieved_at, state.error),
+                    )
+                )
+        return {"count": len(late), "examples": late[:5]}
 
     async def wait_progress(
         self, since: datetime, timeout: float, source: str | None = None
@@ -299,6 +334,33 @@ async def truncate(store: CassandraStore) -> None:
     for row in rows:
         if row.table_name != "schema_migrations":
             await cql.query(f"TRUNCATE {KEYSPACE}.{row.table_name}", keyspace=None)
+
+
+def spawn_stub() -> subprocess.Popen[bytes]:
+    """Start the synthetic stub upstream (`alm stub-upstream --synthetic`) on STUB_PORT."""
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    with (STATE / "logs" / "stub-upstream.log").open("ab") as log:
+        return subprocess.Popen(
+            [*ALM, "stub-upstream", "--synthetic", "--port", str(STUB_PORT)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+async def stub_ready(timeout: float = 60.0) -> None:
+    """Wait until the stub upstream answers (its fault mode switched off)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await stub_fault(None)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 async def stub_fault(spec: dict[str, object] | None) -> None:

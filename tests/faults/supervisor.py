@@ -99,10 +99,6 @@ class Supervisor:
         """How many times the service exited and was (or is being) restarted."""
         return len(self.services[name].exits)
 
-    def dead(self) -> list[Service]:
-        """Services that exited more than they were killed (crash loops are a failure)."""
-        return [s for s in self.services.values() if s.proc is None and not s.wanted]
-
     def logs_text(self) -> str:
         """Every service's log tail."""
         return "\n".join(s.tail() for s in self.services.values())

@@ -26,10 +26,15 @@ async def recovered(
     """Measure the recovery from a fault that began at `fault_time` and ended at `ended`
     (monotonic): seconds from its end until refreshes (of `source`, if given) are stored
     again, and until every work has been refreshed since it began. Then reconcile."""
-    await s.wait_progress(fault_time, 180, source)
-    s.timings["refreshes stored again after"] = time.monotonic() - ended
-    await s.wait_refreshed(fault_time, 240)
-    s.timings["recovered (every work refreshed) after"] = time.monotonic() - ended
+    try:
+        await s.wait_progress(fault_time, 180, source)
+        s.timings["refreshes stored again after"] = time.monotonic() - ended
+        await s.wait_refreshed(fault_time, 240)
+        s.timings["recovered (every work refreshed) after"] = time.monotonic() - ended
+    except AssertionError as exc:  # not recovered: say what is missing, then the logs
+        report = await s.report(fault_time)
+        s.print_summary(report)
+        raise AssertionError(f"{report.summary()}\n{exc}") from None
     report = await s.report(fault_time)
     s.print_summary(report)
     assert report.problems() == {}, report.summary()

@@ -52,6 +52,7 @@ class Toxiproxy:
         log = (STATE / "logs" / "toxiproxy.log").open("ab")
         self.proc = subprocess.Popen(
             [str(path), "-host", "127.0.0.1", "-port", str(self.api_port)],
+            env={**os.environ, "LOG_LEVEL": "warn"},  # not a line per connection
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -365,3 +365,32 @@ async def test_a_step_that_outlasts_the_drain_bound_is_cancelled() -> None:
     started = loop.time()
     await asyncio.wait_for(keep_stepping("test", step, stop, drain=0.2), 5)
     assert cancelled == [True] and loop.time() - started < 2
+
+
+async def test_the_scheduler_dead_letters_an_event_it_can_never_apply(tmp_path: Path) -> None:
+    """The due-index refuses one work's entry for good: that retry event goes to
+    alm.deadletter with the reason, the others are scheduled, the batch is committed."""
+    bus = MemoryBus()
+    store = Flaky(await store_at(tmp_path))
+
+    def refused(source: str, entries: list[Any]) -> BaseException | None:
+        if entries[0].work_id == "10.5555/bad":
+            return InvalidRequest("Key length of 70000 is longer than maximum of 65535")
+        return None
+
+    store.refuse("set_due", refused)
+    scheduler = Scheduler([], bus, store, Policy(), SchedulerSettings(), lambda: T0)
+    works = ["10.5555/lossless.1", "10.5555/bad", "10.5555/lossless.2"]
+    failed = [
+        FailedRefresh(RefreshRequest(WorkRef(w), SOURCE, T0, "retry", 0, 1, T0), "timeout", T0)
+        for w in works
+    ]
+    await bus.publish(TOPIC_RETRY, [(f.request.work.work_id, f.to_dict()) for f in failed])
+    assert await scheduler.step(0) == 3
+    due = await store.inner.due(SOURCE, T0 + timedelta(seconds=1), 100)
+    assert sorted(e.work_id for e in due) == ["10.5555/lossless.1", "10.5555/lossless.2"]
+    letters = await drain(bus, TOPIC_DEADLETTER)
+    assert [m.key for m in letters] == ["10.5555/bad"]
+    assert letters[0].value["reason"].startswith("scheduler: InvalidRequest")
+    assert bus.lag(TOPIC_RETRY, Scheduler.GROUP) == 0
+    await store.inner.close()
