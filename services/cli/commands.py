@@ -43,6 +43,7 @@ from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
 from services.registration import CHUNK, RegisterResult, Scheduling, register, register_parsed
 from services.settings import FIXTURES, Settings
+from services.shutdown import close_all
 from services.stub import server as stub_server
 
 _log = structlog.get_logger("alm.cli")
@@ -411,6 +412,5 @@ async def _run_services(name: str, settings: Settings) -> int:
                 fetcher = pipeline.fetchers[0]
                 await keep_stepping(f"fetcher-{fetcher.source.name}", fetcher.step, stop)
     finally:
-        await bus.close()
-        await store.close()
+        await close_all(bus.close(), store.close())  # within shutdown.CLOSE_SECONDS
     return 0
