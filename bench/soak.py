@@ -203,6 +203,7 @@ async def embedded(args: argparse.Namespace, works: list[str], stub_pid: int) ->
             PYTHONPATH=str(ROOT),
             **{f"ALM_{s.upper()}_RATE": "100" for s in sc.SOURCES_RUN},
         )
+        env.update(extra_env(args))
         proc = spawn(["run", "--works", str(path), "--port", str(EMBEDDED_API_PORT)], env, tmp)
         try:
             api = f"http://127.0.0.1:{EMBEDDED_API_PORT}"
@@ -229,7 +230,9 @@ async def distributed(args: argparse.Namespace, works: list[str], stub_pid: int)
     await proxy.ready()
     with tempfile.TemporaryDirectory() as tmp:
         want = await expected(works, sc.SOURCES_RUN, Path(tmp))
-    scenario = sc.Scenario("soak", cluster, proxy, want, refresh=args.refresh)
+    scenario = sc.Scenario(
+        "soak", cluster, proxy, want, refresh=args.refresh, extra_env=extra_env(args)
+    )
     try:
         await scenario.start()
         assert scenario.supervisor is not None
@@ -250,6 +253,12 @@ async def distributed(args: argparse.Namespace, works: list[str], stub_pid: int)
     return run
 
 
+def extra_env(args: argparse.Namespace) -> dict[str, str]:
+    """--service-env NAME=VALUE pairs."""
+    pairs = [item.split("=", 1) for item in args.service_env]
+    return {name: value for name, value in pairs}
+
+
 def window(points: list[tuple[float, float]], start: float, end: float) -> list[float]:
     return [v for t, v in points if start <= t < end]
 
@@ -267,6 +276,12 @@ def report(run: Run, args: argparse.Namespace) -> None:
         a, b = statistics.mean(first), statistics.mean(last)
         peak = max(v for _, v in points)
         print(f"  {name:<22}{a:>11.0f} MB{b:>10.0f} MB{(b - a) / a:>8.1%}{peak:>6.0f} MB")
+    minutes = int(total // 60)
+    print(f"  RSS, MB, minute by minute:{''.join(f'{m + 1:>5}' for m in range(minutes))}")
+    for name, points in sorted(run.rss.items()):
+        means = [window(points, m * 60, m * 60 + 60) for m in range(minutes)]
+        cells = "".join(f"{statistics.mean(v):>5.0f}" if v else "    -" for v in means)
+        print(f"  {name:<26}{cells}")
     print(
         f"  {'minute':<8}{'refreshed':>10}{'in error':>9}{'requests':>9}{'errors':>7}"
         f"{'p50 ms':>8}{'p99 ms':>8}"
@@ -295,6 +310,13 @@ async def main() -> None:
     parser.add_argument("--refresh", default="30s", help="how often every work is refreshed")
     parser.add_argument("--api-rps", type=float, default=20.0)
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an ALM_ setting for the services (e.g. ALM_GC_THRESHOLD=python); repeatable",
+    )
     args = parser.parse_args()
     if args.minutes < args.warmup + 2:
         parser.error("--minutes must leave at least two minutes after --warmup")

@@ -99,6 +99,7 @@ class Scenario:
     toxiproxy: Toxiproxy
     want: Expected
     refresh: str = REFRESH
+    extra_env: dict[str, str] = field(default_factory=dict)  # more settings for the services
     prefix: str = field(default_factory=lambda: f"fault{secrets.token_hex(3)}.")
     supervisor: Supervisor | None = None
     store: CassandraStore | None = None
@@ -130,7 +131,7 @@ class Scenario:
         await self.toxiproxy.proxy(UPSTREAM_PROXY, UPSTREAM_PROXY_PORT, f"127.0.0.1:{STUB_PORT}")
         await stub_fault(None)
         works = sorted({w for w, _ in self.want.totals})
-        env = service_env(self.cluster, self.prefix, len(works), self.refresh)
+        env = {**service_env(self.cluster, self.prefix, len(works), self.refresh), **self.extra_env}
         sup = self.supervisor = Supervisor(env, self.logs)
         sup.start("aggregator", "aggregator")
         sup.start("scheduler", "scheduler")
