@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.core.ports import Bus, Store
+from services.core.publishers import PublisherStore
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
@@ -19,3 +20,4 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+PUBLISHERS = web.AppKey("publishers", PublisherStore)

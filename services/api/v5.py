@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api import totals
-from services.api.errors import NotFound
+from services.api import publishers, totals
+from services.api.errors import BadParameter, NotFound
 from services.api.params import choice_param, ids_param, int_param
 from services.api.present import counting_total, source_history, specs_of
 from services.api.state import CLOCK, STORE
@@ -81,6 +81,7 @@ async def _article(
         "pmid": work.pmid,
         "pmcid": work.pmcid.removeprefix("PMC") if work.pmcid else None,
         "issued": {"date-parts": [[issued.year, issued.month, issued.day]]} if issued else None,
+        "publisher_id": int(work.publisher_id) if work.publisher_id else None,
         **group_figures((specs_of(s.source), s.metrics) for s in reported),
         "update_date": to_iso(updated) if updated else None,
     }
@@ -130,13 +131,18 @@ async def _select(
 ) -> tuple[list[Work], int]:
     store = request.app[STORE]
     order = choice_param(request, "order", SOURCES)
+    member_id = await publishers.publisher_of(request)
     if "ids" in request.query:
         found = []
         for _, ident in ids_param(request, id_type):
             work = await store.find_work(ident)
-            if work is not None:
+            if work is not None and member_id in (None, work.publisher_id):
                 found.append(work)
         return found[(page - 1) * per_page : page * per_page], len(found)
+    if order and member_id is not None:
+        raise BadParameter("'order' and a publisher filter cannot be combined (yet): use one")
+    if member_id is not None:
+        return await publishers.works_of(request, member_id, page, per_page)
     if order:
         metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
         top = await store.top_works(order, metric, page * per_page)

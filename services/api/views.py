@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import totals
+from services.api import publishers, totals
 from services.api.errors import BadParameter, NotFound
 from services.api.params import choice_param, ids_param, int_param, read_json
 from services.api.present import present_history, present_work
@@ -100,6 +100,8 @@ async def list_works(request: web.Request) -> web.Response:
     per_page = int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
     if "ids" in request.query:
         return await _batch(request)
+    if (member_id := publishers.publisher_id(request)) is not None:
+        return await publishers.list_works(request, member_id, page, per_page)
     works = await store.list_works((page - 1) * per_page, per_page)
     states = await store.states_for([w.work_id for w in works])
     total = await totals.works_total(request)
