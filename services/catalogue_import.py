@@ -127,7 +127,7 @@ class Importer:
         self.watcher.planned(state)
         failures = 0
         while not state.complete and not stop.is_set():
-            state, failures = await self._step(state, failures, stop)
+            state, failures = await self._window(state, failures, stop)
         return state
 
     async def _start(self, scope: Scope, since: date | None, restart: bool) -> ImportState:
@@ -160,24 +160,44 @@ class Importer:
         windows = await plan_windows(whole(state), total, count, self.options.window_works)
         return planned(state, windows, total)
 
-    async def _step(
+    async def _window(
         self, state: ImportState, failures: int, stop: asyncio.Event
     ) -> tuple[ImportState, int]:
-        """Ask for the next page and register it; on a failure, decide how to go on."""
-        cursor = cursor_of(state)
+        """Page through the current window from its cursor until its last page, a stop or a
+        failure. The next page is asked for while one is registered (one ahead at most, the
+        state saying a page is in flight all along); on a stop, the page in flight is still
+        registered, so the state stored last has no page in flight and its cursor can go on."""
+        rows, cursor = self.options.rows, cursor_of(state)
         state = asking(state)
         await self.publishers.put_import(state)
+        ahead = self._ask(state, cursor)
         try:
-            page = await self.client.page(state.scope, state.current, cursor, self.options.rows)
-        except CatalogueError as exc:
-            return await self._failed(state, cursor, exc, failures + 1, stop)
-        tally = await self._register(page)
-        state = received(
-            state, page.items, page.next_cursor, self.options.rows, tally, self.clock()
-        )
-        await self.publishers.put_import(state)
-        self.watcher.advanced(state)
-        return state, 0
+            while True:
+                try:
+                    page = await ahead
+                except CatalogueError as exc:
+                    return await self._failed(state, cursor, exc, failures + 1, stop)
+                failures = 0
+                more = page.items >= rows and page.next_cursor is not None and not stop.is_set()
+                if more:
+                    assert page.next_cursor is not None
+                    cursor = page.next_cursor
+                    ahead = self._ask(state, cursor)
+                tally = await self._register(page)
+                state = received(state, page.items, page.next_cursor, rows, tally, self.clock())
+                state = asking(state) if more else state
+                await self.publishers.put_import(state)
+                self.watcher.advanced(state)
+                if not more:
+                    return state, failures
+        finally:
+            if not ahead.done():  # a failure while registering: the page asked for is lost
+                ahead.cancel()
+
+    def _ask(self, state: ImportState, cursor: str) -> asyncio.Future[WorksPage]:
+        """Ask for the current window's page at `cursor` (answered while we go on)."""
+        rows = self.options.rows
+        return asyncio.ensure_future(self.client.page(state.scope, state.current, cursor, rows))
 
     async def _failed(
         self,
@@ -203,7 +223,7 @@ class Importer:
             self.watcher.note(f"{where}: {exc}; starting the window again")
             return state, failures
         delay = min(self.options.max_backoff, self.options.backoff * 2 ** (failures - 1))
-        delay += random.uniform(0, delay / 4)
+        delay = max(delay + random.uniform(0, delay / 4), self.client.pause_left())
         again = "asking again" if exc.unsent or cursor == "*" else "starting the window again"
         self.watcher.note(f"{where}: {exc}; {again} in {delay:.0f} s")
         with contextlib.suppress(TimeoutError):

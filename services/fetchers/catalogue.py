@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -107,6 +108,10 @@ class CatalogueClient:
             raise NotInCrossref(f"Crossref has no works route for {scope.key}")
         _check(answer)
         return _parsed(parse_page, answer)
+
+    def pause_left(self) -> float:
+        """Seconds until Crossref allows the next call (its Retry-After, our rate limit)."""
+        return max(0.0, self.caller.gate(self.source).limiter.paused_until - time.monotonic())
 
     async def _send(self, request: UpstreamRequest) -> Response:
         reply = await self.caller.call(self.source, request)

@@ -40,6 +40,7 @@ class PageFault:
     times: int | None = None
     status: int = 503
     advance: bool = False
+    retry_after: int | None = None  # seconds, sent as Retry-After (a 429's)
 
 
 @dataclass(slots=True)
@@ -195,6 +196,16 @@ class Catalogue:
         return self._years
 
 
+def _fault_answer(fault: PageFault) -> StubAnswer:
+    """The HTML error page a gateway answers with (as recorded for 429s)."""
+    reason = "Too Many Requests" if fault.status == 429 else "Service Unavailable"
+    body = f"<html><body><h1>{fault.status} {reason}</h1></body></html>".encode()
+    headers = {"Content-Type": "text/html"}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    return StubAnswer(fault.status, body, headers)
+
+
 def _failure(kind: str, value: str, message: str) -> StubAnswer:
     """A Crossref `validation-failure` (HTTP 400) naming the bad value."""
     entry = {"type": kind, "value": value, "message": message}
@@ -296,11 +307,7 @@ class CatalogueStub:
         if fault is not None:
             if fault.advance:
                 scroll.offset += len(page)
-            return StubAnswer.text(
-                f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>",
-                fault.status,
-                "text/html",
-            )
+            return _fault_answer(fault)
         scroll.offset += len(page)
         self.pages_served += 1
         return self._page(page, len(scroll.positions), rows, select, catalogue, cursor)

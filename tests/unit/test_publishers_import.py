@@ -167,6 +167,23 @@ def test_an_outage_half_way_stops_the_import_and_the_next_run_finishes_it(
     _exactly_once(tmp_path, upstream)
 
 
+def test_a_429_asks_the_same_page_again_after_retry_after(
+    upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Crossref's 429 was not acted on: the page is asked for again with the same cursor once
+    Retry-After has passed, no window starts again, nothing is asked twice."""
+    upstream.stub.fault = PageFault(after=2, times=2, status=429, retry_after=1)
+    started = time.monotonic()
+    args = ("publishers", "import", "--member", "340", "--rows", "500")
+    code, _, err = _alm(capsys, tmp_path, *args)
+    assert code == 0, err
+    assert err.count("asking again") == 2 and "Too Many Requests" in err
+    assert time.monotonic() - started >= 1.0
+    assert upstream.stub.pages_served == CATALOGUE // 500 + 1
+    assert _import_state(tmp_path).restarts == 0
+    _exactly_once(tmp_path, upstream)
+
+
 def test_a_crash_mid_page_restarts_only_that_window(
     upstream: Upstream,
     tmp_path: Path,
@@ -366,14 +383,15 @@ async def test_a_stop_between_pages_goes_on_with_the_cursor_while_it_lives(
             )
 
         first = _Quiet(stop_after=4)
-        state = await importer(first).run(Scope.member("340"), None, False, first.stop)
-        assert not state.complete and state.cursor and not state.in_flight
+        stopped = await importer(first).run(Scope.member("340"), None, False, first.stop)
+        assert not stopped.complete and stopped.cursor and not stopped.in_flight
+        assert stopped.within in (1000, 1250)  # the page asked for ahead is registered too
         upstream.stub.clock = lambda: time.monotonic() + later.total_seconds()
         now[0] += later
         second = _Quiet()
         state = await importer(second).run(Scope.member("340"), None, False, second.stop)
     assert state.complete and state.restarts == restarts
-    assert upstream.stub.pages_served == CATALOGUE // 250 + 1 + 4 * restarts
+    assert upstream.stub.pages_served == CATALOGUE // 250 + 1 + stopped.within // 250 * restarts
     await store.close()
     _exactly_once(tmp_path, upstream)
 
