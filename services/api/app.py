@@ -9,7 +9,7 @@ from aiohttp import web
 from services.api.errors import json_errors
 from services.api.routes import setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
-from services.api.state import BUS, CLOCK, PUBLISHERS, SCHEDULING, STORE, TOTALS
+from services.api.state import BUS, CLOCK, PUBLISHERS, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
 from services.api.totals import Totals
 from services.bootstrap import make_bus, make_publishers, make_scheduling, make_store, utc_now
 from services.core.ports import Bus, Store
@@ -34,10 +34,11 @@ def init_app(
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
+    app[STORE_TIMEOUT] = settings.api_store_timeout
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None
-        app[STORE] = store or make_store(settings)
+        app[STORE] = store or make_store(settings, request_timeout=settings.api_store_timeout)
         app[BUS] = bus or make_bus(settings)
         app[PUBLISHERS] = publishers or make_publishers(app[STORE])
         if owned and settings.store == "sqlite":

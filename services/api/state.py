@@ -21,3 +21,4 @@ CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
 PUBLISHERS = web.AppKey("publishers", PublisherStore)
+STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
