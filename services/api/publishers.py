@@ -27,9 +27,13 @@ def publisher_id(request: web.Request) -> str | None:
     return raw
 
 
+NO_PUBLISHER = "0"  # no Crossref member has id 0: the filter that matches no work
+
+
 async def publisher_of(request: web.Request) -> str | None:
     """v5's publisher filter: `publisher_id`, or `publisher` (a member id, or the name or another
-    name of a known publisher, in any case); both given must name the same one."""
+    name of a known publisher, in any case). Filters narrow, like v5's: a name no publisher has,
+    or two that name different publishers, match no work (`NO_PUBLISHER`), an empty page."""
     by_id = publisher_id(request)
     raw = request.query.get("publisher")
     if raw is None:
@@ -38,14 +42,9 @@ async def publisher_of(request: web.Request) -> str | None:
         named = raw
     else:
         known = await request.app[PUBLISHERS].list_publishers()
-        found = next((p.member_id for p in known if p.named(raw)), None)
-        if found is None:
-            raise BadParameter(
-                f"parameter 'publisher' names no known publisher: {shown(raw, 80)!r}"
-            )
-        named = found
+        named = next((p.member_id for p in known if p.named(raw)), NO_PUBLISHER)
     if by_id is not None and by_id != named:
-        raise BadParameter("parameters 'publisher_id' and 'publisher' name different publishers")
+        return NO_PUBLISHER
     return named
 
 
