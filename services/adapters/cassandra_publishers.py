@@ -29,6 +29,8 @@ STATEMENTS: dict[str, str] = {
     "pubwork_put": "INSERT INTO publisher_works (publisher_id, shard, work_id) VALUES (?,?,?)",
     "pubwork_del": "DELETE FROM publisher_works WHERE publisher_id=? AND shard=? AND work_id=?",
     "pubwork_page": "SELECT work_id FROM publisher_works WHERE publisher_id=? AND shard=? LIMIT ?",
+    "pubwork_after": "SELECT work_id FROM publisher_works"
+    " WHERE publisher_id=? AND shard=? AND work_id > ? LIMIT ?",
     "pubwork_count": "SELECT count(*) FROM publisher_works WHERE publisher_id=? AND shard=?",
 }
 
@@ -103,6 +105,21 @@ class CassandraPublishers:
         ids = sorted(r.work_id for rows in pages for r in rows)[offset : offset + limit]
         found = await self.store.get_works(ids)
         return [found[w] for w in ids if w in found and found[w].publisher_id == publisher_id]
+
+    async def publisher_works_after(
+        self, publisher_id: str, after: str | None, limit: int
+    ) -> tuple[list[Work], str | None]:
+        """A keyset page: `limit` ids after `after` from each shard, merged, the first `limit`
+        kept (16 x `limit` rows read however deep the page); an index entry whose work now
+        names another publisher is skipped, but the next page still goes on after it."""
+        cql = await self._cql()
+        pages = await cql.run_many(
+            ("pubwork_after", (publisher_id, s, after or "", limit)) for s in range(SHARDS)
+        )
+        ids = sorted(r.work_id for rows in pages for r in rows)[:limit]
+        found = await self.store.get_works(ids)
+        works = [found[w] for w in ids if w in found and found[w].publisher_id == publisher_id]
+        return works, ids[-1] if len(ids) == limit else None
 
     async def count_publisher_works(self, publisher_id: str) -> int:
         """How many works the index lists for the publisher."""

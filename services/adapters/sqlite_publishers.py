@@ -105,6 +105,23 @@ class SqlitePublishers:
         found = await self.store.get_works(ids)
         return [found[w] for w in ids if w in found]
 
+    async def publisher_works_after(
+        self, publisher_id: str, after: str | None, limit: int
+    ) -> tuple[list[Work], str | None]:
+        """A keyset page of the publisher's works (the `works_by_publisher` index, from `after`)."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT work_id FROM works WHERE publisher_id=? AND work_id > ?"
+                " ORDER BY work_id LIMIT ?",
+                (publisher_id, after or "", limit),
+            )
+            return [r[0] for r in rows]
+
+        ids = await self.store.run(read)
+        found = await self.store.get_works(ids)
+        return [found[w] for w in ids if w in found], ids[-1] if len(ids) == limit else None
+
     async def count_publisher_works(self, publisher_id: str) -> int:
         """How many registered works the publisher has."""
         return await self.store.run(

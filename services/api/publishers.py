@@ -53,14 +53,29 @@ async def works_of(
 ) -> tuple[list[Work], int]:
     """A page of the publisher's works and how many it has (the count at most
     ALM_STATUS_CACHE_SECONDS old, like the listing's total)."""
+    works = await request.app[PUBLISHERS].publisher_works(
+        member_id, (page - 1) * per_page, per_page
+    )
+    return works, await _total(request, member_id)
+
+
+async def works_after(
+    request: web.Request, member_id: str, after: str | None, per_page: int
+) -> tuple[list[Work], str | None, int]:
+    """A keyset page of the publisher's works after the work id `after`, the cursor of the
+    next page (None at the end) and how many works the publisher has."""
     store = request.app[PUBLISHERS]
-    works = await store.publisher_works(member_id, (page - 1) * per_page, per_page)
+    works, next_cursor = await store.publisher_works_after(member_id, after, per_page)
+    return works, next_cursor, await _total(request, member_id)
+
+
+async def _total(request: web.Request, member_id: str) -> int:
+    """How many works the publisher has (at most ALM_STATUS_CACHE_SECONDS old)."""
 
     async def count() -> int:
-        return await store.count_publisher_works(member_id)
+        return await request.app[PUBLISHERS].count_publisher_works(member_id)
 
-    total = int(await request.app[TOTALS].get(f"publisher:{member_id}", count))
-    return works, total
+    return int(await request.app[TOTALS].get(f"publisher:{member_id}", count))
 
 
 async def list_works(

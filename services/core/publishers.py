@@ -92,4 +92,12 @@ class PublisherStore(Protocol):
         """A page of the publisher's works in work-id order."""
         ...
 
+    async def publisher_works_after(
+        self, publisher_id: str, after: str | None, limit: int
+    ) -> tuple[list[Work], str | None]:
+        """A keyset page of the publisher's works: up to `limit` with ids after `after` (from
+        the first if None), in work-id order, and the id to go on after (None: none left). As
+        cheap deep in a catalogue of millions as at its start (no offset scanned)."""
+        ...
+
     async def count_publisher_works(self, publisher_id: str) -> int: ...

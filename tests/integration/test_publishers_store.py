@@ -128,6 +128,31 @@ async def test_a_publishers_works_page_in_work_id_order_and_follow_a_move(stores
     assert await stores.publishers.count_publisher_works(member()) == 0
 
 
+async def test_a_publishers_works_walk_with_a_cursor_past_a_stale_entry(stores: Stores) -> None:
+    """Keyset pages: each page the works after the cursor, in work-id order, the next cursor
+    None only after the last; an index entry whose work moved to another publisher is not
+    listed, and does not end the walk early (Cassandra keeps such entries until moved)."""
+    mine, theirs = member(), member()
+    dois = [f"10.5555/cur.{mine}.{n:03d}" for n in range(23)]
+    works = [Work(d, doi=d, type="journal-article", publisher_id=mine) for d in dois]
+    await stores.works.register(works)
+    await stores.publishers.index_publisher_works([(mine, d) for d in dois])
+    stale = replace(works[12], publisher_id=theirs)  # moved, its old entry left in the index
+    await stores.works.update_works([stale])
+    walked: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page, cursor = await stores.publishers.publisher_works_after(mine, cursor, 5)
+        assert all(w.publisher_id == mine for w in page)
+        walked += [w.work_id for w in page]
+        if cursor is None:
+            break
+    assert walked == sorted(set(dois) - {stale.work_id})
+    assert await stores.publishers.publisher_works_after(mine, sorted(dois)[-1], 5) == ([], None)
+    empty = await stores.publishers.publisher_works_after(member(), None, 5)
+    assert empty == ([], None)
+
+
 async def test_works_keep_their_type_and_publisher_through_every_read(stores: Stores) -> None:
     """The new work fields survive registration, lookups, pages and metadata updates."""
     doi = f"10.5555/typed.{member()}"

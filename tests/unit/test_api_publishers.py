@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -61,6 +62,36 @@ async def test_v1_lists_a_publishers_works_in_pages(client: TestClient[Any, Any]
     assert (nothing["total"], nothing["data"]) == (0, [])
     everything = await _get(client, "/api/v1/works")
     assert everything["total"] == 5  # no filter, no change
+
+
+@pytest.mark.parametrize("query", ["", "&publisher_id=340"])
+async def test_v1_walks_every_work_with_a_cursor(client: TestClient[Any, Any], query: str) -> None:
+    """`cursor=*`, then each page's `next_cursor`: every work once, in work-id order, the last
+    page saying so with `next_cursor: null`; `page` is ignored in a keyset walk."""
+    expected = sorted([*PLOS, OTHER, "10.1/x.y"] if not query else PLOS)
+    walked: list[str] = []
+    cursor = "*"
+    for _ in range(10):
+        body = await _get(
+            client, f"/api/v1/works?cursor={quote(cursor, safe='')}&per_page=2&page=7{query}"
+        )
+        assert set(body) == {"total", "per_page", "next_cursor", "data"}
+        assert body["total"] == len(expected)
+        walked += [w["work_id"] for w in body["data"]]
+        if body["next_cursor"] is None:
+            break
+        cursor = body["next_cursor"]
+    assert walked == expected
+    past = await _get(client, f"/api/v1/works?cursor={quote(expected[-1], safe='')}{query}")
+    assert (past["data"], past["next_cursor"]) == ([], None)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 401])
+async def test_v1_refuses_a_cursor_that_cannot_be_one(
+    client: TestClient[Any, Any], value: str
+) -> None:
+    body = await _get(client, f"/api/v1/works?cursor={value}", 400)
+    assert "cursor" in body["error"]
 
 
 @pytest.mark.parametrize("value", ["PLOS", "0340", "-1", "340 ", "1" * 11])
