@@ -14,6 +14,7 @@ from services.core.text import shown
 from services.core.works import Work
 
 _MEMBER = re.compile(r"[1-9][0-9]{0,9}")
+MAX_NAME = 500  # characters of v5's `publisher=` (a name or a member id)
 
 
 def publisher_id(request: web.Request) -> str | None:
@@ -38,6 +39,11 @@ async def publisher_of(request: web.Request) -> str | None:
     raw = request.query.get("publisher")
     if raw is None:
         return by_id
+    if not raw or len(raw) > MAX_NAME:
+        raise BadParameter(
+            f"parameter 'publisher' must be a member id or a name of 1 to {MAX_NAME} characters, "
+            f"got {len(raw)} characters"
+        )
     if _MEMBER.fullmatch(raw):
         named = raw
     else:
