@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from services.aggregator.service import Aggregator
 from services.core.events import refresh_topic
 from services.core.ports import Bus, Store
+from services.core.publishers import PublisherStore
 from services.core.staleness import Policy
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
@@ -66,6 +67,23 @@ def make_store(settings: Settings, request_timeout: float | None = None) -> Stor
         )
         return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def make_publishers(store: Store) -> PublisherStore:
+    """The PublisherStore over the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_publishers import SqlitePublishers
+
+        return SqlitePublishers(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_publishers import CassandraPublishers
+
+        return CassandraPublishers(store)
+    raise TypeError(f"no publisher store for {type(store).__name__}")
 
 
 def selected_sources(settings: Settings) -> list[Source]:

@@ -63,6 +63,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
     """,
+    # A work's type and its publisher's Crossref member id (publisher imports); the index
+    # pages a publisher's works in work-id order (GET /api/v1/works?publisher_id=).
+    """
+    ALTER TABLE works ADD COLUMN work_type TEXT;
+    ALTER TABLE works ADD COLUMN publisher_id TEXT;
+    CREATE INDEX IF NOT EXISTS works_by_publisher ON works (publisher_id, work_id)
+        WHERE publisher_id IS NOT NULL;
+    """,
+    # Publishers and their catalogue imports (services/adapters/sqlite_publishers.py).
+    """
+    CREATE TABLE IF NOT EXISTS publishers (
+        member_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS catalogue_imports (
+        scope TEXT PRIMARY KEY, member_id TEXT, state TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
 )
 
 
@@ -78,6 +93,11 @@ class SqliteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)` on the store's thread, in one transaction: how the adapters of
+        other ports that share this file (sqlite_publishers.py) reach it."""
+        return await self._run(fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
@@ -126,11 +146,12 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, claims = _merge_registrations(conn, works)
             conn.executemany(
-                "INSERT INTO works VALUES (?,?,?,?,?,?,?,?,?)"
+                f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(work_id) DO UPDATE SET"
                 " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
                 " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
-                " canonical_url=excluded.canonical_url",
+                " canonical_url=excluded.canonical_url, work_type=excluded.work_type,"
+                " publisher_id=excluded.publisher_id",
                 [(*_work_row(w), now) for w in final.values()],
             )
             conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
@@ -146,7 +167,7 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
-                " canonical_url=? WHERE work_id=?",
+                " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
                 [(*_work_row(w)[1:], w.work_id) for w in works],
             )
 
@@ -453,7 +474,9 @@ def _sortable(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+_WORK_COLS = (
+    "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
+)
 
 
 def _work_row(work: Work) -> tuple[Any, ...]:
@@ -466,6 +489,8 @@ def _work_row(work: Work) -> tuple[Any, ...]:
         work.issued.isoformat() if work.issued else None,
         work.publisher,
         work.canonical_url,
+        work.type,
+        work.publisher_id,
     )
 
 
@@ -479,6 +504,8 @@ def _work(row: Sequence[Any]) -> Work:
         issued=date.fromisoformat(row[5]) if row[5] else None,
         publisher=row[6],
         canonical_url=row[7],
+        type=row[8],
+        publisher_id=row[9],
     )
 
 

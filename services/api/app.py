@@ -9,18 +9,23 @@ from aiohttp import web
 from services.api.errors import json_errors
 from services.api.routes import setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
-from services.api.state import BUS, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
+from services.api.state import BUS, CLOCK, PUBLISHERS, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
 from services.api.totals import Totals
-from services.bootstrap import make_bus, make_scheduling, make_store, utc_now
+from services.bootstrap import make_bus, make_publishers, make_scheduling, make_store, utc_now
 from services.core.ports import Bus, Store
+from services.core.publishers import PublisherStore
 from services.settings import Settings
 from services.telemetry.api import request_metrics
 
 
 def init_app(
-    settings: Settings, store: Store | None = None, bus: Bus | None = None
+    settings: Settings,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    publishers: PublisherStore | None = None,
 ) -> web.Application:
-    """The API application; it opens its own store and bus unless they are handed in."""
+    """The API application; it opens its own store and bus unless they are handed in (and
+    reaches the publishers over the store's database unless `publishers` is)."""
     app = web.Application(
         middlewares=[request_metrics, json_errors],
         client_max_size=MAX_BODY_SIZE,
@@ -35,6 +40,7 @@ def init_app(
         owned = store is None
         app[STORE] = store or make_store(settings, request_timeout=settings.api_store_timeout)
         app[BUS] = bus or make_bus(settings)
+        app[PUBLISHERS] = publishers or make_publishers(app[STORE])
         if owned and settings.store == "sqlite":
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up

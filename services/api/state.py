@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.core.ports import Bus, Store
+from services.core.publishers import PublisherStore
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
@@ -19,4 +20,5 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+PUBLISHERS = web.AppKey("publishers", PublisherStore)
 STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take

@@ -356,10 +356,12 @@ async def topics_create(settings: Settings, partitions: int, replication: int = 
     return 0
 
 
-async def stub_upstream(host: str, port: int, synthetic: bool) -> int:
+async def stub_upstream(
+    host: str, port: int, synthetic: bool, catalogue_works: int | None = None
+) -> int:
     """`alm stub-upstream`: serve recorded upstream responses until stopped."""
     runner, root = await stub_server.start(
-        stub_server.init_app(SOURCES, FIXTURES, synthetic), host, port
+        stub_server.init_app(SOURCES, FIXTURES, synthetic, catalogue_works), host, port
     )
     print(f"stub upstream: {root}/<source>/", flush=True)
     await _stop_event().wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import gctune
-from services.cli import commands
+from services.cli import commands, publishers
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
 
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
 
+    publishers.add_parser(sub)
+
     sources = sub.add_parser("sources", help="list the sources; pause or resume one")
     sources.add_argument("--json", action="store_true")
     control = sources.add_subparsers(dest="sources_cmd")
@@ -90,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     stub.add_argument("--port", type=int, default=8090)
     stub.add_argument("--host", default="127.0.0.1")
     stub.add_argument("--synthetic", action="store_true", help="answer 10.5555/ DOIs (benchmarks)")
+    stub.add_argument(
+        "--catalogue-works", type=int, default=None, help="generated works per publisher catalogue"
+    )
     return p
 
 
@@ -142,8 +147,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await commands.db_migrate(settings)
     if cmd == "topics":
         return await commands.topics_create(settings, args.partitions, args.replication_factor)
+    if cmd == "publishers":
+        return await publishers.dispatch(args, settings)
     if cmd == "stub-upstream":
-        return await commands.stub_upstream(args.host, args.port, args.synthetic)
+        return await commands.stub_upstream(
+            args.host, args.port, args.synthetic, args.catalogue_works
+        )
     return await commands.service(cmd, settings, getattr(args, "source", None))
 
 
