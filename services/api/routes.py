@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import docs, v5, views
+from services.api import docs, schemas, v5, views
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -26,3 +26,5 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
+    app.router.add_get("/api/v1/schemas", schemas.list_schemas)
+    app.router.add_get("/api/v1/schemas/{name:.+}", schemas.get_schema)
