@@ -255,6 +255,12 @@ class CassandraStore:
             self._prepared = True
         return self._cql
 
+    async def session(self) -> CqlSession:
+        """The connected session, once the keyspace is known to be migrated (adapters of other
+        ports sharing this keyspace prepare their own statements on it:
+        services/adapters/cassandra_hooks.py)."""
+        return await self._ready()
+
     async def _check_migrated(self) -> None:
         """SchemaMissing naming the migrations this code needs that the keyspace lacks."""
         rows = await self._cql.query("SELECT version FROM schema_migrations")

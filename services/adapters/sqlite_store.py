@@ -63,6 +63,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
     """,
+    # Webhooks (services/adapters/sqlite_hooks.py): registrations, their delivery health, the
+    # last attempts of each (a bounded log) and what waits for a receiver that failed.
+    """
+    CREATE TABLE IF NOT EXISTS webhooks (
+        hook_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, filter TEXT NOT NULL,
+        description TEXT NOT NULL, created_at TEXT NOT NULL, enabled_at TEXT NOT NULL,
+        enabled INTEGER NOT NULL, disabled_reason TEXT, disabled_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_health (
+        hook_id TEXT PRIMARY KEY, consecutive_failures INTEGER NOT NULL, last_success_at TEXT,
+        last_failure_at TEXT, last_error TEXT, queued INTEGER NOT NULL, retry_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_attempts (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, at TEXT NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+        error TEXT, duration_ms INTEGER NOT NULL, next_at TEXT, PRIMARY KEY (hook_id, seq));
+    CREATE TABLE IF NOT EXISTS webhook_queue (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (hook_id, seq));
+    """,
 )
 
 
@@ -74,6 +92,11 @@ class SqliteStore:
         self._raw_ttl = raw_ttl
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` with the connection on the store's thread, in a transaction (adapters of
+        other ports sharing this file: services/adapters/sqlite_hooks.py)."""
+        return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
