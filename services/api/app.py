@@ -19,6 +19,7 @@ from services.api.state import (
     NOTIFY,
     SCHEDULING,
     STORE,
+    STORE_TIMEOUT,
     TOTALS,
 )
 from services.api.totals import Totals
@@ -49,12 +50,13 @@ def init_app(
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
+    app[STORE_TIMEOUT] = settings.api_store_timeout
     app[CATALOG] = make_catalog()
     app[NOTIFY] = settings.notify
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None
-        app[STORE] = store or make_store(settings)
+        app[STORE] = store or make_store(settings, request_timeout=settings.api_store_timeout)
         app[BUS] = bus or make_bus(settings)
         if owned and settings.store == "sqlite":
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,

@@ -23,6 +23,7 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")  # source -> metric -> group
 NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
 HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients

@@ -192,7 +192,8 @@ class Notifier:
 
     async def step(self, timeout: float) -> int:
         """Deliver one polled batch of changes, then commit it; how many changes it read. A
-        failure (the store away) is retried on the same batch until it passes."""
+        failure (the store away) is retried on the same batch until it passes; a commit that
+        fails leaves the consumer back at the committed offsets, so the next step redoes it."""
         messages = await self.consumer.poll(BATCH, timeout)
         if not messages:
             await self.flush()
@@ -206,7 +207,13 @@ class Notifier:
                 log.exception("notifier_batch_failed_retrying", changes=len(messages))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, STEP_RETRY[1])
-        await self.consumer.commit()
+        try:
+            await self.consumer.commit()
+        except Exception:
+            # Kafka away: the batch is polled again and delivered again (receivers drop the
+            # duplicates by ALM-Event-Id), never skipped
+            await self.consumer.rewind()
+            raise
         return len(messages)
 
     async def process(self, messages: Sequence[Message]) -> None:

@@ -350,3 +350,30 @@ async def test_a_new_hook_is_picked_up_without_a_restart(tmp_path: Path) -> None
         await publish(e.bus, change(1))
         await e.notifier.step(0)
     assert [r.json["work_id"] for r in e.receiver.got] == ["10.5555/w1"]
+
+
+async def test_a_commit_that_fails_redoes_the_batch(tmp_path: Path) -> None:
+    """Kafka away at the commit: the step fails and the consumer goes back to the committed
+    offsets, so the next step delivers the batch again (at least once) instead of skipping it."""
+    async with env(tmp_path) as e:
+        await e.hook()
+        sent = change(1)
+        await publish(e.bus, sent)
+        consumer = e.notifier.consumer
+        commit = consumer.commit
+        calls = 0
+
+        async def failing_commit() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ConnectionError("broker away")
+            await commit()
+
+        consumer.commit = failing_commit  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await e.notifier.step(0)
+        assert await e.notifier.step(0) == 1
+        lag = e.bus.lag(TOPIC_CHANGED, Notifier.GROUP)
+    assert [g.headers["ALM-Event-Id"] for g in e.receiver.got] == [sent.event_id] * 2
+    assert lag == 0
