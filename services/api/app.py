@@ -34,14 +34,19 @@ from services.bootstrap import (
 )
 from services.core.ports import Bus, Store
 from services.core.publishers import PublisherLookup
+from services.core.webhooks import HookStore
 from services.settings import Settings
 from services.telemetry.api import request_metrics
 
 
 def init_app(
-    settings: Settings, store: Store | None = None, bus: Bus | None = None
+    settings: Settings,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    hooks: HookStore | None = None,
 ) -> web.Application:
-    """The API application; it opens its own store and bus unless they are handed in."""
+    """The API application; it opens its own store and bus unless they are handed in (the
+    webhook store: in the store's database, unless handed in)."""
     app = web.Application(
         middlewares=[request_metrics, json_errors],
         client_max_size=MAX_BODY_SIZE,
@@ -62,7 +67,7 @@ def init_app(
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up
             await app[STORE].migrate()
-        app[HOOKS] = make_hook_store(app[STORE])
+        app[HOOKS] = hooks or make_hook_store(app[STORE])
         app[HUB] = ChangeHub(
             make_feed(settings, app[BUS]),
             app[CATALOG],

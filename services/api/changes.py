@@ -28,7 +28,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from services.api.errors import BadParameter, error_response
+from services.api.errors import BadParameter, error_response, lift_deadline
 from services.api.filters import filter_from_query
 from services.api.hub import BATCH, ChangeHub, Frame, Subscription, change_frame, gap_frame
 from services.api.state import HUB, NOTIFY
@@ -87,6 +87,9 @@ async def stream_changes(request: web.Request) -> web.StreamResponse:
     SSE_CLIENTS.inc()
     try:
         await response.prepare(request)
+        # open until the client leaves or ALM_CHANGES_MAX_SECONDS: not bound by the deadline
+        # of a request (its store lookups, above, were)
+        lift_deadline(request)
         stream = Stream(request, response, hub, settings, flt)
         reason = await stream.run(start)
     except (ClientGone, ConnectionError):

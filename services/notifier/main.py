@@ -9,10 +9,13 @@ from services.embedded import keep_stepping
 from services.notifier.sender import Sender
 from services.notifier.service import Notifier
 from services.settings import Settings
+from services.shutdown import close_all
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> int:
-    """Deliver changes to webhooks until `stop` is set."""
+    """Deliver changes to webhooks until `stop` is set; then the batch in progress gets
+    shutdown.DRAIN_SECONDS to finish and commit (the step loop's drain), and the bus and
+    store close within shutdown.CLOSE_SECONDS."""
     store, bus = make_store(settings), make_bus(settings)
     try:
         async with sender_for(settings) as sender:
@@ -24,8 +27,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
                 notifier.keep_draining(stop),
             )
     finally:
-        await bus.close()
-        await store.close()
+        await close_all(bus.close(), store.close())  # within shutdown.CLOSE_SECONDS
     return 0
 
 

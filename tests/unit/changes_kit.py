@@ -60,12 +60,15 @@ class Api:
 
 
 @asynccontextmanager
-async def api(tmp: Path, window: int = 10_000, **notify: Any) -> AsyncIterator[Api]:
-    """An API over a fresh SQLite store and an in-process bus keeping `window` changes."""
+async def api(
+    tmp: Path, window: int = 10_000, store_timeout: float = 3.0, **notify: Any
+) -> AsyncIterator[Api]:
+    """An API over a fresh SQLite store and an in-process bus keeping `window` changes (each
+    request's deadline: 3 x `store_timeout`)."""
     store = SqliteStore(tmp / "alm.sqlite")
     await store.migrate()
     bus = MemoryBus(window=window, retained=(TOPIC_CHANGED,))
-    settings = Settings(data_dir=tmp, status_cache_seconds=0)
+    settings = Settings(data_dir=tmp, status_cache_seconds=0, api_store_timeout=store_timeout)
     settings = replace(settings, notify=replace(NotifySettings(), **notify))
     try:
         async with TestClient(TestServer(init_app(settings, store=store, bus=bus))) as client:

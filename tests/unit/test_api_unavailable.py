@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
+from services.adapters.sqlite_hooks import SqliteHooks
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
@@ -67,7 +68,8 @@ async def outage(kit: Kit) -> Outage:
 @pytest.fixture
 async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(data_dir=tmp_path, status_cache_seconds=0, api_store_timeout=TIMEOUT)
-    app = init_app(settings, store=outage, bus=kit.bus)  # type: ignore[arg-type]
+    hooks = SqliteHooks(kit.store)  # webhooks are not what these tests take down
+    app = init_app(settings, store=outage, bus=kit.bus, hooks=hooks)  # type: ignore[arg-type]
     async with TestClient(TestServer(app)) as c:
         yield c
 

@@ -227,6 +227,22 @@ async def test_a_stream_ends_after_its_maximum_duration_saying_why(tmp_path: Pat
     assert closing.json["resume_with"] == closing.id == "0:1"
 
 
+async def test_a_stream_outlives_the_deadline_of_a_request(tmp_path: Path) -> None:
+    """Every API request has a deadline (3 x ALM_API_STORE_TIMEOUT, a JSON 503 past it); a
+    stream lives past it, getting changes, until its own maximum duration."""
+    async with (
+        api(tmp_path, store_timeout=0.05, max_seconds=1.0, heartbeat=0.1) as env,
+        stream(env) as reader,
+    ):
+        await started(reader)
+        await asyncio.sleep(0.5)  # past the request deadline of 0.15 s
+        await publish(env.bus, change(0))
+        [got] = await take(reader, 1)
+        closing = (await take(reader, 1, "closing"))[0]
+    assert got.json == change(0).to_dict()
+    assert closing.json["reason"] == "max_duration"
+
+
 async def test_a_client_too_far_behind_is_closed_and_catches_up_on_reconnect(
     tmp_path: Path,
 ) -> None:
