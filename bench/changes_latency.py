@@ -7,13 +7,13 @@ Not a test: it asserts nothing, it measures.
         --kafka 127.0.0.1:9092 --cassandra 127.0.0.1:9042                           # distributed
 
 "Change" is the moment the aggregator's `publish` of it on alm.metrics.changed is called (a
-batch every --tick seconds, rate x tick changes each). Everything runs in this one process, on
-one event loop: the publisher, the API (its hub and the SSE stream), the notifier with its
-webhook sender, an SSE client of the API and the receiver (loopback HTTP, answering 200 after
-checking the signature). Distributed: the change topic is a fresh prefixed one on the Kafka
-given (the hub reads it with a group-less consumer, the notifier in its group), the webhook
-store a fresh keyspace on the Cassandra given (dropped at the end). The figures include that
-the components share one CPU's worth of event loop: separate processes would do no worse.
+batch every --tick seconds, rate x tick changes each). The publisher, the API (its hub and the
+SSE stream), the notifier with its webhook sender and an SSE client of the API run in this
+process, on one event loop; the webhook receiver (loopback HTTP, answering 200 after checking
+the signature) is a process of its own. Distributed: the change topic is a fresh prefixed one
+on the Kafka given (the hub reads it with a group-less consumer, the notifier in its group),
+the webhook store a fresh keyspace on the Cassandra given (dropped at the end). The API and the
+notifier share this process's one event loop: as separate processes they would do no worse.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class Clock:
 
         self.complete = asyncio.Event()  # every change sent arrived on every channel
 
-    def arrived(self, channel: str, event_id: str) -> None:
-        self.got[channel].setdefault(event_id, time.monotonic())
+    def arrived(self, channel: str, event_id: str, at: float | None = None) -> None:
+        self.got[channel].setdefault(event_id, time.monotonic() if at is None else at)
         if self.done():
             self.complete.set()
 
@@ -79,15 +79,19 @@ class Clock:
         return sorted(got[e] - t for e, t in self.sent.items() if e in got)
 
 
-async def receiver(clock: Clock) -> tuple[web.AppRunner, str]:
-    """A webhook receiver on loopback that checks each signature and answers 200."""
+async def serve_receiver() -> None:
+    """The webhook receiver, run as a process of its own (a receiver is another system: it
+    must not share the notifier's CPU): checks each signature, answers 200 and prints
+    `<event id> <monotonic time>` (the clock is the machine's, comparable across processes)
+    per delivery, after `port <n>` once it listens."""
+    out = sys.stdout
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
         if not verify(SECRET, request.headers.get(SIGNATURE_HEADER, ""), body, int(time.time())):
-            clock.bad_signatures += 1
+            out.write("bad-signature 0\n")
             return web.Response(status=400)
-        clock.arrived("webhook", request.headers["ALM-Event-Id"])
+        out.write(f"{request.headers['ALM-Event-Id']} {time.monotonic()}\n")
         return web.Response(status=200)
 
     app = web.Application()
@@ -96,8 +100,36 @@ async def receiver(clock: Clock) -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/hook"
+    out.write(f"port {runner.addresses[0][1]}\n")
+    out.flush()
+    while True:
+        await asyncio.sleep(0.05)
+        out.flush()
+
+
+async def receiver(clock: Clock) -> tuple[asyncio.subprocess.Process, str, asyncio.Task[None]]:
+    """The receiver process, its URL, and the task noting its deliveries' arrival times."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve-receiver",
+        stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    first = (await proc.stdout.readline()).decode().split()
+    url = f"http://127.0.0.1:{first[1]}/hook"
+
+    async def note() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            event_id, at = raw.decode().split()
+            if event_id == "bad-signature":
+                clock.bad_signatures += 1
+            else:
+                clock.arrived("webhook", event_id, float(at))
+
+    return proc, url, asyncio.create_task(note())
 
 
 async def sse_client(url: str, clock: Clock, connected: asyncio.Event) -> None:
@@ -158,7 +190,7 @@ async def run(args: argparse.Namespace) -> None:
     await store.migrate()
     clock = Clock()
     stop = asyncio.Event()
-    recv_runner, hook_url = await receiver(clock)
+    recv, hook_url, noting = await receiver(clock)
     api = await serve(init_app(settings, store=store, bus=bus), "127.0.0.1", 0)
     api_port = api.addresses[0][1]
     hooks = make_hook_store(store)
@@ -186,7 +218,9 @@ async def run(args: argparse.Namespace) -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await api.cleanup()
-            await recv_runner.cleanup()
+            recv.terminate()
+            await recv.wait()
+            noting.cancel()
             await bus.close()
             await store.close()
             if args.cassandra:
@@ -260,7 +294,9 @@ def main() -> None:
     parser.add_argument("--kafka", help="bootstrap host:port (else the in-process bus)")
     parser.add_argument("--cassandra", help="host[:port] (else SQLite)")
     parser.add_argument("--partitions", type=int, default=6)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    asyncio.run(serve_receiver() if args.serve_receiver else run(args))
 
 
 if __name__ == "__main__":
