@@ -71,7 +71,9 @@ async def build_filter(
     named: tuple[str, str, str, str],
 ) -> ChangeFilter:
     """Check each criterion (known sources and groups, bounded publishers, valid identifiers)
-    and resolve the works to their ids."""
+    and resolve the works to their ids. Sources and groups are counted once each: a name
+    repeated (the document allows 100 comma lists) is no new value."""
+    sources, groups = list(dict.fromkeys(sources)), list(dict.fromkeys(groups))
     for values, name in zip((sources, groups, publishers, works), named, strict=True):
         if len(values) > MAX_VALUES:
             raise BadParameter(f"{name!r} takes at most {MAX_VALUES} values, got {len(values)}")
