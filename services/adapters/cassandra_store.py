@@ -278,7 +278,8 @@ class CassandraStore:
 
     async def session(self) -> CqlSession:
         """The connected session, once the keyspace is known to be migrated: how the adapters
-        of other ports that share this keyspace (cassandra_publishers.py) reach it."""
+        of other ports that share this keyspace (cassandra_publishers.py, cassandra_hooks.py)
+        reach it."""
         return await self._ready()
 
     async def _check_migrated(self) -> None:

@@ -78,6 +78,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS catalogue_imports (
         scope TEXT PRIMARY KEY, member_id TEXT, state TEXT NOT NULL, updated_at TEXT NOT NULL);
     """,
+    # Webhooks (services/adapters/sqlite_hooks.py): registrations, their delivery health, the
+    # last attempts of each (a bounded log) and what waits for a receiver that failed.
+    """
+    CREATE TABLE IF NOT EXISTS webhooks (
+        hook_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, filter TEXT NOT NULL,
+        description TEXT NOT NULL, created_at TEXT NOT NULL, enabled_at TEXT NOT NULL,
+        enabled INTEGER NOT NULL, disabled_reason TEXT, disabled_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_health (
+        hook_id TEXT PRIMARY KEY, consecutive_failures INTEGER NOT NULL, last_success_at TEXT,
+        last_failure_at TEXT, last_error TEXT, queued INTEGER NOT NULL, retry_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_attempts (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, at TEXT NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+        error TEXT, duration_ms INTEGER NOT NULL, next_at TEXT, PRIMARY KEY (hook_id, seq));
+    CREATE TABLE IF NOT EXISTS webhook_queue (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (hook_id, seq));
+    """,
 )
 
 
@@ -90,14 +108,14 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
 
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` with the connection on the store's thread, in a transaction (adapters of
+        other ports sharing this file: sqlite_hooks.py, sqlite_publishers.py)."""
+        return await self._run(fn)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(connection)` on the store's thread, in one transaction: how the adapters of
-        other ports that share this file (sqlite_publishers.py) reach it."""
-        return await self._run(fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:

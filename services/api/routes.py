@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import docs, v5, views
+from services.api import changes, docs, schemas, v5, views, webhooks
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -26,3 +26,12 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
+    app.router.add_get("/api/v1/schemas", schemas.list_schemas)
+    app.router.add_get("/api/v1/schemas/{name:.+}", schemas.get_schema)
+    app.router.add_get("/api/v1/changes", changes.stream_changes)
+    app.router.add_post("/api/v1/webhooks", webhooks.create_webhook)
+    app.router.add_get("/api/v1/webhooks", webhooks.list_webhooks)
+    app.router.add_get("/api/v1/webhooks/{id}", webhooks.get_webhook)
+    app.router.add_delete("/api/v1/webhooks/{id}", webhooks.delete_webhook)
+    app.router.add_post("/api/v1/webhooks/{id}/{action:enable|disable}", webhooks.control_webhook)
+    app.router.add_get("/api/v1/webhooks/{id}/deliveries", webhooks.webhook_deliveries)

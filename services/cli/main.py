@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     fetcher = sub.add_parser("fetcher", help="run the fetcher service of one source")
     fetcher.add_argument("--source", required=True)
     sub.add_parser("aggregator", help="run the aggregator service (faust)")
+    sub.add_parser("notifier", help="run the webhook delivery service")
     api = sub.add_parser("api", help="run the API service")
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--host", default=None)
@@ -100,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Commands that run until stopped (and `run`, the embedded pipeline): they get the tuned
 # garbage collector (services/gctune.py); one-shot commands keep CPython's.
-LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api")
+LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api", "notifier")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
+from services.adapters.sqlite_hooks import SqliteHooks
 from services.adapters.sqlite_publishers import SqlitePublishers
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
@@ -68,8 +69,15 @@ async def outage(kit: Kit) -> Outage:
 @pytest.fixture
 async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(data_dir=tmp_path, status_cache_seconds=0, api_store_timeout=TIMEOUT)
+    hooks = SqliteHooks(kit.store)  # webhooks are not what these tests take down
     publishers = SqlitePublishers(outage)  # type: ignore[arg-type]
-    app = init_app(settings, store=outage, bus=kit.bus, publishers=publishers)  # type: ignore[arg-type]
+    app = init_app(
+        settings,
+        store=outage,  # type: ignore[arg-type]
+        bus=kit.bus,
+        hooks=hooks,
+        publishers=publishers,
+    )
     async with TestClient(TestServer(app)) as c:
         yield c
 
