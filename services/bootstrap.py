@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.service import Aggregator
+from services.checks.service import Checker
+from services.core.activity import CheckStore
 from services.core.events import refresh_topic
+from services.core.metrics import MetricSpec
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
 from services.core.staleness import Policy
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
@@ -66,6 +70,60 @@ def make_store(settings: Settings) -> Store:
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
 
 
+def make_call_archive(store: Store) -> CallArchive:
+    """The kept upstream calls (provenance) of the store `make_store` made."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_provenance import SqliteCallArchive
+
+        return SqliteCallArchive(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_provenance import CassandraCallArchive
+
+        return CassandraCallArchive(store)
+    raise TypeError(f"no call archive for {type(store).__name__}")
+
+
+def make_checks(settings: Settings, store: Store) -> CheckStore:
+    """Where the data-quality checks keep alerts and read activity, over `store`."""
+    ttl = timedelta(days=settings.alerts_ttl_days)
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_checks import SqliteChecks
+
+        return SqliteChecks(store, ttl)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_checks import CassandraChecks
+
+        return CassandraChecks(store, ttl)
+    raise TypeError(f"no alert store for {type(store).__name__}")
+
+
+def make_checker(
+    settings: Settings, store: Store, clock: Callable[[], datetime] = utc_now
+) -> Checker:
+    """The periodic data-quality checks of the sources this configuration runs."""
+    return Checker(
+        make_checks(settings, store),
+        store,
+        [s.name for s in selected_sources(settings)],
+        clock,
+        settings.checks,
+        timedelta(seconds=settings.stale_scan_seconds),
+    )
+
+
+def catalog() -> dict[str, tuple[MetricSpec, ...]]:
+    """Each installed source's metric specs (what the aggregator's checks read)."""
+    return {name: source.metrics for name, source in SOURCES.items()}
+
+
 def selected_sources(settings: Settings) -> list[Source]:
     """The sources to run: ALM_SOURCES if set, else every registered one that has the
     credentials it needs (Mendeley, COUNTER without them would only fail every work)."""
@@ -100,6 +158,7 @@ class Pipeline:
     fetchers: list[FetcherService]
     aggregator: Aggregator
     clock: Callable[[], datetime]
+    checker: Checker
 
 
 def make_pipeline(
@@ -119,14 +178,26 @@ def make_pipeline(
     scheduler = Scheduler(
         sources, bus, store, policy, SchedulerSettings(), clock, rng, backlog=_backlog(bus)
     )
+    checks = make_checks(settings, store)
     fetchers = [
         FetcherService(
-            s, bus, store, caller, settings.source_config(s.name), policy, clock, rng=rng
+            s,
+            bus,
+            store,
+            caller,
+            settings.source_config(s.name),
+            policy,
+            clock,
+            rng=rng,
+            activity=checks,
         )
         for s in sources
     ]
-    aggregator = Aggregator(bus, store, policy, clock, rng)
-    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock)
+    aggregator = Aggregator(
+        bus, store, policy, clock, rng, alerts=checks, catalog=catalog(), limits=settings.checks
+    )
+    checker = make_checker(settings, store, clock)
+    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock, checker)
 
 
 def _backlog(bus: Bus) -> Callable[[str], int] | None:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
 from services.api.errors import json_errors
 from services.api.routes import setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
-from services.api.state import BUS, CLOCK, SCHEDULING, STORE, TOTALS
+from services.api.state import (
+    ALERTS,
+    ALERTS_TTL,
+    BUS,
+    CALLS,
+    CLOCK,
+    RAW_TTL,
+    SCHEDULING,
+    STORE,
+    TOTALS,
+)
 from services.api.totals import Totals
-from services.bootstrap import make_bus, make_scheduling, make_store, utc_now
+from services.bootstrap import (
+    make_bus,
+    make_call_archive,
+    make_checks,
+    make_scheduling,
+    make_store,
+    utc_now,
+)
 from services.core.ports import Bus, Store
 from services.settings import Settings
 from services.telemetry.api import request_metrics
@@ -29,11 +47,15 @@ def init_app(
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
+    app[RAW_TTL] = timedelta(days=settings.raw_ttl_days)
+    app[ALERTS_TTL] = timedelta(days=settings.alerts_ttl_days)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None
         app[STORE] = store or make_store(settings)
         app[BUS] = bus or make_bus(settings)
+        app[CALLS] = make_call_archive(app[STORE])
+        app[ALERTS] = make_checks(settings, app[STORE])
         if owned and settings.store == "sqlite":
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up

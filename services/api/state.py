@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.core.alerts import AlertStore
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
@@ -19,3 +21,7 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+CALLS = web.AppKey("calls", CallArchive)  # kept upstream calls (provenance)
+RAW_TTL: web.AppKey[timedelta] = web.AppKey("raw_ttl")  # how long they are kept
+ALERTS = web.AppKey("alerts", AlertStore)  # stored data-quality alerts
+ALERTS_TTL: web.AppKey[timedelta] = web.AppKey("alerts_ttl")  # how long they are kept

@@ -1,0 +1,78 @@
+"""`GET /api/v1/alerts?kind=&source=&since=&per_page=&cursor=` (admin): stored data-quality
+alerts, newest day first (then by kind, source and work), a page at a time; `next` carries the
+cursor of the following page (keyset paging: as cheap on the last page as on the first)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import date, datetime
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from services.api.access_hook import require_admin
+from services.api.errors import BadParameter
+from services.api.params import choice_param, int_param
+from services.api.state import ALERTS, ALERTS_TTL, CLOCK
+from services.core.alerts import AlertKind, AlertQuery, parse_since
+from services.core.text import shown
+from services.fetchers.registry import SOURCES
+
+MAX_PER_PAGE = 1000
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """A page of stored alerts matching the filters."""
+    require_admin(request)
+    kind = choice_param(request, "kind", [k.value for k in AlertKind])
+    source = choice_param(request, "source", SOURCES)
+    per_page = int_param(request, "per_page", 100, 1, MAX_PER_PAGE)
+    since = _since(request)
+    after = _cursor(request.query.get("cursor"))
+    query = AlertQuery(since, AlertKind(kind) if kind else None, source, per_page + 1, after)
+    found = await request.app[ALERTS].alerts(query)
+    page, more = found[:per_page], len(found) > per_page
+    following = None
+    if more:
+        params = {k: v for k, v in request.query.items() if k != "cursor"}
+        params["cursor"] = cursor_of(page[-1].key)
+        following = f"/api/v1/alerts?{urlencode(params)}"
+    return web.json_response(
+        {"data": [a.to_dict() for a in page], "per_page": per_page, "next": following}
+    )
+
+
+def _since(request: web.Request) -> datetime:
+    """`since` (a date or a timestamp), by default as far back as alerts are kept."""
+    raw = request.query.get("since")
+    if raw is None:
+        return request.app[CLOCK]() - request.app[ALERTS_TTL]
+    try:
+        return parse_since(raw)
+    except ValueError:
+        raise BadParameter(
+            f"parameter 'since' must be a date (YYYY-MM-DD) or an ISO 8601 timestamp,"
+            f" got {shown(raw, 40)!r}"
+        ) from None
+
+
+def cursor_of(key: tuple[date, str, str, str]) -> str:
+    """The opaque cursor of the alert with this key."""
+    text = json.dumps([key[0].isoformat(), *key[1:]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _cursor(raw: str | None) -> tuple[date, str, str, str] | None:
+    """The key a cursor stands for (BadParameter if it is not one this API made)."""
+    if raw is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        day, kind, source, work = json.loads(text)
+        if not all(isinstance(v, str) for v in (day, kind, source, work)):
+            raise ValueError("not strings")
+        return date.fromisoformat(day), kind, source, work
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadParameter("parameter 'cursor' is not a cursor this API gave") from None
