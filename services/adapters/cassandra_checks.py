@@ -4,7 +4,8 @@ services/core/activity.py), sharing the CassandraStore's session (tables: migrat
 - Alerts: partitions by day; an alert is a conditional insert (`IF NOT EXISTS`, LWT), so the
   first of a (day, kind, source, work) is kept and the caller learns which were new (alerts
   are few: a lightweight transaction each is affordable). A listing reads the day partitions
-  newest first, page by page, and stops once it has a page.
+  newest first (no further back than the alerts' TTL), page by page, and stops once it has a
+  page.
 - Fetch activity: partitions by day, a row per (hour, source, instance), default TTL 8 days.
 - Stale states: a paged scan of `source_totals` (every row once, 5,000 a page), keeping the
   `per_source` oldest of each source in a bounded heap: O(states) reads, O(sources x
@@ -72,11 +73,11 @@ class CassandraChecks:
     async def alerts(self, query: AlertQuery) -> list[Alert]:
         """A page of alerts, newest day first, then by kind, source and work."""
         cql = await self._cql()
-        day = datetime.now(UTC).date()
-        if query.after is not None:
-            day = min(day, query.after[0])
+        today = datetime.now(UTC).date()
+        oldest = max(query.since.date(), today - self._alert_ttl - timedelta(days=1))
+        day = min(today, query.after[0]) if query.after is not None else today
         out: list[Alert] = []
-        while day >= query.since.date() and len(out) < query.limit:
+        while day >= oldest and len(out) < query.limit:
             async for rows in cql.pages(cql.stmt("alerts_of_day"), (day,), fetch_size=PAGE):
                 out += [a for a in map(_alert, rows) if _wanted(a, query)]
                 if len(out) >= query.limit:

@@ -4,9 +4,7 @@ cursor of the following page (keyset paging: as cheap on the last page as on the
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from datetime import date, datetime
 from urllib.parse import urlencode
 
@@ -21,6 +19,7 @@ from services.core.text import shown
 from services.fetchers.registry import SOURCES
 
 MAX_PER_PAGE = 1000
+CURSOR = re.compile(r"([1-9][0-9]{0,5})\.([a-z_]{0,40})\.([a-z0-9_]{0,64})\.([\s\S]{0,600})")
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -59,20 +58,21 @@ def _since(request: web.Request) -> datetime:
 
 
 def cursor_of(key: tuple[date, str, str, str]) -> str:
-    """The opaque cursor of the alert with this key."""
-    text = json.dumps([key[0].isoformat(), *key[1:]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    """The cursor of the alert with this key: `<day ordinal>.<kind>.<source>.<work>` (every
+    string of that shape is a position in the listing order, so any is accepted)."""
+    day, kind, source, work = key
+    return f"{day.toordinal()}.{kind}.{source}.{work}"
 
 
 def _cursor(raw: str | None) -> tuple[date, str, str, str] | None:
-    """The key a cursor stands for (BadParameter if it is not one this API made)."""
+    """The key a cursor stands for (BadParameter if it is not of a cursor's shape)."""
     if raw is None:
         return None
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        day, kind, source, work = json.loads(text)
-        if not all(isinstance(v, str) for v in (day, kind, source, work)):
-            raise ValueError("not strings")
-        return date.fromisoformat(day), kind, source, work
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadParameter("parameter 'cursor' is not a cursor this API gave") from None
+    found = CURSOR.fullmatch(raw)
+    if found is None:
+        raise BadParameter(
+            "parameter 'cursor' must be a cursor a page's `next` gave"
+            " (<day number>.<kind>.<source>.<work>)"
+        )
+    day, kind, source, work = found.groups()
+    return date.fromordinal(int(day)), kind, source, work

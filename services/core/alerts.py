@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -275,6 +275,11 @@ def _ratio_alert(
 
 
 def parse_since(text: str) -> datetime:
-    """`since` as a date (`YYYY-MM-DD`, from its start) or an ISO timestamp; ValueError if
-    it is neither."""
-    return from_iso(text if "T" in text else text + "T00:00:00Z")
+    """`since` as a date (`YYYY-MM-DD`, from its start) or an ISO timestamp, in UTC (a time
+    before or after what UTC can represent stands for the earliest or the latest); ValueError
+    if it is neither."""
+    moment = from_iso(text if "T" in text else text + "T00:00:00Z")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
