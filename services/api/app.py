@@ -19,6 +19,7 @@ from services.api.state import (
     RAW_TTL,
     SCHEDULING,
     STORE,
+    STORE_TIMEOUT,
     TOTALS,
 )
 from services.api.totals import Totals
@@ -30,15 +31,23 @@ from services.bootstrap import (
     make_store,
     utc_now,
 )
+from services.core.alerts import AlertStore
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
 from services.settings import Settings
 from services.telemetry.api import request_metrics
 
 
 def init_app(
-    settings: Settings, store: Store | None = None, bus: Bus | None = None
+    settings: Settings,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    calls: CallArchive | None = None,
+    alerts: AlertStore | None = None,
 ) -> web.Application:
-    """The API application; it opens its own store and bus unless they are handed in."""
+    """The API application; it opens its own store and bus unless they are handed in. The
+    kept upstream calls and the alerts live beside the store (over its connection); hand them
+    in with a store `make_store` did not make (a wrapper)."""
     app = web.Application(
         middlewares=[request_metrics, json_errors],
         client_max_size=MAX_BODY_SIZE,
@@ -49,13 +58,14 @@ def init_app(
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
     app[RAW_TTL] = timedelta(days=settings.raw_ttl_days)
     app[ALERTS_TTL] = timedelta(days=settings.alerts_ttl_days)
+    app[STORE_TIMEOUT] = settings.api_store_timeout
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None
-        app[STORE] = store or make_store(settings)
+        app[STORE] = store or make_store(settings, request_timeout=settings.api_store_timeout)
         app[BUS] = bus or make_bus(settings)
-        app[CALLS] = make_call_archive(app[STORE])
-        app[ALERTS] = make_checks(settings, app[STORE])
+        app[CALLS] = calls or make_call_archive(app[STORE])
+        app[ALERTS] = alerts or make_checks(settings, app[STORE])
         if owned and settings.store == "sqlite":
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up

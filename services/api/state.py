@@ -25,3 +25,4 @@ CALLS = web.AppKey("calls", CallArchive)  # kept upstream calls (provenance)
 RAW_TTL: web.AppKey[timedelta] = web.AppKey("raw_ttl")  # how long they are kept
 ALERTS = web.AppKey("alerts", AlertStore)  # stored data-quality alerts
 ALERTS_TTL: web.AppKey[timedelta] = web.AppKey("alerts_ttl")  # how long they are kept
+STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
