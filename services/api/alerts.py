@@ -5,6 +5,7 @@ cursor of the following page (keyset paging: as cheap on the last page as on the
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import urlencode
 
@@ -14,7 +15,7 @@ from services.api.access_hook import require_admin
 from services.api.errors import BadParameter
 from services.api.params import choice_param, int_param
 from services.api.state import ALERTS, ALERTS_TTL, CLOCK
-from services.core.alerts import AlertKind, AlertQuery, parse_since
+from services.core.alerts import Alert, AlertKind, AlertQuery, parse_since
 from services.core.text import shown
 from services.fetchers.registry import SOURCES
 
@@ -24,6 +25,26 @@ CURSOR = re.compile(r"([1-9][0-9]{0,5})\.([a-z_]{0,40})\.([a-z0-9_]{0,64})\.([\s
 
 async def list_alerts(request: web.Request) -> web.Response:
     """A page of stored alerts matching the filters."""
+    page = await alert_page(request)
+    following = page.next_query and f"/api/v1/alerts?{page.next_query}"
+    return web.json_response(
+        {"data": [a.to_dict() for a in page.alerts], "per_page": page.per_page, "next": following}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    """One page of the listing: its alerts, its size, and the query string of the next page
+    (the request's own filters with the cursor after the last alert; None on the last page)."""
+
+    alerts: list[Alert]
+    per_page: int
+    next_query: str | None
+
+
+async def alert_page(request: web.Request) -> AlertPage:
+    """The page of alerts a request's `kind`, `source`, `since`, `per_page` and `cursor` ask
+    for (admin only: a 403 otherwise; BadParameter for a bad parameter)."""
     require_admin(request)
     kind = choice_param(request, "kind", [k.value for k in AlertKind])
     source = choice_param(request, "source", SOURCES)
@@ -32,15 +53,12 @@ async def list_alerts(request: web.Request) -> web.Response:
     after = _cursor(request.query.get("cursor"))
     query = AlertQuery(since, AlertKind(kind) if kind else None, source, per_page + 1, after)
     found = await request.app[ALERTS].alerts(query)
-    page, more = found[:per_page], len(found) > per_page
-    following = None
-    if more:
-        params = {k: v for k, v in request.query.items() if k != "cursor"}
-        params["cursor"] = cursor_of(page[-1].key)
-        following = f"/api/v1/alerts?{urlencode(params)}"
-    return web.json_response(
-        {"data": [a.to_dict() for a in page], "per_page": per_page, "next": following}
-    )
+    page = found[:per_page]
+    if len(found) <= per_page:
+        return AlertPage(page, per_page, None)
+    params = {k: v for k, v in request.query.items() if k != "cursor"}
+    params["cursor"] = cursor_of(page[-1].key)
+    return AlertPage(page, per_page, urlencode(params))
 
 
 def _since(request: web.Request) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import alerts, docs, provenance, v5, views
+from services.api import admin_page, alerts, docs, provenance, v5, views
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -25,6 +25,7 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/works/{id:.+}/provenance", provenance.work_provenance)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
     app.router.add_get("/api/v1/alerts", alerts.list_alerts)
+    app.router.add_get(admin_page.PATH, admin_page.alerts_page)
     app.router.add_get("/api/v5/articles", v5.articles)
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)

@@ -160,3 +160,58 @@ async def test_alerts_are_for_admins_only() -> None:
     for outsider in ("10.0.0.5", "192.168.1.2", "2001:db8::1"):
         with pytest.raises(web.HTTPForbidden):
             require_admin(from_address(outsider, {"X-Forwarded-For": "127.0.0.1"}))
+
+
+# -- GET /admin/alerts ----------------------------------------------------------------------
+
+
+async def test_the_admin_page_lists_alerts_with_links_and_pages(
+    alerted: Kit, tmp_path: Path
+) -> None:
+    """The HTML page shows the same alerts as the JSON listing, each linked to its work and
+    to the calls behind its source's numbers, filtered and paged like it; a bad parameter is
+    the API's JSON 400."""
+    async with api_client(alerted, tmp_path) as client:
+        resp = await client.get("/admin/alerts?kind=total_decreased&per_page=1")
+        first = await resp.text()
+        listing = await (await client.get("/api/v1/alerts?kind=total_decreased&per_page=1")).json()
+        second = await (
+            await client.get("/admin/alerts?" + listing["next"].split("?", 1)[1])
+        ).text()
+        everything = await (await client.get("/admin/alerts")).text()
+        bad = await client.get("/admin/alerts?source=nope")
+        error = await bad.json()
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert "script-src" not in resp.headers["Content-Security-Policy"]
+    assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    [shown] = [w for w in (PCBI, PEERJ) if f">{w}</a>" in first]
+    assert shown == listing["data"][0]["work_id"]
+    assert f'href="/api/v1/works/{shown}/provenance?source=crossref"' in first
+    assert 'rel="next" href="/admin/alerts?kind=total_decreased&amp;per_page=1&amp;cursor=' in first
+    [other] = {PCBI, PEERJ} - {shown}
+    assert f">{other}</a>" in second and 'rel="next"' not in second
+    assert everything.count("<tr><td>") == 3 and "cited reached 50" in everything
+    assert '<option value="total_decreased" selected>' in first
+    assert bad.status == 400 and error["status"] == 400
+
+
+async def test_the_admin_page_escapes_what_it_shows(tmp_path: Path) -> None:
+    """Messages, work ids and details are text, never markup."""
+    async with pipeline_kit(tmp_path) as kit:
+        hostile = '<script>alert("x")</script>'
+        await SqliteChecks(kit.store).add_alerts(
+            [
+                Alert(
+                    AlertKind.SPIKE,
+                    kit.clock(),
+                    hostile,
+                    "reddit",
+                    f'10.1/"{hostile}',
+                    {"n": hostile},
+                )
+            ]
+        )
+        async with api_client(kit, tmp_path) as client:
+            page = await (await client.get("/admin/alerts")).text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
