@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.service import Aggregator
+from services.checks.service import Checker
+from services.core.activity import CheckStore
 from services.core.change_filter import Catalog
 from services.core.changefeed import ChangeFeed
 from services.core.events import TOPIC_CHANGED, refresh_topic
+from services.core.metrics import MetricSpec
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.staleness import Policy
 from services.core.webhooks import HookStore
@@ -125,6 +129,60 @@ def make_catalog() -> Catalog:
     return {name: {m.name: m.group.value for m in s.metrics} for name, s in SOURCES.items()}
 
 
+def make_call_archive(store: Store) -> CallArchive:
+    """The kept upstream calls (provenance) of the store `make_store` made."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_provenance import SqliteCallArchive
+
+        return SqliteCallArchive(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_provenance import CassandraCallArchive
+
+        return CassandraCallArchive(store)
+    raise TypeError(f"no call archive for {type(store).__name__}")
+
+
+def make_checks(settings: Settings, store: Store) -> CheckStore:
+    """Where the data-quality checks keep alerts and read activity, over `store`."""
+    ttl = timedelta(days=settings.alerts_ttl_days)
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_checks import SqliteChecks
+
+        return SqliteChecks(store, ttl)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_checks import CassandraChecks
+
+        return CassandraChecks(store, ttl)
+    raise TypeError(f"no alert store for {type(store).__name__}")
+
+
+def make_checker(
+    settings: Settings, store: Store, clock: Callable[[], datetime] = utc_now
+) -> Checker:
+    """The periodic data-quality checks of the sources this configuration runs."""
+    return Checker(
+        make_checks(settings, store),
+        store,
+        [s.name for s in selected_sources(settings)],
+        clock,
+        settings.checks,
+        timedelta(seconds=settings.stale_scan_seconds),
+    )
+
+
+def catalog() -> dict[str, tuple[MetricSpec, ...]]:
+    """Each installed source's metric specs (what the aggregator's checks read)."""
+    return {name: source.metrics for name, source in SOURCES.items()}
+
+
 def selected_sources(settings: Settings) -> list[Source]:
     """The sources to run: ALM_SOURCES if set, else every registered one that has the
     credentials it needs (Mendeley, COUNTER without them would only fail every work)."""
@@ -159,6 +217,7 @@ class Pipeline:
     fetchers: list[FetcherService]
     aggregator: Aggregator
     clock: Callable[[], datetime]
+    checker: Checker
 
 
 def make_pipeline(
@@ -178,6 +237,7 @@ def make_pipeline(
     scheduler = Scheduler(
         sources, bus, store, policy, SchedulerSettings(), clock, rng, backlog=_backlog(bus)
     )
+    checks = make_checks(settings, store)
     fetchers = [
         FetcherService(
             s,
@@ -188,12 +248,16 @@ def make_pipeline(
             policy,
             clock,
             rng=rng,
+            activity=checks,
             failure_limit=settings.source_failure_limit,
         )
         for s in sources
     ]
-    aggregator = Aggregator(bus, store, policy, clock, rng)
-    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock)
+    aggregator = Aggregator(
+        bus, store, policy, clock, rng, alerts=checks, catalog=catalog(), limits=settings.checks
+    )
+    checker = make_checker(settings, store, clock)
+    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock, checker)
 
 
 def _backlog(bus: Bus) -> Callable[[str], int] | None:

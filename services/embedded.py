@@ -52,6 +52,7 @@ class Pacing:
     tick_seconds: float = 0.5
     reconcile_seconds: float = 6 * 3600.0
     grace: float = 20.0
+    checks_seconds: float = 3600.0
 
 
 def _counters(p: Pipeline) -> tuple[int, int, int, int, int]:
@@ -203,6 +204,18 @@ async def keep_reconciling(
         await _pause(stop, wait)
 
 
+async def keep_checking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
+    """The periodic data-quality checks (services/checks/) now, then every `every` seconds,
+    until `stop`; a failed pass is logged and tried again at the next."""
+    while not stop.is_set():
+        try:
+            await p.checker.run_once()
+        except Exception:
+            STEP_FAILURES.labels("checks").inc()
+            log.exception("checks_failed_retrying")
+        await _pause(stop, every)
+
+
 def _idle(p: Pipeline) -> Callable[[], Awaitable[bool]]:
     """Whether nothing is due and nothing is in flight (every record on the bus committed)."""
     bus = p.bus
@@ -243,6 +256,7 @@ async def run_services(
     producers = [
         asyncio.create_task(keep_ticking(p, stop, pacing.tick_seconds)),
         asyncio.create_task(keep_reconciling(p, stop, pacing.reconcile_seconds, passed=reconciled)),
+        asyncio.create_task(keep_checking(p, stop, pacing.checks_seconds)),
         *(
             asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
             for f in p.fetchers

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from services.core.events import SourceEvent
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier, IdType
 from services.core.ports import DueEntry, RawResponse, Registration, Schedule
+from services.core.provenance import identified
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import Work
 
@@ -95,6 +97,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS webhook_queue (
         hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (hook_id, seq));
+    """,
+    # Provenance (services/core/provenance.py): a kept call's stable id, the digest of its body
+    # as received, its method, and whether a secret was masked in it; states refer to the id.
+    """
+    ALTER TABLE raw_responses ADD COLUMN raw_key TEXT;
+    ALTER TABLE raw_responses ADD COLUMN digest TEXT;
+    ALTER TABLE raw_responses ADD COLUMN method TEXT NOT NULL DEFAULT 'GET';
+    ALTER TABLE raw_responses ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX raw_by_key ON raw_responses (raw_key);
+    """,
+    # Data-quality alerts, one per (day, kind, source, work), and the fetchers' hourly activity
+    # the periodic checks read (services/adapters/sqlite_checks.py).
+    """
+    CREATE TABLE IF NOT EXISTS alerts (
+        day TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, work_id TEXT NOT NULL,
+        at TEXT NOT NULL, message TEXT NOT NULL, details TEXT NOT NULL,
+        PRIMARY KEY (day, kind, source, work_id));
+    CREATE TABLE IF NOT EXISTS fetch_activity (
+        hour TEXT NOT NULL, source TEXT NOT NULL, instance TEXT NOT NULL,
+        calls INTEGER NOT NULL, unanswered INTEGER NOT NULL, latency TEXT NOT NULL,
+        refreshes INTEGER NOT NULL, failed INTEGER NOT NULL, last_ok TEXT,
+        PRIMARY KEY (hour, source, instance));
     """,
 )
 
@@ -337,18 +361,24 @@ class SqliteStore:
                 (_sortable(now),),
             )
             conn.execute("DELETE FROM raw_responses WHERE expires_at < ?", (_sortable(now),))
-            for raw in raws:
+            for raw in map(identified, raws):
+                expires = raw.retrieved_at + self._raw_ttl
+                if expires < now:
+                    continue  # already past the TTL (ALM_RAW_TTL_DAYS=0 keeps none)
                 cur = conn.execute(
-                    "INSERT INTO raw_responses"
-                    " (source, retrieved_at, url, status, body, expires_at)"
-                    " VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO raw_responses (source, retrieved_at, url, status, body,"
+                    " expires_at, raw_key, digest, method, redacted) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         raw.source,
                         _sortable(raw.retrieved_at),
                         raw.url,
                         raw.status,
                         raw.body,
-                        _sortable(raw.retrieved_at + self._raw_ttl),
+                        _sortable(expires),
+                        raw.raw_id,
+                        raw.digest,
+                        raw.method,
+                        int(raw.redacted),
                     ),
                 )
                 conn.executemany(
@@ -363,22 +393,13 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[RawResponse]:
             rows = conn.execute(
-                "SELECT r.id, r.retrieved_at, r.url, r.status, r.body FROM raw_responses r"
+                f"SELECT {RAW_COLS} FROM raw_responses r"
                 " JOIN raw_response_works w ON w.raw_id = r.id"
                 " WHERE w.work_id=? AND w.source=? AND r.expires_at >= ?"
                 " ORDER BY r.retrieved_at DESC LIMIT ?",
                 (work_id, source, _sortable(datetime.now(UTC)), limit),
             ).fetchall()
-            out = []
-            for raw_id, at, url, status, body in rows:
-                ids = tuple(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT work_id FROM raw_response_works WHERE raw_id=?", (raw_id,)
-                    )
-                )
-                out.append(RawResponse(source, from_iso(at), url, status, body, ids))
-            return out
+            return [raw_response(conn, row) for row in rows]
 
         return await self._run(read)
 
@@ -486,11 +507,28 @@ class SqliteStore:
         return await self._run(read)
 
 
+RAW_COLS = (
+    "r.id, r.source, r.retrieved_at, r.url, r.status, r.body, r.raw_key, r.digest, r.method,"
+    " r.redacted"
+)
+
+
+def raw_response(conn: sqlite3.Connection, row: Sequence[Any]) -> RawResponse:
+    """A kept call from a raw_responses row (RAW_COLS), with the works it concerns."""
+    rowid, source, at, url, status, body, raw_key, digest, method, redacted = row
+    works = conn.execute("SELECT work_id FROM raw_response_works WHERE raw_id=?", (rowid,))
+    ids = tuple(r[0] for r in works)
+    raw = RawResponse(source, from_iso(at), url, status, body, ids, raw_key or "", digest or "")
+    return identified(replace(raw, method=method or "GET", redacted=bool(redacted)))
+
+
 def _sortable(moment: datetime) -> str:
     """A fixed-width UTC timestamp, so text order is time order (ISO with optional fractions
     is not: '12:00:00Z' sorts after '12:00:00.25Z')."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
+
+sortable = _sortable  # the format of every time column, for the adapters sharing the file
 
 _WORK_COLS = (
     "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"

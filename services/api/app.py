@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -11,13 +12,17 @@ from services.api.hub import ChangeHub
 from services.api.routes import setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import (
+    ALERTS,
+    ALERTS_TTL,
     BUS,
+    CALLS,
     CATALOG,
     CLOCK,
     HOOKS,
     HUB,
     NOTIFY,
     PUBLISHERS,
+    RAW_TTL,
     SCHEDULING,
     STORE,
     STORE_TIMEOUT,
@@ -26,7 +31,9 @@ from services.api.state import (
 from services.api.totals import Totals
 from services.bootstrap import (
     make_bus,
+    make_call_archive,
     make_catalog,
+    make_checks,
     make_feed,
     make_hook_store,
     make_publishers,
@@ -34,8 +41,10 @@ from services.bootstrap import (
     make_store,
     utc_now,
 )
+from services.core.alerts import AlertStore
 from services.core.change_publishers import PublisherLookup
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.webhooks import HookStore
 from services.settings import Settings
@@ -48,9 +57,13 @@ def init_app(
     bus: Bus | None = None,
     hooks: HookStore | None = None,
     publishers: PublisherStore | None = None,
+    calls: CallArchive | None = None,
+    alerts: AlertStore | None = None,
 ) -> web.Application:
     """The API application; it opens its own store and bus unless they are handed in (the
-    webhook and publisher stores: in the store's database, unless handed in)."""
+    webhook and publisher stores: in the store's database, unless handed in). The
+    kept upstream calls and the alerts live beside the store (over its connection); hand them
+    in with a store `make_store` did not make (a wrapper)."""
     app = web.Application(
         middlewares=[request_metrics, json_errors],
         client_max_size=MAX_BODY_SIZE,
@@ -59,6 +72,8 @@ def init_app(
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
+    app[RAW_TTL] = timedelta(days=settings.raw_ttl_days)
+    app[ALERTS_TTL] = timedelta(days=settings.alerts_ttl_days)
     app[STORE_TIMEOUT] = settings.api_store_timeout
     app[CATALOG] = make_catalog()
     app[NOTIFY] = settings.notify
@@ -68,6 +83,8 @@ def init_app(
         app[STORE] = store or make_store(settings, request_timeout=settings.api_store_timeout)
         app[BUS] = bus or make_bus(settings)
         app[PUBLISHERS] = publishers or make_publishers(app[STORE])
+        app[CALLS] = calls or make_call_archive(app[STORE])
+        app[ALERTS] = alerts or make_checks(settings, app[STORE])
         if owned and settings.store == "sqlite":
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import changes, docs, schemas, v5, views, webhooks
+from services.api import admin_page, alerts, changes, docs, provenance, schemas, v5, views, webhooks
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
-    """Register every route (history before the catch-all work route: DOIs contain slashes).
+    """Register every route (history and provenance before the catch-all work route: DOIs
+    contain slashes).
 
     `/metrics` is served here only with `public_metrics` (ALM_API_PUBLIC_METRICS): by default
     Prometheus scrapes it on ALM_METRICS_PORT, a listener of its own that is not published."""
@@ -21,7 +22,10 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/works", views.list_works)
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
+    app.router.add_get("/api/v1/works/{id:.+}/provenance", provenance.work_provenance)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
+    app.router.add_get("/api/v1/alerts", alerts.list_alerts)
+    app.router.add_get(admin_page.PATH, admin_page.alerts_page)
     app.router.add_get("/api/v5/articles", v5.articles)
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)

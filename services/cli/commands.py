@@ -35,6 +35,7 @@ from services.core.text import bounded
 from services.embedded import (
     Pacing,
     RunSummary,
+    keep_checking,
     keep_reconciling,
     keep_stepping,
     keep_ticking,
@@ -259,7 +260,11 @@ async def _register_and_refresh(
         if once:
             stop.set()
 
-    pacing = Pacing(reconcile_seconds=settings.reconcile_seconds, grace=settings.shutdown_grace)
+    pacing = Pacing(
+        reconcile_seconds=settings.reconcile_seconds,
+        grace=settings.shutdown_grace,
+        checks_seconds=settings.checks_seconds,
+    )
     summary = await run_services(p, stop, pacing, on_idle=first_idle, notifier=notifier)
     if not idle:
         _print_summary(summary, "stopped before done; the rest is refreshed on the next run")
@@ -425,6 +430,7 @@ async def _run_services(name: str, settings: Settings) -> int:
                     keep_stepping("scheduler", pipeline.scheduler.step, stop),
                     keep_ticking(pipeline, stop, every=5.0),
                     keep_reconciling(pipeline, stop, settings.reconcile_seconds),
+                    keep_checking(pipeline, stop, settings.checks_seconds),
                 )
             else:
                 fetcher = pipeline.fetchers[0]

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
 
+from services.core.provenance import CallRef
 from services.core.text import ERROR_LIMIT, bounded
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import WorkRef
@@ -109,6 +110,7 @@ class Observation:
     error: FetchError | None = None
     request_url: str | None = None
     work_meta: Mapping[str, str] = field(default_factory=dict)  # title, issued, pmid, ... learned
+    calls: tuple[CallRef, ...] = ()  # the answered upstream calls it came from (provenance)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -134,6 +136,7 @@ class Observation:
             },
             "request_url": self.request_url,
             "work_meta": dict(self.work_meta),
+            "calls": [c.to_dict() for c in self.calls],
         }
 
     @classmethod
@@ -157,6 +160,7 @@ class Observation:
             else FetchError(err["kind"], err["message"], err["retryable"], err.get("http_status")),
             request_url=data.get("request_url"),
             work_meta=data.get("work_meta") or {},
+            calls=tuple(CallRef.from_dict(c) for c in data.get("calls") or ()),
         )
 
 

@@ -45,12 +45,14 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
-    """An upstream's answer; header names are lower-case."""
+    """An upstream's answer; header names are lower-case; `elapsed`: seconds from sending
+    the request to the end of the body (0 where not measured)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     url: str
+    elapsed: float = 0.0
 
     def text(self) -> str:
         """The body decoded as UTF-8 (undecodable bytes replaced)."""

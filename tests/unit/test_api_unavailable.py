@@ -20,6 +20,7 @@ from services.adapters.sqlite_publishers import SqlitePublishers
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
+from services.bootstrap import make_call_archive, make_checks
 from services.settings import Settings
 from tests.unit.pipeline_kit import Kit, pipeline_kit
 
@@ -77,6 +78,8 @@ async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[Test
         bus=kit.bus,
         hooks=hooks,
         publishers=publishers,
+        calls=make_call_archive(kit.store),
+        alerts=make_checks(settings, kit.store),
     )
     async with TestClient(TestServer(app)) as c:
         yield c

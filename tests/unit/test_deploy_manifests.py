@@ -32,7 +32,9 @@ from services.fetchers.base import SourceConfig
 from services.fetchers.registry import SOURCES
 from services.fetchers.service import FetcherService
 from services.settings import Settings
+from services.telemetry import alerts as alerts_telemetry
 from services.telemetry import api as api_telemetry
+from services.telemetry import audit as audit_telemetry
 from services.telemetry import lag as lag_telemetry
 from services.telemetry import pipeline as pipeline_telemetry
 from services.telemetry import store as store_telemetry
@@ -51,7 +53,15 @@ from tests.unit.helm_kit import (
 
 RULES = ROOT / "deploy" / "prometheus" / "alm-rules.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "alm-dashboard.json"
-TELEMETRY = (fetcher_telemetry, lag_telemetry, api_telemetry, store_telemetry, pipeline_telemetry)
+TELEMETRY = (
+    fetcher_telemetry,
+    lag_telemetry,
+    api_telemetry,
+    store_telemetry,
+    pipeline_telemetry,
+    alerts_telemetry,
+    audit_telemetry,
+)
 
 
 def _command(workload: Doc) -> Any:
