@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from cassandra.cqltypes import (
+    BooleanType,
     Int32Type,
     ListType,
     LongType,
@@ -29,6 +30,7 @@ from cassandra.cqltypes import (
 from cassandra.query import UNSET_VALUE
 
 TEXT, BIGINT, INT, DATE, UUID = UTF8Type, LongType, Int32Type, SimpleDateType, UUIDType
+BOOLEAN = BooleanType
 METRICS = MapType.apply_parameters([UTF8Type, LongType])
 PERIODS = ListType.apply_parameters([TupleType.apply_parameters([UTF8Type, UTF8Type, LongType])])
 TEXTS = ListType.apply_parameters([UTF8Type])
@@ -161,6 +163,9 @@ RAW = Table(
         "body": "text",
         "work_ids": "frozen<list<text>>",
         "works": "set<text>",
+        "digest": "text",
+        "method": "text",
+        "redacted": "boolean",
     },
 )
 WORKS = Table(
@@ -338,9 +343,11 @@ CASES = [
                 Column("issued", DATE),
                 Column("publisher", TEXT),
                 Column("canonical_url", TEXT),
+                Column("work_type", TEXT),
+                Column("publisher_id", TEXT),
                 Column("work_id", TEXT),
             ],
-            [7],
+            [9],
         ),
         WORKS,
         lambda i: (
@@ -349,6 +356,8 @@ CASES = [
             UNSET_VALUE,
             f"Synthetic work {_work(i)}",
             date(2020, 1, 1),
+            UNSET_VALUE,
+            UNSET_VALUE,
             UNSET_VALUE,
             UNSET_VALUE,
             _work(i),
@@ -385,6 +394,9 @@ CASES = [
                 Column("body", TEXT),
                 Column("work_ids", TEXTS),
                 Column("works", TEXT_SET),
+                Column("digest", TEXT),
+                Column("method", TEXT),
+                Column("redacted", BOOLEAN),
                 Column("[ttl]", INT),
             ],
             [0, 1],
@@ -400,10 +412,13 @@ CASES = [
             "{}",
             [_work(i), _work(i + 1)],
             {_work(i), _work(i + 1)},
+            "0" * 64,
+            "GET",
+            False,
             3600,
         ),
-        150,
-        44758,
+        110,
+        46918,
         lambda i: i % 2,
     ),
 ]
