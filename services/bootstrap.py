@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.aggregator.service import Aggregator
 from services.core.events import refresh_topic
+from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
 from services.core.staleness import Policy
 from services.fetchers.base import Source
@@ -64,6 +65,23 @@ def make_store(settings: Settings) -> Store:
         )
         return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def make_key_store(store: Store) -> KeyStore:
+    """The API keys' store beside `store`: its SQLite file or its Cassandra keyspace."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_keys import SqliteKeyStore
+
+        return SqliteKeyStore(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_keys import CassandraKeyStore
+
+        return CassandraKeyStore(store)
+    raise TypeError(f"no key store for a {type(store).__name__}")
 
 
 def selected_sources(settings: Settings) -> list[Source]:

@@ -255,6 +255,11 @@ class CassandraStore:
             self._prepared = True
         return self._cql
 
+    async def session(self) -> CqlSession:
+        """The connected session once the keyspace is known to be migrated: how adapters of
+        other ports reach their tables in this keyspace (services/adapters/cassandra_keys.py)."""
+        return await self._ready()
+
     async def _check_migrated(self) -> None:
         """SchemaMissing naming the migrations this code needs that the keyspace lacks."""
         rows = await self._cql.query("SELECT version FROM schema_migrations")

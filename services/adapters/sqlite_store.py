@@ -63,6 +63,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
     """,
+    # API keys (services/adapters/sqlite_keys.py): the digest of each key, never the key.
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT,
+        rate_per_minute INTEGER, email TEXT);
+    """,
 )
 
 
@@ -78,6 +85,11 @@ class SqliteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the store's thread, in one transaction: how adapters of
+        other ports keep their tables in this file (services/adapters/sqlite_keys.py)."""
+        return await self._run(fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:

@@ -6,26 +6,36 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services.api.access import Guard, access_control, quota_headers
 from services.api.errors import json_errors
-from services.api.routes import setup_routes
+from services.api.keycache import KeyCache
+from services.api.routes import ACCESS, setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
-from services.api.state import BUS, CLOCK, SCHEDULING, STORE, TOTALS
+from services.api.state import BUS, CLOCK, GUARD, KEYS, SCHEDULING, STORE, TOTALS
 from services.api.totals import Totals
-from services.bootstrap import make_bus, make_scheduling, make_store, utc_now
+from services.bootstrap import make_bus, make_key_store, make_scheduling, make_store, utc_now
+from services.core.keys import KeyStore, Role
 from services.core.ports import Bus, Store
+from services.keyring import BOOTSTRAP_NAME, ensure_key
 from services.settings import Settings
 from services.telemetry.api import request_metrics
 
 
 def init_app(
-    settings: Settings, store: Store | None = None, bus: Bus | None = None
+    settings: Settings,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    keys: KeyStore | None = None,
 ) -> web.Application:
-    """The API application; it opens its own store and bus unless they are handed in."""
+    """The API application; it opens its own store and bus unless they are handed in (and
+    keeps its API keys beside the store unless a key store is handed in)."""
     app = web.Application(
-        middlewares=[request_metrics, json_errors],
+        # access_control inside json_errors: a malformed form or two keys are JSON 400s
+        middlewares=[request_metrics, json_errors, access_control],
         client_max_size=MAX_BODY_SIZE,
         handler_args=HANDLER_ARGS,
     )
+    app.on_response_prepare.append(quota_headers)
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
@@ -38,6 +48,13 @@ def init_app(
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up
             await app[STORE].migrate()
+        app[KEYS] = keys or make_key_store(app[STORE])
+        cache = KeyCache(app[KEYS], settings.access.key_cache_seconds)
+        app[GUARD] = Guard(settings.access, ACCESS, cache)
+        if settings.access.admin_key:  # every replica: an idempotent insert
+            await ensure_key(
+                app[KEYS], settings.access.admin_key, BOOTSTRAP_NAME, Role.ADMIN, app[CLOCK]()
+            )
         yield
         if owned:
             await app[STORE].close()

@@ -1,10 +1,11 @@
-"""The route table of the API."""
+"""The route table of the API, and what each route needs to be called (ACCESS)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import docs, v5, views
+from services.api import docs, keys, v5, views
+from services.api.access import Access, Rules
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -26,3 +27,35 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
+    app.router.add_post("/api/v1/signup", keys.signup)
+    app.router.add_get("/api/v1/keys", keys.list_keys)
+    app.router.add_post("/api/v1/keys", keys.create)
+    app.router.add_get("/api/v1/keys/me", keys.own_key)
+    app.router.add_get("/api/v1/keys/{id}", keys.show)
+    app.router.add_post("/api/v1/keys/{id}/revoke", keys.revoke)
+
+
+# (method, path template) -> what the route needs (services/api/access.py). A route missing
+# here needs an admin key; HEAD follows GET. Webhooks and other things a key owns: Access.KEY,
+# with `access.require_owner(request, owner_key_id)` in the handler.
+ACCESS: Rules = {
+    ("GET", "/healthz"): Access.PUBLIC,
+    ("GET", "/readyz"): Access.PUBLIC,
+    ("GET", "/metrics"): Access.PUBLIC,
+    ("GET", "/api/v1/openapi.json"): Access.OPEN,
+    ("GET", "/api/v1/sources"): Access.READ,
+    ("POST", "/api/v1/sources/{name}/{action}"): Access.ADMIN,
+    ("GET", "/api/v1/works"): Access.READ,
+    ("POST", "/api/v1/works"): Access.ADMIN,
+    ("GET", "/api/v1/works/{id}/history"): Access.READ,
+    ("GET", "/api/v1/works/{id}"): Access.READ,
+    ("GET", "/api/v5/articles"): Access.READ,
+    ("GET", "/api/v5/sources"): Access.READ,
+    ("GET", "/api/v5/sources/{name}"): Access.READ,
+    ("POST", "/api/v1/signup"): Access.OPEN,
+    ("GET", "/api/v1/keys"): Access.ADMIN,
+    ("POST", "/api/v1/keys"): Access.ADMIN,
+    ("GET", "/api/v1/keys/me"): Access.KEY,
+    ("GET", "/api/v1/keys/{id}"): Access.ADMIN,
+    ("POST", "/api/v1/keys/{id}/revoke"): Access.ADMIN,
+}

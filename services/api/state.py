@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
+    from services.api.access import Guard
     from services.api.totals import Totals
 
 STORE = web.AppKey("store", Store)
@@ -19,3 +21,5 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+KEYS = web.AppKey("keys", KeyStore)
+GUARD: web.AppKey[Guard] = web.AppKey("guard")

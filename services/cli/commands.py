@@ -21,6 +21,7 @@ from services.api.app import init_app
 from services.bootstrap import (
     Pipeline,
     make_bus,
+    make_key_store,
     make_pipeline,
     make_scheduling,
     make_store,
@@ -41,6 +42,7 @@ from services.embedded import (
 )
 from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
+from services.keyring import ensure_local_admin
 from services.registration import CHUNK, RegisterResult, Scheduling, register, register_parsed
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
@@ -205,6 +207,7 @@ async def _run(
             print(f"ALM embedded: data in {settings.data_dir.resolve()}{where}")
             if isinstance(bus, MemoryBus) and (released := await release_dead_leases(pipeline)):
                 print(f"restart: {released} refreshes left in flight by the last run are due")
+            await _local_admin(settings, store)
             api_runner = await _serve_api(settings, store, bus)
             print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
             await _register_and_refresh(settings, pipeline, works_file, once, stop)
@@ -215,6 +218,20 @@ async def _run(
         if stub_runner is not None:
             await stub_runner.cleanup()
     return 0
+
+
+async def _local_admin(settings: Settings, store: Store) -> None:
+    """The embedded user's admin key for the API's writes: DATA_DIR/admin.key, made when no
+    admin key exists (not with ALM_API_ADMIN_KEY, which the API itself stores)."""
+    if settings.access.admin_key:
+        print("admin key: ALM_API_ADMIN_KEY")
+        return
+    admin = await ensure_local_admin(make_key_store(store), settings.data_dir, utc_now())
+    if admin.usable:
+        made = "written to" if admin.created else "in"
+        print(f"admin key: {made} {admin.path} (writes: Authorization: Bearer <that key>)")
+    else:
+        print(f"admin key: none in {admin.path}; `alm keys create --role admin` makes one")
 
 
 async def _register_and_refresh(

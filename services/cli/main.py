@@ -10,6 +10,7 @@ from pathlib import Path
 
 from services import gctune
 from services.cli import commands
+from services.cli import keys as keys_cli
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     pause.add_argument("--reason", default="paused by an operator")
     control.add_parser("resume", help="fetch from a paused source again").add_argument("name")
 
+    keys_cli.add_parser(sub)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     db.add_parser("migrate", help="apply schema migrations")
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
@@ -116,6 +118,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             reason = getattr(args, "reason", None)
             return await commands.source_control(settings, args.name, args.sources_cmd, reason)
         return await commands.sources(settings, args.json)
+    if cmd == "keys":
+        return await keys_cli.run(settings, args)
     if cmd == "db":
         return await commands.db_migrate(settings)
     if cmd == "topics":

@@ -5,7 +5,11 @@ server error and no disagreement between the document and the server.
 
 ALM_SCHEMATHESIS_EXAMPLES (default 100) bounds the examples per operation; the seed is fixed
 (ALM_SCHEMATHESIS_SEED, default 20260101; empty for a random one) so that CI is repeatable.
-A 413, 414 or 431 counts as refusing invalid data (see CONFIG). Stateful links come from the
+A 413, 414 or 431 counts as refusing invalid data (see CONFIG). Every operation is exercised
+with a real admin key (CONFIG's [auth.openapi.bearerKey]): schemathesis's ignored_auth check
+also sends the operations that need a key without one and with a made-up one, and expects
+them refused. Quotas are off (a 429 on a valid request would read as a refusal of valid data;
+tests/unit/test_access.py checks them). Stateful links come from the
 document's own `links`: schemathesis's dependency-analysis
 inference feeds values it finds anywhere in a response (the `input` echoed for an invalid id,
 a whole list rendered as one string) into parameters and then calls the rejection a failure of
@@ -27,7 +31,7 @@ from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH
 from services.api.server import serve
 from services.embedded import Pacing, refresh_until_idle, run_services
-from services.settings import SAMPLE_WORKS, Settings
+from services.settings import SAMPLE_WORKS, AccessSettings, Settings
 from tests.unit.pipeline_kit import pipeline_kit
 
 EXAMPLES = int(os.environ.get("ALM_SCHEMATHESIS_EXAMPLES") or "100")
@@ -38,6 +42,9 @@ algorithms = ["location-headers"]
 
 # A request refused as too large (413 body, 414 URL, 431 header) is refused all the same: a
 # negative `ids` of 100 entries over their maxLength can be longer than the request line limit.
+[auth.openapi.bearerKey]
+bearer = "${ALM_TEST_ADMIN_KEY}"
+
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415",
                      "422", "428", "429", "431", "5xx"]
@@ -56,7 +63,9 @@ async def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path: Path
     async with pipeline_kit(tmp_path) as kit:
         await kit.register(_sample_ids())
         await refresh_until_idle(kit.pipeline)
-        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
+        admin = (await kit.admin_headers())["Authorization"].removeprefix("Bearer ")
+        unlimited = AccessSettings(rate_anonymous=None, rate_reader=None, rate_signup=None)
+        settings = Settings(data_dir=tmp_path, status_cache_seconds=0, access=unlimited)
         runner = await serve(init_app(settings, store=kit.store, bus=kit.bus), "127.0.0.1", 0)
         stop = asyncio.Event()
         pipeline = asyncio.create_task(run_services(kit.pipeline, stop, Pacing(tick_seconds=1.0)))
@@ -77,6 +86,7 @@ async def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path: Path
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=tmp_path,
+                env={**os.environ, "ALM_TEST_ADMIN_KEY": admin},
             )
             output = (await proc.communicate())[0].decode("utf-8", "replace")
             elapsed = time.monotonic() - started
@@ -90,5 +100,5 @@ async def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path: Path
     failures = output[output.find("FAILURES") :] if "FAILURES" in output else output
     short = "\n".join(line[:500] for line in failures.splitlines())  # curl lines can be 100 kB
     assert proc.returncode == 0, short[:30000]
-    assert "12 selected / 12 total" in output
-    assert re.search(r"Tested: 12\b", output)
+    assert "18 selected / 18 total" in output
+    assert re.search(r"Tested: 18\b", output)
