@@ -23,6 +23,7 @@ from services.aggregator.app import APP_ID
 from services.aggregator.service import Aggregator
 from services.cli.main import _parser
 from services.core.events import TOPIC_RAW, refresh_topic
+from services.core.keys import new_secret_key
 from services.core.staleness import Policy
 from services.fetchers import telemetry as fetcher_telemetry
 from services.fetchers.base import SourceConfig
@@ -67,12 +68,12 @@ def _fetchers(docs: list[Doc]) -> dict[str, Doc]:
 
 
 _FILES = ("_FILE", "_TLS_CA", "_TLS_CERT", "_TLS_KEY")  # variables naming a mounted file
-_CREDENTIALS = re.compile(r"ALM_CASSANDRA_(USERNAME|PASSWORD|TLS)")
+_CREDENTIALS = re.compile(r"ALM_CASSANDRA_(USERNAME|PASSWORD|TLS)|ALM_API_ADMIN_KEY")
 
 
 def _plain_settings(workload: Doc) -> Settings:
-    """The container's settings without the Cassandra credentials and TLS files (checked on
-    their own in test_every_container_environment_is_accepted)."""
+    """The container's settings without the Cassandra credentials, TLS files and the admin
+    key (checked on their own in test_every_container_environment_is_accepted)."""
     env = {
         name: entry["value"]
         for name, entry in env_of(workload).items()
@@ -192,7 +193,8 @@ def test_every_container_environment_is_accepted(case: str, tmp_path: Path) -> N
             if name.endswith(_FILES):
                 assert _mounted(workload, value), f"{name}={value} is on no mounted volume"
                 value = str(tmp_path / name)
-                Path(value).write_text("secret-value\n")
+                secret = new_secret_key() if name == "ALM_API_ADMIN_KEY_FILE" else "secret-value"
+                Path(value).write_text(secret + "\n")
             env[name] = value
         settings = Settings.from_env(env)
         settings.policy()
@@ -215,6 +217,34 @@ def test_cassandra_credentials_and_tls_reach_the_store() -> None:
         "name": "demo-superuser",
         "key": "username",
     }
+
+
+def test_access_values_reach_the_api_only(tmp_path: Path) -> None:
+    """api.access becomes the API's access settings (the admin key Secret mounted where
+    ALM_API_ADMIN_KEY_FILE points); no other workload gets ALM_API_* settings."""
+    docs = render(*CASES["all-on-values"])
+    api = _only(docs, "api")
+    env = env_of(api)
+    assert _mounted(api, env["ALM_API_ADMIN_KEY_FILE"]["value"])
+    volume = next(v for v in pod_spec(api)["volumes"] if v["name"] == "admin-key")
+    assert volume["secret"]["secretName"] == "alm-admin-key"
+    assert volume["secret"]["items"] == [{"key": "admin-key", "path": "admin.key"}]
+    key = tmp_path / "admin.key"
+    key.write_text(new_secret_key())
+    plain = {n: e["value"] for n, e in env.items() if "value" in e and not _CREDENTIALS.match(n)}
+    access = Settings.from_env({**plain, "ALM_API_ADMIN_KEY_FILE": str(key)}).access
+    assert access.require_key and not access.signup
+    assert (str(access.rate_anonymous), str(access.rate_reader), str(access.rate_signup)) == (
+        "30/min",
+        "20/s",
+        "3/d",
+    )
+    assert access.rate_admin is None and access.key_cache_seconds == 2.5
+    assert [str(n) for n in access.trusted_proxies] == ["10.0.0.0/8", "fd00::/8"]
+    assert access.admin_key == key.read_text()
+    for workload in workloads(docs):
+        if workload is not api:
+            assert not [n for n in env_of(workload) if n.startswith("ALM_API_")], workload
 
 
 @pytest.mark.parametrize("case", CASES)
