@@ -45,8 +45,9 @@ def make_bus(settings: Settings) -> Bus:
     raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
 
 
-def make_store(settings: Settings) -> Store:
-    """The store adapter `settings.store` names."""
+def make_store(settings: Settings, request_timeout: float | None = None) -> Store:
+    """The store adapter `settings.store` names; `request_timeout` bounds each Cassandra
+    request (the API's is short: ALM_API_STORE_TIMEOUT)."""
     ttl = timedelta(days=settings.raw_ttl_days)
     if settings.store == "sqlite":
         from services.adapters.sqlite_store import SqliteStore
@@ -62,6 +63,7 @@ def make_store(settings: Settings) -> Store:
             settings.keyspace,
             ttl,
             connection=settings.cassandra_connection,
+            request_timeout=20.0 if request_timeout is None else request_timeout,
         )
         return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
@@ -139,7 +141,15 @@ def make_pipeline(
     )
     fetchers = [
         FetcherService(
-            s, bus, store, caller, settings.source_config(s.name), policy, clock, rng=rng
+            s,
+            bus,
+            store,
+            caller,
+            settings.source_config(s.name),
+            policy,
+            clock,
+            rng=rng,
+            failure_limit=settings.source_failure_limit,
         )
         for s in sources
     ]

@@ -14,14 +14,20 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
+from services.adapters.failures import describe, unavailable
 from services.adapters.memory_bus import MemoryBus
 from services.bootstrap import Pipeline
+from services.shutdown import DRAIN_SECONDS
 from services.telemetry.pipeline import STEP_FAILURES
 
 log = structlog.get_logger("alm.embedded")
+
+STEP_BACKOFF = 0.5  # seconds before a failed step is tried again, doubling up to STEP_RETRY_MAX
+STEP_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,30 +100,61 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def _finish_step(task: asyncio.Future[int], stop: asyncio.Event, drain: float) -> int:
+    """The step's result; once `stop` is set, the step gets `drain` seconds to finish (and
+    commit), then it is cancelled: its uncommitted batch is redone by the next owner."""
+    stopping = asyncio.ensure_future(stop.wait())
+    either: list[asyncio.Future[Any]] = [task, stopping]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait([task], timeout=drain)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+            log.warning("step_cancelled_at_shutdown", after_seconds=drain)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stop.is_set():
+            return 0
+        raise
+
+
 async def keep_stepping(
     name: str,
     step: Callable[[float], Awaitable[int]],
     stop: asyncio.Event,
     idle: float = 1.0,
-    backoff: float = 2.0,
-    drain: bool = False,
+    backoff: float = STEP_BACKOFF,
+    drain: float = DRAIN_SECONDS,
+    until_empty: bool = False,
 ) -> None:
-    """Run a service's `step` until `stop`; a failing step (a Kafka or Cassandra hiccup) is
-    logged and retried after `backoff` seconds: its uncommitted batch is redone. With `drain`,
-    once `stop` is set it goes on until a step finds nothing left."""
+    """Run a service's `step` until `stop`. A failing step (Kafka or Cassandra down) is logged
+    and retried after a pause that doubles up to STEP_RETRY_MAX and resets on success: its
+    uncommitted batch is redone (the step rewinds its consumer). Stopping lets the step in
+    progress finish within `drain` seconds. With `until_empty`, once `stop` is set it goes on
+    until a step finds nothing left (the embedded runner empties its in-process bus so)."""
+    delay = backoff
     while not stop.is_set():
         try:
-            moved = await step(idle)
-        except Exception:
+            moved = await _finish_step(asyncio.ensure_future(step(idle)), stop, drain)
+        except Exception as exc:
             STEP_FAILURES.labels(name).inc()
-            log.exception("service_step_failed_retrying", service=name)
-            await _pause(stop, backoff)
+            if unavailable(exc):  # expected while a dependency is down: no traceback
+                log.warning("service_step_failed_retrying", service=name, error=describe(exc))
+            else:
+                log.exception("service_step_failed_retrying", service=name)
+            await _pause(stop, delay)
+            delay = min(delay * 2, STEP_RETRY_MAX)
             continue
+        delay = backoff
         if moved == 0:
             await _pause(stop, 0.05)
-    while drain:
+    while until_empty:
         try:
-            drain = await step(0) > 0
+            until_empty = await step(0) > 0
         except Exception:
             log.exception("service_drain_failed", service=name)
             return
@@ -207,8 +244,10 @@ async def run_services(
         ),
     ]
     consumers = [
-        asyncio.create_task(keep_stepping("scheduler", p.scheduler.step, drain, drain=True)),
-        asyncio.create_task(keep_stepping("aggregator", p.aggregator.step, drain, drain=True)),
+        asyncio.create_task(keep_stepping("scheduler", p.scheduler.step, drain, until_empty=True)),
+        asyncio.create_task(
+            keep_stepping("aggregator", p.aggregator.step, drain, until_empty=True)
+        ),
     ]
     watcher = asyncio.create_task(_report_idle(p, reconciled, on_idle)) if on_idle else None
     try:
@@ -230,13 +269,13 @@ async def _shut_down(
     half the grace; then the consumers handle what is left on the bus, until the grace ends."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    stopped = await _finish(producers, grace / 2)
+    stopped = await _finish_tasks(producers, grace / 2)
     drain.set()
-    drained = await _finish(consumers, grace - (loop.time() - started))
+    drained = await _finish_tasks(consumers, grace - (loop.time() - started))
     log.info("shut_down", seconds=round(loop.time() - started, 3), complete=stopped and drained)
 
 
-async def _finish(tasks: Sequence[asyncio.Task[None]], within: float) -> bool:
+async def _finish_tasks(tasks: Sequence[asyncio.Task[None]], within: float) -> bool:
     """Wait up to `within` seconds for `tasks`, then cancel those still running; whether all
     ended by themselves."""
     pending: set[asyncio.Task[None]] = set()

@@ -12,7 +12,7 @@ from pathlib import Path
 from services import gctune
 from services.core.keys import split_key
 from services.core.quota import Rate, parse_rate
-from services.core.staleness import Policy, parse_duration, parse_intervals
+from services.core.staleness import Intervals, Policy, parse_duration, parse_intervals
 from services.fetchers.base import SourceConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
     return int(value)
 
@@ -114,6 +114,20 @@ def _password(env: Mapping[str, str]) -> str | None:
     if not content:
         raise ValueError(f"ALM_CASSANDRA_PASSWORD_FILE={path} is empty")
     return content
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from `name` (unset or empty: `default`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +312,13 @@ class Settings:
     sources: tuple[str, ...] = ()  # empty = every registered source
     raw_ttl_days: int = 7
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
+    api_store_timeout: float = 3.0  # ALM_API_STORE_TIMEOUT: seconds an API store call may take
+    # ALM_RETRY_BASE, ALM_RETRY_MAX, ALM_RETRY_ATTEMPTS: a failed fetch is tried again after
+    # BASE, doubling up to MAX, ATTEMPTS times in all, then dead-lettered (until its next refresh)
+    retry: tuple[str, str, str] = ("5m", "6h", "5")
+    # ALM_SOURCE_FAILURE_LIMIT: failed upstream calls in 24 h after which a source is paused
+    # until resumed (ALM's 200); 0 never pauses for failures (refused credentials still do)
+    source_failure_limit: int = 200
     gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
     event_window: int = 10_000  # ALM_EVENT_WINDOW: records an unread in-process topic keeps
     reconcile_seconds: float = 6 * 3600.0  # ALM_RECONCILE_INTERVAL: between reconcile passes
@@ -334,6 +355,13 @@ class Settings:
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
             raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
+            api_store_timeout=_positive(e, "ALM_API_STORE_TIMEOUT", 3.0),
+            source_failure_limit=_count(e, "ALM_SOURCE_FAILURE_LIMIT", 200),
+            retry=(
+                e.get("ALM_RETRY_BASE") or "5m",
+                e.get("ALM_RETRY_MAX") or "6h",
+                e.get("ALM_RETRY_ATTEMPTS") or "5",
+            ),
             gc_threshold=gctune.thresholds(e.get("ALM_GC_THRESHOLD")),
             event_window=_count(e, "ALM_EVENT_WINDOW", 10_000),
             reconcile_seconds=_duration(e, "ALM_RECONCILE_INTERVAL", "6h"),
@@ -366,12 +394,24 @@ class Settings:
         )
 
     def policy(self) -> Policy:
-        """The staleness policy: defaults, ALM_DEFAULT_REFRESH and per-source overrides."""
+        """The staleness policy: defaults, ALM_DEFAULT_REFRESH and per-source overrides, and
+        the retry backoff (ValueError naming the variable that is wrong)."""
         default = self.intervals.get("default")
         per_source = {k: parse_intervals(v) for k, v in self.intervals.items() if k != "default"}
-        if default:
-            return Policy(default=parse_intervals(default), per_source=per_source)
-        return Policy(per_source=per_source)
+        base, most, attempts = self.retry
+        if not attempts.strip().isdigit() or int(attempts) < 1:
+            raise ValueError(f"ALM_RETRY_ATTEMPTS must be a whole number from 1, not {attempts!r}")
+        try:
+            backoff = parse_duration(base), parse_duration(most)
+        except ValueError as exc:
+            raise ValueError(f"ALM_RETRY_BASE / ALM_RETRY_MAX: {exc}") from None
+        return Policy(
+            default=parse_intervals(default) if default else Intervals(),
+            per_source=per_source,
+            retry_base=backoff[0],
+            retry_max=backoff[1],
+            max_attempts=int(attempts),
+        )
 
     @property
     def user_agent(self) -> str:

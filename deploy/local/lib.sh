@@ -6,6 +6,9 @@
 LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$LOCAL_DIR/../.." && pwd)"
 STATE_DIR="${ALM_LOCAL_DIR:-$REPO_DIR/.alm-local}"
+# The jar cache may be shared between several state directories (a private fault-test cluster
+# reusing the main one's jars): ALM_JARS_DIR.
+JARS_DIR="${ALM_JARS_DIR:-$STATE_DIR/jars}"
 PID_DIR="$STATE_DIR/pids"
 LOG_DIR="$STATE_DIR/logs"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import struct
 import threading
 from collections import namedtuple
 from collections.abc import (
@@ -23,27 +22,38 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
-    Mapping,
     Sequence,
 )
 from pathlib import Path
-from typing import Any, NamedTuple, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import structlog
 from cassandra import ConsistencyLevel, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import (
-    UNSET_VALUE,
     BatchStatement,
-    BatchType,
     BoundStatement,
     PreparedStatement,
     SimpleStatement,
     ValueSequence,
 )
 
+from services.adapters.cassandra_batching import (
+    BATCH_SETTINGS,
+    Batch,
+    Batcher,
+    BatchLimits,
+    Binder,
+    request,
+    split,
+    too_large,
+)
 from services.settings import CassandraConnection
 
 log = structlog.get_logger("alm.cassandra")
@@ -53,22 +63,9 @@ Row = Any  # the driver's named tuples
 Call = tuple[str, Sequence[Any]]  # a prepared statement by name, and its parameters
 Request: TypeAlias = Call | BoundStatement | BatchStatement  # what `run_many` sends
 
-# Write batches (see `CqlSession.batches`) stay under the cluster's own warning thresholds,
-# read from `system_views.settings` at start-up: partitions in an unlogged batch
-# (unlogged_batch_across_partitions_warn_threshold) and bytes of mutations
-# (batch_size_warn_threshold, of which BATCH_BYTES_SHARE is counted in bound values, leaving
-# room for keys and column overhead). Cassandra's defaults, 10 and 5 KiB, when the settings
-# cannot be read; never more than MAX_BATCH_PARTITIONS (bigger batches only add latency).
-BATCH_PARTITIONS = 10
-BATCH_BYTES = 3 * 1024
-BATCH_BYTES_SHARE = 0.6
-MAX_BATCH_PARTITIONS = 100
-_PARTITIONS_SETTING = "unlogged_batch_across_partitions_warn_threshold"
-_BYTES_SETTINGS = ("batch_size_warn_threshold", "batch_size_warn_threshold_in_kb")  # 4.1+, 4.0
-_SIZE = re.compile(r"\s*(\d+)\s*([KMG]?i?B)?\s*", re.IGNORECASE)
-_UNITS = {"": 1024, "b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2, "mb": 1024**2}
 READ_KEYS = 50  # partition keys per `IN` read
 
+RECONNECT_MAX = 10.0  # seconds between attempts to reach a node that is down, at most
 PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
 MIGRATIONS_DIR = Path(__file__).with_name("cassandra_migrations")
 
@@ -89,29 +86,6 @@ def row_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[
         names = [re.sub(r"\W", "", name) or "col" for name in key]
         cls = _ROW_TYPES[key] = namedtuple("Row", names, rename=True)
     return [cls(*row) for row in rows]
-
-
-class BatchLimits(NamedTuple):
-    """How big an UNLOGGED batch `CqlSession.batches` builds: partitions, bytes of values."""
-
-    partitions: int = BATCH_PARTITIONS
-    bytes: int = BATCH_BYTES
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, str | None]) -> BatchLimits:
-        """The limits under a node's warning thresholds (`system_views.settings` name ->
-        value); a threshold missing, disabled or unreadable keeps Cassandra's default."""
-        partitions, size = BATCH_PARTITIONS, BATCH_BYTES
-        raw = settings.get(_PARTITIONS_SETTING)
-        if raw is not None and raw.strip().isdigit() and int(raw) > 0:
-            partitions = min(int(raw), MAX_BATCH_PARTITIONS)
-        for name in _BYTES_SETTINGS:  # 4.1+ has a size with its unit; 4.0 KiB as a number
-            match = _SIZE.fullmatch(settings.get(name) or "")
-            unit = _UNITS.get((match[2] or "").lower()) if match else None
-            if match and unit and int(match[1]) > 0:
-                size = int(int(match[1]) * unit * BATCH_BYTES_SHARE)
-                break
-        return cls(partitions, size)
 
 
 class SchemaMissing(RuntimeError):
@@ -151,7 +125,7 @@ class CqlSession:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
-        self._binders: dict[str, _Binder] = {}
+        self._binders: dict[str, Binder] = {}
         self._lock = threading.Lock()
         self.batch_limits = BatchLimits()  # read from the cluster when connecting
 
@@ -177,6 +151,9 @@ class CqlSession:
             port=self.port,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=10,
+            # A node that was down (stopped, paused, restarted) is tried again within seconds,
+            # not the driver's default of up to 10 minutes: services recover by themselves.
+            reconnection_policy=ExponentialReconnectionPolicy(0.5, RECONNECT_MAX),
             protocol_version=PROTOCOL_VERSION,
             auth_provider=auth,
             ssl_context=conn.ssl_context(),
@@ -233,7 +210,18 @@ class CqlSession:
             return {name: session.prepare(self.qualify(cql)) for name, cql in statements.items()}
 
         self._prepared.update(await asyncio.to_thread(run))
-        self._binders.update({name: _Binder(self._prepared[name]) for name in statements})
+        self._binders.update(
+            {name: Binder(self._prepared[name], self._table_of(name)) for name in statements}
+        )
+
+    def _table_of(self, name: str) -> Any | None:
+        """The driver's schema metadata of the table statement `name` writes (None if unknown:
+        batches are then sized by an estimate that can only be larger)."""
+        columns = self._prepared[name].column_metadata or ()
+        keyspace = self._cluster.metadata.keyspaces.get(self.keyspace) if self._cluster else None
+        if not columns or keyspace is None:
+            return None
+        return keyspace.tables.get(columns[0].table_name)
 
     def qualify(self, cql: str) -> str:
         """`cql` with its table names prefixed by the keyspace (a prepared statement must name
@@ -332,7 +320,7 @@ class CqlSession:
             return []
         return await _Window(self, await self.session(), todo).run()
 
-    def batches(self, calls: Iterable[Call]) -> list[BoundStatement | BatchStatement]:
+    def batches(self, calls: Iterable[Call]) -> list[BoundStatement | Batch]:
         """Writes grouped into UNLOGGED batches by replica set, in order within each group.
 
         The driver's per-request CPU (building, sending and settling a request) is what limits
@@ -340,22 +328,25 @@ class CqlSession:
         row's partition (what the Spark connector calls grouping by replica set) means the
         coordinator, chosen token-aware from the batch's first row, owns every row of the batch:
         no extra hop, no coordinator fan-out. A batch holds at most `batch_limits` partitions
-        and bytes of values (under the cluster's warning thresholds). Rows of one partition in
+        and bytes as the server counts them (under the cluster's warning thresholds,
+        services/adapters/cassandra_batching.py); `run_many` splits one the server refuses
+        for its size anyway. Rows of one partition in
         a batch are applied atomically; across partitions an unlogged batch promises nothing
         more than separate writes, so callers order dependent writes in separate calls
         (history before state). The same row twice in one batch would get one timestamp (the
         larger value winning, not the later): callers pass each row once."""
-        groups: dict[Hashable, _Batcher] = {}
+        groups: dict[Hashable, Batcher] = {}
         one_node = self._one_node()
         binders = self._binders
         for name, params in calls:
-            bound = binders[name](params)
+            binder = binders[name]
+            bound = binder(params)
             replicas = None if one_node else self._replicas(bound.routing_key)
             group = groups.get(replicas)
             if group is None:
-                group = groups[replicas] = _Batcher(self.batch_limits)
-            group.add(bound)
-        return [_request(chunk) for group in groups.values() for chunk in group.finish()]
+                group = groups[replicas] = Batcher(self.batch_limits)
+            group.add(bound, binder.cost(bound.values), binder.table)
+        return [request(chunk) for group in groups.values() for chunk in group.finish()]
 
     def read_groups(self, name: str, keys: Sequence[Sequence[Any]]) -> list[list[int]]:
         """Indexes of `keys` (parameters of the single-partition statement `name`) grouped by
@@ -393,61 +384,18 @@ class CqlSession:
 
 
 def _read_batch_limits(session: Session) -> BatchLimits:
-    """The batch limits under the connected node's warning thresholds (Cassandra 4.0+
+    """The batch limits under the connected node's batch thresholds (Cassandra 4.0+
     `system_views.settings`), read once when connecting; Cassandra's defaults where it cannot
     tell."""
-    names = [_PARTITIONS_SETTING, *_BYTES_SETTINGS]
     try:
         rows = session.execute(
             "SELECT name, value FROM system_views.settings WHERE name IN %s",
-            (ValueSequence(names),),
+            (ValueSequence(BATCH_SETTINGS),),
         )
     except DriverException as exc:  # no virtual tables (before 4.0), or not allowed
         log.warning("cassandra_batch_limits_unread", error=str(exc))
         return BatchLimits()
     return BatchLimits.from_settings({r.name: r.value for r in rows})
-
-
-class _Binder:
-    """`PreparedStatement.bind` for the many small rows `batches` writes, at about half its
-    CPU: each column's serializer is looked up once, not per value (the driver also builds a
-    column descriptor per value for column encryption, which ALM does not use). Same values
-    and errors as the driver's bind for positional parameters; a statement with a column
-    encryption policy is bound by the driver."""
-
-    def __init__(self, prepared: PreparedStatement) -> None:
-        self.prepared = prepared
-        columns = prepared.column_metadata
-        self.serializers = [(c.name, c.type, c.type.serialize) for c in columns]
-        self.routing = set(prepared.routing_key_indexes or ())
-        self.protocol = prepared.protocol_version
-        self.driver_only = prepared.column_encryption_policy is not None or self.protocol < 4
-
-    def __call__(self, params: Sequence[Any]) -> BoundStatement:
-        if self.driver_only or len(params) != len(self.serializers):
-            return self.prepared.bind(params)  # the driver's checks and messages
-        values: list[Any] = []
-        for index, ((name, kind, serialize), value) in enumerate(
-            zip(self.serializers, params, strict=True)
-        ):
-            if value is None:
-                values.append(None)
-            elif value is UNSET_VALUE:
-                if index in self.routing:
-                    raise ValueError(f"cannot leave routing key column {name!r} unset")
-                values.append(UNSET_VALUE)
-            else:
-                try:
-                    values.append(serialize(value, self.protocol))
-                except (TypeError, struct.error) as exc:
-                    raise TypeError(
-                        f'Received an argument of invalid type for column "{name}". '
-                        f"Expected: {kind}, Got: {type(value)}; ({exc})"
-                    ) from exc
-        bound = BoundStatement(self.prepared)
-        bound.raw_values = params
-        bound.values = values
-        return bound
 
 
 class _Routed(BoundStatement):  # type: ignore[misc]
@@ -459,51 +407,6 @@ class _Routed(BoundStatement):  # type: ignore[misc]
     @property
     def routing_key(self) -> bytes | None:
         return self.fixed_key
-
-
-def _request(chunk: list[BoundStatement]) -> BoundStatement | BatchStatement:
-    """A chunk as one request: its statement alone, or an UNLOGGED batch of them."""
-    if len(chunk) == 1:
-        return chunk[0]
-    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-    for bound in chunk:
-        batch.add(bound)
-    return batch
-
-
-class _Batcher:
-    """Cuts one replica group's writes into chunks within the partition and size limits."""
-
-    def __init__(self, limits: BatchLimits | None = None) -> None:
-        self.limits = limits or BatchLimits()
-        self.out: list[list[BoundStatement]] = []
-        self.open: list[BoundStatement] = []
-        self.partitions: set[bytes | None] = set()
-        self.size = 0
-
-    def add(self, bound: BoundStatement) -> None:
-        size = sum(len(v) for v in bound.values if isinstance(v, bytes))
-        key = bound.routing_key
-        new_partition = key not in self.partitions
-        if self.open and (
-            (new_partition and len(self.partitions) >= self.limits.partitions)
-            or self.size + size > self.limits.bytes
-        ):
-            self._flush()
-            new_partition = True
-        self.open.append(bound)
-        self.size += size
-        if new_partition:
-            self.partitions.add(key)
-
-    def _flush(self) -> None:
-        if self.open:
-            self.out.append(self.open)
-        self.open, self.partitions, self.size = [], set(), 0
-
-    def finish(self) -> list[list[BoundStatement]]:
-        self._flush()
-        return self.out
 
 
 class _Window:
@@ -526,11 +429,12 @@ class _Window:
         self._woken = False
 
     async def run(self) -> list[list[Row]]:
+        asked = len(self.todo)
         self._fill()
         await self.done
         if self.error is not None:
             raise self.error
-        return self.out
+        return self.out[:asked]  # not the halves of split batches
 
     def _fill(self) -> None:
         if self.done.cancelled():  # the caller went away: send nothing more
@@ -575,9 +479,16 @@ class _Window:
         self._fill()
 
     def _record(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
-        """One statement finished: keep its rows, or its error (the first one wins)."""
+        """One statement finished: keep its rows, or its error (the first one wins). A batch
+        the server refused for its size is sent again as two halves."""
         self.pending -= 1
-        if exc is not None:
+        item = self.todo[index]
+        if exc is not None and isinstance(item, Batch) and too_large(exc):
+            log.warning("cassandra_batch_split", statements=len(item.statements))
+            halves = split(item)
+            self.todo.extend(halves)
+            self.out.extend([] for _ in halves)
+        elif exc is not None:
             self.error = self.error or exc
         else:
             self.out[index] = rows or []

@@ -23,7 +23,8 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
   entries, and each (work, source)'s current entry, its position, is kept in its
   `source_totals` row (`due_at`, `due_attempt`; ALM's retrieval status had `scheduled_at`), so
   `set_due` deletes the previous row and `due` reads only the hours up to now: O(due). A row
-  left behind by a crash or a race does not match the position and is removed when scanned.
+  left behind by a crash or a race does not match the position and is removed when scanned
+  (once it is older than SETTLE_US: a row just written waits for its position).
   Within an hour a scan starts where the previous one handed out its last entry
   (SCAN_MARGIN_US), so the tombstones of entries already leased are not read on every tick.
   The position costs the aggregator no read and no row of its own: `states` and `due` remember
@@ -87,6 +88,11 @@ HOUR_US = 3_600_000_000
 # SCAN_MARGIN_US behind the present, and reads the whole hour again every FULL_SCAN_SECONDS.
 SCAN_MARGIN_US = 60_000_000
 FULL_SCAN_SECONDS = 600.0
+# A due row whose work's position is elsewhere is stale (left by a crash or a race) and deleted
+# when scanned, unless it was written less than SETTLE_US ago: set_due writes the row first and
+# the position next, and a scan in between must not take the new row for a stale one (that lost
+# the entry for good: the position then pointed at a row that no longer existed).
+SETTLE_US = 60_000_000
 RAW_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c59-9a55-0a1e5c0b7a11")
 
 _WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
@@ -127,8 +133,8 @@ STATEMENTS: dict[str, str] = {
     "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt, leased)"
     " VALUES (?,?,?,?,?,?)",
     "due_del": "DELETE FROM due WHERE source=? AND bucket=? AND at=? AND work_id=?",
-    "due_scan": "SELECT at, work_id, attempt, leased FROM due WHERE source=? AND bucket=?"
-    " AND at>=? AND at<=?",
+    "due_scan": "SELECT at, work_id, attempt, leased, WRITETIME(attempt) AS written FROM due"
+    " WHERE source=? AND bucket=? AND at>=? AND at<=?",
     "due_sources": "SELECT DISTINCT source FROM due_buckets",
     "bucket_put": "INSERT INTO due_buckets (source, bucket) VALUES (?,?)",
     "bucket_list": "SELECT bucket FROM due_buckets WHERE source=? AND bucket<=?",
@@ -232,13 +238,16 @@ class CassandraStore:
         raw_ttl: timedelta = timedelta(days=7),
         replication: Mapping[str, Any] | None = None,
         connection: CassandraConnection | None = None,
+        request_timeout: float = 20.0,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
             raise ValueError(f"invalid Cassandra keyspace name {keyspace!r} (letters, digits, _)")
         self.keyspace = keyspace.lower()
         self._raw_ttl = raw_ttl
         self._replication = replication
-        self._cql = CqlSession(hosts, port, self.keyspace, connection=connection)
+        self._cql = CqlSession(
+            hosts, port, self.keyspace, request_timeout=request_timeout, connection=connection
+        )
         self._prepared = False  # STATEMENTS prepared (after checking the schema is migrated)
         self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
         # (work, source) -> (due_at, attempt) or None (no entry): positions read by `states` and
@@ -781,14 +790,17 @@ class CassandraStore:
             current = {r.work_id: _position(r) for r in found}
             stale = []
             handed: dict[tuple[str, str], tuple[int, int] | None] = {}
+            written_before = int(time.time() * 1_000_000) - SETTLE_US
             for r in page:
                 position = current.get(r.work_id)
                 if position is not None and position[0] == r.at:
                     at = _dt_required(r.at)
                     out.append(DueEntry(r.work_id, at, int(r.attempt), bool(r.leased)))
                     handed[(r.work_id, source)] = position
-                else:
+                elif (r.written or 0) < written_before:
                     stale.append(("due_del", (source, bucket, r.at, r.work_id)))
+                # else: written moments ago, its position is being written (set_due's second
+                # round): neither handed out nor deleted; the next scan finds it current
             self._remember(handed)  # the scheduler leases them next: no read then
             await cql.run_many(cql.batches(stale))
             if len(out) >= want:

@@ -345,6 +345,7 @@ class KafkaBusConsumer:
         self._closed = False
         self._per_record = 1.0  # events per record in the last poll
         self._lag = PartitionLag(group)  # alm_consumer_lag of the partitions this member owns
+        self._rewind = False  # a rewind asked for and not done yet (done before the next poll)
 
     def _ensure(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -367,6 +368,8 @@ class KafkaBusConsumer:
 
     def _poll(self, max_records: int, timeout: float) -> list[Message]:
         consumer = self._ensure()
+        if self._rewind:
+            self._seek_committed()
         # Records may hold many events: ask for about as many records as make `max_records`
         # events at the last poll's events per record.
         want = max(1, min(max_records, round(max_records / self._per_record)))
@@ -407,8 +410,32 @@ class KafkaBusConsumer:
         result: list[Message] = await self._run(self._poll, max_records, timeout)
         return result
 
+    def _seek_committed(self) -> None:
+        """Move every assigned partition back to the group's committed offset (to the start
+        where nothing is committed yet: auto_offset_reset is earliest)."""
+        consumer = self._consumer
+        if consumer is not None:
+            for tp in consumer.assignment():
+                offset = consumer.committed(tp)
+                if offset is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+        self._rewind = False
+
+    async def rewind(self) -> None:
+        """Go back to the committed offsets, so the batch of a failed step is polled again
+        (without it, the position is past that batch and the next commit would skip it). If the
+        group coordinator cannot tell the offsets now, the rewind is done before the next poll,
+        and nothing is committed until then."""
+        self._rewind = True
+        try:
+            await self._run(self._seek_committed)
+        except KafkaError as exc:
+            log.warning("rewind_deferred", group=self._group, error=str(exc))
+
     def _commit(self) -> None:
-        if self._consumer is None:
+        if self._consumer is None or self._rewind:  # positions past unprocessed records
             return
         consumer = self._consumer
         positions = {tp: consumer.position(tp) for tp in consumer.assignment()}

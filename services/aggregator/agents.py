@@ -50,11 +50,13 @@ class Runtime:
     batches: int = 0
     observations: int = 0
     in_flight: dict[asyncio.Task[None], frozenset[str]] = field(default_factory=dict)
+    acks: set[asyncio.Task[None]] = field(default_factory=set)  # batches awaiting their ack
+    draining: bool = False  # stopping: no batch is started any more
 
 
 async def prepare(runtime: Runtime, events: list[Any]) -> list[Observation]:
-    """Recover partitions new to this process, then decode the batch's observations (and
-    dead-letter the records that are none)."""
+    """Recover partitions new to this process, then decode the batch's observations (the
+    records that are none go to the dead-letter topic)."""
     first: dict[int, int] = {}
     for event in events:
         tp = event.message.tp
@@ -64,22 +66,24 @@ async def prepare(runtime: Runtime, events: list[Any]) -> list[Observation]:
     new = runtime.published.unknown(first)
     if new:
         await runtime.published.recover({p: first[p] for p in new})
-    observations = runtime.aggregator.decode(
+    observations, rejected = runtime.aggregator.decode(
         pair for event in events for pair in unpack(_key(event.key), _value(event.value))
     )
-    await runtime.aggregator.dead_letter()
+    await runtime.aggregator.dead_letter(rejected)
     return observations
 
 
 async def fold(runtime: Runtime, chunk: list[Observation]) -> None:
-    """Process one chunk of observations until it succeeds (never skipped, never half-done)."""
-    await until_done(partial(runtime.aggregator.process, chunk), len(chunk))
+    """Process one chunk of observations until it succeeds (never skipped, never half-done;
+    an observation that can never be stored is dead-lettered by `settle`)."""
+    await until_done(partial(runtime.aggregator.settle, chunk), len(chunk))
 
 
 async def until_done(step: Callable[[], Awaitable[T]], size: int) -> T:
     """`step()` again, with growing pauses, until it succeeds (the store or the bus is down):
-    a batch is never skipped. Cancelling (stopping) stops it: what was not acknowledged is
-    redone by the next owner of its partitions."""
+    a batch is never skipped. Permanent failures do not reach here (`settle` dead-letters
+    them). Cancelling (stopping) stops it: what was not acknowledged is redone by the next
+    owner of its partitions."""
     delay = 0.5
     while True:
         try:
@@ -110,7 +114,10 @@ async def start(runtime: Runtime, observations: list[Observation]) -> list[async
 
 async def begin(runtime: Runtime, events: list[Any]) -> Awaitable[None]:
     """Recover and decode a batch of faust events (retried until it succeeds) and start folding
-    its chunks; returns what completes, and counts the batch, once every chunk is folded."""
+    its chunks; returns what completes, and counts the batch, once every chunk is folded.
+    While draining, a new batch is not started: it waits (unacknowledged) to be cancelled."""
+    if runtime.draining:
+        await asyncio.get_running_loop().create_future()
     observations = await until_done(partial(prepare, runtime, events), len(events))
     tasks = await start(runtime, observations)
 
@@ -125,6 +132,21 @@ async def begin(runtime: Runtime, events: list[Any]) -> Awaitable[None]:
 async def handle(runtime: Runtime, events: list[Any]) -> None:
     """Process one batch of faust events and wait until it is folded."""
     await (await begin(runtime, events))
+
+
+async def drain(runtime: Runtime, seconds: float) -> bool:
+    """Stop starting batches and wait up to `seconds` for those started to be folded and
+    acknowledged (faust then commits their offsets); whether they all were."""
+    runtime.draining = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while runtime.in_flight or runtime.acks:
+        left = deadline - loop.time()
+        if left <= 0:
+            log.warning("drain_timed_out", chunks=len(runtime.in_flight), seconds=seconds)
+            return False
+        await asyncio.wait([*runtime.in_flight, *runtime.acks], timeout=left)
+    return True
 
 
 async def admit(runtime: Runtime, works: frozenset[str]) -> None:
@@ -155,7 +177,7 @@ def attach(app: Any, topic: Any, runtime: Runtime) -> Any:
             for event in events:
                 await stream.ack(event)
 
-        acks: set[asyncio.Task[None]] = set()
+        acks = runtime.acks
         try:
             async for events in stream.noack_take(BATCH, within=WITHIN):
                 batch = list(events)

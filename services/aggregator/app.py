@@ -37,7 +37,7 @@ import structlog
 from mode.types.signals import BaseSignalT
 
 from services.adapters.kafka_bus import KafkaBus
-from services.aggregator.agents import BATCH, Runtime, attach
+from services.aggregator.agents import BATCH, Runtime, attach, drain
 from services.aggregator.lag_monitor import LagMonitor
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
@@ -45,6 +45,7 @@ from services.aggregator.topics import raw_topic
 from services.bootstrap import make_store, utc_now
 from services.core.events import TOPIC_RAW
 from services.settings import Settings
+from services.shutdown import DRAIN_SECONDS, close_all
 
 log = structlog.get_logger("alm.aggregator")
 
@@ -99,20 +100,29 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
 
 
 class _Worker(faust.Worker):
-    """faust's Worker, stopping without waiting for batches it is cancelling.
+    """faust's Worker, draining for at most DRAIN_SECONDS on SIGTERM/SIGINT.
 
     Rebalances wait for the batch in progress (stream_wait_empty): it finishes, is acknowledged
-    and committed before the partition moves. On SIGTERM the agent is cancelled mid-batch
-    instead, and such a batch is never acknowledged (it is redone after the restart), so waiting
-    for it would only hang the shutdown: offsets of finished batches are committed, and the
-    worker stops.
+    and committed before the partition moves. On a signal, no new batch is started and the
+    batches in progress get DRAIN_SECONDS to be folded and acknowledged; then faust commits
+    what was acknowledged and stops, cancelling whatever is still running (never acknowledged,
+    so redone after the restart). Waiting for those would only hang the shutdown (a batch
+    retried while Cassandra is down), so faust does not wait for unacknowledged events.
     """
+
+    runtime: Runtime | None = None
 
     def _flag_as_shutdown_by_signal(self) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # faust warns that the setting was already read
             self.app.conf.stream_wait_empty = False
         super()._flag_as_shutdown_by_signal()
+
+    async def _stop_on_signal(self, signal: Any) -> None:
+        if self.runtime is not None:
+            drained = await drain(self.runtime, DRAIN_SECONDS)
+            log.warning("aggregator_drained", complete=drained)
+        await super()._stop_on_signal(signal)
 
 
 async def run_worker(settings: Settings) -> int:
@@ -130,13 +140,13 @@ async def run_worker(settings: Settings) -> int:
         loop=asyncio.get_running_loop(),
     )
     worker.spinner = None  # a terminal progress spinner; services log to files
+    worker.runtime = runtime
     try:
         await worker.start()  # returns once a signal stopped it
     finally:
         with contextlib.suppress(Exception):
             await worker.stop()
-        await bus.close()
-        await runtime.aggregator.store.close()
+        await close_all(bus.close(), runtime.aggregator.store.close())
         log.warning(
             "aggregator_stopped",
             batches=runtime.batches,

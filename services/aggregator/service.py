@@ -1,5 +1,10 @@
 """The aggregator runner: fold observations into stored state with the pure `aggregate`,
-publish changes, and set each work's next due time. The faust agent wraps the same `process`.
+publish changes, and set each work's next due time. The faust agent wraps the same `settle`.
+
+Failures (services/adapters/failures.py): a transient one (store or bus down) is raised, and the
+caller retries the whole chunk with backoff; a permanent one (a row the store refuses, an
+event its schema refuses) is narrowed down by halving the chunk to the observation that causes
+it, which goes to `alm.deadletter` with the reason, and everything else is stored.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from typing import Any
 
 import structlog
 
+from services.adapters.failures import describe, permanent
+from services.aggregator.records import change_id, id_of
 from services.core.aggregation import Aggregate, SourceState, aggregate
-from services.core.deadletters import unreadable
+from services.core.deadletters import refused, unreadable
 from services.core.events import (
     TOPIC_CHANGED,
     TOPIC_DEADLETTER,
@@ -30,6 +37,7 @@ from services.core.works import Work
 from services.telemetry.pipeline import AGGREGATED, CHANGES, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.aggregator")
+UNSTORED_CAP = 100_000  # change ids kept while their state is not stored (see `process`)
 
 
 def fold(
@@ -70,56 +78,102 @@ class Aggregator:
         # store the state (services/aggregator/published.py); they are not sent twice.
         self.already_published = already_published
         self.consumer = bus.consumer([TOPIC_RAW], self.GROUP)
+        # Changes this process published whose state is not stored yet: a chunk retried after
+        # its write failed does not publish them again.
+        self._unstored: set[str] = set()
         self.applied = 0
         self.changes = 0
         self.rejected = 0
-        self.unread: list[tuple[str, dict[str, Any]]] = []  # dead letters of the last decode
+        self.dead = 0  # dead letters published (unreadable or unstorable observations)
 
     async def step(self, timeout: float) -> int:
-        """Process one polled batch; returns how many observations it consumed."""
+        """Process one polled batch; returns how many observations it consumed. A failure
+        leaves the batch uncommitted and the consumer back at the committed offsets, so the
+        next step redoes it."""
         messages = await self.consumer.poll(self.batch, timeout)
         if not messages:
             return 0
-        observations = self.decode((m.key, m.value) for m in messages)
-        await self.process(observations)
-        await self.dead_letter()
+        try:
+            observations, rejected = self.decode((m.key, m.value) for m in messages)
+            await self.dead_letter(rejected)
+            await self.settle(observations)
+        except Exception:
+            await self.consumer.rewind()
+            raise
         await self.consumer.commit()
         return len(messages)
 
-    def decode(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Observation]:
-        """The observations among (key, value) records; the others are logged and kept in
-        `unread` until dead_letter() publishes them."""
-        observations = []
-        self.unread = []
+    def decode(
+        self, records: Iterable[tuple[str, Mapping[str, Any]]]
+    ) -> tuple[list[Observation], list[tuple[str, dict[str, Any]]]]:
+        """The observations among (key, value) records, and a dead letter for each other one
+        (its value as received, its topic and why it was refused)."""
+        observations: list[Observation] = []
+        rejected: list[tuple[str, dict[str, Any]]] = []
         for key, value in records:
             try:
                 observations.append(Observation.from_dict(check("observation", value)))
             except (SchemaViolation, KeyError, TypeError, ValueError) as exc:
                 self.rejected += 1
                 REJECTED_EVENTS.labels("aggregator").inc()
-                log.error("bad_observation", key=key, error=str(exc))
+                log.error("bad_observation_dead_lettered", key=key, error=str(exc))
                 letter = unreadable(TOPIC_RAW, key, value, exc, self.clock())
-                self.unread.append((letter["work_id"], letter))
-        return observations
+                rejected.append((letter["work_id"], letter))
+        return observations, rejected
 
-    async def dead_letter(self) -> None:
-        """Publish the records the last decode() could not read to `alm.deadletter`."""
-        unread, self.unread = self.unread, []
-        if unread:
-            await self.bus.publish(TOPIC_DEADLETTER, unread)
+    def _letter(self, key: str, value: Any, reason: str) -> dict[str, Any]:
+        return dict(
+            check(
+                "failed_refresh",
+                refused(TOPIC_RAW, key, value, f"aggregator: {reason}", self.clock()),
+            )
+        )
+
+    async def dead_letter(self, letters: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish dead letters (from `decode` or `settle`) to `alm.deadletter`."""
+        await self.bus.publish(TOPIC_DEADLETTER, letters)
+        self.dead += len(letters)
+
+    async def settle(self, observations: Sequence[Observation]) -> None:
+        """`process` the observations; if that fails for good, narrow the failure down by
+        halves: the observation that fails alone is dead-lettered with the reason, the rest is
+        stored. A transient failure is raised (the caller retries with backoff)."""
+        try:
+            await self.process(observations)
+        except Exception as exc:
+            if not observations or not permanent(exc):
+                raise
+            if len(observations) > 1:
+                log.warning("chunk_failed_for_good_halving", size=len(observations), error=str(exc))
+                half = len(observations) // 2
+                await self.settle(observations[:half])
+                await self.settle(observations[half:])
+                return
+            obs = observations[0]
+            log.error(
+                "observation_dead_lettered", work=obs.work_id, source=obs.source, error=str(exc)
+            )
+            self._unstored.discard(change_id(obs.work_id, obs.source, obs.retrieved_at))
+            letter = self._letter(obs.work_id, obs.to_dict(), f"cannot store: {describe(exc)}")
+            await self.dead_letter([(obs.work_id, letter)])
 
     async def process(self, observations: Sequence[Observation]) -> list[Aggregate]:
         """Read, fold, publish the changes and store what the observations taught about their
         works, then store the states with when each work is next due: a crash before that
-        re-sends, never loses (with `already_published` set, a change already on the topic is
-        not sent again). Reads, and the writes that do not depend on each other, go
-        concurrently: a batch costs a few round trips, not ten."""
+        re-sends, never loses (with `already_published` set, a change a previous owner put on
+        the topic is not sent again; one this process published is not sent again when the
+        same observations are processed again after the write failed). Reads, and the writes
+        that do not depend on each other, go concurrently: a batch costs a few round trips."""
         keys = sorted({(o.work_id, o.source) for o in observations})
         states, works = await asyncio.gather(
             self.store.states(keys), self.store.get_works(sorted({w for w, _ in keys}))
         )
         results = fold(observations, states)
-        changes = [r.changed for r in results if r.changed is not None]
+        changes = [
+            r.changed
+            for r in results
+            if r.changed is not None and id_of(r.changed) not in self._unstored
+        ]
         if self.already_published is not None:
             changes = [c for c in changes if not self.already_published(c)]
         done = [
@@ -135,8 +189,14 @@ class Aggregator:
             ),
             self._store_learned(learned, works),
         )
+        if len(self._unstored) > UNSTORED_CAP:  # left by chunks cancelled mid-retry
+            self._unstored.clear()
+        self._unstored.update(id_of(c) for c in changes)
         due = self._next_due(done, {**works, **{w.work_id: w for w in learned}})
         await self.store.write_aggregates(results, due)
+        self._unstored.difference_update(
+            change_id(o.work_id, o.source, o.retrieved_at) for o in observations
+        )
         applied = sum(r.applied for r in results)
         self.applied += applied
         self.changes += len(changes)

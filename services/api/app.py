@@ -11,7 +11,7 @@ from services.api.errors import json_errors
 from services.api.keycache import KeyCache
 from services.api.routes import ACCESS, setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
-from services.api.state import BUS, CLOCK, GUARD, KEYS, SCHEDULING, STORE, TOTALS
+from services.api.state import BUS, CLOCK, GUARD, KEYS, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
 from services.api.totals import Totals
 from services.bootstrap import make_bus, make_key_store, make_scheduling, make_store, utc_now
 from services.core.keys import KeyStore, Role
@@ -39,17 +39,20 @@ def init_app(
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
+    app[STORE_TIMEOUT] = settings.api_store_timeout
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None
-        app[STORE] = store or make_store(settings)
+        app[STORE] = store or make_store(settings, request_timeout=settings.api_store_timeout)
         app[BUS] = bus or make_bus(settings)
         if owned and settings.store == "sqlite":
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up
             await app[STORE].migrate()
         app[KEYS] = keys or make_key_store(app[STORE])
-        cache = KeyCache(app[KEYS], settings.access.key_cache_seconds)
+        cache = KeyCache(
+            app[KEYS], settings.access.key_cache_seconds, read_timeout=settings.api_store_timeout
+        )
         app[GUARD] = Guard(settings.access, ACCESS, cache)
         if settings.access.admin_key:  # every replica: an idempotent insert
             await ensure_key(

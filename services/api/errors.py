@@ -1,18 +1,26 @@
-"""Domain errors the API maps to JSON responses in one middleware; every failure of a handler,
-expected or not, answers `{"error": ..., "status": ...}` with the right status."""
+"""Domain errors the API maps to JSON responses in one middleware, and the API's own deadline:
+every failure of a handler, expected or not, answers `{"error": ..., "status": ...}` with the
+right status; a store or bus that is down or slow makes a JSON 503 with Retry-After within a few
+seconds, never a hang and never a plain-text 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import hdrs, web
 
+from services.adapters.failures import describe, unavailable
+from services.api.state import STORE_TIMEOUT
 from services.core.identifiers import InvalidIdentifier
 from services.core.text import shown
 
 log = structlog.get_logger("alm.api")
+
+RETRY_AFTER = 5  # seconds a client is asked to wait after a 503
+STORE_CALLS = 3  # a request's deadline: this many store calls' worth of the store timeout
 
 
 class NotFound(LookupError):
@@ -55,12 +63,25 @@ def http_error(exc: web.HTTPException, path: str = "") -> web.Response:
     return error_response(exc.status, message, headers)
 
 
+def unavailable_response(message: str) -> web.Response:
+    """503 with Retry-After: a dependency is down or slow; the same request may succeed later."""
+    response = error_response(503, message)
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn domain errors, aiohttp's HTTP errors and unexpected failures into JSON bodies with the
-    right status (an unexpected failure is a logged 500, never a traceback to the client)."""
+    """Turn domain errors and aiohttp's HTTP errors into JSON bodies with the right status; a
+    store or bus that is down, or a request over its deadline, into a JSON 503; anything else
+    into a JSON 500 (logged, never a traceback to the client)."""
+    deadline = request.app[STORE_TIMEOUT] * STORE_CALLS
     try:
-        return await handler(request)
+        async with asyncio.timeout(deadline):
+            return await handler(request)
+    except TimeoutError:
+        log.warning("api_request_timed_out", path=request.path, seconds=deadline)
+        return unavailable_response(f"the store did not answer within {deadline:g} s")
     except (InvalidIdentifier, BadParameter) as exc:
         return error_response(400, str(exc))
     except json.JSONDecodeError as exc:
@@ -72,5 +93,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return http_error(exc, request.path)
     except Exception as exc:
+        if unavailable(exc):
+            log.warning("api_dependency_unavailable", path=shown(request.path), error=describe(exc))
+            return unavailable_response(f"a dependency is unavailable: {describe(exc)}")
         log.exception("request_failed", method=request.method, path=shown(request.path))
         return error_response(500, f"internal error ({type(exc).__name__})")

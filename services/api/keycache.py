@@ -3,8 +3,10 @@
 A key created, changed or revoked by another replica or by `alm keys` is seen here within
 `ttl` (ALM_API_KEY_CACHE_SECONDS, default 10 s): that is the bound on how long a revoked key
 keeps working. Ids no key has are remembered too (a client sending a wrong key again and again
-costs one read per `ttl`); concurrent requests for one id share one read; at most
-`max_entries` ids are kept, the oldest dropped first.
+costs one read per `ttl`); concurrent requests for one id share one read, which is given up
+after `read_timeout` seconds (a store that hangs fails the waiting requests with TimeoutError,
+the API's JSON 503, and the next request reads again instead of joining a read that never
+ends); at most `max_entries` ids are kept, the oldest dropped first.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ class KeyCache:
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 10_000,
+        read_timeout: float = 10.0,
     ) -> None:
         self.keys = keys
         self.ttl = ttl
+        self.read_timeout = read_timeout
         self._clock = clock
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[ApiKey | None, float]] = OrderedDict()
@@ -47,7 +51,8 @@ class KeyCache:
         return await asyncio.shield(task)
 
     async def _load(self, key_id: str) -> ApiKey | None:
-        key = await self.keys.get_key(key_id)
+        async with asyncio.timeout(self.read_timeout):
+            key = await self.keys.get_key(key_id)
         self.put(key_id, key)
         return key
 

@@ -23,3 +23,4 @@ TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
 KEYS = web.AppKey("keys", KeyStore)
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
+STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +12,7 @@ from services.api import totals
 from services.api.errors import BadParameter, NotFound
 from services.api.params import choice_param, ids_param, int_param, read_json
 from services.api.present import present_history, present_work
-from services.api.state import BUS, CLOCK, SCHEDULING, STORE
+from services.api.state import BUS, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT
 from services.core.history import PERIODS
 from services.core.identifiers import MAX_INPUT_LENGTH, parse_identifier
 from services.core.text import NAME_LIMIT
@@ -40,9 +41,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers (a one-row-per-source read: probes come every few seconds,
-    so nothing here grows with the works)."""
-    await request.app[STORE].source_statuses()
+    """Readiness: the store answers within the store timeout (a one-row-per-source read:
+    probes come every few seconds, so nothing here grows with the works); a JSON 503 as soon
+    as it does not, and ready again by itself once it does."""
+    async with asyncio.timeout(request.app[STORE_TIMEOUT]):
+        await request.app[STORE].source_statuses()
     return web.json_response({"status": "ready"})
 
 

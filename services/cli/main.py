@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from services import gctune
 from services.cli import commands
@@ -15,11 +16,32 @@ from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
 
 
+def _sub_parser(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """The parser class of every subcommand (at any depth): it takes the common options too."""
+
+    class SubParser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["parents"] = [*kwargs.get("parents", []), common]
+            super().__init__(*args, **kwargs)
+
+    return SubParser
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alm", description="Article-Level Metrics")
-    p.add_argument("--data-dir", type=Path, help="where the embedded mode keeps its SQLite file")
-    p.add_argument("--log-level", help="debug, info, warning (default), error")
-    sub = p.add_subparsers(dest="command", required=True)
+    # --data-dir and --log-level are accepted before the command and after it (`alm --data-dir
+    # D run`, `alm run --data-dir D`): a subcommand's copy, when given, wins.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="where the embedded mode keeps its SQLite file (default .alm-data)",
+    )
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="debug, info, warning (default), error"
+    )
+    p = argparse.ArgumentParser(prog="alm", description="Article-Level Metrics", parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_sub_parser(common))
 
     run = sub.add_parser("run", help="the embedded default: every service in one process")
     run.add_argument("--offline", action="store_true", help="fetch from the bundled stub upstream")
@@ -81,14 +103,14 @@ LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `alm` console script."""
     args = _parser().parse_args(argv)
-    configure(args.log_level)
+    configure(getattr(args, "log_level", None))
     try:
         settings = Settings.from_env()
         settings.policy()
     except ValueError as exc:
         print(f"alm: bad configuration in the environment: {exc}", file=sys.stderr)
         return 2
-    if args.data_dir is not None:
+    if getattr(args, "data_dir", None) is not None:
         settings = settings.with_(data_dir=args.data_dir)
     if getattr(args, "port", None) is not None and args.command in ("run", "api"):
         settings = settings.with_(port=args.port)

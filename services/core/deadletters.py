@@ -46,11 +46,17 @@ def unreadable(
     topic: str, key: str, value: Any, error: Exception | str, at: datetime
 ) -> dict[str, Any]:
     """The `alm.deadletter` event for a record of `topic` that is not what the topic carries."""
+    return refused(topic, key, value, f"unreadable {topic} record: {error}", at)
+
+
+def refused(topic: str, key: str, value: Any, reason: str, at: datetime) -> dict[str, Any]:
+    """The `alm.deadletter` event for a record of `topic` given up for `reason` (unreadable, or
+    readable but failing for good, e.g. an observation the store refuses)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "work_id": printable(bounded(key, MAX_WORK_ID_LENGTH))[:MAX_WORK_ID_LENGTH],
         "topic": topic,
         "bad_event": kept(value),
-        "reason": bounded(f"unreadable {topic} record: {error}", ERROR_LIMIT),
+        "reason": bounded(reason, ERROR_LIMIT),
         "failed_at": to_iso(at),
     }

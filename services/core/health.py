@@ -47,7 +47,7 @@ def source_failure(error: FetchError) -> bool:
 class ErrorWindow:
     """Failed refreshes of one source over a sliding window."""
 
-    limit: int = 200
+    limit: int = 200  # 0: never pause for failures
     window: timedelta = timedelta(hours=24)
     times: deque[datetime] = field(default_factory=deque)
 
@@ -56,7 +56,7 @@ class ErrorWindow:
         or None."""
         if error.http_status in (401, 403) and not error.retryable:
             return f"credentials refused (HTTP {error.http_status}): {error.message}"
-        if not source_failure(error):
+        if not self.limit or not source_failure(error):
             return None
         self.times.append(at)
         while self.times and self.times[0] <= at - self.window:

@@ -42,6 +42,11 @@ class Consumer(Protocol):
 
     async def commit(self) -> None: ...
 
+    async def rewind(self) -> None:
+        """Go back to the last committed offsets: what was polled since is polled again (a
+        failed step is redone, never skipped). Never fails: a rewind that cannot be done now
+        is done before the next poll, and nothing is committed until it is."""
+
     async def close(self) -> None: ...
 
 

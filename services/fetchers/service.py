@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from services.adapters.failures import describe, permanent
 from services.core.deadletters import unreadable
 from services.core.events import (
     PACK_OBSERVATIONS,
@@ -26,7 +27,7 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.health import ErrorWindow, SourceStatus
-from services.core.ports import Bus, Store
+from services.core.ports import Bus, Message, RawResponse, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, retry_at
 from services.fetchers.base import Source, SourceConfig
@@ -57,6 +58,7 @@ class FetcherService:
         # about 1,800 to 2,700-3,900 refreshes/s in bench/distributed.py.
         batches_in_flight: int = 8,
         rng: random.Random | None = None,
+        failure_limit: int = 200,
     ) -> None:
         self.source = source
         self.bus = bus
@@ -72,7 +74,7 @@ class FetcherService:
         self.refreshed = 0
         self.errors = 0
         self.calls = 0
-        self.failures = ErrorWindow()
+        self.failures = ErrorWindow(limit=failure_limit)  # failed calls in 24 h before pausing
         self._status = SourceStatus(source.name)
         self._status_read: datetime | None = None
 
@@ -111,6 +113,18 @@ class FetcherService:
         messages = await self.consumer.poll(wanted, timeout)
         if not messages:
             return 0
+        try:
+            await self._handle(messages)
+        except Exception:
+            # Nothing of the batch is committed: the next step polls it again from the last
+            # committed offset (what was already published is published again; every write is
+            # idempotent).
+            await self.consumer.rewind()
+            raise
+        await self.consumer.commit()
+        return len(messages)
+
+    async def _handle(self, messages: list[Message]) -> None:
         requests: dict[str, RefreshRequest] = {}
         dead = []
         for message in messages:
@@ -127,8 +141,6 @@ class FetcherService:
         await self._fetch(list(requests.values()))
         if dead:
             await self.bus.publish(TOPIC_DEADLETTER, dead)
-        await self.consumer.commit()
-        return len(messages)
 
     async def _fetch(self, requests: list[RefreshRequest]) -> None:
         size = self.source.batch_size
@@ -152,11 +164,9 @@ class FetcherService:
         # letters, and the raw responses (a few large rows, the slowest of the three). All are
         # done before the step commits its requests.
         await asyncio.gather(
-            self.bus.publish(
-                TOPIC_RAW, [(o.work_id, event) for o, event in checked], pack=PACK_OBSERVATIONS
-            ),
+            self._publish([(o.work_id, event) for o, event in checked], by_work),
             self._route_failures([o for o in observations if o.status is Status.ERROR], by_work),
-            self.store.add_raw_responses(raw) if raw else asyncio.sleep(0),
+            self._keep_raw(raw),
         )
         for o in observations:
             OBSERVATIONS.labels(self.source.name, o.status.value).inc()
@@ -164,11 +174,68 @@ class FetcherService:
         self.errors += sum(o.status is Status.ERROR for o in observations)
         await self._watch_failures(observations)
 
+    async def _publish(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        requests: dict[str, RefreshRequest],
+    ) -> None:
+        """Publish checked observations (`well_formed` turned any a plug-in got wrong into a
+        parse error) to `alm.metrics.raw`. One that can never be published (its record is too
+        large for the broker) is found by halves and its request dead-lettered with the reason;
+        the others go out."""
+        dead: list[tuple[str, dict[str, object]]] = []
+        await self._publish_valid(items, requests, dead)
+        await self.bus.publish(TOPIC_DEADLETTER, dead)
+
+    async def _publish_valid(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        requests: dict[str, RefreshRequest],
+        dead: list[tuple[str, dict[str, object]]],
+    ) -> None:
+        try:
+            await self.bus.publish(TOPIC_RAW, items, pack=PACK_OBSERVATIONS)
+        except Exception as exc:
+            if not items or not permanent(exc):
+                raise
+            if len(items) == 1:
+                dead.append(self._dead_letter(requests[items[0][0]], describe(exc)))
+                return
+            half = len(items) // 2
+            await self._publish_valid(items[:half], requests, dead)
+            await self._publish_valid(items[half:], requests, dead)
+
+    def _dead_letter(self, req: RefreshRequest, reason: str) -> tuple[str, dict[str, object]]:
+        self.log.error("observation_dead_lettered", work=req.work.work_id, reason=reason)
+        letter = FailedRefresh(req, f"fetcher: {reason}", self.clock()).to_dict()
+        return req.work.work_id, dict(check("failed_refresh", letter))
+
+    async def _keep_raw(self, raws: list[RawResponse]) -> None:
+        """Keep the raw responses; one the store refuses for good (a body too large) is
+        logged and left out rather than holding up the observations."""
+        if not raws:
+            return
+        try:
+            await self.store.add_raw_responses(raws)
+        except Exception as exc:
+            if not permanent(exc):
+                raise
+            if len(raws) == 1:
+                self.log.error("raw_response_not_kept", url=raws[0].url, error=describe(exc))
+                return
+            half = len(raws) // 2
+            await self._keep_raw(raws[:half])
+            await self._keep_raw(raws[half:])
+
     async def _watch_failures(self, observations: list[Observation]) -> None:
+        """Count failed upstream calls towards pausing the source (ALM: more than 200 in
+        24 h): one per call, not one per work it was for (a batch source's failed call fails
+        50 works at once)."""
         reason = None
-        for obs in observations:
-            if obs.error is not None:
-                reason = self.failures.record(obs.error, obs.retrieved_at) or reason
+        calls = {(o.request_url, o.error): o for o in observations if o.error is not None}
+        for (_, error), obs in calls.items():
+            if error is not None:
+                reason = self.failures.record(error, obs.retrieved_at) or reason
         if reason is not None and not self._status.paused:
             await self.pause(reason)
 

@@ -12,10 +12,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
-from services.core.deadletters import unreadable
+from services.adapters.failures import permanent
+from services.core.deadletters import refused, unreadable
 from services.core.events import (
     PACK_REQUESTS,
     TOPIC_DEADLETTER,
@@ -26,7 +28,7 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.ports import Bus, DueEntry, Message, Store
-from services.core.schema_check import SchemaViolation, check
+from services.core.schema_check import check
 from services.core.staleness import Policy, next_refresh
 from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
@@ -140,34 +142,54 @@ class Scheduler:
 
     async def step(self, timeout: float) -> int:
         """Consume one batch of works, retries and dead letters into the due-index (the
-        announced works' missing entries in one write)."""
+        announced works' missing entries in one write). An event that can never be applied is
+        dead-lettered (or, read from the dead-letter topic, counted); any other failure leaves
+        the batch uncommitted and the consumer back at the committed offsets, so the next step
+        redoes it."""
         messages = await self.consumer.poll(1000, timeout)
         if not messages:
             return 0
-        announced: list[Work] = []
-        dead = []
-        for message in messages:
-            try:
-                if message.topic == TOPIC_WORKS:
-                    event = check("work", message.value)
-                    if event["event"] == "registered":
-                        announced.append(Work.from_dict(event["work"]))
-                else:
-                    await self._apply(message)
-            except (SchemaViolation, KeyError, TypeError, ValueError) as exc:
-                REJECTED_EVENTS.labels("scheduler").inc()
-                log.error("bad_event", topic=message.topic, key=message.key, error=str(exc))
-                if message.topic == TOPIC_DEADLETTER:  # never re-published: no loop
-                    self.unreadable_dead_letters += 1
-                    continue
-                letter = unreadable(message.topic, message.key, message.value, exc, self.clock())
-                dead.append((letter["work_id"], letter))
-        if announced:
-            await self.schedule_new(announced, self.clock())
-        if dead:
-            await self.bus.publish(TOPIC_DEADLETTER, dead)
+        try:
+            announced: list[Work] = []
+            dead: list[tuple[str, dict[str, Any]]] = []
+            for message in messages:
+                try:
+                    if message.topic == TOPIC_WORKS:
+                        event = check("work", message.value)
+                        if event["event"] == "registered":
+                            announced.append(Work.from_dict(event["work"]))
+                    else:
+                        await self._apply(message)
+                except Exception as exc:
+                    if not (permanent(exc) or isinstance(exc, KeyError | TypeError | ValueError)):
+                        raise
+                    self._refuse(message, exc, dead)
+            if announced:
+                await self.schedule_new(announced, self.clock())
+            if dead:
+                await self.bus.publish(TOPIC_DEADLETTER, dead)
+        except Exception:
+            await self.consumer.rewind()
+            raise
         await self.consumer.commit()
         return len(messages)
+
+    def _refuse(
+        self, message: Message, exc: Exception, dead: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Dead-letter an event that can never be applied (kept as received, with its topic and
+        why); one read from the dead-letter topic is only counted: no loop."""
+        REJECTED_EVENTS.labels("scheduler").inc()
+        log.error("bad_event", topic=message.topic, key=message.key, error=str(exc))
+        if message.topic == TOPIC_DEADLETTER:
+            self.unreadable_dead_letters += 1
+            return
+        if not isinstance(exc, KeyError | TypeError | ValueError):  # the store refuses it
+            reason = f"scheduler: {type(exc).__name__}: {exc}"
+            letter = refused(message.topic, message.key, message.value, reason, self.clock())
+        else:
+            letter = unreadable(message.topic, message.key, message.value, exc, self.clock())
+        dead.append((letter["work_id"], letter))
 
     async def _apply(self, message: Message) -> None:
         now = self.clock()

@@ -224,7 +224,7 @@ async def test_changes_published_before_a_crash_are_not_published_again(
     crashing._cql = lane.store._cql  # the same keyspace, the write fails
     owner_a = Aggregator(lane.bus, crashing, policy, clock)  # type: ignore[arg-type]
     with pytest.raises(WriteFails):
-        await owner_a.process(owner_a.decode((m.key, m.value) for m in polled))
+        await owner_a.process(owner_a.decode((m.key, m.value) for m in polled)[0])
     await consumer.close()  # crashed: nothing committed
     assert sum((await lane.changes(f"window{pack}")).values()) == 200  # published, not stored
 
@@ -237,7 +237,7 @@ async def test_changes_published_before_a_crash_are_not_published_again(
     first = {p: min(m.offset for m in redelivered if m.partition == p) for p in range(6)}
     await guard.recover({p: o for p, o in first.items()})
     owner_b = Aggregator(lane.bus, lane.store, policy, clock, already_published=guard)
-    await owner_b.process(owner_b.decode((m.key, m.value) for m in redelivered))
+    await owner_b.process(owner_b.decode((m.key, m.value) for m in redelivered)[0])
     await again.commit()
     await again.close()
     assert await lane.stored(batch) == 200

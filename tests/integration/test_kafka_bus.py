@@ -5,16 +5,32 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cassandra import OperationTimedOut
 from prometheus_client import REGISTRY
 
 from services.adapters.kafka_bus import KafkaBus, KafkaBusConsumer, ensure_topics
+from services.adapters.sqlite_store import SqliteStore
 from services.cli.commands import topics_create
-from services.core.events import TOPIC_CHANGED, TOPIC_RAW, TOPIC_WORKS
+from services.core.events import (
+    TOPIC_CHANGED,
+    TOPIC_RAW,
+    TOPIC_RETRY,
+    TOPIC_WORKS,
+    FailedRefresh,
+    RefreshRequest,
+)
 from services.core.ports import Message
+from services.core.staleness import Policy
+from services.core.works import WorkRef
+from services.embedded import keep_stepping
+from services.scheduler.service import Scheduler, SchedulerSettings
 from services.settings import Settings
 from tests.integration.conftest import Infra
+from tests.unit.test_lossless import Flaky
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +271,63 @@ async def test_topics_create_with_the_brokers_replication_factor(infra: Infra) -
     finally:
         await kafka.close()
     assert await ensure_topics(infra.kafka, ["crossref"], 2, prefix=prefix, replication=-1) == []
+
+
+async def test_a_rewind_polls_the_uncommitted_batch_again(bus: KafkaBus) -> None:
+    """After a rewind the member reads again from the group's committed offsets: a batch
+    whose processing failed is polled again, and the next commit does not pass it."""
+    group = f"g{secrets.token_hex(3)}"
+    topic = TOPIC_CHANGED
+    tag = secrets.token_hex(3)
+    await bus.publish(topic, [(f"{tag}.{i}", {"n": i}) for i in range(10)])
+    consumer = bus.consumer([topic], group)
+    first = [m for m in await drain(consumer, 10) if m.key.startswith(tag)]
+    assert sorted(m.value["n"] for m in first) == list(range(10))
+    await consumer.commit()
+    await bus.publish(topic, [(f"{tag}.{i}", {"n": i}) for i in range(10, 20)])
+    failed = [m for m in await drain(consumer, 10) if m.key.startswith(tag)]
+    assert sorted(m.value["n"] for m in failed) == list(range(10, 20))
+    await consumer.rewind()  # the step that polled them failed
+    again = [m for m in await drain(consumer, 10) if m.key.startswith(tag)]
+    assert sorted(m.value["n"] for m in again) == list(range(10, 20))  # not 0-9: committed
+    await consumer.close()
+
+
+async def test_a_scheduler_step_that_fails_once_has_its_batch_redelivered(
+    infra: Infra, tmp_path: Path
+) -> None:
+    """The scheduler over the real broker, its due-index write failing once (Cassandra
+    paused): the retries it had polled are polled again and scheduled. Before, the consumer's
+    position was past them and the next commit skipped them: never scheduled."""
+    prefix = f"{infra.prefix}rw{secrets.token_hex(2)}."
+    await ensure_topics(infra.kafka, ["crossref"], 6, prefix=prefix)
+    kafka = KafkaBus(infra.kafka, client_id="it-rewind", prefix=prefix, in_loop=True)
+    store = Flaky(SqliteStore(tmp_path / "alm.sqlite"))
+    await store.inner.migrate()
+    now = datetime.now(UTC)
+    ids = [f"10.5555/rewind.{n}" for n in range(40)]
+    failed = [
+        FailedRefresh(RefreshRequest(WorkRef(w), "crossref", now, "retry", 0, 1, now), "x", now)
+        for w in ids
+    ]
+    await kafka.publish(TOPIC_RETRY, [(f.request.work.work_id, f.to_dict()) for f in failed])
+    store.fail("set_due", 1, OperationTimedOut("timed out"))
+    scheduler = Scheduler([], kafka, store, Policy(), SchedulerSettings(), lambda: now)
+    stop = asyncio.Event()
+
+    async def scheduled() -> list[str]:
+        return sorted(e.work_id for e in await store.inner.due("crossref", now, 100))
+
+    loop = asyncio.create_task(keep_stepping("scheduler", scheduler.step, stop, backoff=0.1))
+    try:
+        for _ in range(120):
+            if await scheduled() == sorted(ids):
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        stop.set()
+        await loop
+        await kafka.close()
+    assert store.calls["set_due"] > 40  # the failed one, then every retry
+    assert await scheduled() == sorted(ids)
+    await store.inner.close()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cassandra.query import UNSET_VALUE, ValueSequence
 
-from services.adapters.cassandra_async import BatchLimits
+from services.adapters.cassandra_batching import BATCH_SETTINGS, BatchLimits
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.sqlite_store import SqliteStore
 from services.aggregator.service import fold
@@ -553,17 +553,20 @@ async def test_raw_responses_carry_the_remaining_ttl(cassandra_store: CassandraS
 async def test_due_scan_drops_stale_rows_and_emptied_past_hours(
     cassandra_store: CassandraStore,
 ) -> None:
-    """A row left behind (not its work's current entry) is never returned and is deleted; an
-    hour emptied in the past stops being scanned; the hour holding the entry stays."""
+    """A row left behind (not its work's current entry, written minutes ago) is never returned
+    and is deleted; an hour emptied in the past stops being scanned; the hour holding the entry
+    stays."""
     src, w = f"src{uid()}", f"10.1/stale.{uid()}"
     cql = cassandra_store._cql
     now = datetime.now(UTC)
     past = now - timedelta(hours=3)
     await cassandra_store.set_due(src, [DueEntry(w, now - timedelta(seconds=1))])
     stale_us = int(past.timestamp() * 1_000_000)
+    written = int((now - timedelta(minutes=2)).timestamp() * 1_000_000)  # a crash's leftover
     await cql.query(
-        "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (%s, %s, %s, %s, 1)",
-        (src, stale_us // 3_600_000_000, stale_us, w),
+        "INSERT INTO due (source, bucket, at, work_id, attempt) VALUES (%s, %s, %s, %s, 1)"
+        " USING TIMESTAMP %s",
+        (src, stale_us // 3_600_000_000, stale_us, w, written),
     )
     await cql.query(
         "INSERT INTO due_buckets (source, bucket) VALUES (%s, %s)",
@@ -577,6 +580,24 @@ async def test_due_scan_drops_stale_rows_and_emptied_past_hours(
         "SELECT * FROM due WHERE source=%s AND bucket=%s", (src, stale_us // 3_600_000_000)
     )
     assert stale == []
+
+
+@pytest_cassandra
+async def test_a_due_row_whose_position_is_being_written_is_kept(
+    cassandra_store: CassandraStore,
+) -> None:
+    """set_due writes the new row, then the work's position: a scan in between (the
+    scheduler's tick, while its intake or the aggregator sets a due time) neither hands the row
+    out nor deletes it, and once the position is written the work is due. Before, the scan took
+    the row for a stale one and deleted it: the work was never due again."""
+    src, w = f"src{uid()}", f"10.1/race.{uid()}"
+    cql = await cassandra_store._ready()
+    at = int((datetime.now(UTC) - timedelta(seconds=5)).timestamp() * 1_000_000)
+    await cql.run("due_put", (src, at // 3_600_000_000, at, w, 1))  # set_due's first round
+    await cql.run("bucket_put", (src, at // 3_600_000_000))
+    assert await cassandra_store.due(src, datetime.now(UTC), 10) == []  # no position yet
+    await cql.run("position_put", (at, 1, w, src))  # its second round
+    assert [e.work_id for e in await cassandra_store.due(src, datetime.now(UTC), 10)] == [w]
 
 
 @pytest_cassandra
@@ -669,10 +690,9 @@ async def test_write_batches_follow_the_nodes_thresholds_and_draw_no_warning(
     """The session sizes its batches under the node's own warning thresholds (deploy/local
     raises them above Cassandra's defaults), and a large write draws no server warning."""
     cql = cassandra_store._cql
-    names = ["unlogged_batch_across_partitions_warn_threshold", "batch_size_warn_threshold"]
     rows = await cql.query(
         "SELECT name, value FROM system_views.settings WHERE name IN %s",
-        (ValueSequence(names),),
+        (ValueSequence(BATCH_SETTINGS),),
         keyspace=None,
     )
     settings = {r.name: r.value for r in rows}

@@ -36,7 +36,7 @@ from services.api.app import init_app
 from services.api.errors import json_errors
 from services.api.keycache import KeyCache
 from services.api.routes import ACCESS
-from services.api.state import GUARD
+from services.api.state import GUARD, STORE_TIMEOUT
 from services.core.keys import Role
 from services.core.quota import Rate
 from services.keyring import create_key
@@ -489,6 +489,7 @@ async def test_a_key_route_lets_owners_and_admins_through(tmp_path: Path) -> Non
     app.on_response_prepare.append(quota_headers)
     app.router.add_get("/hooks/1", hook)
     app[GUARD] = Guard(AccessSettings(), {("GET", "/hooks/1"): Access.KEY}, KeyCache(keys, 10))
+    app[STORE_TIMEOUT] = 5.0
     try:
         async with TestClient(TestServer(app)) as client:
             for key, status in ((owner_key, 200), (admin, 200), (stranger, 403), (None, 401)):

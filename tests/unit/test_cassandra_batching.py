@@ -1,4 +1,5 @@
-"""Pure parts of the Cassandra session: the row factory and how writes are batched."""
+"""Pure parts of the Cassandra session: the row factory, how writes are batched, and the size
+the server counts for a batch."""
 
 from __future__ import annotations
 
@@ -6,23 +7,31 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from services.adapters import cassandra_async
-from services.adapters.cassandra_async import (
-    BATCH_BYTES,
-    BATCH_BYTES_SHARE,
+from services.adapters import cassandra_async, cassandra_batching
+from services.adapters.cassandra_async import row_factory
+from services.adapters.cassandra_batching import (
+    BATCH_MARGIN,
     BATCH_PARTITIONS,
+    PARTITION_BYTES,
+    Batcher,
     BatchLimits,
-    _Batcher,
-    row_factory,
+    RowCost,
 )
+from tests.unit.batch_sizes import CASES, Case
+
+ROW = 100  # bytes a FakeBound row counts for in these tests
 
 
 @dataclass
 class FakeBound:
-    """What _Batcher reads of a bound statement: its routing key and serialized values."""
+    """What Batcher reads of a bound statement: its routing key."""
 
     routing_key: bytes
     values: list[bytes] = field(default_factory=lambda: [b"x" * 10])
+
+
+def add(batcher: Batcher, key: bytes, size: int = ROW) -> None:
+    batcher.add(FakeBound(key), size, "t")  # type: ignore[arg-type]
 
 
 def test_rows_are_named_tuples_of_one_class_per_column_list() -> None:
@@ -34,29 +43,37 @@ def test_rows_are_named_tuples_of_one_class_per_column_list() -> None:
 
 
 def test_a_batch_holds_at_most_the_partition_limit() -> None:
-    batcher = _Batcher()
+    batcher = Batcher(BatchLimits(BATCH_PARTITIONS, 10**6))
     for n in range(BATCH_PARTITIONS * 2 + 3):
-        batcher.add(FakeBound(f"p{n}".encode()))  # type: ignore[arg-type]
+        add(batcher, f"p{n}".encode())
     assert [len(chunk) for chunk in batcher.finish()] == [BATCH_PARTITIONS, BATCH_PARTITIONS, 3]
 
 
 def test_rows_of_one_partition_do_not_count_twice() -> None:
-    batcher = _Batcher()
+    batcher = Batcher(BatchLimits(BATCH_PARTITIONS, 10**6))
     for n in range(BATCH_PARTITIONS * 3):
-        batcher.add(FakeBound(b"same" if n % 2 else f"p{n}".encode()))  # type: ignore[arg-type]
+        add(batcher, b"same" if n % 2 else f"p{n}".encode())
     chunks = batcher.finish()
     # 15 partitions of one row and one shared by 15 rows: the shared one + 9, then + 6
     assert [len({b.routing_key for b in chunk}) for chunk in chunks] == [10, 7]
     assert sum(len(chunk) for chunk in chunks) == BATCH_PARTITIONS * 3
 
 
-def test_a_batch_stays_under_the_byte_limit() -> None:
-    batcher = _Batcher()
-    row = BATCH_BYTES // 4 + 1
+def test_a_batch_stays_under_the_byte_limit_counting_each_partition_once() -> None:
+    limit = 4 * (ROW + PARTITION_BYTES)
+    batcher = Batcher(BatchLimits(BATCH_PARTITIONS, limit))
     for n in range(8):
-        batcher.add(FakeBound(f"p{n}".encode(), [b"x" * row]))  # type: ignore[arg-type]
-    assert [len(chunk) for chunk in batcher.finish()] == [3, 3, 2]  # a 4th would not fit
-    assert cassandra_async.BATCH_PARTITIONS > 3
+        add(batcher, f"p{n}".encode())
+    assert [len(chunk) for chunk in batcher.finish()] == [4, 4]  # each row its own partition
+    batcher = Batcher(BatchLimits(BATCH_PARTITIONS, limit))
+    for _ in range(12):
+        add(batcher, b"one")
+    # one partition: its overhead once, then rows of ROW bytes: 4 * 129 = 516 = 29 + 4 * 100 + 87
+    assert [len(chunk) for chunk in batcher.finish()] == [4, 4, 4]
+    batcher = Batcher(BatchLimits(BATCH_PARTITIONS, limit))
+    add(batcher, b"big", 10 * limit)  # too big for any batch: a request of its own
+    add(batcher, b"small")
+    assert [len(chunk) for chunk in batcher.finish()] == [1, 1]
 
 
 class FakePrepared:
@@ -76,11 +93,23 @@ class FakeMetadata:
         return ["n1"] if key.startswith(b"a") else ["n2"]
 
 
+class FakeBinder:
+    """Binds like FakePrepared; every row counts ROW bytes."""
+
+    table = "t"
+
+    def __call__(self, params: tuple[str, ...]) -> FakeBound:
+        return FakePrepared().bind(params)
+
+    def cost(self, values: list[bytes]) -> int:
+        return ROW
+
+
 def session_on(metadata: object) -> cassandra_async.CqlSession:
     cql = cassandra_async.CqlSession(["127.0.0.1"], 9042, "alm")
     cql._cluster = type("FakeCluster", (), {"metadata": metadata})()  # type: ignore[assignment]
     cql._prepared = {"get": FakePrepared()}  # type: ignore[dict-item]
-    cql._binders = {"get": FakePrepared().bind}  # type: ignore[dict-item]
+    cql._binders = {"get": FakeBinder()}  # type: ignore[dict-item]
     return cql
 
 
@@ -107,22 +136,26 @@ def test_writes_to_different_replicas_never_share_a_batch() -> None:
     assert [b.routing_key for b in out] == [b"a1", b"b1"]  # two requests, each on its own
 
 
-def test_batch_limits_follow_the_nodes_warning_thresholds() -> None:
+def test_batch_limits_follow_the_nodes_thresholds() -> None:
     limits = BatchLimits.from_settings(
         {
             "unlogged_batch_across_partitions_warn_threshold": "64",
             "batch_size_warn_threshold": "32KiB",
+            "batch_size_fail_threshold": "50KiB",
         }
     )
-    assert limits == BatchLimits(64, int(32 * 1024 * BATCH_BYTES_SHARE))
+    assert limits == BatchLimits(64, int(32 * 1024 * BATCH_MARGIN))
     assert BatchLimits.from_settings({"batch_size_warn_threshold_in_kb": "5"}).bytes == int(
-        5 * 1024 * BATCH_BYTES_SHARE
+        5 * 1024 * BATCH_MARGIN
     )  # Cassandra 4.0 names it in KiB
+    # a warning threshold above the failure threshold: the failure threshold bounds the batch
+    over = {"batch_size_warn_threshold": "1MiB", "batch_size_fail_threshold": "64KiB"}
+    assert BatchLimits.from_settings(over).bytes == int(64 * 1024 * BATCH_MARGIN)
     assert BatchLimits.from_settings({"batch_size_warn_threshold": "1MiB"}).bytes == int(
-        1024 * 1024 * BATCH_BYTES_SHARE
-    )
+        50 * 1024 * BATCH_MARGIN
+    )  # the failure threshold's default
     huge = {"unlogged_batch_across_partitions_warn_threshold": "100000"}
-    assert BatchLimits.from_settings(huge).partitions == cassandra_async.MAX_BATCH_PARTITIONS
+    assert BatchLimits.from_settings(huge).partitions == cassandra_batching.MAX_BATCH_PARTITIONS
 
 
 @pytest.mark.parametrize(
@@ -144,16 +177,51 @@ def test_batch_limits_follow_the_nodes_warning_thresholds() -> None:
     ],
 )
 def test_unreadable_thresholds_keep_cassandras_defaults(settings: dict[str, str | None]) -> None:
-    assert BatchLimits.from_settings(settings) == BatchLimits(BATCH_PARTITIONS, BATCH_BYTES)
-    assert (BATCH_PARTITIONS, BATCH_BYTES) == (10, 3 * 1024)  # under 10 partitions and 5 KiB
+    assert BatchLimits.from_settings(settings) == BatchLimits()
+    assert BatchLimits() == (10, int(5 * 1024 * BATCH_MARGIN))  # under 10 partitions and 5 KiB
 
 
 def test_a_batcher_uses_the_limits_it_is_given() -> None:
-    batcher = _Batcher(BatchLimits(partitions=4, bytes=10_000))
+    batcher = Batcher(BatchLimits(partitions=4, bytes=10_000))
     for n in range(10):
-        batcher.add(FakeBound(f"p{n}".encode()))  # type: ignore[arg-type]
+        add(batcher, f"p{n}".encode(), 10)
     assert [len(chunk) for chunk in batcher.finish()] == [4, 4, 2]
-    batcher = _Batcher(BatchLimits(partitions=100, bytes=25))
+    batcher = Batcher(BatchLimits(partitions=100, bytes=2 * (10 + PARTITION_BYTES)))
     for n in range(5):
-        batcher.add(FakeBound(f"p{n}".encode()))  # type: ignore[arg-type]
-    assert [len(chunk) for chunk in batcher.finish()] == [2, 2, 1]  # 10 bytes a row
+        add(batcher, f"p{n}".encode(), 10)
+    assert [len(chunk) for chunk in batcher.finish()] == [2, 2, 1]
+
+
+def server_size(case: Case) -> int:
+    """What the estimate says the server counts for the case's batch."""
+    cost = RowCost(case.prepared, case.table)  # type: ignore[arg-type]
+    partitions = len({case.partitions(i) for i in range(case.count)})
+    return sum(cost(values) for values in case.serialized()) + PARTITION_BYTES * partitions
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.statement}-{n}" for n, c in enumerate(CASES)])
+def test_the_estimate_is_what_cassandra_measured(case: Case) -> None:
+    """Every write the store batches, as one batch the server measured: the estimate is the
+    server's figure, to the byte."""
+    assert server_size(case) == case.measured
+
+
+def test_the_estimate_without_schema_metadata_can_only_be_larger() -> None:
+    """Without the table's metadata (clustering columns unknown, collections assumed
+    non-frozen) the estimate overcounts, never undercounts."""
+    for case in CASES:
+        blind = RowCost(case.prepared, None)  # type: ignore[arg-type]
+        rows = case.serialized()
+        partitions = len({case.partitions(i) for i in range(case.count)})
+        guess = sum(blind(values) for values in rows) + PARTITION_BYTES * partitions
+        assert guess >= server_size(case), case.statement
+
+
+def test_the_old_sizing_sent_batches_the_server_refuses() -> None:
+    """What the issue saw: batches cut at 60 % of the 32 KiB warning threshold in bytes of
+    values held state rows the server counts at more than the 50 KiB failure threshold."""
+    case = next(c for c in CASES if c.statement == "state_put")
+    values = sum(len(v) for row in case.serialized() for v in row if isinstance(v, bytes))
+    ratio = server_size(case) / values
+    assert ratio > 2.6
+    assert 32 * 1024 * 0.6 * ratio > 50 * 1024

@@ -290,3 +290,34 @@ async def test_api_metrics_on_their_own_port_only(tmp_path: Path) -> None:
             await runner.cleanup()
         with pytest.raises(aiohttp.ClientConnectionError):
             await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+
+
+def test_data_dir_is_accepted_after_the_command_too(tmp_path: Path) -> None:
+    """`alm run --offline --data-dir DIR` (as README lists it among run's options) and
+    `alm --data-dir DIR run` both work; the subcommand's copy wins when both are given."""
+    from services.cli.main import _parser
+
+    after = _parser().parse_args(["run", "--offline", "--data-dir", str(tmp_path / "a")])
+    before = _parser().parse_args(["--data-dir", str(tmp_path / "b"), "run", "--offline"])
+    both = _parser().parse_args(["--data-dir", "x", "works", "add", "--data-dir", "y", "10.1/z"])
+    assert (after.data_dir, before.data_dir, both.data_dir) == (
+        tmp_path / "a",
+        tmp_path / "b",
+        Path("y"),
+    )
+    assert main(["works", "add", "--data-dir", str(tmp_path / "c"), "10.7717/peerj.4375"]) == 0
+    assert _works(tmp_path / "c") == ["10.7717/peerj.4375"]
+
+
+def test_offline_runs_do_not_pace_the_built_in_stub_like_the_real_apis() -> None:
+    """Against the loopback stub every source may go at OFFLINE_RATE (the real APIs' politeness
+    rates made the sample take ~9 s); a rate set in the environment still wins."""
+    from services.cli.commands import OFFLINE_RATE, offline_settings
+    from services.fetchers.registry import SOURCES
+
+    settings = offline_settings(Settings.from_env({"ALM_REDDIT_RATE": "2"}), "http://127.0.0.1:1")
+    assert settings.upstream_root == "http://127.0.0.1:1"
+    assert settings.rates["reddit"] == 2.0
+    assert {n: r for n, r in settings.rates.items() if n != "reddit"} == {
+        n: OFFLINE_RATE for n in SOURCES if n != "reddit"
+    }

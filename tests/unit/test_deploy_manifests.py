@@ -18,9 +18,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 import services
+from services import embedded, shutdown
 from services.adapters.memory_bus import MemoryBus
+from services.aggregator import app as aggregator_app
 from services.aggregator.app import APP_ID
 from services.aggregator.service import Aggregator
+from services.api import errors
 from services.cli.main import _parser
 from services.core.events import TOPIC_RAW, refresh_topic
 from services.core.keys import new_secret_key
@@ -542,3 +545,29 @@ def test_every_alert_says_what_to_do_in_the_operations_guide() -> None:
     documented = dict(re.findall(r"^### (Alm\w+) \((\w+)\)$", text, re.MULTILINE))
     alerts = {r["alert"]: r["labels"]["severity"] for r in _rules() if "alert" in r}
     assert documented == alerts
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_grace_period_outlasts_each_services_shutdown_bound(case: str) -> None:
+    """Every Deployment gives its pod more time from SIGTERM to SIGKILL than the service may
+    take to drain its batch, commit and close (services/shutdown.py), after its preStop sleep,
+    with 10 s to spare: Kubernetes never kills a service mid-commit."""
+    deployments = of_kind(render(*CASES[case]), "Deployment")
+    assert len(deployments) >= 4
+    for deployment in deployments:
+        spec = pod_spec(deployment)
+        command = _command(deployment).command
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        pre_stop = container(deployment).get("lifecycle", {}).get("preStop", {})
+        sleep = int(pre_stop["exec"]["command"][1]) if pre_stop else 0
+        assert grace >= sleep + shutdown.bound(command) + 10, deployment["metadata"]["name"]
+
+
+def test_the_shutdown_bound_covers_the_drain_the_services_use() -> None:
+    """The bound is made of the numbers the code waits: the step loop's and the aggregator's
+    drain, and the API's request deadline at the default store timeout."""
+    assert embedded.DRAIN_SECONDS == shutdown.DRAIN_SECONDS
+    assert aggregator_app.DRAIN_SECONDS == shutdown.DRAIN_SECONDS
+    deadline = Settings().api_store_timeout * errors.STORE_CALLS
+    assert deadline <= shutdown.API_REQUEST_SECONDS
+    assert shutdown.bound("fetcher") == shutdown.DRAIN_SECONDS + shutdown.CLOSE_SECONDS

@@ -71,3 +71,41 @@ async def test_refused_credentials_pause_source_until_resumed(tmp_path: Path) ->
         resumed = await refresh_until_idle(kit.pipeline)
         assert resumed.refreshed == 2
         assert resumed.errors == 0
+
+
+async def test_a_failed_batch_call_counts_once_towards_pausing(tmp_path: Path) -> None:
+    """A batch source's failed call fails each of its works, but it is one failed call: the
+    window counts calls (ALM paused a source after 200 failed calls), so a short upstream
+    outage does not pause a batch source 50 times faster than a one-work-a-call one."""
+    from services.core.events import FetchError
+
+    class Failing:
+        calls = 0
+
+        async def call(self, source: object, request: object) -> FetchError:
+            self.calls += 1
+            return FetchError("http", f"HTTP 503 from upstream (call {self.calls})", True, 503)
+
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref",)) as kit:
+        await kit.register([f"10.5555/w.{n}" for n in range(120)])
+        fetcher = kit.pipeline.fetchers[0]
+        failing = Failing()
+        fetcher.caller = failing
+        await kit.pipeline.scheduler.step(0)
+        await kit.pipeline.scheduler.tick()
+        assert await fetcher.step(0) == 120
+        assert failing.calls == 3  # 50 works a call
+        assert len(fetcher.failures.times) == 3
+
+
+def test_the_failure_limit_comes_from_the_environment_and_zero_never_pauses() -> None:
+    from services.core.events import FetchError
+    from services.settings import Settings
+
+    assert Settings.from_env({}).source_failure_limit == 200
+    assert Settings.from_env({"ALM_SOURCE_FAILURE_LIMIT": "0"}).source_failure_limit == 0
+    window = ErrorWindow(limit=0)
+    error = FetchError("timeout", "no answer")
+    assert all(window.record(error, T0) is None for _ in range(1000))
+    refused = FetchError("http", "HTTP 401", retryable=False, http_status=401)
+    assert window.record(refused, T0) is not None  # refused credentials still pause
