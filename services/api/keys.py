@@ -80,12 +80,23 @@ def _issued(record: ApiKey, secret: str, location: bool) -> web.Response:
     return web.json_response({**record.shown(), "key": secret}, status=201, headers=headers)
 
 
+SIGNUP_CLOSED = "sign-up is closed on this server: ask its operator for a key"
+
+
 async def signup(request: web.Request) -> web.Response:
     """`POST /api/v1/signup` {name, email} (JSON or a form): a reader key, shown once."""
-    guard = request.app[GUARD]
-    if not guard.settings.signup:
-        raise Refused(403, "sign-up is closed on this server: ask its operator for a key")
+    if not request.app[GUARD].settings.signup:
+        raise Refused(403, SIGNUP_CLOSED)
     fields = await _fields(request, {"name", "email"})
+    record, secret = await issue_reader_key(request, fields)
+    return _issued(record, secret, location=False)
+
+
+async def issue_reader_key(request: web.Request, fields: dict[str, Any]) -> tuple[ApiKey, str]:
+    """A new reader key for the sign-up `fields` (name, email): BadParameter naming a wrong
+    field, Refused (429) past the client address's sign-up quota; the API's sign-up and the
+    site's sign-up page both issue keys here."""
+    guard = request.app[GUARD]
     try:
         name = check_name(_text(fields, "name") or "")
         email = check_email(_text(fields, "email") or "")
@@ -97,7 +108,7 @@ async def signup(request: web.Request) -> web.Response:
         request.app[KEYS], name, Role.READER, request.app[CLOCK](), email=email
     )
     guard.keys.put(record.key_id, record)
-    return _issued(record, secret, location=False)
+    return record, secret
 
 
 async def own_key(request: web.Request) -> web.Response:

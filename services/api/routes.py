@@ -6,6 +6,7 @@ from aiohttp import web
 
 from services.api import docs, keys, v5, views
 from services.api.access import Access, Rules
+from services.site.routes import SITE_ACCESS, setup_site
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -33,6 +34,7 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/keys/me", keys.own_key)
     app.router.add_get("/api/v1/keys/{id}", keys.show)
     app.router.add_post("/api/v1/keys/{id}/revoke", keys.revoke)
+    setup_site(app)  # the pages people use (services/site)
 
 
 # (method, path template) -> what the route needs (services/api/access.py). A route missing
@@ -58,4 +60,5 @@ ACCESS: Rules = {
     ("GET", "/api/v1/keys/me"): Access.KEY,
     ("GET", "/api/v1/keys/{id}"): Access.ADMIN,
     ("POST", "/api/v1/keys/{id}/revoke"): Access.ADMIN,
+    **SITE_ACCESS,
 }

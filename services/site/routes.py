@@ -1,0 +1,36 @@
+"""The site's routes and what each needs (merged into the API's access table)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from aiohttp import web
+
+from services.api.access import Access, Rules
+from services.site import signup
+
+_CSS = files("services.site").joinpath("site.css").read_bytes()
+
+
+async def stylesheet(request: web.Request) -> web.Response:
+    """`GET /static/site.css`: the one stylesheet (from the package: no CDN)."""
+    return web.Response(
+        body=_CSS,
+        content_type="text/css",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def setup_site(app: web.Application) -> None:
+    """Register the site's pages."""
+    app.router.add_get("/static/site.css", stylesheet)
+    app.router.add_get("/signup", signup.signup_form)
+    app.router.add_post("/signup", signup.signup_submit)
+
+
+SITE_ACCESS: Rules = {
+    ("GET", "/static/site.css"): Access.PUBLIC,
+    ("GET", "/signup"): Access.OPEN,
+    ("POST", "/signup"): Access.OPEN,
+}
