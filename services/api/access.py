@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import hdrs, web
 
-from services.api.credentials import client_address, presented_key
+from services.api.credentials import SITE_COOKIE, client_address, presented_key
 from services.api.errors import error_response
 from services.api.keycache import KeyCache
 from services.api.state import GUARD
@@ -144,6 +144,11 @@ class Guard:
         presented = await presented_key(request)
         if presented is None or presented in self.settings.guest_keys:
             return None
+        return await self.verify(presented, address)
+
+    async def verify(self, presented: str, address: str) -> ApiKey:
+        """The good key `presented` is; Refused (401) for a wrong or revoked one, which spends
+        the address's quota (429 once it is spent)."""
         if self._spent(f"addr:{address}", self.settings.rate_anonymous):
             raise Refused(429, "too many requests with wrong API keys from this address")
         parts = split_key(presented)
@@ -223,7 +228,10 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         if refused.status != 429:
             path = shown(request.path)
             log.info("access_refused", status=refused.status, path=path, remote=address)
-        return refused.response()
+        response = refused.response()
+        if refused.status == 401 and SITE_COOKIE in request.cookies and request.path[:5] != "/api/":
+            response.del_cookie(SITE_COOKIE)  # a page's revoked or wrong key: signed out
+        return response
 
 
 async def quota_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -6,6 +6,11 @@ deposit, R's POSTs with X-HTTP-Method-Override). Empty values count as absent; o
 Authorization schemes are left to whoever set them (a proxy's Basic auth); two different
 keys in one request are a 400 (RFC 6750's invalid_request).
 
+The site's pages (paths outside /api/) also read the key a person signed in with
+(`POST /signin`) from the `alm_key` cookie (HttpOnly, SameSite=Strict); on a POST only when
+the request's Origin is this server's own, so no other page (another port of the same host
+included, which SameSite counts as the same site) can post with it. The API never reads it.
+
 The client's address is the peer's, unless the peer is a trusted proxy
 (ALM_API_TRUSTED_PROXIES): then the right-most X-Forwarded-For entry that is not a trusted
 proxy (what ingress-nginx, Envoy and cloud load balancers append). An IPv6 client counts by
@@ -24,6 +29,7 @@ from services.api.errors import BadParameter
 from services.core.text import one_line
 
 API_KEY_HEADER = "X-API-Key"
+SITE_COOKIE = "alm_key"  # the key a person signed in with on the site (services/site/signin)
 API_KEY_PARAM = "api_key"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_METHODS = ("POST", "PUT", "PATCH")
@@ -45,12 +51,30 @@ async def presented_key(request: web.Request) -> str | None:
     if request.method in FORM_METHODS and request.content_type in FORM_TYPES:
         found.update(await _form_keys(request))
     found.discard("")
+    if not found and _site_cookie_counts(request):
+        found.add(request.cookies[SITE_COOKIE].strip())
+        found.discard("")
     if len(found) > 1:
         raise BadParameter(
             "the request carries different API keys: send one key, in one place "
             "(Authorization: Bearer, X-API-Key or api_key)"
         )
     return found.pop() if found else None
+
+
+def own_origin(request: web.Request) -> str:
+    """This server's origin as the browser sees it (scheme://host[:port])."""
+    return f"{request.scheme}://{request.host}"
+
+
+def _site_cookie_counts(request: web.Request) -> bool:
+    """Whether the site cookie is read: on a page, not the API; on a POST only from a page of
+    this server (Origin, which browsers send with every form POST)."""
+    if SITE_COOKIE not in request.cookies or request.path.startswith("/api/"):
+        return False
+    if request.method in ("GET", "HEAD"):
+        return True
+    return request.headers.get(hdrs.ORIGIN) == own_origin(request)
 
 
 async def _form_keys(request: web.Request) -> list[str]:

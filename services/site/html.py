@@ -19,7 +19,12 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-_NAV = (("/signup", "Get an API key"), ("/api/v1/openapi.json", "API"))
+_NAV = (
+    ("/sources", "Sources"),
+    ("/signup", "Get an API key"),
+    ("/signin", "Sign in"),
+    ("/api/v1/openapi.json", "API"),
+)
 
 
 def text(value: object) -> str:

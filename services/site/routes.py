@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import signup
+from services.site import signin, signup, sources
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 
@@ -27,10 +27,21 @@ def setup_site(app: web.Application) -> None:
     app.router.add_get("/static/site.css", stylesheet)
     app.router.add_get("/signup", signup.signup_form)
     app.router.add_post("/signup", signup.signup_submit)
+    app.router.add_get("/signin", signin.signin_form)
+    app.router.add_post("/signin", signin.signin)
+    app.router.add_post("/signout", signin.signout)
+    app.router.add_get("/sources", sources.sources_page)
+    app.router.add_post("/sources/{name}/{action:pause|resume}", sources.control)
 
 
 SITE_ACCESS: Rules = {
     ("GET", "/static/site.css"): Access.PUBLIC,
     ("GET", "/signup"): Access.OPEN,
     ("POST", "/signup"): Access.OPEN,
+    ("GET", "/signin"): Access.OPEN,
+    ("POST", "/signin"): Access.OPEN,
+    ("POST", "/signout"): Access.PUBLIC,  # forgetting a key needs none, even a wrong one
+    ("GET", "/sources"): Access.READ,
+    # a page: the handler answers 401/403 as HTML (an admin key, from the signed-in cookie)
+    ("POST", "/sources/{name}/{action}"): Access.OPEN,
 }
