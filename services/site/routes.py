@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import signin, signup, sources
+from services.site import badge, signin, signup, sources
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 
@@ -25,6 +25,8 @@ async def stylesheet(request: web.Request) -> web.Response:
 def setup_site(app: web.Application) -> None:
     """Register the site's pages."""
     app.router.add_get("/static/site.css", stylesheet)
+    app[badge.BADGES] = badge.BadgeCache()
+    app.router.add_get("/badge/{id:.+}.svg", badge.badge)
     app.router.add_get("/signup", signup.signup_form)
     app.router.add_post("/signup", signup.signup_submit)
     app.router.add_get("/signin", signin.signin_form)
@@ -36,6 +38,9 @@ def setup_site(app: web.Application) -> None:
 
 SITE_ACCESS: Rules = {
     ("GET", "/static/site.css"): Access.PUBLIC,
+    # embedded in other sites' pages, whose readers send no key: open even with
+    # ALM_API_REQUIRE_KEY, under the per-address quota
+    ("GET", "/badge/{id}.svg"): Access.OPEN,
     ("GET", "/signup"): Access.OPEN,
     ("POST", "/signup"): Access.OPEN,
     ("GET", "/signin"): Access.OPEN,
