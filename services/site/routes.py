@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import badge, signin, signup, sources
+from services.site import badge, keys, signin, signup, sources
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 
@@ -34,6 +34,8 @@ def setup_site(app: web.Application) -> None:
     app.router.add_post("/signout", signin.signout)
     app.router.add_get("/sources", sources.sources_page)
     app.router.add_post("/sources/{name}/{action:pause|resume}", sources.control)
+    app.router.add_get("/keys", keys.keys_page)
+    app.router.add_post("/keys/{id}/revoke", keys.revoke)
 
 
 SITE_ACCESS: Rules = {
@@ -49,4 +51,6 @@ SITE_ACCESS: Rules = {
     ("GET", "/sources"): Access.READ,
     # a page: the handler answers 401/403 as HTML (an admin key, from the signed-in cookie)
     ("POST", "/sources/{name}/{action}"): Access.OPEN,
+    ("GET", "/keys"): Access.OPEN,  # an admin's page; the handler answers 401/403 as HTML
+    ("POST", "/keys/{id}/revoke"): Access.OPEN,
 }

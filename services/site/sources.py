@@ -60,7 +60,7 @@ async def sources_page(request: web.Request) -> web.Response:
         )
     head = "<th scope=col>Pause or resume</th>" if admin else ""
     note = (
-        "<p>Signed in with an admin key.</p>"
+        '<p>Signed in with an admin key: <a href="/keys">API keys</a>.</p>'
         if admin
         else '<p><a href="/signin">Sign in with an admin key</a> to pause or resume a source.</p>'
     )

@@ -1,6 +1,7 @@
 """An admin pauses a source from the page, in Chromium: sign in with an admin key, pause
-Crossref with a reason, see it paused on the page and on the API, resume it; a reader signed in
-sees no controls; signing out forgets the key."""
+Crossref with a reason, see it paused on the page and on the API, resume it, revoke a reader's
+key on the keys page (refused by the API at once); a reader signed in sees no controls;
+signing out forgets the key."""
 
 from __future__ import annotations
 
@@ -52,6 +53,17 @@ async def test_an_admin_pauses_and_resumes_a_source_from_the_page(site: Site, pa
         await page.get_by_role("button", name="Resume Crossref").click()
     assert "collecting" in await row.inner_text()
     assert (await _crossref(site))["paused"] is False
+    record, reader = await create_key(site.keys, "journal", Role.READER, NOW)
+    await page.get_by_role("link", name="API keys").click()
+    await page.wait_for_url(f"{site.url}/keys")
+    await screenshot(page, "keys")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name=f"Revoke {record.key_id}").click()
+    assert "revoked" in await page.locator(f"tr#key-{record.key_id}").inner_text()
+    async with aiohttp.ClientSession() as http:
+        me = await http.get(f"{site.url}/api/v1/keys/me", headers={"X-API-Key": reader})
+        assert me.status == 401
+        me.release()
     async with page.expect_navigation():
         await page.evaluate("""() => { const f = document.createElement('form');
             f.method = 'post'; f.action = '/signout'; document.body.append(f); f.submit(); }""")

@@ -112,3 +112,32 @@ async def test_a_wrong_key_on_the_form_spends_the_address_quota(tmp_path: Path) 
             assert "alm_key" not in resp.cookies
         resp = await site.client.post("/signin", data={"key": good})
         assert resp.status == 429 and "Retry-After" in resp.headers
+
+
+async def test_an_admin_lists_and_revokes_keys_on_the_page(site: Api) -> None:
+    """/keys shows every key without secrets or digests; a revoke form stops a key at once;
+    a reader gets a 403 page, a POST from another origin is not signed in."""
+    record, reader = await create_key(site.keys, "<b>journal</b>", Role.READER, NOW)
+    admin = await _signed_in(site, Role.ADMIN)
+    html = await (await site.client.get("/keys")).text()
+    assert f"Revoke {record.key_id}" in html and "&lt;b&gt;journal&lt;/b&gt;" in html
+    assert reader not in html and admin not in html and record.secret_hash not in html
+    assert f"Revoke {admin.split('_')[1]}" not in html  # not your own key
+    path = f"/keys/{record.key_id}/revoke"
+    resp = await site.client.post(path, headers={"Origin": "http://127.0.0.1:1"})
+    still = await site.keys.get_key(record.key_id)
+    assert resp.status == 401 and still is not None and still.active
+    resp = await site.client.post(path, headers={"Origin": _origin(site)}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/keys#key-{record.key_id}"
+    api = await site.client.get("/api/v1/works", headers={"X-API-Key": reader})
+    assert api.status == 401  # at once on this replica
+    missing = await site.client.post("/keys/0123456789ab/revoke", headers={"Origin": _origin(site)})
+    assert missing.status == 404
+
+
+async def test_a_reader_may_not_see_the_keys(site: Api) -> None:
+    await _signed_in(site, Role.READER)
+    resp = await site.client.get("/keys")
+    assert resp.status == 403 and resp.content_type == "text/html"
+    site.client.session.cookie_jar.clear()
+    assert (await site.client.get("/keys")).status == 401
