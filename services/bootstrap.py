@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.service import Aggregator
-from services.core.events import refresh_topic
+from services.core.change_filter import Catalog
+from services.core.changefeed import ChangeFeed
+from services.core.events import TOPIC_CHANGED, refresh_topic
 from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
+from services.core.publishers import PublisherStore
 from services.core.staleness import Policy
+from services.core.webhooks import HookStore
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES, get_source
@@ -35,7 +39,8 @@ def make_bus(settings: Settings) -> Bus:
     if settings.bus == "memory":
         from services.adapters.memory_bus import MemoryBus
 
-        return MemoryBus(window=settings.event_window)
+        # alm.metrics.changed keeps its last records for SSE clients resuming from an id
+        return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,))
     if settings.bus == "kafka":
         from services.adapters.kafka_bus import KafkaBus
 
@@ -84,6 +89,58 @@ def make_key_store(store: Store) -> KeyStore:
 
         return CassandraKeyStore(store)
     raise TypeError(f"no key store for a {type(store).__name__}")
+
+
+def make_publishers(store: Store) -> PublisherStore:
+    """The PublisherStore over the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_publishers import SqlitePublishers
+
+        return SqlitePublishers(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_publishers import CassandraPublishers
+
+        return CassandraPublishers(store)
+    raise TypeError(f"no publisher store for {type(store).__name__}")
+
+
+def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
+    """Readers of alm.metrics.changed for the SSE stream: over the in-process bus itself, or
+    Kafka consumers of their own (no group) in the distributed mode."""
+    from services.adapters.memory_bus import MemoryBus
+
+    if isinstance(bus, MemoryBus):
+        from services.adapters.memory_feed import MemoryChangeFeed
+
+        return MemoryChangeFeed(bus)
+    from services.adapters.kafka_feed import KafkaChangeFeed
+
+    return KafkaChangeFeed(settings.kafka_bootstrap, settings.topic_prefix)
+
+
+def make_hook_store(store: Store) -> HookStore:
+    """The webhook store in the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_hooks import SqliteHooks
+
+        return SqliteHooks(store)
+    from services.adapters.cassandra_hooks import CassandraHooks
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        return CassandraHooks(store)
+    raise TypeError(f"no webhook store for {type(store).__name__}")
+
+
+def make_catalog() -> Catalog:
+    """Every installed source's metrics with their groups (change filters by group)."""
+    return {name: {m.name: m.group.value for m in s.metrics} for name, s in SOURCES.items()}
 
 
 def selected_sources(settings: Settings) -> list[Source]:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,6 +23,9 @@ from services.adapters.memory_bus import MemoryBus
 from services.bootstrap import Pipeline
 from services.shutdown import DRAIN_SECONDS
 from services.telemetry.pipeline import STEP_FAILURES
+
+if TYPE_CHECKING:
+    from services.notifier.service import Notifier
 
 log = structlog.get_logger("alm.embedded")
 
@@ -229,10 +232,12 @@ async def run_services(
     stop: asyncio.Event,
     pacing: Pacing = Pacing(),
     on_idle: Callable[[RunSummary], Awaitable[None]] | None = None,
+    notifier: Notifier | None = None,
 ) -> RunSummary:
     """Keep every service running until `stop` is set, awaiting `on_idle` once, the first time
     nothing is due or in flight; then shut down within `pacing.grace` seconds. Returns what
-    was done from start to shutdown."""
+    was done from start to shutdown. With `notifier`, webhooks are delivered too (its queues
+    drained until `stop`, the changes on the bus until the end)."""
     before = _counters(p)
     drain, reconciled = asyncio.Event(), asyncio.Event()
     producers = [
@@ -249,6 +254,11 @@ async def run_services(
             keep_stepping("aggregator", p.aggregator.step, drain, until_empty=True)
         ),
     ]
+    if notifier is not None:
+        producers.append(asyncio.create_task(notifier.keep_draining(stop)))
+        consumers.append(
+            asyncio.create_task(keep_stepping("notifier", notifier.step, drain, until_empty=True))
+        )
     watcher = asyncio.create_task(_report_idle(p, reconciled, on_idle)) if on_idle else None
     try:
         await stop.wait()

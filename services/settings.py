@@ -14,6 +14,7 @@ from services.core.keys import split_key
 from services.core.quota import Rate, parse_rate
 from services.core.staleness import Intervals, Policy, parse_duration, parse_intervals
 from services.fetchers.base import SourceConfig
+from services.notify_settings import NotifySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WORKS = REPO_ROOT / "data" / "sample-works.txt"
@@ -328,6 +329,7 @@ class Settings:
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
     extras: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # ALM_<SOURCE>__<KEY>
     intervals: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>_REFRESH=1d,7.5d,30d
+    notify: NotifySettings = field(default_factory=NotifySettings)  # SSE, webhooks, notifier
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -371,6 +373,7 @@ class Settings:
             rates={k: float(v) for k, v in per_source(e, "_RATE").items()},
             extras=source_extras(e),
             intervals=per_source(e, "_REFRESH"),
+            notify=NotifySettings.from_env(e),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -1,4 +1,4 @@
-"""Cassandra adapter of the KeyStore port: the `api_keys` table (migration 006) in the store's
+"""Cassandra adapter of the KeyStore port: the `api_keys` table (migration 009) in the store's
 keyspace, so every API replica sees the same keys.
 
 A new key is inserted with `IF NOT EXISTS` and a revocation is `IF revoked_at = null`

@@ -95,14 +95,17 @@ FULL_SCAN_SECONDS = 600.0
 SETTLE_US = 60_000_000
 RAW_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c59-9a55-0a1e5c0b7a11")
 
-_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+_WORK_COLS = (
+    "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
+)
 
 STATEMENTS: dict[str, str] = {
     "work_get": f"SELECT {_WORK_COLS} FROM works WHERE work_id=?",
     "works_in": f"SELECT {_WORK_COLS} FROM works WHERE work_id IN ?",
-    "work_insert": f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    "work_insert": f"INSERT INTO works ({_WORK_COLS}, registered_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
     "work_update": "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
-    " canonical_url=? WHERE work_id=?",
+    " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
     "index_insert": "INSERT INTO work_index (shard, work_id) VALUES (?,?)",
     "index_page": "SELECT work_id FROM work_index WHERE shard=? LIMIT ?",
     "index_after": "SELECT work_id FROM work_index WHERE shard=? AND work_id>? LIMIT ?",
@@ -184,11 +187,20 @@ def _work(row: Row) -> Work:
         issued=_day(row.issued) if row.issued is not None else None,
         publisher=row.publisher,
         canonical_url=row.canonical_url,
+        type=row.work_type,
+        publisher_id=row.publisher_id,
     )
 
 
 def _work_values(work: Work) -> list[Any]:
-    meta = (work.title, work.issued, work.publisher, work.canonical_url)
+    meta = (
+        work.title,
+        work.issued,
+        work.publisher,
+        work.canonical_url,
+        work.type,
+        work.publisher_id,
+    )
     return [_unset(v) for v in (work.doi, work.pmid, work.pmcid, *meta)]
 
 
@@ -265,8 +277,9 @@ class CassandraStore:
         return self._cql
 
     async def session(self) -> CqlSession:
-        """The connected session once the keyspace is known to be migrated: how adapters of
-        other ports reach their tables in this keyspace (services/adapters/cassandra_keys.py)."""
+        """The connected session, once the keyspace is known to be migrated: how the adapters
+        of other ports that share this keyspace (cassandra_keys.py, cassandra_publishers.py,
+        cassandra_hooks.py) reach it."""
         return await self._ready()
 
     async def _check_migrated(self) -> None:

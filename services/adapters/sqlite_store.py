@@ -63,6 +63,39 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
     """,
+    # A work's type and its publisher's Crossref member id (publisher imports); the index
+    # pages a publisher's works in work-id order (GET /api/v1/works?publisher_id=).
+    """
+    ALTER TABLE works ADD COLUMN work_type TEXT;
+    ALTER TABLE works ADD COLUMN publisher_id TEXT;
+    CREATE INDEX IF NOT EXISTS works_by_publisher ON works (publisher_id, work_id)
+        WHERE publisher_id IS NOT NULL;
+    """,
+    # Publishers and their catalogue imports (services/adapters/sqlite_publishers.py).
+    """
+    CREATE TABLE IF NOT EXISTS publishers (
+        member_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS catalogue_imports (
+        scope TEXT PRIMARY KEY, member_id TEXT, state TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
+    # Webhooks (services/adapters/sqlite_hooks.py): registrations, their delivery health, the
+    # last attempts of each (a bounded log) and what waits for a receiver that failed.
+    """
+    CREATE TABLE IF NOT EXISTS webhooks (
+        hook_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, filter TEXT NOT NULL,
+        description TEXT NOT NULL, created_at TEXT NOT NULL, enabled_at TEXT NOT NULL,
+        enabled INTEGER NOT NULL, disabled_reason TEXT, disabled_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_health (
+        hook_id TEXT PRIMARY KEY, consecutive_failures INTEGER NOT NULL, last_success_at TEXT,
+        last_failure_at TEXT, last_error TEXT, queued INTEGER NOT NULL, retry_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_attempts (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, at TEXT NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+        error TEXT, duration_ms INTEGER NOT NULL, next_at TEXT, PRIMARY KEY (hook_id, seq));
+    CREATE TABLE IF NOT EXISTS webhook_queue (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (hook_id, seq));
+    """,
     # API keys (services/adapters/sqlite_keys.py): the digest of each key, never the key.
     """
     CREATE TABLE IF NOT EXISTS api_keys (
@@ -82,14 +115,14 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
 
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` with the connection on the store's thread, in a transaction (adapters of
+        other ports sharing this file: sqlite_hooks.py, sqlite_keys.py, sqlite_publishers.py)."""
+        return await self._run(fn)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the store's thread, in one transaction: how adapters of
-        other ports keep their tables in this file (services/adapters/sqlite_keys.py)."""
-        return await self._run(fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
@@ -138,11 +171,12 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, claims = _merge_registrations(conn, works)
             conn.executemany(
-                "INSERT INTO works VALUES (?,?,?,?,?,?,?,?,?)"
+                f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(work_id) DO UPDATE SET"
                 " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
                 " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
-                " canonical_url=excluded.canonical_url",
+                " canonical_url=excluded.canonical_url, work_type=excluded.work_type,"
+                " publisher_id=excluded.publisher_id",
                 [(*_work_row(w), now) for w in final.values()],
             )
             conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
@@ -158,7 +192,7 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
-                " canonical_url=? WHERE work_id=?",
+                " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
                 [(*_work_row(w)[1:], w.work_id) for w in works],
             )
 
@@ -465,7 +499,9 @@ def _sortable(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+_WORK_COLS = (
+    "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
+)
 
 
 def _work_row(work: Work) -> tuple[Any, ...]:
@@ -478,6 +514,8 @@ def _work_row(work: Work) -> tuple[Any, ...]:
         work.issued.isoformat() if work.issued else None,
         work.publisher,
         work.canonical_url,
+        work.type,
+        work.publisher_id,
     )
 
 
@@ -491,6 +529,8 @@ def _work(row: Sequence[Any]) -> Work:
         issued=date.fromisoformat(row[5]) if row[5] else None,
         publisher=row[6],
         canonical_url=row[7],
+        type=row[8],
+        publisher_id=row[9],
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -182,6 +183,7 @@ class Aggregator:
             if r.applied and (o.status is not Status.ERROR or _rejected(o))
         ]
         learned = learned_works(done, works)
+        changes = with_publishers(changes, {**works, **{w.work_id: w for w in learned}})
         await asyncio.gather(
             self.bus.publish(
                 TOPIC_CHANGED,
@@ -231,6 +233,16 @@ class Aggregator:
             )
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
         return by_source
+
+
+def with_publishers(changes: list[MetricChanged], works: dict[str, Work]) -> list[MetricChanged]:
+    """The changes, each carrying its work's publisher (what subscribers filter on)."""
+    out = []
+    for change in changes:
+        work = works.get(change.work_id)
+        publisher = work.publisher if work is not None else None
+        out.append(change if publisher is None else replace(change, publisher=publisher))
+    return out
 
 
 def _rejected(obs: Observation) -> bool:

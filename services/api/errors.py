@@ -23,6 +23,17 @@ RETRY_AFTER = 5  # seconds a client is asked to wait after a 503
 STORE_CALLS = 3  # a request's deadline: this many store calls' worth of the store timeout
 
 
+DEADLINE = web.RequestKey("deadline", asyncio.Timeout)  # the request's, set by json_errors
+
+
+def lift_deadline(request: web.Request) -> None:
+    """The request's deadline no longer applies: for a response that streams for longer than a
+    request may take (the SSE stream, once its headers are sent), which bounds itself."""
+    timeout = request.get(DEADLINE)
+    if timeout is not None:
+        timeout.reschedule(None)
+
+
 class NotFound(LookupError):
     """The thing asked for does not exist (JSON 404)."""
 
@@ -77,7 +88,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     into a JSON 500 (logged, never a traceback to the client)."""
     deadline = request.app[STORE_TIMEOUT] * STORE_CALLS
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(deadline) as timeout:
+            request[DEADLINE] = timeout
             return await handler(request)
     except TimeoutError:
         log.warning("api_request_timed_out", path=request.path, seconds=deadline)

@@ -16,6 +16,8 @@ from services.core.identifiers import Identifier, IdType, parse_identifier
 from services.core.text import one_line, shown
 
 MAX_IDS = 100  # `ids=` of a lookup
+MAX_CURSOR = 400  # characters of a listing's `cursor` (a work id: a DOI has at most 300)
+FIRST = "*"  # the cursor of a listing's first page (as Crossref's)
 _INTEGER = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits: int() takes Arabic-Indic digits and '+5'
 
 
@@ -73,3 +75,15 @@ async def read_json(request: web.Request) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadParameter(f"request body is not JSON: {one_line(exc)}") from None
+
+
+def cursor_param(request: web.Request) -> str | None:
+    """`cursor=`: `*` for a listing's first page (None), else the `next_cursor` of the page
+    before (the last work id it listed: the next page lists the works after it)."""
+    raw = request.query.get("cursor", FIRST)
+    if not raw or len(raw) > MAX_CURSOR:
+        raise BadParameter(
+            f"parameter 'cursor' must be '*' or a page's next_cursor (1 to {MAX_CURSOR} "
+            f"characters), got {shown(raw, 40)!r}"
+        )
+    return None if raw == FIRST else raw

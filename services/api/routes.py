@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import docs, keys, v5, views
+from services.api import changes, docs, keys, schemas, v5, views, webhooks
 from services.api.access import Access, Rules
 from services.site.routes import SITE_ACCESS, setup_site
 
@@ -34,6 +34,15 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/keys/me", keys.own_key)
     app.router.add_get("/api/v1/keys/{id}", keys.show)
     app.router.add_post("/api/v1/keys/{id}/revoke", keys.revoke)
+    app.router.add_get("/api/v1/schemas", schemas.list_schemas)
+    app.router.add_get("/api/v1/schemas/{name:.+}", schemas.get_schema)
+    app.router.add_get("/api/v1/changes", changes.stream_changes)
+    app.router.add_post("/api/v1/webhooks", webhooks.create_webhook)
+    app.router.add_get("/api/v1/webhooks", webhooks.list_webhooks)
+    app.router.add_get("/api/v1/webhooks/{id}", webhooks.get_webhook)
+    app.router.add_delete("/api/v1/webhooks/{id}", webhooks.delete_webhook)
+    app.router.add_post("/api/v1/webhooks/{id}/{action:enable|disable}", webhooks.control_webhook)
+    app.router.add_get("/api/v1/webhooks/{id}/deliveries", webhooks.webhook_deliveries)
     setup_site(app)  # the pages people use (services/site)
 
 
@@ -60,5 +69,14 @@ ACCESS: Rules = {
     ("GET", "/api/v1/keys/me"): Access.KEY,
     ("GET", "/api/v1/keys/{id}"): Access.ADMIN,
     ("POST", "/api/v1/keys/{id}/revoke"): Access.ADMIN,
+    ("GET", "/api/v1/schemas"): Access.OPEN,
+    ("GET", "/api/v1/schemas/{name}"): Access.OPEN,
+    ("GET", "/api/v1/changes"): Access.READ,
+    ("POST", "/api/v1/webhooks"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks/{id}"): Access.ADMIN,
+    ("DELETE", "/api/v1/webhooks/{id}"): Access.ADMIN,
+    ("POST", "/api/v1/webhooks/{id}/{action}"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks/{id}/deliveries"): Access.ADMIN,
     **SITE_ACCESS,
 }

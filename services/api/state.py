@@ -8,12 +8,17 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.core.change_filter import Catalog
 from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
+from services.core.publishers import PublisherStore
+from services.core.webhooks import HookStore
+from services.notify_settings import NotifySettings
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
     from services.api.access import Guard
+    from services.api.hub import ChangeHub
     from services.api.totals import Totals
 
 STORE = web.AppKey("store", Store)
@@ -23,4 +28,9 @@ TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
 KEYS = web.AppKey("keys", KeyStore)
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
+PUBLISHERS = web.AppKey("publishers", PublisherStore)
 STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")  # source -> metric -> group
+NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
+HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients
+HOOKS = web.AppKey("hooks", HookStore)  # registered webhooks and their delivery logs

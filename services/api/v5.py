@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api import totals
+from services.api import publishers, totals
 from services.api.errors import NotFound
 from services.api.params import choice_param, ids_param, int_param
 from services.api.present import counting_total, source_history, specs_of
@@ -22,6 +22,7 @@ from services.core.works import Work
 from services.fetchers.registry import SOURCES
 
 MAX_PER_PAGE = 50
+RANKED = 1000  # `order` with a publisher filter: that publisher's works among this many top ones
 
 
 def _v5_rows(
@@ -81,6 +82,7 @@ async def _article(
         "pmid": work.pmid,
         "pmcid": work.pmcid.removeprefix("PMC") if work.pmcid else None,
         "issued": {"date-parts": [[issued.year, issued.month, issued.day]]} if issued else None,
+        "publisher_id": int(work.publisher_id) if work.publisher_id else None,
         **group_figures((specs_of(s.source), s.metrics) for s in reported),
         "update_date": to_iso(updated) if updated else None,
     }
@@ -130,13 +132,18 @@ async def _select(
 ) -> tuple[list[Work], int]:
     store = request.app[STORE]
     order = choice_param(request, "order", SOURCES)
+    member_id = await publishers.publisher_of(request)
     if "ids" in request.query:
         found = []
         for _, ident in ids_param(request, id_type):
             work = await store.find_work(ident)
-            if work is not None:
+            if work is not None and member_id in (None, work.publisher_id):
                 found.append(work)
         return found[(page - 1) * per_page : page * per_page], len(found)
+    if order and member_id is not None:
+        return await _ranked_of(request, order, member_id, page, per_page)
+    if member_id is not None:
+        return await publishers.works_of(request, member_id, page, per_page)
     if order:
         metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
         top = await store.top_works(order, metric, page * per_page)
@@ -146,6 +153,19 @@ async def _select(
         ], await totals.works_total(request)
     works = await store.list_works((page - 1) * per_page, per_page)
     return works, await totals.works_total(request)
+
+
+async def _ranked_of(
+    request: web.Request, order: str, member_id: str, page: int, per_page: int
+) -> tuple[list[Work], int]:
+    """`order` with a publisher filter: the publisher's works among the source's RANKED top
+    works, in their order (a bounded read of the leaderboard, whatever the publisher's size)."""
+    store = request.app[STORE]
+    metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
+    top = await store.top_works(order, metric, RANKED)
+    picked = await store.get_works([w for w, _ in top])
+    mine = [picked[w] for w, _ in top if w in picked and picked[w].publisher_id == member_id]
+    return mine[(page - 1) * per_page : page * per_page], len(mine)
 
 
 async def sources(request: web.Request) -> web.Response:

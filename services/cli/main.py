@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import gctune
-from services.cli import commands
+from services.cli import commands, publishers
 from services.cli import keys as keys_cli
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
 
+    publishers.add_parser(sub)
+
     sources = sub.add_parser("sources", help="list the sources; pause or resume one")
     sources.add_argument("--json", action="store_true")
     control = sources.add_subparsers(dest="sources_cmd")
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     fetcher = sub.add_parser("fetcher", help="run the fetcher service of one source")
     fetcher.add_argument("--source", required=True)
     sub.add_parser("aggregator", help="run the aggregator service (faust)")
+    sub.add_parser("notifier", help="run the webhook delivery service")
     api = sub.add_parser("api", help="run the API service")
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--host", default=None)
@@ -92,12 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     stub.add_argument("--port", type=int, default=8090)
     stub.add_argument("--host", default="127.0.0.1")
     stub.add_argument("--synthetic", action="store_true", help="answer 10.5555/ DOIs (benchmarks)")
+    stub.add_argument(
+        "--catalogue-works", type=int, default=None, help="generated works per publisher catalogue"
+    )
     return p
 
 
 # Commands that run until stopped (and `run`, the embedded pipeline): they get the tuned
 # garbage collector (services/gctune.py); one-shot commands keep CPython's.
-LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api")
+LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api", "notifier")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,27 +133,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+async def _works_or_sources(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "works":
+        if args.works_cmd == "add":
+            return await commands.works_add(settings, args.ids)
+        return await commands.works_import(settings, args.file)
+    if args.sources_cmd in ("pause", "resume"):
+        reason = getattr(args, "reason", None)
+        return await commands.source_control(settings, args.name, args.sources_cmd, reason)
+    return await commands.sources(settings, args.json)
+
+
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.command
     if cmd == "run":
         return await commands.run(settings, args.works, args.offline, args.once)
-    if cmd == "works":
-        if args.works_cmd == "add":
-            return await commands.works_add(settings, args.ids)
-        return await commands.works_import(settings, args.file)
-    if cmd == "sources":
-        if args.sources_cmd in ("pause", "resume"):
-            reason = getattr(args, "reason", None)
-            return await commands.source_control(settings, args.name, args.sources_cmd, reason)
-        return await commands.sources(settings, args.json)
+    if cmd in ("works", "sources"):
+        return await _works_or_sources(args, settings)
     if cmd == "keys":
         return await keys_cli.run(settings, args)
     if cmd == "db":
         return await commands.db_migrate(settings)
     if cmd == "topics":
         return await commands.topics_create(settings, args.partitions, args.replication_factor)
+    if cmd == "publishers":
+        return await publishers.dispatch(args, settings)
     if cmd == "stub-upstream":
-        return await commands.stub_upstream(args.host, args.port, args.synthetic)
+        return await commands.stub_upstream(
+            args.host, args.port, args.synthetic, args.catalogue_works
+        )
     return await commands.service(cmd, settings, getattr(args, "source", None))
 
 

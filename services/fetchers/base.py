@@ -321,11 +321,13 @@ def work_meta(
         meta["issued"] = day
     if isinstance(publisher, str) and publisher.strip():
         meta["publisher"] = bounded(" ".join(publisher.split()), NAME_LIMIT)
-    pmid_text = str(pmid).rsplit("/", 1)[-1] if isinstance(pmid, str | int) else ""
-    with contextlib.suppress(InvalidIdentifier):
-        meta["pmid"] = normalize_pmid(pmid_text)
-    with contextlib.suppress(InvalidIdentifier):
-        meta["pmcid"] = normalize_pmcid(str(pmcid) if pmcid else "", bare_digits=False)
+    if pmid is not None:  # (a missing id costs nothing: no refused parse)
+        pmid_text = str(pmid).rsplit("/", 1)[-1] if isinstance(pmid, str | int) else ""
+        with contextlib.suppress(InvalidIdentifier):
+            meta["pmid"] = normalize_pmid(pmid_text)
+    if pmcid:
+        with contextlib.suppress(InvalidIdentifier):
+            meta["pmcid"] = normalize_pmcid(str(pmcid), bare_digits=False)
     if (
         isinstance(canonical_url, str)
         and canonical_url.startswith("http")

@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
+from services.adapters.sqlite_hooks import SqliteHooks
 from services.adapters.sqlite_keys import SqliteKeyStore
+from services.adapters.sqlite_publishers import SqlitePublishers
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
 from services.core.keys import Role
@@ -79,7 +81,16 @@ async def outage(kit: Kit) -> Outage:
 async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(data_dir=tmp_path, status_cache_seconds=0, api_store_timeout=TIMEOUT)
     keys = Outage(SqliteKeyStore(kit.store), of=outage)
-    app = init_app(settings, store=outage, bus=kit.bus, keys=keys)  # type: ignore[arg-type]
+    hooks = SqliteHooks(kit.store)  # webhooks are not what these tests take down
+    publishers = SqlitePublishers(outage)  # type: ignore[arg-type]
+    app = init_app(
+        settings,
+        store=outage,  # type: ignore[arg-type]
+        bus=kit.bus,
+        keys=keys,  # type: ignore[arg-type]
+        hooks=hooks,
+        publishers=publishers,
+    )
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -93,7 +104,15 @@ async def answer(client: TestClient[Any, Any], path: str) -> tuple[int, Any, flo
 
 @pytest.mark.parametrize(
     "path",
-    ["/readyz", f"/api/v1/works/{PEERJ}", "/api/v1/works", "/api/v1/sources", "/api/v5/articles"],
+    [
+        "/readyz",
+        f"/api/v1/works/{PEERJ}",
+        "/api/v1/works",
+        "/api/v1/works?publisher_id=340",
+        "/api/v1/sources",
+        "/api/v5/articles",
+        "/api/v5/articles?publisher=PLOS",
+    ],
 )
 @pytest.mark.parametrize("mode", ["hang", "down", "slow"])
 async def test_a_store_that_is_down_or_stalled_gets_a_quick_json_503(

@@ -102,14 +102,15 @@ def test_container_args_are_real_alm_commands(case: str) -> None:
 
 
 def test_services_and_jobs_present() -> None:
-    """The API, one scheduler (never rolled into a second one), the aggregator, the fetchers
-    and both setup jobs are deployed."""
+    """The API, one scheduler and one notifier (never rolled into a second one), the
+    aggregator, the fetchers and both setup jobs are deployed."""
     docs = render(*CASES["minimal"])
     commands = {_command(d).command for d in of_kind(docs, "Deployment")}
-    assert commands == {"api", "scheduler", "aggregator", "fetcher"}
-    scheduler = _only(docs, "scheduler")
-    assert scheduler["spec"]["replicas"] == 1
-    assert scheduler["spec"]["strategy"]["type"] == "Recreate"
+    assert commands == {"api", "scheduler", "aggregator", "fetcher", "notifier"}
+    for single in ("scheduler", "notifier"):
+        deployment = _only(docs, single)
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
     jobs = {tuple(container(j)["args"][:2]) for j in of_kind(docs, "Job")}
     assert jobs == {("db", "migrate"), ("topics", "create")}
 
@@ -258,6 +259,18 @@ def test_api_keys_reach_only_their_own_fetcher(case: str) -> None:
             if name.endswith("_API_KEY"):
                 assert "secretKeyRef" in entry["valueFrom"], name
                 assert Settings.from_env({name: "k"}).api_keys == {source: "k"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_webhook_settings_reach_the_notifier(case: str) -> None:
+    """The webhook settings the values give reach the notifier (who manages webhooks is the
+    API keys' business: an admin key, api.access.adminKeySecret)."""
+    docs = render(*CASES[case])
+    wanted = values(case)["webhooks"]
+    notify = _plain_settings(_only(docs, "notifier")).notify
+    assert notify.allow_private is wanted["allowPrivate"]
+    assert notify.max_failures == wanted["maxFailures"]
+    assert notify.webhook_timeout == wanted["timeoutSeconds"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_openapi
 
 from services.adapters.sqlite_keys import SqliteKeyStore
+from services.adapters.sqlite_publishers import SqlitePublishers
 from services.api.access import Access
 from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH
 from services.api.routes import ACCESS
 from services.core.keys import Role
+from services.core.publishers import Publisher
 from services.core.schema_check import SCHEMA_DIR
 from services.embedded import refresh_until_idle
 from services.fetchers.registry import SOURCES
@@ -162,6 +165,11 @@ async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
         k.fail("crossref", PEERJ, 503, "Service Unavailable", "text/plain")
         await k.register([PEERJ])
         await refresh_until_idle(k.pipeline)
+        # one work as a publisher import leaves it: type and publisher id set
+        pcbi = await k.store.get_work(PCBI)
+        assert pcbi is not None
+        await k.store.update_works([replace(pcbi, type="journal-article", publisher_id="340")])
+        await SqlitePublishers(k.store).put_publisher(Publisher("340", "Public Library of Science"))
         yield k
 
 
@@ -235,6 +243,19 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/api/v5/articles", "get", "/api/v5/articles?info=summary&per_page=1&page=2", None, 200),
     ("/api/v5/articles", "get", "/api/v5/articles?order=openalex", None, 200),
     ("/api/v5/articles", "get", "/api/v5/articles?per_page=51", None, 400),
+    ("/api/v1/works", "get", "/api/v1/works?publisher_id=340", None, 200),
+    ("/api/v1/works", "get", "/api/v1/works?publisher_id=999&page=2", None, 200),
+    ("/api/v1/works", "get", "/api/v1/works?publisher_id=PLOS", None, 400),
+    ("/api/v1/works", "get", "/api/v1/works?cursor=*&per_page=1", None, 200),
+    ("/api/v1/works", "get", "/api/v1/works?cursor=10.1371%2Fzzz", None, 200),
+    ("/api/v1/works", "get", "/api/v1/works?cursor=*&publisher_id=340", None, 200),
+    ("/api/v1/works", "get", "/api/v1/works?cursor=", None, 400),
+    ("/api/v5/articles", "get", "/api/v5/articles?publisher_id=340", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?publisher=public+library+of+science", None, 200),
+    ("/api/v5/articles", "get", f"/api/v5/articles?ids={PEERJ},{PCBI}&publisher=340", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?publisher=Nobody", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?publisher_id=340&order=crossref", None, 200),
+    ("/api/v5/articles", "get", "/api/v5/articles?publisher=" + "0" * 501, None, 400),
     ("/api/v5/sources", "get", "/api/v5/sources", None, 200),
     ("/api/v5/sources/{name}", "get", "/api/v5/sources/crossref", None, 200),
     ("/api/v5/sources/{name}", "get", "/api/v5/sources/nope", None, 404),
