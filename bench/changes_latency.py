@@ -171,7 +171,7 @@ async def run(args: argparse.Namespace) -> None:
     data = Path(tempfile.mkdtemp(prefix="alm-bench-changes-"))
     prefix = f"bench{secrets.token_hex(3)}."
     keyspace = f"bench_changes_{secrets.token_hex(3)}"
-    notify = NotifySettings(admin_token="bench", allow_private=True, heartbeat=5.0)
+    notify = NotifySettings(allow_private=True, heartbeat=5.0)
     settings = Settings(data_dir=data, status_cache_seconds=0, notify=notify)
     if args.kafka:
         from services.adapters.kafka_bus import ensure_topics

@@ -16,6 +16,7 @@ from services.core.activity import CheckStore
 from services.core.change_filter import Catalog
 from services.core.changefeed import ChangeFeed
 from services.core.events import TOPIC_CHANGED, refresh_topic
+from services.core.keys import KeyStore
 from services.core.metrics import MetricSpec
 from services.core.ports import Bus, Store
 from services.core.provenance import CallArchive
@@ -75,6 +76,23 @@ def make_store(settings: Settings, request_timeout: float | None = None) -> Stor
         )
         return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def make_key_store(store: Store) -> KeyStore:
+    """The API keys' store beside `store`: its SQLite file or its Cassandra keyspace."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_keys import SqliteKeyStore
+
+        return SqliteKeyStore(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_keys import CassandraKeyStore
+
+        return CassandraKeyStore(store)
+    raise TypeError(f"no key store for a {type(store).__name__}")
 
 
 def make_publishers(store: Store) -> PublisherStore:

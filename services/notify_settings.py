@@ -4,7 +4,7 @@ from the environment with the rest of `Settings` (its `notify` field)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -36,9 +36,6 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
 class NotifySettings:
     """How the SSE stream and webhook deliveries behave (defaults in brackets in the docs)."""
 
-    # Until API keys exist: the token GET/POST/DELETE /api/v1/webhooks need (ALM_ADMIN_TOKEN);
-    # unset, only loopback clients may use them (services/api/access.py).
-    admin_token: str | None = field(default=None, repr=False)
     heartbeat: float = 15.0  # ALM_CHANGES_HEARTBEAT: seconds between SSE comment lines
     retry_ms: int = 3000  # ALM_CHANGES_RETRY_MS: the SSE `retry:` hint to clients
     max_seconds: float = 3600.0  # ALM_CHANGES_MAX_SECONDS: a stream is closed after (±10 %)
@@ -54,9 +51,8 @@ class NotifySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NotifySettings:
-        """From the ALM_CHANGES_*, ALM_WEBHOOK_* and ALM_ADMIN_TOKEN variables."""
+        """From the ALM_CHANGES_*, and ALM_WEBHOOK_* variables."""
         return cls(
-            admin_token=env.get("ALM_ADMIN_TOKEN") or None,
             heartbeat=_number(env, "ALM_CHANGES_HEARTBEAT", 15.0, 0.05, 3600),
             retry_ms=int(_number(env, "ALM_CHANGES_RETRY_MS", 3000, 0, 3_600_000)),
             max_seconds=_number(env, "ALM_CHANGES_MAX_SECONDS", 3600.0, 0.05, 7 * 86400),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from services import gctune
 from services.core.alerts import Thresholds
+from services.core.keys import split_key
+from services.core.quota import Rate, parse_rate
 from services.core.staleness import Intervals, Policy, parse_duration, parse_intervals
 from services.fetchers.base import SourceConfig
 from services.notify_settings import NotifySettings
@@ -227,6 +230,97 @@ class CassandraConnection:
         return context
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The key PLOS built into rOpenSci's alm 0.3 (sent whenever its user set none): a guest, not a key.
+PLOS_GUEST_KEY = "rkfDr76z75benY3pytM1"
+
+
+def _rate(env: Mapping[str, str], name: str, default: Rate | None) -> Rate | None:
+    """A rate (`60/min`, `5/h`, `unlimited`) from `name`; unset or empty is `default`."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """Addresses or networks (`10.0.0.0/8,::1`) from `name`."""
+    out = []
+    for item in env.get(name, "").split(","):
+        if item.strip():
+            try:
+                out.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {item.strip()!r} is not an address or network") from None
+    return tuple(out)
+
+
+def _admin_key(env: Mapping[str, str]) -> str | None:
+    """ALM_API_ADMIN_KEY, or the content of the file ALM_API_ADMIN_KEY_FILE names (a mounted
+    Secret); never both; the key must have the `alm_<id>_<secret>` form (never echoed)."""
+    key = env.get("ALM_API_ADMIN_KEY", "").strip() or None
+    path = _existing_file(env, "ALM_API_ADMIN_KEY_FILE")
+    if key is not None and path is not None:
+        raise ValueError("ALM_API_ADMIN_KEY and ALM_API_ADMIN_KEY_FILE are both set: use one")
+    name = "ALM_API_ADMIN_KEY"
+    if path is not None:
+        name = "ALM_API_ADMIN_KEY_FILE"
+        try:
+            key = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{name}={path}: cannot read it ({exc})") from None
+    if key is not None and split_key(key) is None:
+        raise ValueError(
+            f"{name}: not an ALM key (alm_<12 hex>_<43 base64url characters>; "
+            "`alm keys generate` makes one)"
+        )
+    return key
+
+
+ANONYMOUS_RATE = Rate(120)  # requests a minute per client address
+READER_RATE = Rate(1200)  # requests a minute per reader key
+SIGNUP_RATE = Rate(5, 3600.0)  # sign-ups an hour per client address
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """Who may call the API and how often (services/api/access.py; docs/access.md)."""
+
+    require_key: bool = False  # ALM_API_REQUIRE_KEY: reads need a key too
+    rate_anonymous: Rate | None = ANONYMOUS_RATE  # ALM_API_RATE_ANONYMOUS, per client address
+    rate_reader: Rate | None = READER_RATE  # ALM_API_RATE_READER, per key (a key may override)
+    rate_admin: Rate | None = None  # ALM_API_RATE_ADMIN, per key; None: no limit
+    signup: bool = True  # ALM_API_SIGNUP: POST /api/v1/signup issues reader keys
+    rate_signup: Rate | None = SIGNUP_RATE  # ALM_API_RATE_SIGNUP, keys per client address
+    guest_keys: frozenset[str] = frozenset({PLOS_GUEST_KEY})  # ALM_API_GUEST_KEYS: no key
+    key_cache_seconds: float = 10.0  # ALM_API_KEY_CACHE_SECONDS: a revocation shows within it
+    trusted_proxies: tuple[Network, ...] = ()  # ALM_API_TRUSTED_PROXIES: read X-Forwarded-For
+    admin_key: str | None = field(default=None, repr=False)  # ALM_API_ADMIN_KEY[_FILE]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AccessSettings:
+        """From the ALM_API_* variables above; a ValueError naming a wrong one."""
+        guests = env.get("ALM_API_GUEST_KEYS")
+        d = cls()
+        return cls(
+            require_key=flag(env, "ALM_API_REQUIRE_KEY"),
+            rate_anonymous=_rate(env, "ALM_API_RATE_ANONYMOUS", d.rate_anonymous),
+            rate_reader=_rate(env, "ALM_API_RATE_READER", d.rate_reader),
+            rate_admin=_rate(env, "ALM_API_RATE_ADMIN", d.rate_admin),
+            signup=flag(env, "ALM_API_SIGNUP", default=True),
+            rate_signup=_rate(env, "ALM_API_RATE_SIGNUP", d.rate_signup),
+            guest_keys=d.guest_keys
+            if guests is None
+            else frozenset(g.strip() for g in guests.split(",") if g.strip()),
+            key_cache_seconds=_seconds(env, "ALM_API_KEY_CACHE_SECONDS", d.key_cache_seconds),
+            trusted_proxies=_networks(env, "ALM_API_TRUSTED_PROXIES"),
+            admin_key=_admin_key(env),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Where state lives, how services talk, and how upstreams are reached."""
@@ -244,6 +338,7 @@ class Settings:
     topic_prefix: str = ""  # before every Kafka topic and group name (shared clusters, tests)
     metrics_port: int = 0  # ALM_METRICS_PORT: /metrics on a listener of its own (0 = none)
     api_public_metrics: bool = False  # ALM_API_PUBLIC_METRICS: /metrics on the API port too
+    access: AccessSettings = field(default_factory=AccessSettings)  # ALM_API_* keys and quotas
     upstream_root: str | None = None  # the stub upstream: every source at <root>/<source>
     contact_email: str = "alm@example.org"
     sources: tuple[str, ...] = ()  # empty = every registered source
@@ -293,6 +388,7 @@ class Settings:
             topic_prefix=e.get("ALM_TOPIC_PREFIX", ""),
             metrics_port=int(e.get("ALM_METRICS_PORT", "0")),
             api_public_metrics=flag(e, "ALM_API_PUBLIC_METRICS"),
+            access=AccessSettings.from_env(e),
             upstream_root=e.get("ALM_UPSTREAM_ROOT") or None,
             contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),

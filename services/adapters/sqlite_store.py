@@ -120,6 +120,13 @@ MIGRATIONS: tuple[str, ...] = (
         refreshes INTEGER NOT NULL, failed INTEGER NOT NULL, last_ok TEXT,
         PRIMARY KEY (hour, source, instance));
     """,
+    # API keys (services/adapters/sqlite_keys.py): the digest of each key, never the key.
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT,
+        rate_per_minute INTEGER, email TEXT);
+    """,
 )
 
 
@@ -134,7 +141,7 @@ class SqliteStore:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` with the connection on the store's thread, in a transaction (adapters of
-        other ports sharing this file: sqlite_hooks.py, sqlite_publishers.py)."""
+        other ports sharing this file: sqlite_hooks.py, sqlite_keys.py, sqlite_publishers.py)."""
         return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from services.api.access import Guard, access_control, quota_headers
 from services.api.errors import json_errors
 from services.api.hub import ChangeHub
-from services.api.routes import setup_routes
+from services.api.keycache import KeyCache
+from services.api.routes import ACCESS, setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import (
     ALERTS,
@@ -18,8 +20,10 @@ from services.api.state import (
     CALLS,
     CATALOG,
     CLOCK,
+    GUARD,
     HOOKS,
     HUB,
+    KEYS,
     NOTIFY,
     PUBLISHERS,
     RAW_TTL,
@@ -36,6 +40,7 @@ from services.bootstrap import (
     make_checks,
     make_feed,
     make_hook_store,
+    make_key_store,
     make_publishers,
     make_scheduling,
     make_store,
@@ -43,10 +48,12 @@ from services.bootstrap import (
 )
 from services.core.alerts import AlertStore
 from services.core.change_publishers import PublisherLookup
+from services.core.keys import KeyStore, Role
 from services.core.ports import Bus, Store
 from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.webhooks import HookStore
+from services.keyring import BOOTSTRAP_NAME, ensure_key
 from services.settings import Settings
 from services.telemetry.api import request_metrics
 
@@ -55,20 +62,23 @@ def init_app(
     settings: Settings,
     store: Store | None = None,
     bus: Bus | None = None,
+    keys: KeyStore | None = None,
     hooks: HookStore | None = None,
     publishers: PublisherStore | None = None,
     calls: CallArchive | None = None,
     alerts: AlertStore | None = None,
 ) -> web.Application:
-    """The API application; it opens its own store and bus unless they are handed in (the
-    webhook and publisher stores: in the store's database, unless handed in). The
-    kept upstream calls and the alerts live beside the store (over its connection); hand them
-    in with a store `make_store` did not make (a wrapper)."""
+    """The API application; it opens its own store and bus unless they are handed in (the API
+    key, webhook and publisher stores: in the store's database, unless handed in). The kept
+    upstream calls and the alerts live beside the store (over its connection); hand them in
+    with a store `make_store` did not make (a wrapper)."""
     app = web.Application(
-        middlewares=[request_metrics, json_errors],
+        # access_control inside json_errors: a malformed form or two keys are JSON 400s
+        middlewares=[request_metrics, json_errors, access_control],
         client_max_size=MAX_BODY_SIZE,
         handler_args=HANDLER_ARGS,
     )
+    app.on_response_prepare.append(quota_headers)
     app[CLOCK] = utc_now
     app[TOTALS] = Totals(settings.status_cache_seconds)
     app[SCHEDULING] = make_scheduling(settings)  # what a work registered here is owed
@@ -89,6 +99,15 @@ def init_app(
             # the embedded file is the API's own; a shared Cassandra keyspace is migrated once,
             # by `alm db migrate` (a Job), not by every API replica at start-up
             await app[STORE].migrate()
+        app[KEYS] = keys or make_key_store(app[STORE])
+        cache = KeyCache(
+            app[KEYS], settings.access.key_cache_seconds, read_timeout=settings.api_store_timeout
+        )
+        app[GUARD] = Guard(settings.access, ACCESS, cache)
+        if settings.access.admin_key:  # every replica: an idempotent insert
+            await ensure_key(
+                app[KEYS], settings.access.admin_key, BOOTSTRAP_NAME, Role.ADMIN, app[CLOCK]()
+            )
         app[HOOKS] = hooks or make_hook_store(app[STORE])
         app[HUB] = ChangeHub(
             make_feed(settings, app[BUS]),

@@ -42,16 +42,6 @@ class BadParameter(ValueError):
     """A query parameter or body field is wrong (JSON 400); the message names it."""
 
 
-class AccessDenied(Exception):
-    """The request may not do this: 401 (no credentials; `WWW-Authenticate` says which) or
-    403 (credentials or address refused); the message says what would be accepted."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # headers of aiohttp's HTTP errors that a JSON error keeps (405 names the allowed methods)
@@ -108,8 +98,6 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(400, str(exc))
     except json.JSONDecodeError as exc:
         return error_response(400, f"request body is not JSON: {exc.msg}")
-    except AccessDenied as exc:
-        return error_response(exc.status, str(exc), exc.headers)
     except NotFound as exc:
         return error_response(404, str(exc.args[0]) if exc.args else "not found")
     except web.HTTPException as exc:

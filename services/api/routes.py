@@ -1,10 +1,23 @@
-"""The route table of the API."""
+"""The route table of the API, and what each route needs to be called (ACCESS)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import admin_page, alerts, changes, docs, provenance, schemas, v5, views, webhooks
+from services.api import (
+    admin_page,
+    alerts,
+    changes,
+    docs,
+    keys,
+    provenance,
+    schemas,
+    v5,
+    views,
+    webhooks,
+)
+from services.api.access import Access, Rules
+from services.site.routes import SITE_ACCESS, setup_site
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -30,6 +43,12 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
+    app.router.add_post("/api/v1/signup", keys.signup)
+    app.router.add_get("/api/v1/keys", keys.list_keys)
+    app.router.add_post("/api/v1/keys", keys.create)
+    app.router.add_get("/api/v1/keys/me", keys.own_key)
+    app.router.add_get("/api/v1/keys/{id}", keys.show)
+    app.router.add_post("/api/v1/keys/{id}/revoke", keys.revoke)
     app.router.add_get("/api/v1/schemas", schemas.list_schemas)
     app.router.add_get("/api/v1/schemas/{name:.+}", schemas.get_schema)
     app.router.add_get("/api/v1/changes", changes.stream_changes)
@@ -39,3 +58,43 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_delete("/api/v1/webhooks/{id}", webhooks.delete_webhook)
     app.router.add_post("/api/v1/webhooks/{id}/{action:enable|disable}", webhooks.control_webhook)
     app.router.add_get("/api/v1/webhooks/{id}/deliveries", webhooks.webhook_deliveries)
+    setup_site(app)  # the pages people use (services/site)
+
+
+# (method, path template) -> what the route needs (services/api/access.py). A route missing
+# here needs an admin key; HEAD follows GET. Webhooks and other things a key owns: Access.KEY,
+# with `access.require_owner(request, owner_key_id)` in the handler.
+ACCESS: Rules = {
+    ("GET", "/healthz"): Access.PUBLIC,
+    ("GET", "/readyz"): Access.PUBLIC,
+    ("GET", "/metrics"): Access.PUBLIC,
+    ("GET", "/api/v1/openapi.json"): Access.OPEN,
+    ("GET", "/api/v1/sources"): Access.READ,
+    ("POST", "/api/v1/sources/{name}/{action}"): Access.ADMIN,
+    ("GET", "/api/v1/works"): Access.READ,
+    ("POST", "/api/v1/works"): Access.ADMIN,
+    ("GET", "/api/v1/works/{id}/history"): Access.READ,
+    ("GET", "/api/v1/works/{id}"): Access.READ,
+    ("GET", "/api/v5/articles"): Access.READ,
+    ("GET", "/api/v5/sources"): Access.READ,
+    ("GET", "/api/v5/sources/{name}"): Access.READ,
+    ("POST", "/api/v1/signup"): Access.OPEN,
+    ("GET", "/api/v1/keys"): Access.ADMIN,
+    ("POST", "/api/v1/keys"): Access.ADMIN,
+    ("GET", "/api/v1/keys/me"): Access.KEY,
+    ("GET", "/api/v1/keys/{id}"): Access.ADMIN,
+    ("POST", "/api/v1/keys/{id}/revoke"): Access.ADMIN,
+    ("GET", "/api/v1/schemas"): Access.OPEN,
+    ("GET", "/api/v1/schemas/{name}"): Access.OPEN,
+    ("GET", "/api/v1/changes"): Access.READ,
+    ("POST", "/api/v1/webhooks"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks/{id}"): Access.ADMIN,
+    ("DELETE", "/api/v1/webhooks/{id}"): Access.ADMIN,
+    ("POST", "/api/v1/webhooks/{id}/{action}"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks/{id}/deliveries"): Access.ADMIN,
+    ("GET", "/api/v1/works/{id}/provenance"): Access.READ,
+    ("GET", "/api/v1/alerts"): Access.ADMIN,
+    ("GET", "/admin/alerts"): Access.ADMIN,
+    **SITE_ACCESS,
+}

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services.core.alerts import AlertStore
 from services.core.change_filter import Catalog
+from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
 from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
@@ -18,6 +19,7 @@ from services.notify_settings import NotifySettings
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
+    from services.api.access import Guard
     from services.api.hub import ChangeHub
     from services.api.totals import Totals
 
@@ -26,6 +28,8 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+KEYS = web.AppKey("keys", KeyStore)
+GUARD: web.AppKey[Guard] = web.AppKey("guard")
 PUBLISHERS = web.AppKey("publishers", PublisherStore)
 CALLS = web.AppKey("calls", CallArchive)  # kept upstream calls (provenance)
 RAW_TTL: web.AppKey[timedelta] = web.AppKey("raw_ttl")  # how long they are kept

@@ -1,5 +1,6 @@
 """Webhook management: register (the secret is shown once), list, show, delete, enable or
-disable, and each hook's delivery log. Every route is for admins (services/api/access.py)."""
+disable, and each hook's delivery log. Every route needs an admin key
+(routes.ACCESS)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api.access import require_admin
 from services.api.errors import BadParameter, NotFound, error_response
 from services.api.filters import filter_from_body
 from services.api.params import int_param, read_json
@@ -92,7 +92,6 @@ def _url(value: Any, allow_private: bool) -> str:
 async def create_webhook(request: web.Request) -> web.Response:
     """`POST /api/v1/webhooks`: register a receiver URL with filters; the answer holds the
     signing secret, shown this once."""
-    require_admin(request)
     body: Any = await read_json(request)
     if not isinstance(body, dict):
         raise BadParameter('body must be a JSON object: {"url": ..., "filters": {...}}')
@@ -129,7 +128,6 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 async def list_webhooks(request: web.Request) -> web.Response:
     """`GET /api/v1/webhooks`: every webhook with its health (no secrets)."""
-    require_admin(request)
     store = request.app[HOOKS]
     hooks = await store.hooks()
     health = await store.health([h.hook_id for h in hooks])
@@ -147,7 +145,6 @@ async def _hook(request: web.Request) -> Hook:
 
 async def get_webhook(request: web.Request) -> web.Response:
     """`GET /api/v1/webhooks/{id}`: one webhook, its health and why it is disabled, if so."""
-    require_admin(request)
     hook = await _hook(request)
     health = await request.app[HOOKS].health([hook.hook_id])
     return web.json_response(present_hook(hook, health.get(hook.hook_id)))
@@ -155,7 +152,6 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 async def delete_webhook(request: web.Request) -> web.Response:
     """`DELETE /api/v1/webhooks/{id}`: the webhook, its log and what it had queued."""
-    require_admin(request)
     hook = await _hook(request)
     await request.app[HOOKS].delete_hook(hook.hook_id)
     return web.Response(status=204)
@@ -165,7 +161,6 @@ async def control_webhook(request: web.Request) -> web.Response:
     """`POST /api/v1/webhooks/{id}/enable|disable`: enable a disabled webhook again (its failure
     count starts over, what it had queued is retried at once), or disable it (optional
     `{"reason": ...}`)."""
-    require_admin(request)
     hook = await _hook(request)
     enable = request.match_info["action"] == "enable"
     reason = None
@@ -189,7 +184,6 @@ async def control_webhook(request: web.Request) -> web.Response:
 async def webhook_deliveries(request: web.Request) -> web.Response:
     """`GET /api/v1/webhooks/{id}/deliveries?limit=`: the newest delivery attempts, newest
     first (the log keeps the last ALM_WEBHOOK_LOG_SIZE)."""
-    require_admin(request)
     hook = await _hook(request)
     limit = int_param(request, "limit", 50, 1, 10_000)
     attempts = await request.app[HOOKS].attempts(hook.hook_id, limit)

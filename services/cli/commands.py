@@ -23,6 +23,7 @@ from services.bootstrap import (
     make_bus,
     make_catalog,
     make_hook_store,
+    make_key_store,
     make_pipeline,
     make_scheduling,
     make_store,
@@ -44,6 +45,7 @@ from services.embedded import (
 )
 from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
+from services.keyring import ensure_local_admin
 from services.notifier.main import sender_for
 from services.notifier.service import Notifier
 from services.registration import CHUNK, RegisterResult, Scheduling, register, register_parsed
@@ -225,6 +227,7 @@ async def _run(
             print(f"ALM embedded: data in {settings.data_dir.resolve()}{where}")
             if isinstance(bus, MemoryBus) and (released := await release_dead_leases(pipeline)):
                 print(f"restart: {released} refreshes left in flight by the last run are due")
+            await _local_admin(settings, store)
             api_runner = await _serve_api(settings, store, bus)
             print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
             await _register_and_refresh(settings, pipeline, works_file, once, stop, notifier)
@@ -235,6 +238,20 @@ async def _run(
         if stub_runner is not None:
             await stub_runner.cleanup()
     return 0
+
+
+async def _local_admin(settings: Settings, store: Store) -> None:
+    """The embedded user's admin key for the API's writes: DATA_DIR/admin.key, made when no
+    admin key exists (not with ALM_API_ADMIN_KEY, which the API itself stores)."""
+    if settings.access.admin_key:
+        print("admin key: ALM_API_ADMIN_KEY")
+        return
+    admin = await ensure_local_admin(make_key_store(store), settings.data_dir, utc_now())
+    if admin.usable:
+        made = "written to" if admin.created else "in"
+        print(f"admin key: {made} {admin.path} (writes: Authorization: Bearer <that key>)")
+    else:
+        print(f"admin key: none in {admin.path}; `alm keys create --role admin` makes one")
 
 
 async def _register_and_refresh(

@@ -11,6 +11,7 @@ from typing import Any
 
 from services import gctune
 from services.cli import commands, publishers, quality
+from services.cli import keys as keys_cli
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
 
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     pause.add_argument("--reason", default="paused by an operator")
     control.add_parser("resume", help="fetch from a paused source again").add_argument("name")
 
+    keys_cli.add_parser(sub)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     db.add_parser("migrate", help="apply schema migrations")
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
@@ -165,19 +167,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+async def _works_or_sources(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "works":
+        if args.works_cmd == "add":
+            return await commands.works_add(settings, args.ids)
+        return await commands.works_import(settings, args.file)
+    if args.sources_cmd in ("pause", "resume"):
+        reason = getattr(args, "reason", None)
+        return await commands.source_control(settings, args.name, args.sources_cmd, reason)
+    return await commands.sources(settings, args.json)
+
+
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.command
     if cmd == "run":
         return await commands.run(settings, args.works, args.offline, args.once)
-    if cmd == "works":
-        if args.works_cmd == "add":
-            return await commands.works_add(settings, args.ids)
-        return await commands.works_import(settings, args.file)
-    if cmd == "sources":
-        if args.sources_cmd in ("pause", "resume"):
-            reason = getattr(args, "reason", None)
-            return await commands.source_control(settings, args.name, args.sources_cmd, reason)
-        return await commands.sources(settings, args.json)
+    if cmd in ("works", "sources"):
+        return await _works_or_sources(args, settings)
+    if cmd == "keys":
+        return await keys_cli.run(settings, args)
     if cmd in ("db", "topics"):
         return await _setup(args, settings)
     if cmd == "publishers":

@@ -69,6 +69,15 @@ def _check_servers(infra: Infra) -> None:
         )
 
 
+def _cleanup_keyspace(infra: Infra) -> None:
+    """Drop `infra.keyspace` (a test's own keyspace, at its end)."""
+    cluster = _cluster(infra)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {infra.keyspace}")
+    finally:
+        cluster.shutdown()
+
+
 def _cleanup(infra: Infra) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -20,6 +20,7 @@ import pytest
 from services.adapters.kafka_bus import KafkaBus, ensure_topics
 from services.core.changefeed import decode_position
 from services.core.events import TOPIC_CHANGED
+from services.core.keys import new_secret_key
 from services.fetchers.registry import SOURCES
 from services.settings import FIXTURES
 from services.stub import server as stub_server
@@ -30,7 +31,7 @@ from tests.webhook_kit import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-TOKEN = "e2e-admin-token"
+TOKEN = new_secret_key()  # the admin key the API stores at start (ALM_API_ADMIN_KEY)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FIRST = "10.1371/journal.pcbi.1000204"
 LATER = ["10.7717/peerj.4375", "10.1371/journal.pmed.0020124", "10.1371/journal.pone.0000308"]
@@ -115,7 +116,7 @@ async def test_a_refresh_reaches_sse_webhook_and_kafka_subscribers(
         ALM_UPSTREAM_ROOT=root,
         ALM_SOURCES="crossref",
         ALM_CROSSREF_RATE="200",
-        ALM_ADMIN_TOKEN=TOKEN,
+        ALM_API_ADMIN_KEY=TOKEN,
         ALM_WEBHOOK_ALLOW_PRIVATE="true",
         ALM_WEBHOOK_RETRY_BASE="0.3",
         ALM_WEBHOOK_RETRY_MAX="2",
@@ -151,7 +152,7 @@ async def test_a_refresh_reaches_sse_webhook_and_kafka_subscribers(
             receiver.secret = hook["secret"]
             sse = await Listener(http, f"{api}/api/v1/changes?source=crossref").start()
             await asyncio.sleep(2)  # the notifier reads the hooks every second
-            resp = await http.post(f"{api}/api/v1/works", json=[FIRST])
+            resp = await http.post(f"{api}/api/v1/works", json=[FIRST], headers=AUTH)
             assert resp.status == 200, await resp.text()
 
             async def at_sse() -> bool:
@@ -174,7 +175,7 @@ async def test_a_refresh_reaches_sse_webhook_and_kafka_subscribers(
             ).json()
 
             last = await sse.stop()
-            resp = await http.post(f"{api}/api/v1/works", json=LATER)
+            resp = await http.post(f"{api}/api/v1/works", json=LATER, headers=AUTH)
             assert resp.status == 200
             on_topic = await _crossref_changes_after(bus, last, len(LATER))
             again = await Listener(

@@ -747,7 +747,21 @@ async def test_the_fast_binder_binds_like_the_driver(cassandra_store: CassandraS
         ),
         (
             "raw_put",
-            ["src", now.date(), us, uuid.uuid4(), "u", 200, "{}", ["10.1/x"], {"10.1/x"}, 60],
+            [
+                "src",
+                now.date(),
+                us,
+                uuid.uuid4(),
+                "u",
+                200,
+                "{}",
+                ["10.1/x"],
+                {"10.1/x"},
+                "0" * 64,
+                "GET",
+                False,
+                60,
+            ],
         ),
     ]
     for name, params in calls:

@@ -18,6 +18,7 @@ from services.api.app import init_app
 from services.core.events import TOPIC_CHANGED, MetricChanged
 from services.notify_settings import NotifySettings
 from services.settings import Settings
+from tests.unit.pipeline_kit import admin_headers
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -57,21 +58,29 @@ class Api:
     bus: MemoryBus
     store: SqliteStore
     settings: Settings
+    admin: dict[str, str]  # headers carrying an admin key (the client's own unless admin=False)
 
 
 @asynccontextmanager
 async def api(
-    tmp: Path, window: int = 10_000, store_timeout: float = 3.0, **notify: Any
+    tmp: Path,
+    window: int = 10_000,
+    store_timeout: float = 3.0,
+    admin: bool = True,
+    **notify: Any,
 ) -> AsyncIterator[Api]:
     """An API over a fresh SQLite store and an in-process bus keeping `window` changes (each
-    request's deadline: 3 x `store_timeout`)."""
+    request's deadline: 3 x `store_timeout`); its client sends an admin key unless `admin` is
+    False (the webhook routes need one)."""
     store = SqliteStore(tmp / "alm.sqlite")
     await store.migrate()
+    headers = await admin_headers(store)
     bus = MemoryBus(window=window, retained=(TOPIC_CHANGED,))
     settings = Settings(data_dir=tmp, status_cache_seconds=0, api_store_timeout=store_timeout)
     settings = replace(settings, notify=replace(NotifySettings(), **notify))
     try:
-        async with TestClient(TestServer(init_app(settings, store=store, bus=bus))) as client:
-            yield Api(client, bus, store, settings)
+        app = init_app(settings, store=store, bus=bus)
+        async with TestClient(TestServer(app), headers=headers if admin else None) as client:
+            yield Api(client, bus, store, settings, headers)
     finally:
         await store.close()

@@ -15,14 +15,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_runner import BaseRunner
 
 from services.adapters.memory_bus import MemoryBus
+from services.adapters.sqlite_keys import SqliteKeyStore
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
 from services.api.server import ApiRunner
 from services.api.state import CLOCK, SCHEDULING
 from services.bootstrap import Pipeline, make_pipeline
+from services.core.keys import Role
 from services.fetchers.http import HttpSettings
 from services.fetchers.registry import SOURCES
 from services.fetchers.stub import StubAnswer, StubUpstream
+from services.keyring import create_key
 from services.registration import RegisterResult, register
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
@@ -70,10 +73,21 @@ class Kit:
         """Calls the stub answered per source."""
         return dict(self.stub_app[stub_server.HITS])
 
+    async def admin_headers(self) -> dict[str, str]:
+        """Headers carrying a new admin API key (stored in the kit's store)."""
+        return await admin_headers(self.store, self.clock())
+
     async def register(self, ids: Sequence[str]) -> list[RegisterResult]:
         """Register `ids` now, scheduled for the kit's sources."""
         scheduling = self.pipeline.scheduler.scheduling
         return await register(ids, self.store, self.bus, self.clock(), scheduling)
+
+
+async def admin_headers(store: SqliteStore, now: datetime | None = None) -> dict[str, str]:
+    """Headers carrying a new admin API key stored in `store` (the API's write routes)."""
+    keys = SqliteKeyStore(store)
+    _, key = await create_key(keys, "tests", Role.ADMIN, now or datetime.now(UTC))
+    return {"Authorization": f"Bearer {key}"}
 
 
 CORE_SOURCES = ("crossref", "openalex", "europepmc")
@@ -115,10 +129,15 @@ class ApiTestServer(TestServer):
 
 
 @asynccontextmanager
-async def api_client(kit: Kit, tmp: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    """An aiohttp test client of the API over the kit's store, bus and clock."""
-    app = init_app(Settings(data_dir=tmp, status_cache_seconds=0), store=kit.store, bus=kit.bus)
+async def api_client(
+    kit: Kit, tmp: Path, admin: bool = False, settings: Settings | None = None
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """An aiohttp test client of the API over the kit's store, bus and clock; with `admin`,
+    every request carries an admin key (for tests of what the write routes do)."""
+    settings = settings or Settings(data_dir=tmp, status_cache_seconds=0)
+    app = init_app(settings, store=kit.store, bus=kit.bus)
     app[CLOCK] = kit.clock
     app[SCHEDULING] = kit.pipeline.scheduler.scheduling
-    async with TestClient(ApiTestServer(app)) as client:
+    headers = await kit.admin_headers() if admin else None
+    async with TestClient(ApiTestServer(app), headers=headers) as client:
         yield client

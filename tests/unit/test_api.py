@@ -108,10 +108,12 @@ async def test_batch_lookup_reports_missing(client: TestClient[Any, Any]) -> Non
     assert body["missing"] == ["10.9999/nope"]
 
 
-async def test_register_reports_each_id(client: TestClient[Any, Any]) -> None:
+async def test_register_reports_each_id(client: TestClient[Any, Any], kit: Kit) -> None:
     """POST registers valid ids, says which existed, and names invalid ones; nothing valid lost."""
     resp = await client.post(
-        "/api/v1/works", json=["10.1234/NEW.ONE", "https://doi.org/10.1234/new.one", PEERJ, "bogus"]
+        "/api/v1/works",
+        json=["10.1234/NEW.ONE", "https://doi.org/10.1234/new.one", PEERJ, "bogus"],
+        headers=await kit.admin_headers(),
     )
     assert resp.status == 200
     results = (await resp.json())["data"]
@@ -121,11 +123,12 @@ async def test_register_reports_each_id(client: TestClient[Any, Any]) -> None:
 
 
 @pytest.mark.parametrize("body", ['{"ids": "10.1/x"}', "not json", "[]", "[1, 2]"])
-async def test_register_rejects_malformed_body(client: TestClient[Any, Any], body: str) -> None:
+async def test_register_rejects_malformed_body(
+    client: TestClient[Any, Any], kit: Kit, body: str
+) -> None:
     """A body that is not a list of id strings is a JSON 400."""
-    resp = await client.post(
-        "/api/v1/works", data=body, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", **await kit.admin_headers()}
+    resp = await client.post("/api/v1/works", data=body, headers=headers)
     assert resp.status == 400
     assert "error" in await resp.json()
 

@@ -16,11 +16,13 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from services.adapters.sqlite_hooks import SqliteHooks
+from services.adapters.sqlite_keys import SqliteKeyStore
 from services.adapters.sqlite_publishers import SqlitePublishers
-from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
 from services.bootstrap import make_call_archive, make_checks
+from services.core.keys import Role
+from services.keyring import create_key
 from services.settings import Settings
 from tests.unit.pipeline_kit import Kit, pipeline_kit
 
@@ -29,12 +31,21 @@ TIMEOUT = 0.3  # the store timeout these tests give the API
 
 
 class Outage:
-    """The real store, unless the outage is on: then every call hangs (a paused Cassandra) or
-    raises (a stopped one)."""
+    """The real store (or key store), unless the outage is on: then every call hangs (a paused
+    Cassandra) or raises (a stopped one). A key store's outage follows its store's."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Any, of: Outage | None = None) -> None:
         self.store = store
-        self.mode: str | None = None  # None | "hang" | "down" | "bug"
+        self.of = of
+        self._mode: str | None = None  # None | "hang" | "down" | "slow" | "bug"
+
+    @property
+    def mode(self) -> str | None:
+        return self.of.mode if self.of is not None else self._mode
+
+    @mode.setter
+    def mode(self, mode: str | None) -> None:
+        self._mode = mode
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.store, name)
@@ -70,12 +81,14 @@ async def outage(kit: Kit) -> Outage:
 @pytest.fixture
 async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(data_dir=tmp_path, status_cache_seconds=0, api_store_timeout=TIMEOUT)
+    keys = Outage(SqliteKeyStore(kit.store), of=outage)
     hooks = SqliteHooks(kit.store)  # webhooks are not what these tests take down
     publishers = SqlitePublishers(outage)  # type: ignore[arg-type]
     app = init_app(
         settings,
         store=outage,  # type: ignore[arg-type]
         bus=kit.bus,
+        keys=keys,  # type: ignore[arg-type]
         hooks=hooks,
         publishers=publishers,
         calls=make_call_archive(kit.store),
@@ -141,6 +154,29 @@ async def test_an_unexpected_error_is_a_json_500(
     status, body, _, retry_after = await answer(client, f"/api/v1/works/{PEERJ}")
     assert (status, body) == (500, {"error": "internal error (RuntimeError)", "status": 500})
     assert retry_after == ""
+
+
+@pytest.mark.parametrize("mode", ["hang", "down"])
+async def test_a_key_that_cannot_be_read_is_a_503_not_a_401(
+    client: TestClient[Any, Any], kit: Kit, outage: Outage, mode: str
+) -> None:
+    """Keys live in the store: while it is down, a request with a key (a read, or an admin
+    write) gets the same JSON 503 with Retry-After, within the deadline; never a 401 that would
+    tell a client its good key is wrong. Once the store answers the key works again."""
+    _, key = await create_key(SqliteKeyStore(kit.store), "ops", Role.ADMIN, kit.clock())
+    headers = {"Authorization": f"Bearer {key}"}
+    outage.mode = mode
+    for method, path in (("GET", f"/api/v1/works/{PEERJ}"), ("POST", "/api/v1/works")):
+        started = time.monotonic()
+        sent = [PEERJ] if method == "POST" else None
+        resp = await client.request(method, path, headers=headers, json=sent)
+        body = await resp.json()
+        assert (resp.status, body["status"]) == (503, 503), body
+        assert resp.headers["Retry-After"] == str(RETRY_AFTER)
+        assert time.monotonic() - started < 3 * TIMEOUT + 1.0
+    outage.mode = None
+    resp = await client.post("/api/v1/works", headers=headers, json=[PEERJ])
+    assert resp.status == 200, await resp.text()
 
 
 def test_the_store_timeout_comes_from_the_environment() -> None:

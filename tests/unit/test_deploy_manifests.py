@@ -26,6 +26,7 @@ from services.aggregator.service import Aggregator
 from services.api import errors
 from services.cli.main import _parser
 from services.core.events import TOPIC_RAW, refresh_topic
+from services.core.keys import new_secret_key
 from services.core.staleness import Policy
 from services.fetchers import telemetry as fetcher_telemetry
 from services.fetchers.base import SourceConfig
@@ -80,12 +81,12 @@ def _fetchers(docs: list[Doc]) -> dict[str, Doc]:
 
 
 _FILES = ("_FILE", "_TLS_CA", "_TLS_CERT", "_TLS_KEY")  # variables naming a mounted file
-_CREDENTIALS = re.compile(r"ALM_CASSANDRA_(USERNAME|PASSWORD|TLS)")
+_CREDENTIALS = re.compile(r"ALM_CASSANDRA_(USERNAME|PASSWORD|TLS)|ALM_API_ADMIN_KEY")
 
 
 def _plain_settings(workload: Doc) -> Settings:
-    """The container's settings without the Cassandra credentials and TLS files (checked on
-    their own in test_every_container_environment_is_accepted)."""
+    """The container's settings without the Cassandra credentials, TLS files and the admin
+    key (checked on their own in test_every_container_environment_is_accepted)."""
     env = {
         name: entry["value"]
         for name, entry in env_of(workload).items()
@@ -206,7 +207,8 @@ def test_every_container_environment_is_accepted(case: str, tmp_path: Path) -> N
             if name.endswith(_FILES):
                 assert _mounted(workload, value), f"{name}={value} is on no mounted volume"
                 value = str(tmp_path / name)
-                Path(value).write_text("secret-value\n")
+                secret = new_secret_key() if name == "ALM_API_ADMIN_KEY_FILE" else "secret-value"
+                Path(value).write_text(secret + "\n")
             env[name] = value
         settings = Settings.from_env(env)
         settings.policy()
@@ -231,6 +233,34 @@ def test_cassandra_credentials_and_tls_reach_the_store() -> None:
     }
 
 
+def test_access_values_reach_the_api_only(tmp_path: Path) -> None:
+    """api.access becomes the API's access settings (the admin key Secret mounted where
+    ALM_API_ADMIN_KEY_FILE points); no other workload gets ALM_API_* settings."""
+    docs = render(*CASES["all-on-values"])
+    api = _only(docs, "api")
+    env = env_of(api)
+    assert _mounted(api, env["ALM_API_ADMIN_KEY_FILE"]["value"])
+    volume = next(v for v in pod_spec(api)["volumes"] if v["name"] == "admin-key")
+    assert volume["secret"]["secretName"] == "alm-admin-key"
+    assert volume["secret"]["items"] == [{"key": "admin-key", "path": "admin.key"}]
+    key = tmp_path / "admin.key"
+    key.write_text(new_secret_key())
+    plain = {n: e["value"] for n, e in env.items() if "value" in e and not _CREDENTIALS.match(n)}
+    access = Settings.from_env({**plain, "ALM_API_ADMIN_KEY_FILE": str(key)}).access
+    assert access.require_key and not access.signup
+    assert (str(access.rate_anonymous), str(access.rate_reader), str(access.rate_signup)) == (
+        "30/min",
+        "20/s",
+        "3/d",
+    )
+    assert access.rate_admin is None and access.key_cache_seconds == 2.5
+    assert [str(n) for n in access.trusted_proxies] == ["10.0.0.0/8", "fd00::/8"]
+    assert access.admin_key == key.read_text()
+    for workload in workloads(docs):
+        if workload is not api:
+            assert not [n for n in env_of(workload) if n.startswith("ALM_API_")], workload
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_api_keys_reach_only_their_own_fetcher(case: str) -> None:
     """A fetcher gets at most its own ALM_<SOURCE>_API_KEY, from a Secret."""
@@ -242,18 +272,11 @@ def test_api_keys_reach_only_their_own_fetcher(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_admin_token_reaches_only_the_api(case: str) -> None:
-    """ALM_ADMIN_TOKEN (who manages webhooks) comes from the Secret the values name and only
-    the API gets it; the webhook settings reach the notifier."""
+def test_the_webhook_settings_reach_the_notifier(case: str) -> None:
+    """The webhook settings the values give reach the notifier (who manages webhooks is the
+    API keys' business: an admin key, api.access.adminKeySecret)."""
     docs = render(*CASES[case])
     wanted = values(case)["webhooks"]
-    for workload in workloads(docs):
-        token = env_of(workload).get("ALM_ADMIN_TOKEN")
-        if _command(workload).command == "api" and wanted["adminTokenSecret"]["name"]:
-            assert token is not None
-            assert token["valueFrom"]["secretKeyRef"] == wanted["adminTokenSecret"]
-        else:
-            assert token is None, workload["metadata"]["name"]
     notify = _plain_settings(_only(docs, "notifier")).notify
     assert notify.allow_private is wanted["allowPrivate"]
     assert notify.max_failures == wanted["maxFailures"]

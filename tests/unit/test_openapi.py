@@ -15,13 +15,18 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_openapi
 
+from services.adapters.sqlite_keys import SqliteKeyStore
 from services.adapters.sqlite_publishers import SqlitePublishers
+from services.api.access import Access
 from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH
+from services.api.routes import ACCESS
+from services.core.keys import Role
 from services.core.publishers import Publisher
 from services.core.schema_check import SCHEMA_DIR
 from services.embedded import refresh_until_idle
 from services.fetchers.registry import SOURCES
+from services.keyring import create_key
 from services.settings import Settings
 from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
@@ -84,13 +89,16 @@ def test_version_is_the_package_version() -> None:
 def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: Path) -> None:
     """The app's router and the document name the same (method, path) pairs, and each
     operation's x-handler is the function that route calls (HEAD routes are aiohttp's
-    automatic twins of GET routes)."""
+    automatic twins of GET routes; the site's HTML pages, services/site, are not the API)."""
     app = init_app(Settings(data_dir=tmp_path))
     routed = {
         (route.method.lower(), route.resource.canonical): route.handler
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.handler.__module__.startswith("services.site.")
     }
+    assert routed, "no API route"
     documented = {(method, path): op for method, path, op in _operations()}
     assert set(routed) == set(documented)
     for key, handler in routed.items():
@@ -272,6 +280,19 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/api/v5/sources", "get", "/api/v5/sources", None, 200),
     ("/api/v5/sources/{name}", "get", "/api/v5/sources/crossref", None, 200),
     ("/api/v5/sources/{name}", "get", "/api/v5/sources/nope", None, 404),
+    ("/api/v1/signup", "post", "/api/v1/signup", {"name": "Jane", "email": "j@example.org"}, 201),
+    ("/api/v1/signup", "post", "/api/v1/signup", {"name": "Jane"}, 400),
+    ("/api/v1/signup", "post", "/api/v1/signup", {"name": "J", "email": "<b>@x"}, 400),
+    ("/api/v1/keys", "get", "/api/v1/keys?per_page=2", None, 200),
+    ("/api/v1/keys", "get", "/api/v1/keys?per_page=0", None, 400),
+    ("/api/v1/keys", "post", "/api/v1/keys", {"name": "site", "rate_per_minute": 60}, 201),
+    ("/api/v1/keys", "post", "/api/v1/keys", {"name": "x", "role": "owner"}, 400),
+    ("/api/v1/keys/me", "get", "/api/v1/keys/me", None, 200),
+    ("/api/v1/keys/{id}", "get", "/api/v1/keys/{reader}", None, 200),
+    ("/api/v1/keys/{id}", "get", "/api/v1/keys/000000000000", None, 404),
+    ("/api/v1/keys/{id}", "get", "/api/v1/keys/NOT-AN-ID", None, 400),
+    ("/api/v1/keys/{id}/revoke", "post", "/api/v1/keys/{reader}/revoke", None, 200),
+    ("/api/v1/keys/{id}/revoke", "post", "/api/v1/keys/000000000000/revoke", None, 404),
 ]
 
 
@@ -281,17 +302,109 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ids=[f"{c[1]} {c[2]} -> {c[4]}" for c in CALLS],
 )
 async def test_real_responses_match_the_document(
-    client: TestClient[Any, Any], path: str, method: str, url: str, body: Any, status: int
+    client: TestClient[Any, Any],
+    kit: Kit,
+    path: str,
+    method: str,
+    url: str,
+    body: Any,
+    status: int,
 ) -> None:
-    """A real call answers with a documented status, media type and a body that the
-    documented schema accepts."""
-    kwargs = {} if body is None else {"json": body}
+    """A real call answers with a documented status, media type, headers and a body that the
+    documented schema accepts (admin routes called with an admin key)."""
+    kwargs: dict[str, Any] = {} if body is None else {"json": body}
+    if ACCESS[(method.upper(), path)] in (Access.ADMIN, Access.KEY):
+        kwargs["headers"] = await kit.admin_headers()
+    if "{reader}" in url:
+        reader, _ = await create_key(SqliteKeyStore(kit.store), "r", Role.READER, kit.clock())
+        url = url.replace("{reader}", reader.key_id)
     resp = await client.request(method.upper(), url, **kwargs)
     assert resp.status == status, await resp.text()
+    await _conforms(resp, path, method, status)
+
+
+async def _conforms(resp: Any, path: str, method: str, status: int) -> None:
     documented = _response(path, method, status)
     assert resp.content_type in documented["content"]
     payload = await (resp.text() if resp.content_type == "text/html" else resp.json())
     assert _errors(documented["content"][resp.content_type]["schema"], payload) == []
+    for name, header in documented.get("headers", {}).items():
+        if "$ref" in header:
+            header = DOC["components"]["headers"][header["$ref"].rsplit("/", 1)[1]]
+        if header.get("required"):
+            assert name in resp.headers, name
+        if name in resp.headers and header["schema"].get("type") == "integer":
+            assert _errors(header["schema"], int(resp.headers[name])) == [], name
+
+
+def test_security_follows_the_access_table() -> None:
+    """Every operation declares the security its route's access level enforces (none for
+    public routes, optional keys for open and read routes, a required key otherwise) and
+    documents the 401/403/429 it can answer."""
+    for method, path, op in _operations():
+        need = ACCESS[(method.upper(), path)]
+        statuses = set(op["responses"])
+        if need is Access.PUBLIC:
+            assert "security" not in op and not {"401", "403", "429"} & statuses, path
+            continue
+        optional = need in (Access.OPEN, Access.READ)
+        assert ({} in op["security"]) is optional, (method, path)
+        assert {"bearerKey": []} in op["security"] and {"queryKey": []} in op["security"]
+        assert {"401", "429"} <= statuses, (method, path)
+        assert need is not Access.ADMIN or "403" in statuses, (method, path)
+
+
+AUTH_CALLS: list[tuple[str, str, str, str | None, int]] = [
+    # (documented path, method, request path, which key, expected status)
+    ("/api/v1/works", "post", "/api/v1/works", None, 401),
+    ("/api/v1/works", "post", "/api/v1/works", "reader", 403),
+    ("/api/v1/works", "post", "/api/v1/works", "wrong", 401),
+    ("/api/v1/works", "get", "/api/v1/works", "wrong", 401),
+    ("/api/v1/keys", "get", "/api/v1/keys", "reader", 403),
+    ("/api/v1/keys/me", "get", "/api/v1/keys/me", None, 401),
+    ("/api/v1/sources/{name}/{action}", "post", "/api/v1/sources/crossref/pause", None, 401),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "url", "key", "status"),
+    AUTH_CALLS,
+    ids=[f"{c[1]} {c[2]} {c[3]} key -> {c[4]}" for c in AUTH_CALLS],
+)
+async def test_refusals_match_the_document(
+    client: TestClient[Any, Any],
+    kit: Kit,
+    path: str,
+    method: str,
+    url: str,
+    key: str | None,
+    status: int,
+) -> None:
+    """401 and 403 answers are documented, with their body and WWW-Authenticate."""
+    headers = {}
+    if key == "reader":
+        _, secret = await create_key(SqliteKeyStore(kit.store), "r", Role.READER, kit.clock())
+        headers["X-API-Key"] = secret
+    elif key == "wrong":
+        headers["X-API-Key"] = "alm_000000000000_" + "A" * 43
+    resp = await client.request(method.upper(), url, headers=headers, json=["10.1234/x"])
+    assert resp.status == status, await resp.text()
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    await _conforms(resp, path, method, status)
+
+
+async def test_a_spent_quota_matches_the_document(client: TestClient[Any, Any], kit: Kit) -> None:
+    """The 429 of a spent quota carries the documented headers, and so do the answers before."""
+    _, secret = await create_key(
+        SqliteKeyStore(kit.store), "slow", Role.READER, kit.clock(), rate_per_minute=1
+    )
+    first = await client.get("/api/v1/works", headers={"X-API-Key": secret})
+    await _conforms(first, "/api/v1/works", "get", 200)
+    assert first.headers["X-RateLimit-Remaining"] == "0"
+    second = await client.get("/api/v1/works", headers={"X-API-Key": secret})
+    assert second.status == 429
+    await _conforms(second, "/api/v1/works", "get", 429)
+    assert int(second.headers["Retry-After"]) >= 1
 
 
 async def test_detail_article_carries_events(client: TestClient[Any, Any]) -> None:

@@ -8,14 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from services.adapters.sqlite_checks import SqliteChecks
-from services.api.access_hook import require_admin
+from services.api.access import Access
+from services.api.routes import ACCESS
 from services.checks.service import Checker
 from services.core.alerts import Alert, AlertKind, Thresholds
 from services.embedded import refresh_until_idle
@@ -72,7 +70,7 @@ async def test_the_aggregator_stores_an_observations_alerts_once(tmp_path: Path)
         crossref_says(kit, PCBI, 55)
         kit.clock.advance(timedelta(days=40))
         await refresh_until_idle(kit.pipeline)
-        async with api_client(kit, tmp_path) as client:
+        async with api_client(kit, tmp_path, admin=True) as client:
             body = await (await client.get("/api/v1/alerts?source=crossref")).json()
     found = {(a["kind"], a["work_id"]) for a in body["data"]}
     assert found == {("total_decreased", PCBI), ("milestone", PCBI)}
@@ -129,7 +127,7 @@ async def alerted(tmp_path: Path) -> Any:
 async def test_alerts_are_paged_and_filtered(alerted: Kit, tmp_path: Path) -> None:
     """`per_page` pages by keyset (`next` carries the cursor, filters kept); kind, source and
     since filter; bad parameters are 400s."""
-    async with api_client(alerted, tmp_path) as client:
+    async with api_client(alerted, tmp_path, admin=True) as client:
         first = await (await client.get("/api/v1/alerts?per_page=1&kind=total_decreased")).json()
         second = await (await client.get(first["next"])).json()
         none = await (await client.get("/api/v1/alerts?kind=spike")).json()
@@ -146,20 +144,12 @@ async def test_alerts_are_paged_and_filtered(alerted: Kit, tmp_path: Path) -> No
     assert [r.status for r in bad] == [400] * 5
 
 
-async def test_alerts_are_for_admins_only() -> None:
-    """require_admin admits loopback addresses and answers anything else with a 403 (the
-    hook the API-key model replaces); forwarding headers are not trusted."""
-
-    def from_address(address: str, headers: dict[str, str] | None = None) -> web.Request:
-        transport = mock.Mock()
-        transport.get_extra_info.return_value = (address, 40000)
-        return make_mocked_request("GET", "/api/v1/alerts", headers=headers, transport=transport)
-
-    require_admin(from_address("127.0.0.1"))
-    require_admin(from_address("::1"))
-    for outsider in ("10.0.0.5", "192.168.1.2", "2001:db8::1"):
-        with pytest.raises(web.HTTPForbidden):
-            require_admin(from_address(outsider, {"X-Forwarded-For": "127.0.0.1"}))
+def test_alerts_are_for_admins_and_provenance_for_readers() -> None:
+    """The access table (services/api/access.py) guards the alert routes with an admin key and
+    lets readers see where numbers come from."""
+    assert ACCESS[("GET", "/api/v1/alerts")] is Access.ADMIN
+    assert ACCESS[("GET", "/admin/alerts")] is Access.ADMIN
+    assert ACCESS[("GET", "/api/v1/works/{id}/provenance")] is Access.READ
 
 
 # -- GET /admin/alerts ----------------------------------------------------------------------
@@ -171,7 +161,7 @@ async def test_the_admin_page_lists_alerts_with_links_and_pages(
     """The HTML page shows the same alerts as the JSON listing, each linked to its work and
     to the calls behind its source's numbers, filtered and paged like it; a bad parameter is
     the API's JSON 400."""
-    async with api_client(alerted, tmp_path) as client:
+    async with api_client(alerted, tmp_path, admin=True) as client:
         resp = await client.get("/admin/alerts?kind=total_decreased&per_page=1")
         first = await resp.text()
         listing = await (await client.get("/api/v1/alerts?kind=total_decreased&per_page=1")).json()
@@ -211,7 +201,7 @@ async def test_the_admin_page_escapes_what_it_shows(tmp_path: Path) -> None:
                 )
             ]
         )
-        async with api_client(kit, tmp_path) as client:
+        async with api_client(kit, tmp_path, admin=True) as client:
             page = await (await client.get("/admin/alerts")).text()
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page

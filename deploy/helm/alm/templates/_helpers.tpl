@@ -270,7 +270,8 @@ The pod template every workload shares. Arguments (a dict):
   root, component, source (optional), container (name), args (list), env (YAML list string),
   ports (YAML list string), probes (YAML string), resources, annotations (YAML map string),
   cassandra (bool: mounts and env), data (bool: a writable ALM_DATA_DIR), hook (bool: a Job
-  run as a hook), restartPolicy, terminationGracePeriodSeconds, lifecycle (YAML string).
+  run as a hook), restartPolicy, terminationGracePeriodSeconds, lifecycle (YAML string),
+  volumes and mounts (YAML list strings: more volumes and their mounts).
 */}}
 {{- define "alm.podTemplate" -}}
 {{- $root := .root -}}
@@ -365,6 +366,9 @@ spec:
         {{- . | nindent 8 }}
         {{- end }}
         {{- end }}
+        {{- with .mounts }}
+        {{- . | nindent 8 }}
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
@@ -378,6 +382,9 @@ spec:
     {{- with include "alm.cassandraVolumes" (dict "root" $root "hook" .hook) | trim }}
     {{- . | nindent 4 }}
     {{- end }}
+    {{- end }}
+    {{- with .volumes }}
+    {{- . | nindent 4 }}
     {{- end }}
 {{- end -}}
 

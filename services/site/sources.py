@@ -1,0 +1,99 @@
+"""`/sources`: every source, whether it collects or is paused (why, since when), how many
+works it has numbers for and how many of those failed last time; with an admin key (signed in
+on the site) a form per source to pause it with a reason or resume it, which does what
+`POST /api/v1/sources/{name}/pause|resume` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from services.api import totals
+from services.api.access import CALLER
+from services.api.state import CLOCK, STORE
+from services.api.views import MAX_REASON
+from services.fetchers.control import describe_source, set_paused
+from services.fetchers.registry import SOURCES
+from services.site.html import Alternate, page, text
+
+TITLE = "Sources"
+JSON = Alternate("/api/v1/sources", "These sources as JSON")
+
+
+def _state(source: dict[str, Any]) -> str:
+    if not source["paused"]:
+        return '<span class="ok">collecting</span>'
+    since = f" since <time>{text(source['paused_since'])}</time>" if source["paused_since"] else ""
+    reason = f": {text(source['pause_reason'])}" if source["pause_reason"] else ""
+    return f'<strong class="paused">paused</strong>{since}{reason}'
+
+
+def _controls(source: dict[str, Any]) -> str:
+    name, title = text(source["name"]), text(source["display_name"])
+    if source["paused"]:
+        return f"""<form method="post" action="/sources/{name}/resume" class="inline">
+<button type="submit">Resume {title}</button></form>"""
+    return f"""<form method="post" action="/sources/{name}/pause" class="inline">
+<label>Reason for pausing {title}
+<input name="reason" maxlength="{MAX_REASON}" placeholder="optional"></label>
+<button type="submit">Pause {title}</button></form>"""
+
+
+async def sources_page(request: web.Request) -> web.Response:
+    """`GET /sources`: the table (with pause and resume forms for an admin)."""
+    summary = await totals.source_summary(request)
+    statuses = await request.app[STORE].source_statuses()
+    admin = request[CALLER].admin
+    rows = []
+    for name, source in sorted(SOURCES.items()):
+        shown = describe_source(source, statuses.get(name))
+        counts = summary.get(name, {"works": 0, "errors": 0})
+        controls = f'<td data-label="Control">{_controls(shown)}</td>' if admin else ""
+        group, works, errors = text(shown["group"]), counts["works"], counts["errors"]
+        rows.append(
+            f'<tr id="{text(name)}"><th scope="row">{text(shown["display_name"])} '
+            f'<code>{text(name)}</code></th><td data-label="Group">{group}</td>'
+            f'<td data-label="State">{_state(shown)}</td>'
+            f'<td class=num data-label="Works">{works:,}</td>'
+            f'<td class=num data-label="In error">{errors:,}</td>{controls}</tr>'
+        )
+    head = "<th scope=col>Pause or resume</th>" if admin else ""
+    note = (
+        '<p>Signed in with an admin key: <a href="/keys">API keys</a>.</p>'
+        if admin
+        else '<p><a href="/signin">Sign in with an admin key</a> to pause or resume a source.</p>'
+    )
+    body = f"""{note}
+<div class="scroll"><table>
+<caption>Every source and its state</caption>
+<thead><tr><th scope=col>Source</th><th scope=col>Group</th><th scope=col>State</th>
+<th scope=col>Works</th><th scope=col>In error</th>{head}</tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table></div>"""
+    return page(TITLE, body, alternate=JSON)
+
+
+async def control(request: web.Request) -> web.Response:
+    """`POST /sources/{name}/pause|resume` (a form, `reason` optional): done and back to the
+    sources page (303), or a page saying why not: 401 signed out, 403 not an admin key, 404
+    no such source, 400 a reason too long."""
+    caller = request[CALLER]
+    if not caller.admin:
+        code, why = (403, "this needs an admin key") if caller.key else (401, "sign in first")
+        link = '<p><a href="/signin">Sign in with an admin key</a>.</p>'
+        return page("Not allowed", f"<p>{text(why)}.</p>{link}", status=code)
+    name, action = request.match_info["name"], request.match_info["action"]
+    if name not in SOURCES:
+        return page("No such source", f"<p>There is no source named {text(name)}.</p>", 404)
+    form = await request.post()
+    reason = form.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        reason = None
+    elif len(reason) > MAX_REASON:
+        body = f"<p>A reason takes at most {MAX_REASON} characters.</p>"
+        return page("Reason too long", body, status=400)
+    status = set_paused(name, action == "pause", reason, request.app[CLOCK]())
+    await request.app[STORE].set_source_status(status)
+    return web.Response(status=303, headers={"Location": f"/sources#{name}"})
