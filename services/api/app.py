@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.api.errors import json_errors
+from services.api.legacy import legacy_clients
 from services.api.routes import setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import BUS, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
@@ -22,7 +23,7 @@ def init_app(
 ) -> web.Application:
     """The API application; it opens its own store and bus unless they are handed in."""
     app = web.Application(
-        middlewares=[request_metrics, json_errors],
+        middlewares=[request_metrics, legacy_clients, json_errors],
         client_max_size=MAX_BODY_SIZE,
         handler_args=HANDLER_ARGS,
     )

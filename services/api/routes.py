@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import docs, v5, views
+from services.api import docs, legacy, v5, views
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -23,6 +23,10 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
     app.router.add_get("/api/v5/articles", v5.articles)
+    app.router.add_post("/api/v5/articles", legacy.overridable(v5.articles))
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
+    for resource in list(app.router.resources()):
+        if isinstance(resource, web.Resource) and legacy.legacy_path(resource.canonical):
+            resource.add_route("OPTIONS", legacy.preflight)  # the CORS preflight
