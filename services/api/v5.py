@@ -49,19 +49,23 @@ async def articles(request: web.Request) -> web.Response:
     data = []
     for work in works:
         mine = states.get(work.work_id, [])
-        views = None if info == "summary" else await _views(request, work, mine, listed, info)
+        views = (
+            None
+            if info == "summary"
+            else await source_views(request, work, mine, listed, info == "detail")
+        )
         data.append(v5_article(work, mine, views, info == "detail"))
     return web.json_response(envelope(data, total, page, per_page))
 
 
-async def _views(
+async def source_views(
     request: web.Request,
     work: Work,
     states: list[SourceState],
     listed: tuple[str, ...],
-    info: str,
+    with_events: bool,
 ) -> list[SourceView]:
-    """Every listed source of one work (in registry order, fetched or not)."""
+    """The listed sources of one work, with their history and, if asked, their events."""
     if not listed:
         return []
     store = request.app[STORE]
@@ -73,7 +77,7 @@ async def _views(
         state = state_of.get(name)
         points = [p for p in history if p.source == name]
         periods = {p: source_history(state, name, points, p, today) for p in PERIODS}
-        events = await store.events(work.work_id, name) if info == "detail" and state else None
+        events = await store.events(work.work_id, name) if with_events and state else None
         views.append(SourceView(name, state, periods, events))
     return views
 
