@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import docs, legacy, v3, v5, views
+from services.api import deposit, docs, legacy, v3, v5, views
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
@@ -22,6 +22,7 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
+    app.router.add_post("/api/v1/deposits/ojs", deposit.ojs)
     app.router.add_get("/api/v3/articles", v3.articles)
     app.router.add_post("/api/v3/articles", legacy.overridable(v3.articles))
     app.router.add_get("/api/v3/articles/{id:.+}", v3.article)
