@@ -14,6 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api.errors import BadParameter
+from services.api.params import read_form
 from services.api.state import BUS, CLOCK, SCHEDULING, STORE
 from services.core.deposits import MAX_LINES, parse_payload
 from services.registration import register_parsed
@@ -21,12 +22,9 @@ from services.registration import register_parsed
 
 async def ojs(request: web.Request) -> web.Response:
     """Register the DOIs of an OJS deposit; report the lines that are not articles."""
-    try:
-        form = await request.post()
-    except ValueError as exc:  # a malformed multipart body
-        raise BadParameter(f"request body is not a form: {exc}") from None
+    form = await read_form(request)
     payload = form.get("payload")
-    if not isinstance(payload, str) or not payload.strip():
+    if payload is None or not payload.strip():
         raise BadParameter(
             "form field 'payload' is missing or empty: one 'DOI YYYY-MM-DD Title' a line"
         )

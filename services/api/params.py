@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from services.api.errors import BadParameter
@@ -67,6 +68,20 @@ def ids_param(request: web.Request, id_type: IdType | None = None) -> list[tuple
                 continue
         out.append((raw.strip(), ident))
     return out
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A form body (multipart or urlencoded) as its text fields (first value of each; file
+    parts are left out); a malformed body is a 400."""
+    try:
+        form = await request.post()
+    except (ValueError, HttpProcessingError, RequestPayloadError) as exc:
+        raise BadParameter(f"request body is not a form: {one_line(exc)}") from None
+    fields: dict[str, str] = {}
+    for key, value in form.items():
+        if isinstance(value, str):
+            fields.setdefault(key, value)
+    return fields
 
 
 async def read_json(request: web.Request) -> Any:

@@ -13,7 +13,7 @@ from services.api.state import STORE
 from services.api.v3_present import INFOS, v3_article
 from services.api.v5 import source_views
 from services.core.aggregation import SourceState
-from services.core.identifiers import IdType, parse_identifier
+from services.core.identifiers import IdType, InvalidIdentifier, parse_identifier
 from services.core.works import Work
 from services.fetchers.registry import SOURCES
 
@@ -41,13 +41,18 @@ async def articles(request: web.Request) -> web.Response:
 
 async def article(request: web.Request) -> web.Response:
     """`GET /api/v3/articles/info:doi/{doi}` (or `info:pmid/`, `info:pmcid/`, a bare DOI): an
-    array of one article, as the OJS plugin reads `data[0]`."""
+    array of one article, as the OJS plugin reads `data[0]`; an unknown work or an id that is
+    none is ALM's 404 `Article not found.`."""
     raw = request.match_info["id"]
     for prefix, kind in _PREFIXES.items():
         if raw.lower().startswith(prefix):
             raw = kind + raw[len(prefix) :]
             break
-    work = await request.app[STORE].find_work(parse_identifier(raw))
+    try:
+        ident = parse_identifier(raw)
+    except InvalidIdentifier:  # ALM: not found, which the OJS plugin falls back on
+        raise NotFound(NOT_FOUND) from None
+    work = await request.app[STORE].find_work(ident)
     return await _answer(request, [work] if work is not None else [])
 
 

@@ -90,11 +90,11 @@ async def test_ojs_plugin_read(client: TestClient[Any, Any]) -> None:
     assert crossref["by_day"] is None  # the fetch is years after publication
 
 
-async def test_ojs_unknown_doi_is_an_error_object(client: TestClient[Any, Any]) -> None:
-    """The plugin falls back to its own figures on any object with `error`: never `[]`."""
-    resp = await client.get(
-        "/api/v3/articles/info:doi/10.9999/does.not.exist?info=history&api_key=k"
-    )
+@pytest.mark.parametrize("doi", ["10.9999/does.not.exist", "not-a-doi", "0"])
+async def test_ojs_unknown_doi_is_an_error_object(client: TestClient[Any, Any], doi: str) -> None:
+    """The plugin falls back to its own figures on any object with `error`: never `[]`; an id
+    that is none is not found either, as in ALM."""
+    resp = await client.get(f"/api/v3/articles/info:doi/{doi}?info=history&api_key=k")
     assert resp.status == 404
     body = await resp.json()
     assert isinstance(body, dict) and body["error"] == "Article not found."
@@ -187,3 +187,16 @@ async def test_v3_post_with_override(client: TestClient[Any, Any]) -> None:
     )
     assert resp.status == 200, await resp.text()
     assert len(await resp.json()) == 2
+    resp = await client.post(
+        "/api/v3/articles",
+        data={"ids": PEERJ, "info": "summary", "callback": "cb"},
+        headers={"X-HTTP-Method-Override": "GET"},
+    )
+    text = await resp.text()
+    assert resp.content_type == "application/javascript" and text.startswith('cb([{"doi"')
+    bad = await client.post(
+        "/api/v3/articles",
+        data={"ids": PEERJ, "callback": "x<y"},
+        headers={"X-HTTP-Method-Override": "GET"},
+    )
+    assert bad.status == 400 and "callback" in (await bad.json())["error"]

@@ -134,3 +134,24 @@ async def test_bad_lines_reported_good_ones_kept(client: TestClient[Any, Any]) -
 async def test_missing_payload_is_a_400(client: TestClient[Any, Any], body: dict[str, str]) -> None:
     resp = await client.post("/api/v1/deposits/ojs", data=body)
     assert resp.status == 400 and "payload" in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/deposits/ojs", "/api/v5/articles", "/api/v3/articles"])
+async def test_malformed_multipart_is_a_400(client: TestClient[Any, Any], path: str) -> None:
+    """A multipart part whose header holds a control character (schemathesis found it a 500)."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="\x10"\r\n\r\nx\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="payload"\r\n\r\ny\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    resp = await client.post(
+        path,
+        data=body,
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "X-HTTP-Method-Override": "GET",
+        },
+    )
+    assert resp.status == 400, await resp.text()
+    assert "form" in (await resp.json())["error"]
