@@ -19,10 +19,12 @@ from services.api.state import BUS, CLOCK, SCHEDULING, STORE
 from services.core.deposits import MAX_LINES, parse_payload
 from services.registration import register_parsed
 
+FIELDS = ("api_key", "payload")  # what the plugin's ArticleInfoSender posts
+
 
 async def ojs(request: web.Request) -> web.Response:
     """Register the DOIs of an OJS deposit; report the lines that are not articles."""
-    form = await read_form(request)
+    form = await read_form(request, FIELDS)
     payload = form.get("payload")
     if payload is None or not payload.strip():
         raise BadParameter(

@@ -8,6 +8,7 @@ or multipart; the query string wins).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from aiohttp import hdrs, web
 from multidict import MultiDict, MultiDictProxy
@@ -73,14 +74,15 @@ async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=PREFLIGHT)
 
 
-def overridable(handler: Handler) -> Handler:
+def overridable(handler: Handler, fields: Collection[str]) -> Handler:
     """`POST` with `X-HTTP-Method-Override: GET` answered as the GET `handler` would, with the
-    form body's fields added to the query string; any other POST is a 400 saying so."""
+    form body's fields (those named in `fields`) added to the query string; any other POST is a
+    400 saying so."""
 
     async def post(request: web.Request) -> web.StreamResponse:
         if request.headers.get("X-HTTP-Method-Override", "").strip().upper() != "GET":
             raise BadParameter("a POST here needs the header X-HTTP-Method-Override: GET")
-        form = await read_form(request)
+        form = await read_form(request, fields)
         merged: MultiDict[str] = MultiDict(
             (k, v) for k, v in form.items() if k not in request.query
         )

@@ -70,17 +70,22 @@ def ids_param(request: web.Request, id_type: IdType | None = None) -> list[tuple
     return out
 
 
-async def read_form(request: web.Request) -> dict[str, str]:
-    """A form body (multipart or urlencoded) as its text fields (first value of each; file
-    parts are left out); a malformed body is a 400."""
+async def read_form(request: web.Request, known: Collection[str]) -> dict[str, str]:
+    """A form body (multipart or urlencoded) as its text fields (the first value of each); a
+    malformed body, a field not in `known` or a file part is a 400 naming it."""
     try:
         form = await request.post()
     except (ValueError, HttpProcessingError, RequestPayloadError) as exc:
         raise BadParameter(f"request body is not a form: {one_line(exc)}") from None
     fields: dict[str, str] = {}
     for key, value in form.items():
-        if isinstance(value, str):
-            fields.setdefault(key, value)
+        if key not in known:
+            raise BadParameter(
+                f"form field {shown(key, 40)!r} is not one of {', '.join(sorted(known))}"
+            )
+        if not isinstance(value, str):
+            raise BadParameter(f"form field {key!r} must be text, not a file")
+        fields.setdefault(key, value)
     return fields
 
 

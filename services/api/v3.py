@@ -17,6 +17,7 @@ from services.core.identifiers import IdType, InvalidIdentifier, parse_identifie
 from services.core.works import Work
 from services.fetchers.registry import SOURCES
 
+PARAMETERS = ("ids", "type", "info", "source", "api_key", "callback", "days", "months", "year")
 MAX_IDS = 50  # ALM v3 looked up the first 50 ids
 NOT_FOUND = "Article not found."
 # ALM's v3 show route took `info:<type>/<id>` URIs as well as bare DOIs

@@ -20,6 +20,10 @@ from services.core.works import Work
 from services.fetchers.registry import SOURCES
 
 MAX_PER_PAGE = 50
+PARAMETERS = (  # of /api/v5/articles, also as form fields of its POST
+    *("ids", "type", "info", "source_id", "source", "order", "page", "per_page"),
+    *("publisher_id", "publisher", "api_key", "callback"),
+)
 SELECTED_MAX = 100_000  # works listed by `source_id` without `ids` (those with a count > 0)
 
 

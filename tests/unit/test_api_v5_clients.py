@@ -156,6 +156,16 @@ async def test_r_many_ids_by_post_with_override(
     assert [w["doi"] for w in body["data"]] == [PEERJ]
 
 
+async def test_unknown_form_field_is_a_400(client: TestClient[Any, Any]) -> None:
+    """The query string may carry anything (jQuery's `_`), a POST's form only the parameters."""
+    resp = await client.post(
+        "/api/v5/articles?_=1",
+        data={"ids": PCBI, "colour": "blue"},
+        headers={"X-HTTP-Method-Override": "GET"},
+    )
+    assert resp.status == 400 and "colour" in (await resp.json())["error"]
+
+
 @pytest.mark.parametrize("override", [None, "PUT"])
 async def test_post_without_override_is_refused(
     client: TestClient[Any, Any], override: str | None

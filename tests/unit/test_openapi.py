@@ -303,3 +303,17 @@ async def test_served_document_is_the_file(client: TestClient[Any, Any]) -> None
     resp = await client.get("/api/v1/openapi.json")
     assert resp.content_type == "application/json"
     assert await resp.read() == OPENAPI_PATH.read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/api/v3/articles", "/api/v5/articles"])
+def test_form_fields_of_the_overridden_posts_are_the_documented_ones(path: str) -> None:
+    """The POST's form fields the server accepts are the ones the document lists (the GET's
+    query parameters)."""
+    from services.api import v3, v5
+
+    accepted = {"/api/v3/articles": v3.PARAMETERS, "/api/v5/articles": v5.PARAMETERS}[path]
+    body = DOC["paths"][path]["post"]["requestBody"]["content"]
+    for content in body.values():
+        assert set(content["schema"]["properties"]) == set(accepted)
+    query = {p["name"] for p in DOC["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+    assert query == set(accepted)
