@@ -58,14 +58,17 @@ def next_refresh(
     """When the work is next due: `last` + interval + up to `jitter` of it (`rand` in [0, 1)).
 
     A work never refreshed is due `now`; a work published in the future is due on its
-    publication date.
+    publication date. A time already past is `now`: an observation aggregated late (a broker
+    restart, a backlog) must not write its next due time behind the present, where the
+    Cassandra due-index scan, which starts a margin behind the present, would find it only at
+    its next whole-hour read (minutes later).
     """
     if issued is not None and issued > now.date():
         return datetime.combine(issued, time.min, tzinfo=UTC)
     if last is None:
         return now
     interval = refresh_interval(issued, now, policy.intervals(source), policy.unknown_age_days)
-    return last + interval + interval * (policy.jitter * rand)
+    return max(now, last + interval + interval * (policy.jitter * rand))
 
 
 def retry_at(attempt: int, now: datetime, policy: Policy, rand: float) -> datetime | None:

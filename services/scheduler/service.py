@@ -201,7 +201,8 @@ class Scheduler:
         failed = FailedRefresh.from_dict(event)
         req = failed.request
         if message.topic == TOPIC_RETRY:
-            when = req.not_before or now
+            # a retry read late is due now, not behind the present (see next_refresh)
+            when = max(req.not_before or now, now)
             await self.store.set_due(
                 req.source, [DueEntry(req.work.work_id, when, req.attempt + 1)]
             )

@@ -228,6 +228,23 @@ async def test_the_scheduler_redoes_a_batch_whose_step_failed(tmp_path: Path) ->
     await store.inner.close()
 
 
+async def test_a_retry_read_after_its_time_is_due_now(tmp_path: Path) -> None:
+    """A retry whose not_before has passed when the scheduler reads it (a broker restart, a
+    backlog) is due at the scheduler's now, not behind it, where the Cassandra due scan would
+    find it only minutes later (it starts a margin behind the present)."""
+    bus = MemoryBus()
+    store = await store_at(tmp_path)
+    late = T0 + timedelta(minutes=10)
+    scheduler = Scheduler([], bus, store, Policy(), SchedulerSettings(), lambda: late)
+    req = RefreshRequest(WorkRef("10.5555/lossless.late"), SOURCE, T0, "retry", 0, 1, T0)
+    failed = FailedRefresh(req, "timeout", T0)
+    await bus.publish(TOPIC_RETRY, [(req.work.work_id, failed.to_dict())])
+    assert await scheduler.step(0) == 1
+    assert await store.due(SOURCE, late - timedelta(seconds=1), 10) == []
+    assert [e.at for e in await store.due(SOURCE, late, 10)] == [late]
+    await store.close()
+
+
 async def test_a_fetcher_redoes_a_batch_whose_publishing_failed(tmp_path: Path) -> None:
     """The broker refuses the fetcher's observations once: the step is redone from the
     committed offset and every requested work is refreshed. Before, the requests polled by
