@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.service import Aggregator
-from services.core.events import refresh_topic
+from services.checks.service import Checker
+from services.core.activity import CheckStore
+from services.core.change_filter import Catalog
+from services.core.changefeed import ChangeFeed
+from services.core.events import TOPIC_CHANGED, refresh_topic
+from services.core.metrics import MetricSpec
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
+from services.core.publishers import PublisherStore
 from services.core.staleness import Policy
+from services.core.webhooks import HookStore
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES, get_source
@@ -34,7 +42,8 @@ def make_bus(settings: Settings) -> Bus:
     if settings.bus == "memory":
         from services.adapters.memory_bus import MemoryBus
 
-        return MemoryBus(window=settings.event_window)
+        # alm.metrics.changed keeps its last records for SSE clients resuming from an id
+        return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,))
     if settings.bus == "kafka":
         from services.adapters.kafka_bus import KafkaBus
 
@@ -66,6 +75,112 @@ def make_store(settings: Settings, request_timeout: float | None = None) -> Stor
         )
         return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def make_publishers(store: Store) -> PublisherStore:
+    """The PublisherStore over the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_publishers import SqlitePublishers
+
+        return SqlitePublishers(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_publishers import CassandraPublishers
+
+        return CassandraPublishers(store)
+    raise TypeError(f"no publisher store for {type(store).__name__}")
+
+
+def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
+    """Readers of alm.metrics.changed for the SSE stream: over the in-process bus itself, or
+    Kafka consumers of their own (no group) in the distributed mode."""
+    from services.adapters.memory_bus import MemoryBus
+
+    if isinstance(bus, MemoryBus):
+        from services.adapters.memory_feed import MemoryChangeFeed
+
+        return MemoryChangeFeed(bus)
+    from services.adapters.kafka_feed import KafkaChangeFeed
+
+    return KafkaChangeFeed(settings.kafka_bootstrap, settings.topic_prefix)
+
+
+def make_hook_store(store: Store) -> HookStore:
+    """The webhook store in the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_hooks import SqliteHooks
+
+        return SqliteHooks(store)
+    from services.adapters.cassandra_hooks import CassandraHooks
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        return CassandraHooks(store)
+    raise TypeError(f"no webhook store for {type(store).__name__}")
+
+
+def make_catalog() -> Catalog:
+    """Every installed source's metrics with their groups (change filters by group)."""
+    return {name: {m.name: m.group.value for m in s.metrics} for name, s in SOURCES.items()}
+
+
+def make_call_archive(store: Store) -> CallArchive:
+    """The kept upstream calls (provenance) of the store `make_store` made."""
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_provenance import SqliteCallArchive
+
+        return SqliteCallArchive(store)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_provenance import CassandraCallArchive
+
+        return CassandraCallArchive(store)
+    raise TypeError(f"no call archive for {type(store).__name__}")
+
+
+def make_checks(settings: Settings, store: Store) -> CheckStore:
+    """Where the data-quality checks keep alerts and read activity, over `store`."""
+    ttl = timedelta(days=settings.alerts_ttl_days)
+    from services.adapters.sqlite_store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite_checks import SqliteChecks
+
+        return SqliteChecks(store, ttl)
+    from services.adapters.cassandra_store import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra_checks import CassandraChecks
+
+        return CassandraChecks(store, ttl)
+    raise TypeError(f"no alert store for {type(store).__name__}")
+
+
+def make_checker(
+    settings: Settings, store: Store, clock: Callable[[], datetime] = utc_now
+) -> Checker:
+    """The periodic data-quality checks of the sources this configuration runs."""
+    return Checker(
+        make_checks(settings, store),
+        store,
+        [s.name for s in selected_sources(settings)],
+        clock,
+        settings.checks,
+        timedelta(seconds=settings.stale_scan_seconds),
+    )
+
+
+def catalog() -> dict[str, tuple[MetricSpec, ...]]:
+    """Each installed source's metric specs (what the aggregator's checks read)."""
+    return {name: source.metrics for name, source in SOURCES.items()}
 
 
 def selected_sources(settings: Settings) -> list[Source]:
@@ -102,6 +217,7 @@ class Pipeline:
     fetchers: list[FetcherService]
     aggregator: Aggregator
     clock: Callable[[], datetime]
+    checker: Checker
 
 
 def make_pipeline(
@@ -121,6 +237,7 @@ def make_pipeline(
     scheduler = Scheduler(
         sources, bus, store, policy, SchedulerSettings(), clock, rng, backlog=_backlog(bus)
     )
+    checks = make_checks(settings, store)
     fetchers = [
         FetcherService(
             s,
@@ -131,12 +248,16 @@ def make_pipeline(
             policy,
             clock,
             rng=rng,
+            activity=checks,
             failure_limit=settings.source_failure_limit,
         )
         for s in sources
     ]
-    aggregator = Aggregator(bus, store, policy, clock, rng)
-    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock)
+    aggregator = Aggregator(
+        bus, store, policy, clock, rng, alerts=checks, catalog=catalog(), limits=settings.checks
+    )
+    checker = make_checker(settings, store, clock)
+    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock, checker)
 
 
 def _backlog(bus: Bus) -> Callable[[str], int] | None:

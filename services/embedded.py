@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,6 +23,9 @@ from services.adapters.memory_bus import MemoryBus
 from services.bootstrap import Pipeline
 from services.shutdown import DRAIN_SECONDS
 from services.telemetry.pipeline import STEP_FAILURES
+
+if TYPE_CHECKING:
+    from services.notifier.service import Notifier
 
 log = structlog.get_logger("alm.embedded")
 
@@ -49,6 +52,7 @@ class Pacing:
     tick_seconds: float = 0.5
     reconcile_seconds: float = 6 * 3600.0
     grace: float = 20.0
+    checks_seconds: float = 3600.0
 
 
 def _counters(p: Pipeline) -> tuple[int, int, int, int, int]:
@@ -200,6 +204,18 @@ async def keep_reconciling(
         await _pause(stop, wait)
 
 
+async def keep_checking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
+    """The periodic data-quality checks (services/checks/) now, then every `every` seconds,
+    until `stop`; a failed pass is logged and tried again at the next."""
+    while not stop.is_set():
+        try:
+            await p.checker.run_once()
+        except Exception:
+            STEP_FAILURES.labels("checks").inc()
+            log.exception("checks_failed_retrying")
+        await _pause(stop, every)
+
+
 def _idle(p: Pipeline) -> Callable[[], Awaitable[bool]]:
     """Whether nothing is due and nothing is in flight (every record on the bus committed)."""
     bus = p.bus
@@ -229,15 +245,18 @@ async def run_services(
     stop: asyncio.Event,
     pacing: Pacing = Pacing(),
     on_idle: Callable[[RunSummary], Awaitable[None]] | None = None,
+    notifier: Notifier | None = None,
 ) -> RunSummary:
     """Keep every service running until `stop` is set, awaiting `on_idle` once, the first time
     nothing is due or in flight; then shut down within `pacing.grace` seconds. Returns what
-    was done from start to shutdown."""
+    was done from start to shutdown. With `notifier`, webhooks are delivered too (its queues
+    drained until `stop`, the changes on the bus until the end)."""
     before = _counters(p)
     drain, reconciled = asyncio.Event(), asyncio.Event()
     producers = [
         asyncio.create_task(keep_ticking(p, stop, pacing.tick_seconds)),
         asyncio.create_task(keep_reconciling(p, stop, pacing.reconcile_seconds, passed=reconciled)),
+        asyncio.create_task(keep_checking(p, stop, pacing.checks_seconds)),
         *(
             asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
             for f in p.fetchers
@@ -249,6 +268,11 @@ async def run_services(
             keep_stepping("aggregator", p.aggregator.step, drain, until_empty=True)
         ),
     ]
+    if notifier is not None:
+        producers.append(asyncio.create_task(notifier.keep_draining(stop)))
+        consumers.append(
+            asyncio.create_task(keep_stepping("notifier", notifier.step, drain, until_empty=True))
+        )
     watcher = asyncio.create_task(_report_idle(p, reconciled, on_idle)) if on_idle else None
     try:
         await stop.wait()

@@ -158,6 +158,44 @@ async def register_parsed(
     and scheduled, the rest unregistered.
     """
     results, valid = _checked(parsed, now)
+    return await _write([raw for raw, _, _ in parsed], results, valid, store, bus, now, scheduling)
+
+
+async def register_works(
+    inputs: Sequence[tuple[str, Work]],
+    store: WorkStore,
+    bus: Bus,
+    now: datetime,
+    scheduling: Scheduling,
+) -> list[RegisterResult]:
+    """`register` of works that come with their metadata (a publisher's catalogue): each
+    (input, work), the work built from a normalized identifier. A work the `alm.works` schema
+    refuses gets its error; the others are registered like `register_parsed`'s, merged into a
+    known work by any of their ids (which keeps the metadata it has: `update_metadata`
+    replaces it)."""
+    results = [RegisterResult(raw) for raw, _ in inputs]
+    valid: list[tuple[int, Work]] = []
+    for index, (raw, work) in enumerate(inputs):
+        try:
+            work_event(work, "registered", now)
+        except SchemaViolation as exc:
+            results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
+            continue
+        valid.append((index, work))
+    return await _write([raw for raw, _ in inputs], results, valid, store, bus, now, scheduling)
+
+
+async def _write(
+    inputs: Sequence[str],
+    results: list[RegisterResult],
+    valid: Sequence[tuple[int, Work]],
+    store: WorkStore,
+    bus: Bus,
+    now: datetime,
+    scheduling: Scheduling,
+) -> list[RegisterResult]:
+    """Write the checked works `CHUNK` at a time, each chunk with its due entries in one store
+    write, then announce the new ones; `results` (by input) filled in."""
     schedule = partial(scheduling.first_due, now=now)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]
@@ -168,8 +206,18 @@ async def register_parsed(
             work_id = reg.work.work_id
             created = reg.created and work_id not in seen
             seen.add(work_id)
-            results[index] = RegisterResult(parsed[index][0], work_id, created)
+            results[index] = RegisterResult(inputs[index], work_id, created)
             if created:
                 events.append((work_id, work_event(reg.work, "registered", now)))
         await bus.publish(TOPIC_WORKS, events)
     return results
+
+
+async def update_metadata(works: Sequence[Work], store: WorkStore, bus: Bus, now: datetime) -> None:
+    """Store new metadata of known works (their identifiers unchanged) and announce each as
+    `updated` on `alm.works`; every event is checked before anything is written."""
+    events = [(w.work_id, work_event(w, "updated", now)) for w in works]
+    if not events:
+        return
+    await store.update_works(works)
+    await bus.publish(TOPIC_WORKS, events)

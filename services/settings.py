@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services import gctune
+from services.core.alerts import Thresholds
 from services.core.staleness import Intervals, Policy, parse_duration, parse_intervals
 from services.fetchers.base import SourceConfig
+from services.notify_settings import NotifySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WORKS = REPO_ROOT / "data" / "sample-works.txt"
@@ -111,6 +113,36 @@ def _password(env: Mapping[str, str]) -> str | None:
     if not content:
         raise ValueError(f"ALM_CASSANDRA_PASSWORD_FILE={path} is empty")
     return content
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number from 0 to 1 from `name` (unset or empty: `default`), else a ValueError."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise ValueError(f"{name} must be a number from 0 to 1, not {value!r}")
+    return share
+
+
+def thresholds(env: Mapping[str, str]) -> Thresholds:
+    """The data-quality checks' limits from ALM_CHECK_* (ALM's defaults where unset)."""
+    d = Thresholds()
+    return Thresholds(
+        spike_per_day=_count(env, "ALM_CHECK_SPIKE_PER_DAY", d.spike_per_day),
+        html_pdf_ratio=_seconds(env, "ALM_CHECK_HTML_PDF_RATIO", d.html_pdf_ratio),
+        milestone=_count(env, "ALM_CHECK_MILESTONE", d.milestone),
+        stale_days=_count(env, "ALM_CHECK_STALE_DAYS", d.stale_days),
+        silent_hours=_count(env, "ALM_CHECK_SILENT_HOURS", d.silent_hours),
+        slow_p95_seconds=_seconds(env, "ALM_CHECK_SLOW_P95_SECONDS", d.slow_p95_seconds),
+        failure_share=_fraction(env, "ALM_CHECK_FAILURE_SHARE", d.failure_share),
+        min_refreshes=_count(env, "ALM_CHECK_MIN_REFRESHES", d.min_refreshes),
+        min_calls=_count(env, "ALM_CHECK_MIN_CALLS", d.min_calls),
+    )
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
@@ -215,7 +247,13 @@ class Settings:
     upstream_root: str | None = None  # the stub upstream: every source at <root>/<source>
     contact_email: str = "alm@example.org"
     sources: tuple[str, ...] = ()  # empty = every registered source
-    raw_ttl_days: int = 7
+    raw_ttl_days: int = 7  # ALM_RAW_TTL_DAYS: upstream bodies kept (0: none)
+    alerts_ttl_days: int = 90  # ALM_ALERTS_TTL_DAYS: data-quality alerts kept
+    checks: Thresholds = field(default_factory=Thresholds)  # ALM_CHECK_*
+    checks_seconds: float = 3600.0  # ALM_CHECKS_INTERVAL: between periodic checks
+    stale_scan_seconds: float = 86400.0  # ALM_CHECKS_STALE_INTERVAL: between stale scans
+    audit_textfile: str | None = None  # ALM_AUDIT_TEXTFILE: `alm audit` gauges, textfile collector
+    audit_pushgateway: str | None = None  # ALM_AUDIT_PUSHGATEWAY: ... or pushed there
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
     api_store_timeout: float = 3.0  # ALM_API_STORE_TIMEOUT: seconds an API store call may take
     # ALM_RETRY_BASE, ALM_RETRY_MAX, ALM_RETRY_ATTEMPTS: a failed fetch is tried again after
@@ -233,6 +271,7 @@ class Settings:
     rates: Mapping[str, float] = field(default_factory=dict)  # ALM_<SOURCE>_RATE requests/s
     extras: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # ALM_<SOURCE>__<KEY>
     intervals: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>_REFRESH=1d,7.5d,30d
+    notify: NotifySettings = field(default_factory=NotifySettings)  # SSE, webhooks, notifier
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -257,7 +296,13 @@ class Settings:
             upstream_root=e.get("ALM_UPSTREAM_ROOT") or None,
             contact_email=e.get("ALM_CONTACT_EMAIL", "alm@example.org"),
             sources=tuple(s.strip() for s in e.get("ALM_SOURCES", "").split(",") if s.strip()),
-            raw_ttl_days=int(e.get("ALM_RAW_TTL_DAYS", "7")),
+            raw_ttl_days=_count(e, "ALM_RAW_TTL_DAYS", 7),
+            alerts_ttl_days=_count(e, "ALM_ALERTS_TTL_DAYS", 90),
+            checks=thresholds(e),
+            checks_seconds=_duration(e, "ALM_CHECKS_INTERVAL", "1h"),
+            stale_scan_seconds=_duration(e, "ALM_CHECKS_STALE_INTERVAL", "1d"),
+            audit_textfile=e.get("ALM_AUDIT_TEXTFILE") or None,
+            audit_pushgateway=e.get("ALM_AUDIT_PUSHGATEWAY") or None,
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
             api_store_timeout=_positive(e, "ALM_API_STORE_TIMEOUT", 3.0),
             source_failure_limit=_count(e, "ALM_SOURCE_FAILURE_LIMIT", 200),
@@ -275,6 +320,7 @@ class Settings:
             rates={k: float(v) for k, v in per_source(e, "_RATE").items()},
             extras=source_extras(e),
             intervals=per_source(e, "_REFRESH"),
+            notify=NotifySettings.from_env(e),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -1,7 +1,7 @@
 """How long a service takes to stop on SIGTERM, at most: the Kubernetes manifests'
 terminationGracePeriodSeconds leave room for it (tests/unit/test_deploy_manifests.py).
 
-A worker service (scheduler, fetcher, aggregator) stops taking batches, lets the one in
+A worker service (scheduler, fetcher, aggregator, notifier) stops taking batches, lets the one in
 progress finish and commit for up to DRAIN_SECONDS (then cancels it: never committed, so
 redone by the next owner), then leaves its consumer group and closes its producer and store
 connections for up to CLOSE_SECONDS. The API stops accepting connections and lets requests in
@@ -22,7 +22,7 @@ DRAIN_SECONDS = 20.0
 CLOSE_SECONDS = 15.0
 API_REQUEST_SECONDS = 9.0
 
-WORKERS = ("scheduler", "fetcher", "aggregator")
+WORKERS = ("scheduler", "fetcher", "aggregator", "notifier")
 
 
 def bound(command: str) -> float:

@@ -75,6 +75,7 @@ from services.core.events import PeriodCount, SourceEvent, Status
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
 from services.core.ports import DueEntry, RawResponse, Registration, Schedule
+from services.core.provenance import CallRef, identified
 from services.core.works import Work
 from services.settings import CassandraConnection
 
@@ -88,21 +89,24 @@ HOUR_US = 3_600_000_000
 # SCAN_MARGIN_US behind the present, and reads the whole hour again every FULL_SCAN_SECONDS.
 SCAN_MARGIN_US = 60_000_000
 FULL_SCAN_SECONDS = 600.0
+RAW_COLS = "retrieved_at, raw_id, url, status, body, work_ids, digest, method, redacted"
 # A due row whose work's position is elsewhere is stale (left by a crash or a race) and deleted
 # when scanned, unless it was written less than SETTLE_US ago: set_due writes the row first and
 # the position next, and a scan in between must not take the new row for a stale one (that lost
 # the entry for good: the position then pointed at a row that no longer existed).
 SETTLE_US = 60_000_000
-RAW_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c59-9a55-0a1e5c0b7a11")
 
-_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+_WORK_COLS = (
+    "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
+)
 
 STATEMENTS: dict[str, str] = {
     "work_get": f"SELECT {_WORK_COLS} FROM works WHERE work_id=?",
     "works_in": f"SELECT {_WORK_COLS} FROM works WHERE work_id IN ?",
-    "work_insert": f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    "work_insert": f"INSERT INTO works ({_WORK_COLS}, registered_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
     "work_update": "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
-    " canonical_url=? WHERE work_id=?",
+    " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
     "index_insert": "INSERT INTO work_index (shard, work_id) VALUES (?,?)",
     "index_page": "SELECT work_id FROM work_index WHERE shard=? LIMIT ?",
     "index_after": "SELECT work_id FROM work_index WHERE shard=? AND work_id>? LIMIT ?",
@@ -113,8 +117,8 @@ STATEMENTS: dict[str, str] = {
     "states_of": "SELECT * FROM source_totals WHERE work_id=?",
     "states_in": "SELECT * FROM source_totals WHERE work_id IN ?",
     "state_put": "INSERT INTO source_totals (work_id, source, metrics, retrieved_at,"
-    " last_attempt_at, status, error, events_url, periods, due_at, due_attempt)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    " last_attempt_at, status, error, events_url, periods, due_at, due_attempt, calls)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
     "state_all": "SELECT source, status FROM source_totals",
     "history_put": "INSERT INTO source_history (work_id, source, day, metrics) VALUES (?,?,?,?)",
     "history_get": "SELECT day, metrics FROM source_history WHERE work_id=? AND source=?",
@@ -127,8 +131,8 @@ STATEMENTS: dict[str, str] = {
     "board_top": "SELECT value, work_id FROM leaderboard WHERE source=? AND metric=? AND shard=?"
     " LIMIT ?",
     "raw_put": "INSERT INTO raw_responses (source, day, retrieved_at, raw_id, url, status, body,"
-    " work_ids, works) VALUES (?,?,?,?,?,?,?,?,?) USING TTL ?",
-    "raw_of_work": "SELECT retrieved_at, url, status, body, work_ids FROM raw_responses"
+    " work_ids, works, digest, method, redacted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) USING TTL ?",
+    "raw_of_work": f"SELECT {RAW_COLS} FROM raw_responses"
     " WHERE source=? AND day=? AND works CONTAINS ? LIMIT ?",
     "due_put": "INSERT INTO due (source, bucket, at, work_id, attempt, leased)"
     " VALUES (?,?,?,?,?,?)",
@@ -184,11 +188,20 @@ def _work(row: Row) -> Work:
         issued=_day(row.issued) if row.issued is not None else None,
         publisher=row.publisher,
         canonical_url=row.canonical_url,
+        type=row.work_type,
+        publisher_id=row.publisher_id,
     )
 
 
 def _work_values(work: Work) -> list[Any]:
-    meta = (work.title, work.issued, work.publisher, work.canonical_url)
+    meta = (
+        work.title,
+        work.issued,
+        work.publisher,
+        work.canonical_url,
+        work.type,
+        work.publisher_id,
+    )
     return [_unset(v) for v in (work.doi, work.pmid, work.pmcid, *meta)]
 
 
@@ -208,7 +221,28 @@ def _state(row: Row) -> SourceState:
         error=row.error or None,
         events_url=row.events_url or None,
         periods=tuple(PeriodCount(m, p, int(c)) for m, p, c in row.periods or ()),
+        calls=tuple(
+            CallRef(raw_id, _dt_required(at), int(status), digest, method)
+            for raw_id, at, status, digest, method in row.calls or ()
+        ),
     )
+
+
+def raw_response(source: str, row: Row) -> RawResponse:
+    """A kept call from a raw_responses row (RAW_COLS)."""
+    raw = RawResponse(
+        source,
+        _dt_required(row.retrieved_at),
+        row.url,
+        row.status,
+        row.body,
+        tuple(row.work_ids),
+        str(row.raw_id),
+        row.digest or "",
+        row.method or "GET",
+        bool(row.redacted),
+    )
+    return identified(raw)
 
 
 def _state_values(st: SourceState, due: DueEntry | None = None) -> list[Any]:
@@ -224,6 +258,7 @@ def _state_values(st: SourceState, due: DueEntry | None = None) -> list[Any]:
         [(p.metric, p.period, p.count) for p in st.periods],
         _us(due.at) if due else UNSET_VALUE,
         due.attempt if due else UNSET_VALUE,
+        [(c.raw_id, _us(c.retrieved_at), c.status, c.digest, c.method) for c in st.calls],
     ]
 
 
@@ -255,6 +290,11 @@ class CassandraStore:
         self._positions: dict[tuple[str, str], tuple[int, int] | None] = {}
         # (source, hour) -> (where the next due scan starts, when the hour was last read whole)
         self._scan_from: dict[tuple[str, int], tuple[int, float]] = {}
+
+    async def session(self) -> CqlSession:
+        """The session, once the keyspace is checked and migrated (for the adapters of other
+        ports sharing it: services/adapters/cassandra_*.py prepare their own statements)."""
+        return await self._ready()
 
     async def _ready(self) -> CqlSession:
         if not self._prepared:
@@ -549,15 +589,16 @@ class CassandraStore:
         cql = await self._ready()
         now = datetime.now(UTC)
         writes: list[tuple[str, Sequence[Any]]] = []
-        for raw in raws:
+        for raw in map(identified, raws):
             ttl = int((raw.retrieved_at + self._raw_ttl - now).total_seconds())
             if ttl <= 0:
                 continue
             at = _us(raw.retrieved_at)
             day = raw.retrieved_at.astimezone(UTC).date()
-            raw_id = uuid.uuid5(RAW_NAMESPACE, f"{raw.source}|{raw.url}|{at}")
-            body = (raw.url, raw.status, raw.body, list(raw.work_ids), set(raw.work_ids), ttl)
-            writes.append(("raw_put", (raw.source, day, at, raw_id, *body)))
+            raw_id = uuid.UUID(raw.raw_id)
+            body = (raw.url, raw.status, raw.body, list(raw.work_ids), set(raw.work_ids))
+            kept = (raw.digest, raw.method, raw.redacted, ttl)
+            writes.append(("raw_put", (raw.source, day, at, raw_id, *body, *kept)))
         await cql.run_many(cql.batches(writes))
 
     async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
@@ -571,17 +612,7 @@ class CassandraStore:
                 break
             day = today - timedelta(days=back)
             rows = await cql.run("raw_of_work", (source, day, work_id, limit - len(out)))
-            out.extend(
-                RawResponse(
-                    source,
-                    _dt_required(r.retrieved_at),
-                    r.url,
-                    r.status,
-                    r.body,
-                    tuple(r.work_ids),
-                )
-                for r in rows
-            )
+            out.extend(raw_response(source, r) for r in rows)
         return out
 
     async def source_summary(self) -> dict[str, dict[str, int]]:

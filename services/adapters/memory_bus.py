@@ -3,8 +3,9 @@
 Each topic is one partition. A group's committed offset only moves on commit(), so a consumer
 that stops before committing is redelivered its batch, as with Kafka. Records every subscribed
 group has committed are dropped, so memory stays bounded by the backlog; a topic no group reads
-(`alm.metrics.changed` until something subscribes) keeps only its last `window` records, with
-their offsets, for readers that resume from an offset (`read`). `publish(..., pack=N)` packs
+keeps only its last `window` records, with their offsets, for readers that resume from an offset
+(`read`), and so does a `retained` topic whatever its groups have read (`alm.metrics.changed`:
+SSE clients resume from it while the notifier's group consumes it). `publish(..., pack=N)` packs
 events into records as the Kafka adapter does (services/adapters/packing.py), so the embedded
 mode runs the same envelope.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from services.adapters.packing import decode, encode, unpack
@@ -31,13 +32,14 @@ DEFAULT_WINDOW = 10_000  # records an unread topic keeps (ALM_EVENT_WINDOW)
 
 
 class _Topic:
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, retain: bool = False) -> None:
         self.log: deque[tuple[str, str, int]] = deque()  # (key, JSON value, events up to it)
         self.base = 0  # offset of log[0]
         self.base_events = 0  # events before log[0]
         self.events_total = 0  # events ever appended
         self.committed: dict[str, int] = {}  # group -> next offset to read
         self.window = window
+        self.retain = retain  # keep the last `window` records even once every group read them
 
     def append(self, key: str, raw: str, events: int) -> None:
         self.events_total += events
@@ -65,8 +67,11 @@ class _Topic:
         return out, pos
 
     def trim(self) -> None:
-        """Drop what every group committed; with no group, all but the last `window`."""
+        """Drop what every group committed; with no group, all but the last `window`; a
+        retained topic keeps its last `window` records in any case."""
         floor = min(self.committed.values()) if self.committed else self.end - self.window
+        if self.retain:
+            floor = min(floor, self.end - self.window)
         while self.base < floor and self.log:
             self.base_events = self.log.popleft()[2]
             self.base += 1
@@ -75,10 +80,11 @@ class _Topic:
 class MemoryBus:
     """The in-process Bus adapter; values are JSON round-tripped to catch non-JSON payloads."""
 
-    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW, retained: Collection[str] = ()) -> None:
         if window < 0:
             raise ValueError(f"a topic window is a number of records >= 0, not {window}")
         self._topics: dict[str, _Topic] = {}
+        self._retained = frozenset(retained)
         self._arrived = asyncio.Event()  # set (and replaced) by each publish
         self.window = window
         self.published: dict[str, int] = {}
@@ -87,7 +93,7 @@ class MemoryBus:
         """The log of `name`, created on first use."""
         found = self._topics.get(name)
         if found is None:
-            found = self._topics[name] = _Topic(self.window)
+            found = self._topics[name] = _Topic(self.window, name in self._retained)
         return found
 
     async def publish(
@@ -109,7 +115,7 @@ class MemoryBus:
         else:
             for key, value in items:
                 log.append(key, encode(value).decode(), 1)
-        if not log.committed:
+        if not log.committed or log.retain:
             log.trim()
         self.published[topic] = self.published.get(topic, 0) + len(items)
         arrived, self._arrived = self._arrived, asyncio.Event()

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from services.core.events import SourceEvent
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier, IdType
 from services.core.ports import DueEntry, RawResponse, Registration, Schedule
+from services.core.provenance import identified
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import Work
 
@@ -63,6 +65,61 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
     """,
+    # A work's type and its publisher's Crossref member id (publisher imports); the index
+    # pages a publisher's works in work-id order (GET /api/v1/works?publisher_id=).
+    """
+    ALTER TABLE works ADD COLUMN work_type TEXT;
+    ALTER TABLE works ADD COLUMN publisher_id TEXT;
+    CREATE INDEX IF NOT EXISTS works_by_publisher ON works (publisher_id, work_id)
+        WHERE publisher_id IS NOT NULL;
+    """,
+    # Publishers and their catalogue imports (services/adapters/sqlite_publishers.py).
+    """
+    CREATE TABLE IF NOT EXISTS publishers (
+        member_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS catalogue_imports (
+        scope TEXT PRIMARY KEY, member_id TEXT, state TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
+    # Webhooks (services/adapters/sqlite_hooks.py): registrations, their delivery health, the
+    # last attempts of each (a bounded log) and what waits for a receiver that failed.
+    """
+    CREATE TABLE IF NOT EXISTS webhooks (
+        hook_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, filter TEXT NOT NULL,
+        description TEXT NOT NULL, created_at TEXT NOT NULL, enabled_at TEXT NOT NULL,
+        enabled INTEGER NOT NULL, disabled_reason TEXT, disabled_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_health (
+        hook_id TEXT PRIMARY KEY, consecutive_failures INTEGER NOT NULL, last_success_at TEXT,
+        last_failure_at TEXT, last_error TEXT, queued INTEGER NOT NULL, retry_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_attempts (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, at TEXT NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+        error TEXT, duration_ms INTEGER NOT NULL, next_at TEXT, PRIMARY KEY (hook_id, seq));
+    CREATE TABLE IF NOT EXISTS webhook_queue (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (hook_id, seq));
+    """,
+    # Provenance (services/core/provenance.py): a kept call's stable id, the digest of its body
+    # as received, its method, and whether a secret was masked in it; states refer to the id.
+    """
+    ALTER TABLE raw_responses ADD COLUMN raw_key TEXT;
+    ALTER TABLE raw_responses ADD COLUMN digest TEXT;
+    ALTER TABLE raw_responses ADD COLUMN method TEXT NOT NULL DEFAULT 'GET';
+    ALTER TABLE raw_responses ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX raw_by_key ON raw_responses (raw_key);
+    """,
+    # Data-quality alerts, one per (day, kind, source, work), and the fetchers' hourly activity
+    # the periodic checks read (services/adapters/sqlite_checks.py).
+    """
+    CREATE TABLE IF NOT EXISTS alerts (
+        day TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, work_id TEXT NOT NULL,
+        at TEXT NOT NULL, message TEXT NOT NULL, details TEXT NOT NULL,
+        PRIMARY KEY (day, kind, source, work_id));
+    CREATE TABLE IF NOT EXISTS fetch_activity (
+        hour TEXT NOT NULL, source TEXT NOT NULL, instance TEXT NOT NULL,
+        calls INTEGER NOT NULL, unanswered INTEGER NOT NULL, latency TEXT NOT NULL,
+        refreshes INTEGER NOT NULL, failed INTEGER NOT NULL, last_ok TEXT,
+        PRIMARY KEY (hour, source, instance));
+    """,
 )
 
 
@@ -74,6 +131,11 @@ class SqliteStore:
         self._raw_ttl = raw_ttl
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` with the connection on the store's thread, in a transaction (adapters of
+        other ports sharing this file: sqlite_hooks.py, sqlite_publishers.py)."""
+        return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -126,11 +188,12 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, claims = _merge_registrations(conn, works)
             conn.executemany(
-                "INSERT INTO works VALUES (?,?,?,?,?,?,?,?,?)"
+                f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(work_id) DO UPDATE SET"
                 " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
                 " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
-                " canonical_url=excluded.canonical_url",
+                " canonical_url=excluded.canonical_url, work_type=excluded.work_type,"
+                " publisher_id=excluded.publisher_id",
                 [(*_work_row(w), now) for w in final.values()],
             )
             conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
@@ -146,7 +209,7 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
-                " canonical_url=? WHERE work_id=?",
+                " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
                 [(*_work_row(w)[1:], w.work_id) for w in works],
             )
 
@@ -298,18 +361,24 @@ class SqliteStore:
                 (_sortable(now),),
             )
             conn.execute("DELETE FROM raw_responses WHERE expires_at < ?", (_sortable(now),))
-            for raw in raws:
+            for raw in map(identified, raws):
+                expires = raw.retrieved_at + self._raw_ttl
+                if expires < now:
+                    continue  # already past the TTL (ALM_RAW_TTL_DAYS=0 keeps none)
                 cur = conn.execute(
-                    "INSERT INTO raw_responses"
-                    " (source, retrieved_at, url, status, body, expires_at)"
-                    " VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO raw_responses (source, retrieved_at, url, status, body,"
+                    " expires_at, raw_key, digest, method, redacted) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         raw.source,
                         _sortable(raw.retrieved_at),
                         raw.url,
                         raw.status,
                         raw.body,
-                        _sortable(raw.retrieved_at + self._raw_ttl),
+                        _sortable(expires),
+                        raw.raw_id,
+                        raw.digest,
+                        raw.method,
+                        int(raw.redacted),
                     ),
                 )
                 conn.executemany(
@@ -324,22 +393,13 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[RawResponse]:
             rows = conn.execute(
-                "SELECT r.id, r.retrieved_at, r.url, r.status, r.body FROM raw_responses r"
+                f"SELECT {RAW_COLS} FROM raw_responses r"
                 " JOIN raw_response_works w ON w.raw_id = r.id"
                 " WHERE w.work_id=? AND w.source=? AND r.expires_at >= ?"
                 " ORDER BY r.retrieved_at DESC LIMIT ?",
                 (work_id, source, _sortable(datetime.now(UTC)), limit),
             ).fetchall()
-            out = []
-            for raw_id, at, url, status, body in rows:
-                ids = tuple(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT work_id FROM raw_response_works WHERE raw_id=?", (raw_id,)
-                    )
-                )
-                out.append(RawResponse(source, from_iso(at), url, status, body, ids))
-            return out
+            return [raw_response(conn, row) for row in rows]
 
         return await self._run(read)
 
@@ -447,13 +507,32 @@ class SqliteStore:
         return await self._run(read)
 
 
+RAW_COLS = (
+    "r.id, r.source, r.retrieved_at, r.url, r.status, r.body, r.raw_key, r.digest, r.method,"
+    " r.redacted"
+)
+
+
+def raw_response(conn: sqlite3.Connection, row: Sequence[Any]) -> RawResponse:
+    """A kept call from a raw_responses row (RAW_COLS), with the works it concerns."""
+    rowid, source, at, url, status, body, raw_key, digest, method, redacted = row
+    works = conn.execute("SELECT work_id FROM raw_response_works WHERE raw_id=?", (rowid,))
+    ids = tuple(r[0] for r in works)
+    raw = RawResponse(source, from_iso(at), url, status, body, ids, raw_key or "", digest or "")
+    return identified(replace(raw, method=method or "GET", redacted=bool(redacted)))
+
+
 def _sortable(moment: datetime) -> str:
     """A fixed-width UTC timestamp, so text order is time order (ISO with optional fractions
     is not: '12:00:00Z' sorts after '12:00:00.25Z')."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_WORK_COLS = "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url"
+sortable = _sortable  # the format of every time column, for the adapters sharing the file
+
+_WORK_COLS = (
+    "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
+)
 
 
 def _work_row(work: Work) -> tuple[Any, ...]:
@@ -466,6 +545,8 @@ def _work_row(work: Work) -> tuple[Any, ...]:
         work.issued.isoformat() if work.issued else None,
         work.publisher,
         work.canonical_url,
+        work.type,
+        work.publisher_id,
     )
 
 
@@ -479,6 +560,8 @@ def _work(row: Sequence[Any]) -> Work:
         issued=date.fromisoformat(row[5]) if row[5] else None,
         publisher=row[6],
         canonical_url=row[7],
+        type=row[8],
+        publisher_id=row[9],
     )
 
 

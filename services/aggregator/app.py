@@ -42,7 +42,7 @@ from services.aggregator.lag_monitor import LagMonitor
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.aggregator.topics import raw_topic
-from services.bootstrap import make_store, utc_now
+from services.bootstrap import catalog, make_checks, make_store, utc_now
 from services.core.events import TOPIC_RAW
 from services.settings import Settings
 from services.shutdown import DRAIN_SECONDS, close_all
@@ -83,8 +83,16 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
         settings.kafka_bootstrap, client_id="alm-aggregator", prefix=prefix, in_loop=True
     )
     published = PublishedChanges(bus)
+    store = make_store(settings)
     aggregator = Aggregator(
-        bus, make_store(settings), settings.policy(), utc_now, already_published=published
+        bus,
+        store,
+        settings.policy(),
+        utc_now,
+        already_published=published,
+        alerts=make_checks(settings, store),
+        catalog=catalog(),
+        limits=settings.checks,
     )
     runtime = Runtime(aggregator, published)
     attach(app, raw_topic(app, prefix), runtime)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ import structlog
 from services.adapters.failures import describe, permanent
 from services.aggregator.records import change_id, id_of
 from services.core.aggregation import Aggregate, SourceState, aggregate
+from services.core.alerts import DEFAULT_LIMITS, Alert, AlertStore, Thresholds, checks
 from services.core.deadletters import refused, unreadable
 from services.core.events import (
     TOPIC_CHANGED,
@@ -29,11 +31,13 @@ from services.core.events import (
     Observation,
     Status,
 )
+from services.core.metrics import MetricSpec
 from services.core.ports import Bus, DueEntry, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.timeutil import parse_date
 from services.core.works import Work
+from services.telemetry import alerts as alert_metrics
 from services.telemetry.pipeline import AGGREGATED, CHANGES, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.aggregator")
@@ -67,6 +71,9 @@ class Aggregator:
         rng: random.Random | None = None,
         batch: int = 500,
         already_published: Callable[[MetricChanged], bool] | None = None,
+        alerts: AlertStore | None = None,
+        catalog: Mapping[str, Sequence[MetricSpec]] | None = None,
+        limits: Thresholds = DEFAULT_LIMITS,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -77,6 +84,11 @@ class Aggregator:
         # Distributed mode: changes a previous owner of the partition published before it could
         # store the state (services/aggregator/published.py); they are not sent twice.
         self.already_published = already_published
+        # data-quality checks on each applied observation (services/core/alerts.py), with
+        # each source's metric specs; stored where `alerts` is given
+        self.alerts = alerts
+        self.catalog = dict(catalog or {})
+        self.limits = limits
         self.consumer = bus.consumer([TOPIC_RAW], self.GROUP)
         # Changes this process published whose state is not stored yet: a chunk retried after
         # its write failed does not publish them again.
@@ -168,7 +180,9 @@ class Aggregator:
         states, works = await asyncio.gather(
             self.store.states(keys), self.store.get_works(sorted({w for w, _ in keys}))
         )
+        before = dict(states)
         results = fold(observations, states)
+        raised = self.checked(observations, results, before)
         changes = [
             r.changed
             for r in results
@@ -182,12 +196,14 @@ class Aggregator:
             if r.applied and (o.status is not Status.ERROR or _rejected(o))
         ]
         learned = learned_works(done, works)
+        changes = with_publishers(changes, {**works, **{w.work_id: w for w in learned}})
         await asyncio.gather(
             self.bus.publish(
                 TOPIC_CHANGED,
                 [(c.work_id, dict(check("metric_changed", c.to_dict()))) for c in changes],
             ),
             self._store_learned(learned, works),
+            self._store_alerts(raised),
         )
         if len(self._unstored) > UNSTORED_CAP:  # left by chunks cancelled mid-retry
             self._unstored.clear()
@@ -203,6 +219,30 @@ class Aggregator:
         AGGREGATED.inc(applied)
         CHANGES.inc(len(changes))
         return results
+
+    def checked(
+        self,
+        observations: Sequence[Observation],
+        results: Sequence[Aggregate],
+        before: Mapping[tuple[str, str], SourceState],
+    ) -> list[Alert]:
+        """The data-quality alerts of the observations that were applied, each checked against
+        the state it replaced."""
+        if self.alerts is None:
+            return []
+        previous = dict(before)
+        out: list[Alert] = []
+        for obs, result in zip(observations, results, strict=True):
+            key = (obs.work_id, obs.source)
+            if result.applied and obs.status is not Status.ERROR:
+                specs = self.catalog.get(obs.source, ())
+                out += checks(previous.get(key), result.state, specs, self.limits)
+            previous[key] = result.state
+        return out
+
+    async def _store_alerts(self, raised: list[Alert]) -> None:
+        if self.alerts is not None and raised:
+            alert_metrics.count(await self.alerts.add_alerts(raised))
 
     async def _store_learned(self, learned: list[Work], works: dict[str, Work]) -> None:
         """Store metadata the observations taught us. New identifiers (a PMID, a PMCID) go
@@ -231,6 +271,16 @@ class Aggregator:
             )
             by_source.setdefault(obs.source, []).append(DueEntry(obs.work_id, when, 1))
         return by_source
+
+
+def with_publishers(changes: list[MetricChanged], works: dict[str, Work]) -> list[MetricChanged]:
+    """The changes, each carrying its work's publisher (what subscribers filter on)."""
+    out = []
+    for change in changes:
+        work = works.get(change.work_id)
+        publisher = work.publisher if work is not None else None
+        out.append(change if publisher is None else replace(change, publisher=publisher))
+    return out
 
 
 def _rejected(obs: Observation) -> bool:

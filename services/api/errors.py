@@ -23,12 +23,33 @@ RETRY_AFTER = 5  # seconds a client is asked to wait after a 503
 STORE_CALLS = 3  # a request's deadline: this many store calls' worth of the store timeout
 
 
+DEADLINE = web.RequestKey("deadline", asyncio.Timeout)  # the request's, set by json_errors
+
+
+def lift_deadline(request: web.Request) -> None:
+    """The request's deadline no longer applies: for a response that streams for longer than a
+    request may take (the SSE stream, once its headers are sent), which bounds itself."""
+    timeout = request.get(DEADLINE)
+    if timeout is not None:
+        timeout.reschedule(None)
+
+
 class NotFound(LookupError):
     """The thing asked for does not exist (JSON 404)."""
 
 
 class BadParameter(ValueError):
     """A query parameter or body field is wrong (JSON 400); the message names it."""
+
+
+class AccessDenied(Exception):
+    """The request may not do this: 401 (no credentials; `WWW-Authenticate` says which) or
+    403 (credentials or address refused); the message says what would be accepted."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,7 +98,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     into a JSON 500 (logged, never a traceback to the client)."""
     deadline = request.app[STORE_TIMEOUT] * STORE_CALLS
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(deadline) as timeout:
+            request[DEADLINE] = timeout
             return await handler(request)
     except TimeoutError:
         log.warning("api_request_timed_out", path=request.path, seconds=deadline)
@@ -86,6 +108,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(400, str(exc))
     except json.JSONDecodeError as exc:
         return error_response(400, f"request body is not JSON: {exc.msg}")
+    except AccessDenied as exc:
+        return error_response(exc.status, str(exc), exc.headers)
     except NotFound as exc:
         return error_response(404, str(exc.args[0]) if exc.args else "not found")
     except web.HTTPException as exc:

@@ -19,6 +19,8 @@ from services.core.text import one_line, shown
 MAX_IDS = 100  # `ids=` of a lookup
 # a POST's query string merged with its form body (X-HTTP-Method-Override: GET)
 FORM_QUERY: web.RequestKey[Mapping[str, str]] = web.RequestKey("form_query")
+MAX_CURSOR = 400  # characters of a listing's `cursor` (a work id: a DOI has at most 300)
+FIRST = "*"  # the cursor of a listing's first page (as Crossref's)
 _INTEGER = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits: int() takes Arabic-Indic digits and '+5'
 
 
@@ -114,3 +116,15 @@ def lenient_int(raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None or not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
         return default
     return int(raw)
+
+
+def cursor_param(request: web.Request) -> str | None:
+    """`cursor=`: `*` for a listing's first page (None), else the `next_cursor` of the page
+    before (the last work id it listed: the next page lists the works after it)."""
+    raw = request.query.get("cursor", FIRST)
+    if not raw or len(raw) > MAX_CURSOR:
+        raise BadParameter(
+            f"parameter 'cursor' must be '*' or a page's next_cursor (1 to {MAX_CURSOR} "
+            f"characters), got {shown(raw, 40)!r}"
+        )
+    return None if raw == FIRST else raw

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from services.core.aggregation import HistoryPoint, SourceState
 from services.core.history import Bucket, History, Period, history
@@ -20,8 +21,14 @@ def specs_of(source: str, state: SourceState | None = None) -> tuple[MetricSpec,
     return plugin.metrics if plugin else ()
 
 
+def provenance_link(work_id: str, source: str) -> str:
+    """Where the upstream calls behind a work's numbers from `source` are listed."""
+    return f"/api/v1/works/{quote(work_id, safe='/:')}/provenance?source={quote(source)}"
+
+
 def present_source(state: SourceState) -> dict[str, Any]:
-    """One source's totals for one work, with ALM's slots and the last attempt's status."""
+    """One source's totals for one work, with ALM's slots, the last attempt's status and the
+    link to the upstream calls they come from."""
     plugin = SOURCES.get(state.source)
     specs = specs_of(state.source)
     return {
@@ -35,6 +42,7 @@ def present_source(state: SourceState) -> dict[str, Any]:
         "retrieved_at": to_iso(state.retrieved_at) if state.retrieved_at else None,
         "last_attempt_at": to_iso(state.last_attempt_at) if state.last_attempt_at else None,
         "events_url": state.events_url,
+        "provenance": provenance_link(state.work_id, state.source),
     }
 
 

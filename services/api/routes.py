@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import deposit, docs, legacy, v3, v5, views
+from services.api import (
+    admin_page,
+    alerts,
+    changes,
+    deposit,
+    docs,
+    legacy,
+    provenance,
+    schemas,
+    v3,
+    v5,
+    views,
+    webhooks,
+)
 
 
 def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
-    """Register every route (history before the catch-all work route: DOIs contain slashes).
+    """Register every route (history and provenance before the catch-all work route: DOIs
+    contain slashes).
 
     `/metrics` is served here only with `public_metrics` (ALM_API_PUBLIC_METRICS): by default
     Prometheus scrapes it on ALM_METRICS_PORT, a listener of its own that is not published."""
@@ -21,16 +35,28 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/works", views.list_works)
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
+    app.router.add_get("/api/v1/works/{id:.+}/provenance", provenance.work_provenance)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
     app.router.add_post("/api/v1/deposits/ojs", deposit.ojs)
     app.router.add_get("/api/v3/articles", v3.articles)
     app.router.add_post("/api/v3/articles", legacy.overridable(v3.articles, v3.PARAMETERS))
     app.router.add_get("/api/v3/articles/{id:.+}", v3.article)
+    app.router.add_get("/api/v1/alerts", alerts.list_alerts)
+    app.router.add_get(admin_page.PATH, admin_page.alerts_page)
     app.router.add_get("/api/v5/articles", v5.articles)
     app.router.add_post("/api/v5/articles", legacy.overridable(v5.articles, v5.PARAMETERS))
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
+    app.router.add_get("/api/v1/schemas", schemas.list_schemas)
+    app.router.add_get("/api/v1/schemas/{name:.+}", schemas.get_schema)
+    app.router.add_get("/api/v1/changes", changes.stream_changes)
+    app.router.add_post("/api/v1/webhooks", webhooks.create_webhook)
+    app.router.add_get("/api/v1/webhooks", webhooks.list_webhooks)
+    app.router.add_get("/api/v1/webhooks/{id}", webhooks.get_webhook)
+    app.router.add_delete("/api/v1/webhooks/{id}", webhooks.delete_webhook)
+    app.router.add_post("/api/v1/webhooks/{id}/{action:enable|disable}", webhooks.control_webhook)
+    app.router.add_get("/api/v1/webhooks/{id}/deliveries", webhooks.webhook_deliveries)
     for resource in list(app.router.resources()):
         if isinstance(resource, web.Resource) and legacy.legacy_path(resource.canonical):
             resource.add_route("OPTIONS", legacy.preflight)  # the CORS preflight

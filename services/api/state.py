@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.core.alerts import AlertStore
+from services.core.change_filter import Catalog
 from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
+from services.core.publishers import PublisherStore
+from services.core.webhooks import HookStore
+from services.notify_settings import NotifySettings
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
+    from services.api.hub import ChangeHub
     from services.api.totals import Totals
 
 STORE = web.AppKey("store", Store)
@@ -19,4 +26,13 @@ BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 TOTALS: web.AppKey[Totals] = web.AppKey("totals")
 SCHEDULING = web.AppKey("scheduling", Scheduling)
+PUBLISHERS = web.AppKey("publishers", PublisherStore)
+CALLS = web.AppKey("calls", CallArchive)  # kept upstream calls (provenance)
+RAW_TTL: web.AppKey[timedelta] = web.AppKey("raw_ttl")  # how long they are kept
+ALERTS = web.AppKey("alerts", AlertStore)  # stored data-quality alerts
+ALERTS_TTL: web.AppKey[timedelta] = web.AppKey("alerts_ttl")  # how long they are kept
 STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")  # source -> metric -> group
+NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
+HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients
+HOOKS = web.AppKey("hooks", HookStore)  # registered webhooks and their delivery logs

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api import totals
+from services.api import publishers, totals
 from services.api.errors import NotFound
 from services.api.params import ids_param, int_param, lenient_choice, lenient_int, query_of
 from services.api.present import source_history
@@ -25,6 +25,7 @@ PARAMETERS = (  # of /api/v5/articles, also as form fields of its POST
     *("publisher_id", "publisher", "api_key", "callback"),
 )
 SELECTED_MAX = 100_000  # works listed by `source_id` without `ids` (those with a count > 0)
+RANKED = 1000  # `order` with a publisher filter: that publisher's works among this many top ones
 
 
 async def articles(request: web.Request) -> web.Response:
@@ -41,11 +42,16 @@ async def articles(request: web.Request) -> web.Response:
     order = lenient_choice(query.get("order"), SOURCES, None)
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = lenient_int(query.get("per_page"), MAX_PER_PAGE, 1, MAX_PER_PAGE)
+    member_id = await publishers.publisher_of(request)
     store = request.app[STORE]
     if "ids" in query:
-        works, total = await _by_ids(request, IdType(id_type), order, page, per_page)
+        works, total = await _by_ids(request, IdType(id_type), order, member_id, page, per_page)
     elif only:
-        works, total = await _with_counts(request, only, page, per_page)
+        works, total = await _with_counts(request, only, member_id, page, per_page)
+    elif member_id is not None and order:
+        works, total = await _ranked_of(request, order, member_id, page, per_page)
+    elif member_id is not None:
+        works, total = await publishers.works_of(request, member_id, page, per_page)
     else:
         works, total = await _listed(request, order, page, per_page)
     states = await store.states_for([w.work_id for w in works])
@@ -87,14 +93,20 @@ async def source_views(
 
 
 async def _by_ids(
-    request: web.Request, id_type: IdType, order: str | None, page: int, per_page: int
+    request: web.Request,
+    id_type: IdType,
+    order: str | None,
+    member_id: str | None,
+    page: int,
+    per_page: int,
 ) -> tuple[list[Work], int]:
-    """The known works among `ids`, newest first (or by `order`'s count, highest first)."""
+    """The known works among `ids` (the publisher's, with a publisher filter), newest first
+    (or by `order`'s count, highest first)."""
     store = request.app[STORE]
     found: dict[str, Work] = {}
     for _, ident in ids_param(request, id_type):
         work = await store.find_work(ident)
-        if work is not None:
+        if work is not None and member_id in (None, work.publisher_id):
             found.setdefault(work.work_id, work)
     works = sorted(found.values(), key=_newest_first)
     if order:
@@ -118,17 +130,23 @@ def _count(states: list[SourceState], source: str, metric: str) -> int:
 
 
 async def _with_counts(
-    request: web.Request, source: str, page: int, per_page: int
+    request: web.Request, source: str, member_id: str | None, page: int, per_page: int
 ) -> tuple[list[Work], int]:
-    """`source_id` without `ids`: the works whose count from it is above zero, highest first
-    (the selection is kept ALM_STATUS_CACHE_SECONDS, as the other whole-table counts)."""
+    """`source_id` without `ids`: the works whose count from it is above zero (the
+    publisher's, with a publisher filter), highest first (the selection is kept
+    ALM_STATUS_CACHE_SECONDS, as the other whole-table counts)."""
     store = request.app[STORE]
     metric = _count_metric(source)
 
     async def positive() -> list[str]:
-        return [w for w, n in await store.top_works(source, metric, SELECTED_MAX) if n > 0]
+        counted = [w for w, n in await store.top_works(source, metric, SELECTED_MAX) if n > 0]
+        if member_id is None:
+            return counted
+        works = await store.get_works(counted)
+        return [w for w in counted if w in works and works[w].publisher_id == member_id]
 
-    selected: list[str] = await request.app[TOTALS].get(f"v5-selected:{source}", positive)
+    key = f"v5-selected:{source}:{member_id or ''}"
+    selected: list[str] = await request.app[TOTALS].get(key, positive)
     wanted = selected[(page - 1) * per_page : page * per_page]
     picked = await store.get_works(wanted)
     return [picked[w] for w in wanted if w in picked], len(selected)
@@ -146,6 +164,18 @@ async def _listed(
         return [picked[w] for w in wanted if w in picked], await totals.works_total(request)
     works = await store.list_works((page - 1) * per_page, per_page)
     return works, await totals.works_total(request)
+
+
+async def _ranked_of(
+    request: web.Request, order: str, member_id: str, page: int, per_page: int
+) -> tuple[list[Work], int]:
+    """`order` with a publisher filter: the publisher's works among the source's RANKED top
+    works, in their order (a bounded read of the leaderboard, whatever the publisher's size)."""
+    store = request.app[STORE]
+    top = await store.top_works(order, _count_metric(order), RANKED)
+    picked = await store.get_works([w for w, _ in top])
+    mine = [picked[w] for w, _ in top if w in picked and picked[w].publisher_id == member_id]
+    return mine[(page - 1) * per_page : page * per_page], len(mine)
 
 
 async def sources(request: web.Request) -> web.Response:

@@ -147,7 +147,7 @@ def v5_article(
         "id": work_pid(work),
         "title": work.title,
         "issued": issued_parts(work),
-        "publisher_id": None,
+        "publisher_id": int(work.publisher_id) if work.publisher_id else None,
         "doi": work.doi,
         "canonical_url": work.canonical_url,
         "pmid": work.pmid,

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import totals
+from services.api import publishers, totals
 from services.api.errors import BadParameter, NotFound
-from services.api.params import choice_param, ids_param, int_param, read_json
+from services.api.params import choice_param, cursor_param, ids_param, int_param, read_json
 from services.api.present import present_history, present_work
 from services.api.state import BUS, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT
 from services.core.history import PERIODS
@@ -103,6 +103,10 @@ async def list_works(request: web.Request) -> web.Response:
     per_page = int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
     if "ids" in request.query:
         return await _batch(request)
+    if "cursor" in request.query:
+        return await _keyset(request, per_page)
+    if (member_id := publishers.publisher_id(request)) is not None:
+        return await publishers.list_works(request, member_id, page, per_page)
     works = await store.list_works((page - 1) * per_page, per_page)
     states = await store.states_for([w.work_id for w in works])
     total = await totals.works_total(request)
@@ -112,6 +116,30 @@ async def list_works(request: web.Request) -> web.Response:
             "page": page,
             "per_page": per_page,
             "total_pages": (total + per_page - 1) // per_page,
+            "data": [present_work(w, states[w.work_id]) for w in works],
+        }
+    )
+
+
+async def _keyset(request: web.Request, per_page: int) -> web.Response:
+    """`cursor=`: the works after the cursor (all, or one publisher's) and the next cursor; each
+    page costs the same however deep (no offset scanned), so a client can walk millions."""
+    store = request.app[STORE]
+    after = cursor_param(request)
+    if (member_id := publishers.publisher_id(request)) is not None:
+        works, next_cursor, total = await publishers.works_after(
+            request, member_id, after, per_page
+        )
+    else:
+        works = await store.works_after(after, per_page)
+        next_cursor = works[-1].work_id if len(works) == per_page else None
+        total = await totals.works_total(request)
+    states = await store.states_for([w.work_id for w in works])
+    return web.json_response(
+        {
+            "total": total,
+            "per_page": per_page,
+            "next_cursor": next_cursor,
             "data": [present_work(w, states[w.work_id]) for w in works],
         }
     )

@@ -21,6 +21,8 @@ from services.api.app import init_app
 from services.bootstrap import (
     Pipeline,
     make_bus,
+    make_catalog,
+    make_hook_store,
     make_pipeline,
     make_scheduling,
     make_store,
@@ -33,6 +35,7 @@ from services.core.text import bounded
 from services.embedded import (
     Pacing,
     RunSummary,
+    keep_checking,
     keep_reconciling,
     keep_stepping,
     keep_ticking,
@@ -41,6 +44,8 @@ from services.embedded import (
 )
 from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
+from services.notifier.main import sender_for
+from services.notifier.service import Notifier
 from services.registration import CHUNK, RegisterResult, Scheduling, register, register_parsed
 from services.settings import FIXTURES, Settings
 from services.shutdown import close_all
@@ -212,14 +217,17 @@ async def _run(
     try:
         await store.migrate()
         pipeline = make_pipeline(settings, bus, store)
-        async with pipeline.caller:
+        async with pipeline.caller, sender_for(settings) as sender:
+            notifier = Notifier(
+                bus, make_hook_store(store), store, sender, settings.notify, make_catalog()
+            )
             where = f" (offline: stub upstream {settings.upstream_root})" if offline else ""
             print(f"ALM embedded: data in {settings.data_dir.resolve()}{where}")
             if isinstance(bus, MemoryBus) and (released := await release_dead_leases(pipeline)):
                 print(f"restart: {released} refreshes left in flight by the last run are due")
             api_runner = await _serve_api(settings, store, bus)
             print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
-            await _register_and_refresh(settings, pipeline, works_file, once, stop)
+            await _register_and_refresh(settings, pipeline, works_file, once, stop, notifier)
     finally:
         if api_runner is not None:
             await api_runner.cleanup()
@@ -230,7 +238,12 @@ async def _run(
 
 
 async def _register_and_refresh(
-    settings: Settings, p: Pipeline, works_file: Path, once: bool, stop: asyncio.Event
+    settings: Settings,
+    p: Pipeline,
+    works_file: Path,
+    once: bool,
+    stop: asyncio.Event,
+    notifier: Notifier,
 ) -> None:
     """Register the file's works, then run every service until `stop` (with `once`, until the
     first time nothing is left to do); print what the first refresh did."""
@@ -247,8 +260,12 @@ async def _register_and_refresh(
         if once:
             stop.set()
 
-    pacing = Pacing(reconcile_seconds=settings.reconcile_seconds, grace=settings.shutdown_grace)
-    summary = await run_services(p, stop, pacing, on_idle=first_idle)
+    pacing = Pacing(
+        reconcile_seconds=settings.reconcile_seconds,
+        grace=settings.shutdown_grace,
+        checks_seconds=settings.checks_seconds,
+    )
+    summary = await run_services(p, stop, pacing, on_idle=first_idle, notifier=notifier)
     if not idle:
         _print_summary(summary, "stopped before done; the rest is refreshed on the next run")
 
@@ -356,10 +373,12 @@ async def topics_create(settings: Settings, partitions: int, replication: int = 
     return 0
 
 
-async def stub_upstream(host: str, port: int, synthetic: bool) -> int:
+async def stub_upstream(
+    host: str, port: int, synthetic: bool, catalogue_works: int | None = None
+) -> int:
     """`alm stub-upstream`: serve recorded upstream responses until stopped."""
     runner, root = await stub_server.start(
-        stub_server.init_app(SOURCES, FIXTURES, synthetic), host, port
+        stub_server.init_app(SOURCES, FIXTURES, synthetic, catalogue_works), host, port
     )
     print(f"stub upstream: {root}/<source>/", flush=True)
     await _stop_event().wait()
@@ -383,6 +402,10 @@ async def service(name: str, settings: Settings, source: str | None) -> int:
     if settings.metrics_port:
         # worker services have no API: their Prometheus metrics get a port of their own
         prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
+    if name == "notifier":
+        from services.notifier.main import run as run_notifier
+
+        return await run_notifier(settings, _stop_event())
     if name == "aggregator":
         from services.aggregator.app import run_worker
 
@@ -407,6 +430,7 @@ async def _run_services(name: str, settings: Settings) -> int:
                     keep_stepping("scheduler", pipeline.scheduler.step, stop),
                     keep_ticking(pipeline, stop, every=5.0),
                     keep_reconciling(pipeline, stop, settings.reconcile_seconds),
+                    keep_checking(pipeline, stop, settings.checks_seconds),
                 )
             else:
                 fetcher = pipeline.fetchers[0]

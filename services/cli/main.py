@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import gctune
-from services.cli import commands
+from services.cli import commands, publishers, quality
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
 
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
 
+    publishers.add_parser(sub)
+
     sources = sub.add_parser("sources", help="list the sources; pause or resume one")
     sources.add_argument("--json", action="store_true")
     control = sources.add_subparsers(dest="sources_cmd")
@@ -79,10 +81,31 @@ def _parser() -> argparse.ArgumentParser:
         help="copies of each partition (default -1: the brokers' default.replication.factor)",
     )
 
+    audit = sub.add_parser(
+        "audit", help="re-fetch a sample of works and compare with the stored numbers"
+    )
+    audit.add_argument("--sample", type=_positive, default=100, help="works to sample (100)")
+    audit.add_argument(
+        "--source", action="append", default=[], help="only this source (repeatable)"
+    )
+    audit.add_argument("--works", type=Path, help="audit the works this file names instead")
+    audit.add_argument("--json", action="store_true", help="the report as JSON")
+    audit.add_argument(
+        "--threshold",
+        type=_share,
+        default=0.05,
+        help="exit 1 when the share of works differing is above it (0.05)",
+    )
+    audit.add_argument("--offline", action="store_true", help="re-fetch from the bundled stub")
+    audit.add_argument("--seed", type=int, help="seed of the random sample (repeatable runs)")
+    checks = sub.add_parser("checks", help="run the periodic data-quality checks once")
+    checks.add_argument("--json", action="store_true")
+
     sub.add_parser("scheduler", help="run the scheduler service")
     fetcher = sub.add_parser("fetcher", help="run the fetcher service of one source")
     fetcher.add_argument("--source", required=True)
     sub.add_parser("aggregator", help="run the aggregator service (faust)")
+    sub.add_parser("notifier", help="run the webhook delivery service")
     api = sub.add_parser("api", help="run the API service")
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--host", default=None)
@@ -90,12 +113,29 @@ def _parser() -> argparse.ArgumentParser:
     stub.add_argument("--port", type=int, default=8090)
     stub.add_argument("--host", default="127.0.0.1")
     stub.add_argument("--synthetic", action="store_true", help="answer 10.5555/ DOIs (benchmarks)")
+    stub.add_argument(
+        "--catalogue-works", type=int, default=None, help="generated works per publisher catalogue"
+    )
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be a share from 0 to 1")
+    return value
 
 
 # Commands that run until stopped (and `run`, the embedded pipeline): they get the tuned
 # garbage collector (services/gctune.py); one-shot commands keep CPython's.
-LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api")
+LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api", "notifier")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return 130
-    except commands.UsageError as exc:
+    except (commands.UsageError, quality.UsageError) as exc:
         print(f"alm: {exc}", file=sys.stderr)
         return 2
 
@@ -138,13 +178,40 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             reason = getattr(args, "reason", None)
             return await commands.source_control(settings, args.name, args.sources_cmd, reason)
         return await commands.sources(settings, args.json)
-    if cmd == "db":
-        return await commands.db_migrate(settings)
-    if cmd == "topics":
-        return await commands.topics_create(settings, args.partitions, args.replication_factor)
+    if cmd in ("db", "topics"):
+        return await _setup(args, settings)
+    if cmd == "publishers":
+        return await publishers.dispatch(args, settings)
+    if cmd in ("audit", "checks"):
+        return await _quality(args, settings)
     if cmd == "stub-upstream":
-        return await commands.stub_upstream(args.host, args.port, args.synthetic)
+        return await commands.stub_upstream(
+            args.host, args.port, args.synthetic, args.catalogue_works
+        )
     return await commands.service(cmd, settings, getattr(args, "source", None))
+
+
+async def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    """`alm db migrate` and `alm topics create`."""
+    if args.command == "db":
+        return await commands.db_migrate(settings)
+    return await commands.topics_create(settings, args.partitions, args.replication_factor)
+
+
+async def _quality(args: argparse.Namespace, settings: Settings) -> int:
+    """`alm audit` and `alm checks`."""
+    if args.command == "checks":
+        return await quality.checks_command(settings, args.json)
+    options = quality.AuditOptions(
+        sample=args.sample,
+        sources=tuple(args.source),
+        works=args.works,
+        as_json=args.json,
+        threshold=args.threshold,
+        offline=args.offline,
+        seed=args.seed,
+    )
+    return await quality.audit_command(settings, options)
 
 
 if __name__ == "__main__":

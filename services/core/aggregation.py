@@ -14,6 +14,7 @@ from services.core.events import (
     SourceEvent,
     Status,
 )
+from services.core.provenance import CallRef
 from services.core.timeutil import from_iso, to_iso
 
 
@@ -30,6 +31,7 @@ class SourceState:
     error: str | None = None
     events_url: str | None = None
     periods: tuple[PeriodCount, ...] = ()
+    calls: tuple[CallRef, ...] = ()  # the upstream calls the metrics come from (provenance)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored by adapters that keep state as a document)."""
@@ -43,6 +45,7 @@ class SourceState:
             "error": self.error,
             "events_url": self.events_url,
             "periods": [[p.metric, p.period, p.count] for p in self.periods],
+            "calls": [c.to_dict() for c in self.calls],
         }
 
     @classmethod
@@ -60,6 +63,7 @@ class SourceState:
             error=data.get("error"),
             events_url=data.get("events_url"),
             periods=tuple(PeriodCount(m, p, int(c)) for m, p, c in data.get("periods") or ()),
+            calls=tuple(CallRef.from_dict(c) for c in data.get("calls") or ()),
         )
 
 
@@ -99,7 +103,8 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
 
     Idempotent under redelivery, and an observation older than what the state holds changes
     nothing. A failed fetch records its error and leaves the totals untouched. A change event
-    and a history point come only when the totals change.
+    and a history point come only when the totals change. The state keeps the calls of the
+    observation its totals come from (an error keeps those of the last success).
     """
     prev = previous or SourceState(obs.work_id, obs.source)
     if obs.status is Status.ERROR:
@@ -125,6 +130,7 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
         error=None if latest_attempt else prev.error,
         events_url=obs.events_url or prev.events_url,
         periods=obs.periods or prev.periods,
+        calls=obs.calls,
     )
     history = None
     if previous is None or previous.retrieved_at is None or previous.metrics != state.metrics:

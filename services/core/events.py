@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from uuid import UUID, uuid5
 
+from services.core.provenance import CallRef
 from services.core.text import ERROR_LIMIT, bounded
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import WorkRef
@@ -108,6 +110,7 @@ class Observation:
     error: FetchError | None = None
     request_url: str | None = None
     work_meta: Mapping[str, str] = field(default_factory=dict)  # title, issued, pmid, ... learned
+    calls: tuple[CallRef, ...] = ()  # the answered upstream calls it came from (provenance)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -133,6 +136,7 @@ class Observation:
             },
             "request_url": self.request_url,
             "work_meta": dict(self.work_meta),
+            "calls": [c.to_dict() for c in self.calls],
         }
 
     @classmethod
@@ -156,6 +160,7 @@ class Observation:
             else FetchError(err["kind"], err["message"], err["retryable"], err.get("http_status")),
             request_url=data.get("request_url"),
             work_meta=data.get("work_meta") or {},
+            calls=tuple(CallRef.from_dict(c) for c in data.get("calls") or ()),
         )
 
 
@@ -202,9 +207,25 @@ class RefreshRequest:
         )
 
 
+# Namespace of the change event ids (UUID version 5, RFC 9562): fixed forever, so that every
+# process, and every subscriber, derives the same id from the same change.
+CHANGE_NAMESPACE = UUID("3f0c5d4e-6a1b-5c2d-9e8f-7a6b5c4d3e2f")
+
+
+def change_event_id(work_id: str, source: str, at: str) -> str:
+    """The id of the change of `work_id`'s totals from `source` observed at `at` (the event's
+    ISO text): the UUIDv5 of `work_id|source|at`. One observation is applied to a state once,
+    so a change recomputed after a crash, or delivered twice, keeps its id."""
+    return str(uuid5(CHANGE_NAMESPACE, f"{work_id}|{source}|{at}"))
+
+
 @dataclass(frozen=True, slots=True)
 class MetricChanged:
-    """A work's totals from one source changed (topic `alm.metrics.changed`)."""
+    """A work's totals from one source changed (topic `alm.metrics.changed`).
+
+    `publisher` is the work's publisher as registered when the change was made (None if not
+    known); subscribers filter on it without a lookup.
+    """
 
     work_id: str
     source: str
@@ -212,22 +233,32 @@ class MetricChanged:
     current: Mapping[str, int]
     delta: Mapping[str, int]
     at: datetime
+    publisher: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        """The change's id (see change_event_id): what subscribers deduplicate by."""
+        return change_event_id(self.work_id, self.source, to_iso(self.at))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (schemas/metric_changed.schema.json)."""
+        at = to_iso(self.at)
         return {
             "schema_version": SCHEMA_VERSION,
+            "event_id": change_event_id(self.work_id, self.source, at),
             "work_id": self.work_id,
             "source": self.source,
+            "publisher": self.publisher,
             "previous": dict(self.previous),
             "current": dict(self.current),
             "delta": dict(self.delta),
-            "at": to_iso(self.at),
+            "at": at,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricChanged:
-        """Inverse of to_dict."""
+        """Inverse of to_dict (`event_id` is derived, never read; fields added to the schema
+        later are ignored)."""
         return cls(
             data["work_id"],
             data["source"],
@@ -235,6 +266,7 @@ class MetricChanged:
             data["current"],
             data["delta"],
             from_iso(data["at"]),
+            data.get("publisher"),
         )
 
 

@@ -66,7 +66,11 @@ class Bus(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
-    """An upstream call kept for a while so every stored number can be traced to it."""
+    """An upstream call kept for a while so every stored number can be traced to it.
+
+    `raw_id` and `digest` (SHA-256 of the body as received) are what states refer to
+    (services/core/provenance.py); `redacted`: a configured secret was masked in `url` or
+    `body`, so the kept body no longer hashes to `digest`."""
 
     source: str
     retrieved_at: datetime
@@ -74,6 +78,10 @@ class RawResponse:
     status: int
     body: str
     work_ids: tuple[str, ...]
+    raw_id: str = ""
+    digest: str = ""
+    method: str = "GET"
+    redacted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,10 @@ from typing import Any
 
 from services.core.identifiers import Identifier, IdType
 
+IDENTIFIERS = ("doi", "pmid", "pmcid")
+METADATA = ("title", "issued", "publisher", "canonical_url", "type", "publisher_id")
+FIELDS = IDENTIFIERS + METADATA  # every field of a Work but its work_id
+
 
 @dataclass(frozen=True, slots=True)
 class Work:
@@ -22,6 +26,8 @@ class Work:
     issued: date | None = None
     publisher: str | None = None
     canonical_url: str | None = None
+    type: str | None = None  # Crossref's work type (`journal-article`, `book-chapter`, ...)
+    publisher_id: str | None = None  # the publisher's Crossref member id (ALM's publisher_id)
 
     @classmethod
     def from_identifier(cls, ident: Identifier, **meta: Any) -> Work:
@@ -49,8 +55,18 @@ class Work:
         """This work with the fields `other` knows and this one does not."""
         updates = {
             name: getattr(other, name)
-            for name in ("doi", "pmid", "pmcid", "title", "issued", "publisher", "canonical_url")
+            for name in FIELDS
             if getattr(self, name) is None and getattr(other, name) is not None
+        }
+        return replace(self, **updates) if updates else self
+
+    def overridden(self, other: Work, names: tuple[str, ...] = METADATA) -> Work:
+        """This work with the metadata `other` has (an authority's, a publisher's catalogue)
+        replacing its own; identifiers and fields `other` leaves empty stay as they are."""
+        updates = {
+            name: getattr(other, name)
+            for name in names
+            if getattr(other, name) is not None and getattr(other, name) != getattr(self, name)
         }
         return replace(self, **updates) if updates else self
 
@@ -65,6 +81,8 @@ class Work:
             "issued": self.issued.isoformat() if self.issued else None,
             "publisher": self.publisher,
             "canonical_url": self.canonical_url,
+            "type": self.type,
+            "publisher_id": self.publisher_id,
         }
 
     @classmethod
@@ -80,6 +98,8 @@ class Work:
             issued=date.fromisoformat(issued) if issued else None,
             publisher=data.get("publisher"),
             canonical_url=data.get("canonical_url"),
+            type=data.get("type"),
+            publisher_id=data.get("publisher_id"),
         )
 
 

@@ -45,12 +45,14 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
-    """An upstream's answer; header names are lower-case."""
+    """An upstream's answer; header names are lower-case; `elapsed`: seconds from sending
+    the request to the end of the body (0 where not measured)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     url: str
+    elapsed: float = 0.0
 
     def text(self) -> str:
         """The body decoded as UTF-8 (undecodable bytes replaced)."""
@@ -321,11 +323,13 @@ def work_meta(
         meta["issued"] = day
     if isinstance(publisher, str) and publisher.strip():
         meta["publisher"] = bounded(" ".join(publisher.split()), NAME_LIMIT)
-    pmid_text = str(pmid).rsplit("/", 1)[-1] if isinstance(pmid, str | int) else ""
-    with contextlib.suppress(InvalidIdentifier):
-        meta["pmid"] = normalize_pmid(pmid_text)
-    with contextlib.suppress(InvalidIdentifier):
-        meta["pmcid"] = normalize_pmcid(str(pmcid) if pmcid else "", bare_digits=False)
+    if pmid is not None:  # (a missing id costs nothing: no refused parse)
+        pmid_text = str(pmid).rsplit("/", 1)[-1] if isinstance(pmid, str | int) else ""
+        with contextlib.suppress(InvalidIdentifier):
+            meta["pmid"] = normalize_pmid(pmid_text)
+    if pmcid:
+        with contextlib.suppress(InvalidIdentifier):
+            meta["pmcid"] = normalize_pmcid(str(pmcid), bare_digits=False)
     if (
         isinstance(canonical_url, str)
         and canonical_url.startswith("http")

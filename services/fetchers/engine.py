@@ -12,7 +12,8 @@ failure of the source (services/core/health.py does not count it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse
+from services.core.provenance import CallRef, Redactor, body_digest, call_id, ref_of
 from services.core.schema_check import SchemaViolation, check
 from services.core.text import ERROR_LIMIT, bounded
 from services.core.works import WorkRef
@@ -38,7 +40,22 @@ from services.fetchers.base import (
 
 MAX_ROUNDS = 20  # follow-up rounds (paging, second steps) before a batch is cut short
 NOT_ABOUT_AN_ID = frozenset({401, 403, 404, 407, 408, 429})
-SECRET_PARAMS = frozenset({"api_key", "apikey", "requestor_id", "access_token", "token"})
+SECRET_PARAMS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "key",
+        "requestor_id",
+        "customer_id",
+        "access_token",
+        "token",
+        "client_secret",
+        "password",
+    }
+)
+# extra settings (ALM_<SOURCE>__<KEY>) whose values are masked wherever they appear in a kept
+# URL or body: a key naming one of these (client_secret, requestor_id, customer_id, ...)
+SECRET_EXTRAS = ("secret", "password", "token", "key", "requestor_id", "customer_id")
 
 
 class Caller(Protocol):
@@ -51,23 +68,69 @@ class Caller(Protocol):
 
 @dataclass(slots=True)
 class BatchResult:
-    """Observations (one per fetched work) and the raw responses they came from."""
+    """Observations (one per fetched work), the raw responses they came from, and the calls'
+    latencies in seconds (inf for a call that timed out) with how many got no answer."""
 
     observations: list[Observation] = field(default_factory=list)
     raw: list[RawResponse] = field(default_factory=list)
     calls: int = 0
+    latencies: list[float] = field(default_factory=list)
+    unanswered: int = 0
 
 
 def public_url(url: str) -> str:
-    """`url` with credential query parameters masked (it is stored and published)."""
+    """`url` with credential query parameters and a user:password part masked (it is
+    stored and published)."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
     if not parts.query:
-        return url
+        return urlunsplit(parts)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
-        return url
+        return urlunsplit(parts)
     masked = [(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs]
     return urlunsplit(parts._replace(query=urlencode(masked, safe="/:|,*")))
+
+
+def secrets_of(config: SourceConfig) -> Iterator[str]:
+    """The configured values a kept call must never show: the API key (and each half of an
+    `id:secret` pair) and every extra setting named like a credential."""
+    if config.api_key:
+        yield config.api_key
+        yield from config.api_key.split(":", 1)
+    for name, value in config.extra.items():
+        if any(word in name.lower() for word in SECRET_EXTRAS):
+            yield value
+
+
+def kept(
+    source: Source,
+    request: UpstreamRequest,
+    reply: UpstreamResponse,
+    at: datetime,
+    redact: Redactor,
+) -> RawResponse:
+    """The raw response an answered call is kept as: URL masked, secrets redacted, with the
+    digest of the body as received and the call's stable id."""
+    url, url_redacted = redact(public_url(reply.url))
+    body, body_redacted = redact(reply.text())
+    digest = body_digest(reply.body)
+    ids = tuple(w.work_id for w in request.works)
+    asked = repr((request.host, request.path, request.params, request.form, request.json_body))
+    raw_id = call_id(source.name, request.method, url, at, ids, digest, asked)
+    return RawResponse(
+        source.name,
+        at,
+        url,
+        reply.status,
+        body,
+        ids,
+        raw_id=raw_id,
+        digest=digest,
+        method=request.method,
+        redacted=url_redacted or body_redacted,
+    )
 
 
 def classify(status: int) -> FetchError:
@@ -143,9 +206,14 @@ def outcome_of(
 
 
 def observation(
-    source: Source, work: WorkRef, outcome: Outcome | None, at: datetime, url: str | None
+    source: Source,
+    work: WorkRef,
+    outcome: Outcome | None,
+    at: datetime,
+    url: str | None,
+    calls: Sequence[CallRef] = (),
 ) -> Observation:
-    """The observation a work's final outcome becomes."""
+    """The observation a work's final outcome becomes, with the calls it came from."""
     if isinstance(outcome, Found):
         merged = {**source.zero_metrics(), **outcome.metrics}
         return Observation(
@@ -159,6 +227,7 @@ def observation(
             events_url=outcome.events_url,
             request_url=url,
             work_meta=outcome.meta,
+            calls=tuple(calls),
         )
     if isinstance(outcome, NotFound):
         return Observation(
@@ -168,13 +237,22 @@ def observation(
             Status.NOT_FOUND,
             metrics=source.zero_metrics(),
             request_url=url,
+            calls=tuple(calls),
         )
     error = (
         outcome.error
         if outcome
         else FetchError("parse", f"{source.name} response did not mention the work")
     )
-    return Observation(work.work_id, source.name, at, Status.ERROR, error=error, request_url=url)
+    return Observation(
+        work.work_id,
+        source.name,
+        at,
+        Status.ERROR,
+        error=error,
+        request_url=url,
+        calls=tuple(calls),
+    )
 
 
 def well_formed(obs: Observation) -> tuple[Observation, dict[str, Any]]:
@@ -193,6 +271,7 @@ def well_formed(obs: Observation) -> tuple[Observation, dict[str, Any]]:
             Status.ERROR,
             error=error,
             request_url=obs.request_url,
+            calls=obs.calls,
         )
         return failed, dict(check("observation", failed.to_dict()))
 
@@ -230,6 +309,7 @@ class _Rounds:
 
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    calls: dict[str, list[CallRef]] = field(default_factory=dict)
     suspects: set[str] = field(default_factory=set)
     cut_short: bool = False
 
@@ -244,6 +324,7 @@ async def _rounds(
 ) -> _Rounds:
     """Run the source's first calls and their follow-ups (at most MAX_ROUNDS rounds)."""
     pending, auth, outcomes = _first_calls(source, works, config)
+    redact = Redactor(secrets_of(config))
     done = _Rounds(outcomes)
     for _ in range(MAX_ROUNDS):
         if not pending:
@@ -254,12 +335,16 @@ async def _rounds(
         for request, reply in zip(pending, replies, strict=True):
             result.calls += 1
             if isinstance(reply, UpstreamResponse):
-                ids, url = tuple(w.work_id for w in request.works), public_url(reply.url)
-                result.raw.append(
-                    RawResponse(source.name, at, url, reply.status, reply.text(), ids)
-                )
+                raw = kept(source, request, reply, at, redact)
+                result.raw.append(raw)
+                result.latencies.append(reply.elapsed)
                 for w in request.works:
-                    done.urls.setdefault(w.work_id, url)
+                    done.urls.setdefault(w.work_id, raw.url)
+                    done.calls.setdefault(w.work_id, []).append(ref_of(raw))
+            else:
+                result.unanswered += 1
+                if reply.kind == "timeout":
+                    result.latencies.append(math.inf)
             per_work, more = outcome_of(source, request, reply)
             if _refused_an_id(request, reply, per_work):
                 done.suspects.update(w.work_id for w in request.works)
@@ -312,6 +397,8 @@ async def fetch_batch(
         for part in parts:
             result.raw.extend(part.raw)
             result.calls += part.calls
+            result.latencies.extend(part.latencies)
+            result.unanswered += part.unanswered
             redone.update((o.work_id, o) for o in part.observations)
     at = clock()
     for work in works:
@@ -320,5 +407,6 @@ async def fetch_batch(
             continue
         final = _final(source, done.outcomes.get(work.work_id), done.cut_short)
         url = done.urls.get(work.work_id, base_url or None)
-        result.observations.append(observation(source, work, final, at, url))
+        calls = done.calls.get(work.work_id, ())
+        result.observations.append(observation(source, work, final, at, url, calls))
     return result

@@ -182,6 +182,7 @@ class HttpCaller:
                     {k.lower(): v for k, v in resp.headers.items()},
                     body,
                     str(resp.url),
+                    time.perf_counter() - started,
                 )
         except TimeoutError:
             UPSTREAM_ERRORS.labels(source.name, "timeout").inc()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Any
 import structlog
 
 from services.adapters.failures import describe, permanent
+from services.core.activity import ActivityStore, FetchWindow, hour_of
 from services.core.deadletters import unreadable
 from services.core.events import (
     PACK_OBSERVATIONS,
@@ -31,7 +33,7 @@ from services.core.ports import Bus, Message, RawResponse, Store
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, retry_at
 from services.fetchers.base import Source, SourceConfig
-from services.fetchers.engine import Caller, fetch_batch, well_formed
+from services.fetchers.engine import BatchResult, Caller, fetch_batch, well_formed
 from services.fetchers.telemetry import OBSERVATIONS, SOURCE_PAUSED
 from services.telemetry.pipeline import FAILED_REFRESHES, REJECTED_EVENTS
 
@@ -58,6 +60,7 @@ class FetcherService:
         # about 1,800 to 2,700-3,900 refreshes/s in bench/distributed.py.
         batches_in_flight: int = 8,
         rng: random.Random | None = None,
+        activity: ActivityStore | None = None,
         failure_limit: int = 200,
     ) -> None:
         self.source = source
@@ -77,6 +80,10 @@ class FetcherService:
         self.failures = ErrorWindow(limit=failure_limit)  # failed calls in 24 h before pausing
         self._status = SourceStatus(source.name)
         self._status_read: datetime | None = None
+        # this process's calls and refreshes of the hour under way, for the periodic checks
+        self.activity = activity
+        self.instance = uuid.uuid4().hex[:12]
+        self.window: FetchWindow | None = None
 
     @staticmethod
     def group_of(source: str) -> str:
@@ -160,19 +167,39 @@ class FetcherService:
             raw.extend(result.raw)
             self.calls += result.calls
         observations: list[Observation] = [o for o, _ in checked]
+        window = self._count(results, observations)
         # Independent writes, together: the observations, the failures' retries or dead
-        # letters, and the raw responses (a few large rows, the slowest of the three). All are
-        # done before the step commits its requests.
+        # letters, the raw responses (a few large rows, the slowest of them) and this hour's
+        # activity. All are done before the step commits its requests.
         await asyncio.gather(
             self._publish([(o.work_id, event) for o, event in checked], by_work),
             self._route_failures([o for o in observations if o.status is Status.ERROR], by_work),
             self._keep_raw(raw),
+            self.activity.record_activity([window]) if self.activity else asyncio.sleep(0),
         )
         for o in observations:
             OBSERVATIONS.labels(self.source.name, o.status.value).inc()
         self.refreshed += sum(o.status is not Status.ERROR for o in observations)
         self.errors += sum(o.status is Status.ERROR for o in observations)
         await self._watch_failures(observations)
+
+    def _count(self, results: list[BatchResult], observations: list[Observation]) -> FetchWindow:
+        """This hour's window with the step's calls and refreshes added (a new window when
+        the hour changed). A refused identifier is not a failed refresh."""
+        hour = hour_of(self.clock())
+        if self.window is None or self.window.hour != hour:
+            self.window = FetchWindow(self.source.name, hour, self.instance)
+        window = self.window
+        for result in results:
+            window = window.with_calls(result.latencies, result.calls, result.unanswered)
+        failed = [o for o in observations if o.status is Status.ERROR]
+        refused = sum(o.error is not None and o.error.kind == "rejected" for o in failed)
+        ok_times = [o.retrieved_at for o in observations if o.status is not Status.ERROR]
+        window = window.with_refreshes(
+            len(ok_times), len(failed) - refused, max(ok_times, default=None)
+        )
+        self.window = window
+        return window
 
     async def _publish(
         self,

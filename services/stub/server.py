@@ -107,11 +107,19 @@ async def _clear_fault(request: web.Request) -> web.Response:
 
 
 def init_app(
-    sources: Mapping[str, Source], fixtures: Path, synthetic: bool = False
+    sources: Mapping[str, Source],
+    fixtures: Path,
+    synthetic: bool = False,
+    catalogue_works: int | None = None,
 ) -> web.Application:
-    """The stub upstream application."""
+    """The stub upstream application; `catalogue_works` resizes the publishers' catalogues
+    (services/stub/crossref_catalogue.py) to that many generated works each."""
     app = web.Application(client_max_size=16 * 1024**2)
     app[STUBS] = build_stubs(sources, fixtures, synthetic)
+    for stub in app[STUBS].values():
+        catalogue = getattr(stub, "catalogue", None)
+        if catalogue is not None and catalogue_works is not None:
+            catalogue.resize(catalogue_works)
     app[HITS] = {}
     app[FAULT] = []
     app.router.add_get("/_stub/hits", _hits)

@@ -28,10 +28,12 @@ from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH
 from services.api.server import serve
 from services.embedded import Pacing, refresh_until_idle, run_services
+from services.notify_settings import NotifySettings
 from services.settings import SAMPLE_WORKS, Settings
 from tests.unit.pipeline_kit import pipeline_kit
 
 EXAMPLES = int(os.environ.get("ALM_SCHEMATHESIS_EXAMPLES") or "100")
+TOKEN = "conformance-admin-token"
 SEED = os.environ.get("ALM_SCHEMATHESIS_SEED", "20260101")
 CONFIG = """
 [phases.stateful.inference]
@@ -64,7 +66,14 @@ async def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path: Path
     async with pipeline_kit(tmp_path) as kit:
         await kit.register(_sample_ids())
         await refresh_until_idle(kit.pipeline)
-        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
+        # The change stream ends each response within a fraction of a second (the server's
+        # own limit, ALM_CHANGES_MAX_SECONDS) so that every case of it completes; the webhook
+        # routes want the admin token (sent with every request; ignored_auth checks that
+        # they refuse a request without it), and may register receivers on loopback.
+        notify = NotifySettings(
+            max_seconds=0.2, heartbeat=0.1, admin_token=TOKEN, allow_private=True
+        )
+        settings = Settings(data_dir=tmp_path, status_cache_seconds=0, notify=notify)
         runner = await serve(init_app(settings, store=kit.store, bus=kit.bus), "127.0.0.1", 0)
         stop = asyncio.Event()
         pipeline = asyncio.create_task(run_services(kit.pipeline, stop, Pacing(tick_seconds=1.0)))
@@ -74,6 +83,7 @@ async def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path: Path
             config.write_text(CONFIG)
             args = ["--no-color", "--config-file", str(config), "run", str(OPENAPI_PATH)]
             args += ["--url", f"http://{host}:{port}", "--checks", "all", "--workers", "1"]
+            args += ["--header", f"Authorization: Bearer {TOKEN}"]
             args += ["--max-examples", str(EXAMPLES), "--report-dir", str(tmp_path / "report")]
             args += ["--seed", SEED] if SEED else []
             started = time.monotonic()

@@ -741,7 +741,10 @@ async def test_the_fast_binder_binds_like_the_driver(cassandra_store: CassandraS
         ("due_del", ["src", 492797, us, "10.1/x"]),
         ("bucket_put", ["src", 492797]),
         ("position_put", [us, 1, "10.1/x", "src"]),
-        ("work_update", ["10.1/x", UNSET_VALUE, "123", "T", now.date(), None, "u", "10.1/x"]),
+        (
+            "work_update",
+            ["10.1/x", UNSET_VALUE, "123", "T", now.date(), None, "u", "dataset", "340", "10.1/x"],
+        ),
         (
             "raw_put",
             ["src", now.date(), us, uuid.uuid4(), "u", 200, "{}", ["10.1/x"], {"10.1/x"}, 60],

@@ -4,6 +4,7 @@ and a JSON error with the right status for every bad input."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,30 @@ async def test_v5_summary_pmid_lookup_and_order(client: TestClient[Any, Any]) ->
     assert "sources" not in summary["data"][0]
     ordered = await (await client.get("/api/v5/articles?order=crossref&info=summary")).json()
     assert [a["doi"] for a in ordered["data"]] == [PEERJ, PCBI]  # 1015 > 27 citations
+
+
+async def test_v5_order_with_a_publisher_ranks_that_publishers_works(
+    client: TestClient[Any, Any], kit: Kit
+) -> None:
+    """`order=` with `publisher_id`/`publisher` ranks that publisher's works (it was a 400,
+    which schemathesis rightly called valid data rejected); a publisher with none ranked, or
+    an unknown name, gets an empty page."""
+    works = await kit.store.get_works([PCBI, PEERJ])
+    await kit.store.update_works(
+        [replace(works[PCBI], publisher_id="340"), replace(works[PEERJ], publisher_id="4443")]
+    )
+    for query, expected in [
+        ("order=crossref", [PEERJ, PCBI]),
+        ("order=crossref&publisher_id=340", [PCBI]),
+        ("order=crossref&publisher=4443", [PEERJ]),
+        ("order=crossref&publisher_id=999", []),
+        ("order=crossref&publisher=Nobody", []),
+        ("order=crossref&publisher_id=340&page=2", []),
+    ]:
+        body = await (await client.get(f"/api/v5/articles?{query}&info=summary")).json()
+        assert [a["doi"] for a in body["data"]] == expected, query
+    one = await (await client.get("/api/v5/articles?order=crossref&publisher_id=340")).json()
+    assert one["total"] == 1
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
+from services.adapters.sqlite_hooks import SqliteHooks
+from services.adapters.sqlite_publishers import SqlitePublishers
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
+from services.bootstrap import make_call_archive, make_checks
 from services.settings import Settings
 from tests.unit.pipeline_kit import Kit, pipeline_kit
 
@@ -67,7 +70,17 @@ async def outage(kit: Kit) -> Outage:
 @pytest.fixture
 async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(data_dir=tmp_path, status_cache_seconds=0, api_store_timeout=TIMEOUT)
-    app = init_app(settings, store=outage, bus=kit.bus)  # type: ignore[arg-type]
+    hooks = SqliteHooks(kit.store)  # webhooks are not what these tests take down
+    publishers = SqlitePublishers(outage)  # type: ignore[arg-type]
+    app = init_app(
+        settings,
+        store=outage,  # type: ignore[arg-type]
+        bus=kit.bus,
+        hooks=hooks,
+        publishers=publishers,
+        calls=make_call_archive(kit.store),
+        alerts=make_checks(settings, kit.store),
+    )
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -81,7 +94,15 @@ async def answer(client: TestClient[Any, Any], path: str) -> tuple[int, Any, flo
 
 @pytest.mark.parametrize(
     "path",
-    ["/readyz", f"/api/v1/works/{PEERJ}", "/api/v1/works", "/api/v1/sources", "/api/v5/articles"],
+    [
+        "/readyz",
+        f"/api/v1/works/{PEERJ}",
+        "/api/v1/works",
+        "/api/v1/works?publisher_id=340",
+        "/api/v1/sources",
+        "/api/v5/articles",
+        "/api/v5/articles?publisher=PLOS",
+    ],
 )
 @pytest.mark.parametrize("mode", ["hang", "down", "slow"])
 async def test_a_store_that_is_down_or_stalled_gets_a_quick_json_503(

@@ -6,6 +6,7 @@ fixture works' instead of PLOS's."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -115,12 +116,20 @@ async def test_pyalm_source_without_ids_selects_works_counted(
     assert far["data"] == [] and far["page"] == 10 and far["total"] == len(counted)
 
 
-async def test_pyalm_order_and_publisher(client: TestClient[Any, Any]) -> None:
-    """`order='crossref'` sorts by its count; `publisher=` is accepted (filters: another issue)."""
+async def test_pyalm_order_and_publisher(client: TestClient[Any, Any], kit: Kit) -> None:
+    """`order='crossref'` sorts by its count; `publisher=` (pyalm's name of `publisher_id`)
+    keeps that publisher's works, each carrying its member id as a number (null if unknown)."""
     body = await _get(client, "info=summary&order=crossref&per_page=10&api_key=k", PYALM)
     assert [w["doi"] for w in body["data"]] == [PEERJ, PCBI]  # 1015 > 27 citations
+    assert [w["publisher_id"] for w in body["data"]] == [None, None]  # no import named them
+    works = await kit.store.get_works([PCBI])
+    await kit.store.update_works([replace(works[PCBI], publisher_id="340")])
     body = await _get(client, "info=summary&publisher=340&api_key=k", PYALM)
-    assert all(w["publisher_id"] is None for w in body["data"])
+    assert [(w["doi"], w["publisher_id"]) for w in body["data"]] == [(PCBI, 340)]
+    body = await _get(client, "info=summary&order=crossref&publisher=340&api_key=k", PYALM)
+    assert [w["doi"] for w in body["data"]] == [PCBI]
+    body = await _get(client, "info=summary&source=crossref&publisher=340&api_key=k", PYALM)
+    assert [w["doi"] for w in body["data"]] == [PCBI]
 
 
 # -- rOpenSci alm ---------------------------------------------------------------------------------
@@ -154,6 +163,21 @@ async def test_r_many_ids_by_post_with_override(
     read.v5_envelope(body)
     assert (body["total"], body["total_pages"], body["page"]) == (2, 2, 1)
     assert [w["doi"] for w in body["data"]] == [PEERJ]
+
+
+async def test_r_publisher_id_in_a_posted_form(client: TestClient[Any, Any], kit: Kit) -> None:
+    """`publisher_id` as a form field of the overridden POST filters as in the query string."""
+    works = await kit.store.get_works([PEERJ])
+    await kit.store.update_works([replace(works[PEERJ], publisher_id="4443")])
+    form = FormData()
+    form.add_field("ids", f"{PCBI_Q},{PEERJ_Q}")
+    form.add_field("publisher_id", "4443")
+    resp = await client.post(
+        "/api/v5/articles", data=form, headers={**HTTR, "X-HTTP-Method-Override": "GET"}
+    )
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert [(w["doi"], w["publisher_id"]) for w in body["data"]] == [(PEERJ, 4443)]
 
 
 async def test_unknown_form_field_is_a_400(client: TestClient[Any, Any]) -> None:

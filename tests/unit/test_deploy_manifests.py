@@ -32,7 +32,9 @@ from services.fetchers.base import SourceConfig
 from services.fetchers.registry import SOURCES
 from services.fetchers.service import FetcherService
 from services.settings import Settings
+from services.telemetry import alerts as alerts_telemetry
 from services.telemetry import api as api_telemetry
+from services.telemetry import audit as audit_telemetry
 from services.telemetry import lag as lag_telemetry
 from services.telemetry import pipeline as pipeline_telemetry
 from services.telemetry import store as store_telemetry
@@ -51,7 +53,15 @@ from tests.unit.helm_kit import (
 
 RULES = ROOT / "deploy" / "prometheus" / "alm-rules.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "alm-dashboard.json"
-TELEMETRY = (fetcher_telemetry, lag_telemetry, api_telemetry, store_telemetry, pipeline_telemetry)
+TELEMETRY = (
+    fetcher_telemetry,
+    lag_telemetry,
+    api_telemetry,
+    store_telemetry,
+    pipeline_telemetry,
+    alerts_telemetry,
+    audit_telemetry,
+)
 
 
 def _command(workload: Doc) -> Any:
@@ -101,14 +111,15 @@ def test_container_args_are_real_alm_commands(case: str) -> None:
 
 
 def test_services_and_jobs_present() -> None:
-    """The API, one scheduler (never rolled into a second one), the aggregator, the fetchers
-    and both setup jobs are deployed."""
+    """The API, one scheduler and one notifier (never rolled into a second one), the
+    aggregator, the fetchers and both setup jobs are deployed."""
     docs = render(*CASES["minimal"])
     commands = {_command(d).command for d in of_kind(docs, "Deployment")}
-    assert commands == {"api", "scheduler", "aggregator", "fetcher"}
-    scheduler = _only(docs, "scheduler")
-    assert scheduler["spec"]["replicas"] == 1
-    assert scheduler["spec"]["strategy"]["type"] == "Recreate"
+    assert commands == {"api", "scheduler", "aggregator", "fetcher", "notifier"}
+    for single in ("scheduler", "notifier"):
+        deployment = _only(docs, single)
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
     jobs = {tuple(container(j)["args"][:2]) for j in of_kind(docs, "Job")}
     assert jobs == {("db", "migrate"), ("topics", "create")}
 
@@ -228,6 +239,25 @@ def test_api_keys_reach_only_their_own_fetcher(case: str) -> None:
             if name.endswith("_API_KEY"):
                 assert "secretKeyRef" in entry["valueFrom"], name
                 assert Settings.from_env({name: "k"}).api_keys == {source: "k"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_admin_token_reaches_only_the_api(case: str) -> None:
+    """ALM_ADMIN_TOKEN (who manages webhooks) comes from the Secret the values name and only
+    the API gets it; the webhook settings reach the notifier."""
+    docs = render(*CASES[case])
+    wanted = values(case)["webhooks"]
+    for workload in workloads(docs):
+        token = env_of(workload).get("ALM_ADMIN_TOKEN")
+        if _command(workload).command == "api" and wanted["adminTokenSecret"]["name"]:
+            assert token is not None
+            assert token["valueFrom"]["secretKeyRef"] == wanted["adminTokenSecret"]
+        else:
+            assert token is None, workload["metadata"]["name"]
+    notify = _plain_settings(_only(docs, "notifier")).notify
+    assert notify.allow_private is wanted["allowPrivate"]
+    assert notify.max_failures == wanted["maxFailures"]
+    assert notify.webhook_timeout == wanted["timeoutSeconds"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -171,7 +171,12 @@ async def test_token_call_failures(status: int, body: object, kind: str, retryab
     [
         (
             "https://sushi.example/r5/reports/ir?customer_id=C1&requestor_id=R&api_key=s3cret&item_id=10.1/a",
-            "https://sushi.example/r5/reports/ir?customer_id=C1&requestor_id=***&api_key=***&item_id=10.1/a",
+            # COUNTER's SUSHI: some services take customer_id as the only credential
+            "https://sushi.example/r5/reports/ir?customer_id=***&requestor_id=***&api_key=***&item_id=10.1/a",
+        ),
+        (
+            "https://user:pa55@sushi.example/r5/reports/ir?key=k1&client_secret=s&begin_date=2019-01",
+            "https://***@sushi.example/r5/reports/ir?key=***&client_secret=***&begin_date=2019-01",
         ),
         (
             "https://api.openalex.org/works?filter=doi:a|b&api_key=k",
@@ -181,7 +186,8 @@ async def test_token_call_failures(status: int, body: object, kind: str, retryab
     ],
 )
 def test_stored_urls_do_not_carry_credentials(url: str, public: str) -> None:
-    """Raw responses and observations keep the call's URL with API keys masked."""
+    """Raw responses and observations keep the call's URL with API keys, customer and
+    requestor ids, client secrets and a user:password part masked."""
     assert public_url(url) == public
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.cli import commands
 from services.cli.main import main
-from services.cli.progress import Progress
+from services.cli.progress import Progress, duration
 
 
 class Clock:
@@ -32,7 +32,7 @@ def test_plain_lines_every_few_seconds_with_count_share_and_rate() -> None:
             clock.now += 1.0
             p.advance(2_500)
     lines = out.getvalue().splitlines()
-    assert lines[0] == "registering: 12,500 of 100,000 (12%) works, 2,500/s"
+    assert lines[0] == "registering: 12,500 of 100,000 (12%) works, 2,500/s, 35s left"
     assert len(lines) == 5  # at 5, 10, 15, 20 s, and the final line
     assert lines[-1] == "registering: 50,000 of 100,000 (50%) works, 2,500/s in 20.0 s"
     assert "\r" not in out.getvalue()
@@ -79,3 +79,54 @@ def test_a_large_import_shows_progress(
     assert code == 0
     assert "registering: 500 of 3,000 (16%) works" in err
     assert "registering: 3,000 of 3,000 (100%) works" in err
+
+
+def test_on_a_terminal_a_bar_with_the_time_left() -> None:
+    """With a total, the terminal line has a bar, the share, the rate and the time left; the
+    final line drops the bar and the time left."""
+    clock, out = Clock(), io.StringIO()
+    with Progress(
+        "importing", "works", total=1000, stream=out, interactive=True, clock=clock, every=1.0
+    ) as p:
+        clock.now += 2.0
+        p.advance(250)
+    frames = [f for f in out.getvalue().split("\r\x1b[K") if f]
+    assert frames[0] == (
+        "importing [######..................] 250 of 1,000 (25%) works, 125/s, 6s left"
+    )
+    assert frames[-1] == "importing: 250 of 1,000 (25%) works, 125/s in 2.0 s\n"
+
+
+def test_a_resumed_job_counts_only_its_own_rate_and_can_go_back() -> None:
+    """Started at `done=`, the rate is this run's; `moveto` may go back (a window started
+    again) and the time left follows; a total learned late is used from then on."""
+    clock, out = Clock(), io.StringIO()
+    p = Progress("importing", "works", stream=out, interactive=False, clock=clock, done=4000)
+    clock.now += 10.0
+    p.moveto(5000)
+    assert p.rate() == 100.0 and p.left() is None
+    p.total = 10_000
+    assert p.left() == 50.0
+    p.moveto(4500)
+    assert p.line() == "importing: 4,500 of 10,000 (45%) works, 50/s, 1m50s left"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.4, "0s"), (59.4, "59s"), (61, "1m01s"), (3599, "59m59s"), (3600 * 26 + 125, "26h02m")],
+)
+def test_time_left_is_shown_to_the_precision_that_matters(seconds: float, shown: str) -> None:
+    """Seconds under a minute, minutes and seconds under an hour, then hours and minutes."""
+    assert duration(seconds) == shown
+
+
+def test_a_note_gets_a_line_of_its_own() -> None:
+    """A note clears the progress line on a terminal and is never overwritten by it."""
+    clock, out = Clock(), io.StringIO()
+    p = Progress("importing", "works", total=10, stream=out, interactive=True, clock=clock)
+    clock.now += 1.0
+    p.advance(1)
+    p.note("  window 2 of 5: starting it again")
+    assert out.getvalue().endswith("\r\x1b[K  window 2 of 5: starting it again\n")
+    p.advance(1)  # redrawn at once after a note
+    assert out.getvalue().endswith("2 of 10 (20%) works, 2/s, 4s left")

@@ -19,7 +19,14 @@ from services.core.schema_check import check
 from services.core.staleness import Policy
 from services.core.works import Work
 from services.fetchers.registry import get_source
-from services.registration import CHUNK, RegisterResult, Scheduling, register
+from services.registration import (
+    CHUNK,
+    RegisterResult,
+    Scheduling,
+    register,
+    register_works,
+    update_metadata,
+)
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 DOI = "10.1371/journal.pcbi.1000204"
@@ -319,3 +326,71 @@ async def test_a_large_registration_schedules_every_work(store: WorkStore) -> No
     assert len(due) == 2 * len(ids)
     assert {work_id for _, work_id in due} == set(ids)
     assert len(await consumer.poll(len(ids) * 2, timeout=0)) == len(ids)
+
+
+CATALOGUED = Work(
+    DOI,
+    doi=DOI,
+    title="Ten Simple Rules for Getting Published",
+    issued=date(2008, 10, 31),
+    publisher="Public Library of Science (PLoS)",
+    type="journal-article",
+    publisher_id="340",
+)
+
+
+async def test_works_with_metadata_are_registered_scheduled_and_announced_with_it(
+    store: WorkStore,
+) -> None:
+    """`register_works` keeps the metadata a catalogue gives (type, publisher id too), writes
+    the due entries and announces each new work with it; once only."""
+    bus = MemoryBus()
+    results = await register_works([(DOI, CATALOGUED)], store, bus, NOW, SCHEDULING)
+    assert [r.to_dict() for r in results] == [{"input": DOI, "work_id": DOI, "status": "created"}]
+    assert await store.get_work(DOI) == CATALOGUED
+    assert set(await due_of(store)) == {("crossref", DOI), ("pubmed", DOI)}
+    [(key, event)] = await announced(bus)
+    assert key == DOI and event["work"] == CATALOGUED.to_dict()
+    again = await register_works([(DOI, CATALOGUED)], store, bus, NOW, SCHEDULING)
+    assert not again[0].created and await announced(bus) == []
+
+
+async def test_a_work_the_schema_refuses_gets_its_error_and_the_rest_is_registered(
+    store: WorkStore,
+) -> None:
+    """A work whose metadata the alm.works schema refuses (a type with spaces) is reported,
+    never written; the others of its batch are."""
+    bad = Work("10.1371/bad", doi="10.1371/bad", type="Journal Article")
+    results = await register_works(
+        [("10.1371/bad", bad), (DOI, CATALOGUED)], store, MemoryBus(), NOW, SCHEDULING
+    )
+    assert results[0].error and "type" in results[0].error and results[1].created
+    assert await store.get_work("10.1371/bad") is None
+
+
+async def test_known_works_take_new_metadata_and_are_announced_as_updated(
+    store: WorkStore,
+) -> None:
+    """Registering keeps what a known work has; `update_metadata` replaces it (the catalogue is
+    the authority) and announces the change as `updated`."""
+    bus = MemoryBus()
+    await register([DOI], store, bus, NOW, SCHEDULING)
+    await announced(bus)
+    old = await store.get_work(DOI)
+    assert old is not None
+    fixed = old.overridden(CATALOGUED)
+    await update_metadata([fixed], store, bus, NOW)
+    assert await store.get_work(DOI) == CATALOGUED
+    [(_, event)] = await announced(bus)
+    assert event["event"] == "updated" and event["work"]["publisher_id"] == "340"
+    await update_metadata([], store, bus, NOW)
+    assert await announced(bus) == []
+
+
+def test_an_override_replaces_metadata_but_never_identifiers() -> None:
+    """`overridden` takes every metadata field the other work has; ids and empty fields stay."""
+    known = Work(DOI, doi=DOI, pmid="18974831", title="Old", canonical_url="https://x.org/a")
+    new = known.overridden(Work(DOI, doi="10.9/other", pmid=None, title="New", type="dataset"))
+    assert (new.doi, new.pmid, new.title, new.type) == (DOI, "18974831", "New", "dataset")
+    assert new.canonical_url == "https://x.org/a"
+    assert known.overridden(known) is known

@@ -89,6 +89,38 @@ async def test_migrate_twice_is_a_no_op(tmp_path: Path) -> None:
     assert migration_versions(path) == applied_once
 
 
+async def test_a_file_from_before_publishers_keeps_its_works_and_gains_the_new_fields(
+    tmp_path: Path,
+) -> None:
+    """A file migrated up to the lease migration (3) is brought up to date: its works stay,
+    with no type or publisher id; new works keep theirs; the publishers' tables exist."""
+    path = tmp_path / "alm.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+        for version, script in enumerate(MIGRATIONS[:3], start=1):
+            conn.executescript(script)
+            conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+        conn.execute(
+            "INSERT INTO works VALUES (?,?,NULL,NULL,'Old',NULL,NULL,NULL,'2026-01-01T00:00:00Z')",
+            (DOI, DOI),
+        )
+    store = SqliteStore(path)
+    await store.migrate()
+    assert await store.get_work(DOI) == Work(DOI, doi=DOI, title="Old")
+    typed = Work("10.1371/x", doi="10.1371/x", type="journal-article", publisher_id="340")
+    await store.register([typed])
+    assert await store.get_work("10.1371/x") == typed
+    assert (await store.get_works(["10.1371/x"]))["10.1371/x"] == typed
+    updated = Work(DOI, doi=DOI, title="Old", type="dataset", publisher_id="78")
+    await store.update_works([updated])
+    assert await store.get_work(DOI) == updated
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"publishers", "catalogue_imports", "works_by_publisher"} <= tables
+    assert migration_versions(path) == list(range(1, len(MIGRATIONS) + 1))
+
+
 # -- works -------------------------------------------------------------------------------
 
 

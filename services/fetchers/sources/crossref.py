@@ -14,6 +14,7 @@ credentialed plug-in. The public count (`is-referenced-by-count`) is all this so
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,10 +39,16 @@ from services.fetchers.base import (
     work_meta,
 )
 from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
+from services.stub.crossref_catalogue import CatalogueStub
 
 
 class CrossrefStub(StubUpstream):
-    """Answers `/works/{doi}` like api.crossref.org."""
+    """Answers `/works/{doi}` like api.crossref.org, and the catalogue routes (`/members/...`,
+    `/prefixes/...`) as services/stub/crossref_catalogue.py does."""
+
+    def __init__(self, fixtures: Path, synthetic: bool = False) -> None:
+        super().__init__(fixtures, synthetic)
+        self.catalogue = CatalogueStub(fixtures)
 
     def record_doi(self, record: Any) -> str | None:
         """`message.DOI` of a recorded response."""
@@ -64,6 +71,8 @@ class CrossrefStub(StubUpstream):
 
     def answer(self, request: StubRequest) -> StubAnswer:
         """The recorded response, an error recording, or Crossref's plain-text 404."""
+        if request.path.startswith(("/members/", "/prefixes/")):
+            return self.catalogue.answer(request)
         if request.path == "/works":
             return self._list(request)
         if not request.path.startswith("/works/"):

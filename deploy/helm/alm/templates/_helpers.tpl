@@ -156,6 +156,12 @@ the works they register from exactly those sources; a fetcher's --source narrows
 - name: ALM_GC_THRESHOLD
   value: {{ $v.config.gcThreshold | quote }}
 {{- end }}
+- name: ALM_WEBHOOK_ALLOW_PRIVATE
+  value: {{ ternary "true" "false" $v.webhooks.allowPrivate | quote }}
+- name: ALM_WEBHOOK_MAX_FAILURES
+  value: {{ $v.webhooks.maxFailures | quote }}
+- name: ALM_WEBHOOK_TIMEOUT
+  value: {{ $v.webhooks.timeoutSeconds | quote }}
 {{- if $v.config.upstreamRoot }}
 - name: ALM_UPSTREAM_ROOT
   value: {{ $v.config.upstreamRoot | quote }}

@@ -1,0 +1,135 @@
+"""Benchmark: the API's work listing at the first and at a deep page, by page number (an
+offset: `page=N`) and by cursor (a keyset page: `cursor=`), all works and one publisher's, over
+SQLite or Cassandra holding N registered works. Prints p50 and p99 latency (ms) of each.
+Not a test: it asserts nothing, it measures.
+
+    .venv/bin/python bench/listing.py --store sqlite --works 100000
+    .venv/bin/python bench/listing.py --store cassandra --works 50000   # ALM_CASSANDRA_*
+
+The works are written with the store's `register` (no due entries: the listing does not read
+them); the Cassandra run uses a keyspace of its own, dropped at the end. The requests go
+through the whole aiohttp application in this process (no network in between).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.adapters.memory_bus import MemoryBus
+from services.api.app import init_app
+from services.bootstrap import make_publishers
+from services.core.ports import Store
+from services.core.works import Work
+from services.settings import Settings
+
+MEMBER = "340"
+CHUNK = 5000
+
+
+async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
+    if kind == "sqlite":
+        from services.adapters.sqlite_store import SqliteStore
+
+        return SqliteStore(tmp / "alm.sqlite")
+    from services.adapters.cassandra_store import CassandraStore
+
+    return CassandraStore(
+        settings.cassandra_hosts,
+        settings.cassandra_port,
+        f"alm_bench_{secrets.token_hex(3)}",
+        connection=settings.cassandra_connection,
+    )
+
+
+async def _fill(store: Store, works: int) -> list[str]:
+    """N works, every other one of publisher MEMBER (indexed); their ids in id order."""
+    publishers = make_publishers(store)
+    ids = [f"10.5555/list.{i:09d}" for i in range(works)]
+    for start in range(0, works, CHUNK):
+        part = [
+            Work(d, doi=d, title=d, publisher_id=MEMBER if i % 2 == 0 else None)
+            for i, d in enumerate(ids[start : start + CHUNK], start)
+        ]
+        await store.register(part)
+        await publishers.index_publisher_works(
+            [(MEMBER, w.work_id) for w in part if w.publisher_id]
+        )
+    return ids
+
+
+async def _timed(client: TestClient[Any, Any], url: str, runs: int) -> tuple[float, float]:
+    took = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        resp = await client.get(url)
+        assert resp.status == 200, await resp.text()
+        await resp.read()
+        took.append((time.perf_counter() - started) * 1000)
+    took.sort()
+    return statistics.median(took), took[min(len(took) - 1, round(0.99 * (len(took) - 1)))]
+
+
+async def bench(kind: str, works: int, per_page: int, runs: int, settings: Settings) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await _store(kind, Path(tmp), settings)
+        try:
+            await store.migrate()
+            started = time.perf_counter()
+            ids = await _fill(store, works)
+            filled = time.perf_counter() - started
+            app = init_app(settings.with_(data_dir=Path(tmp)), store, MemoryBus())
+            mine = ids[::2]
+            deep_page = works // per_page  # the last full page
+            deep_mine = len(mine) // per_page
+            cases = {
+                "all, page 1": f"page=1&per_page={per_page}",
+                f"all, page {deep_page:,}": f"page={deep_page}&per_page={per_page}",
+                "all, cursor first": f"cursor=*&per_page={per_page}",
+                "all, cursor deep": f"cursor={quote(ids[-per_page - 1], safe='')}"
+                f"&per_page={per_page}",
+                "publisher, page 1": f"publisher_id={MEMBER}&page=1&per_page={per_page}",
+                f"publisher, page {deep_mine:,}": f"publisher_id={MEMBER}&page={deep_mine}"
+                f"&per_page={per_page}",
+                "publisher, cursor first": f"publisher_id={MEMBER}&cursor=*&per_page={per_page}",
+                "publisher, cursor deep": f"publisher_id={MEMBER}"
+                f"&cursor={quote(mine[-per_page - 1], safe='')}&per_page={per_page}",
+            }
+            print(f"store={kind} works={works:,} per_page={per_page} requests={runs} each")
+            print(f"(filled in {filled:.0f} s)")
+            async with TestClient(TestServer(app)) as client:
+                await _timed(client, f"/api/v1/works?{cases['all, page 1']}", 3)  # warm up
+                for name, query in cases.items():
+                    p50, p99 = await _timed(client, f"/api/v1/works?{query}", runs)
+                    print(f"{name:28} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")
+        finally:
+            if kind == "cassandra":
+                from services.adapters.cassandra_store import CassandraStore
+
+                assert isinstance(store, CassandraStore)
+                await store._cql.query(f"DROP KEYSPACE IF EXISTS {store.keyspace}", keyspace=None)
+            await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
+    parser.add_argument("--works", type=int, default=100_000)
+    parser.add_argument("--per-page", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=50, help="per case")
+    args = parser.parse_args()
+    settings = Settings.from_env().with_(status_cache_seconds=60)
+    asyncio.run(bench(args.store, args.works, args.per_page, args.requests, settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The periodic data-quality checks (services/checks/service.py)."""
