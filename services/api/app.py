@@ -11,6 +11,7 @@ from services.api.access import Guard, access_control, quota_headers
 from services.api.errors import json_errors
 from services.api.hub import ChangeHub
 from services.api.keycache import KeyCache
+from services.api.legacy import legacy_clients
 from services.api.routes import ACCESS, setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import (
@@ -74,7 +75,7 @@ def init_app(
     with a store `make_store` did not make (a wrapper)."""
     app = web.Application(
         # access_control inside json_errors: a malformed form or two keys are JSON 400s
-        middlewares=[request_metrics, json_errors, access_control],
+        middlewares=[request_metrics, legacy_clients, json_errors, access_control],
         client_max_size=MAX_BODY_SIZE,
         handler_args=HANDLER_ARGS,
     )

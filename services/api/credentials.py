@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from services.api.errors import BadParameter
@@ -83,7 +84,7 @@ async def _form_keys(request: web.Request) -> list[str]:
         form = await request.post()
     except RequestPayloadError as exc:
         raise BadParameter(f"request body could not be read: {one_line(exc)}") from None
-    except ValueError as exc:  # a malformed multipart body
+    except (ValueError, HttpProcessingError) as exc:  # a malformed multipart body or part header
         raise BadParameter(f"form body could not be read: {one_line(exc)}") from None
     return [v for v in form.getall(API_KEY_PARAM, ()) if isinstance(v, str)]
 

@@ -8,6 +8,7 @@ import re
 from aiohttp import web
 
 from services.api.errors import BadParameter
+from services.api.params import query_of
 from services.api.present import present_work
 from services.api.state import PUBLISHERS, STORE, TOTALS
 from services.core.text import shown
@@ -19,7 +20,7 @@ MAX_NAME = 500  # characters of v5's `publisher=` (a name or a member id)
 
 def publisher_id(request: web.Request) -> str | None:
     """The `publisher_id` query parameter (a Crossref member id), None when absent."""
-    raw = request.query.get("publisher_id")
+    raw = query_of(request).get("publisher_id")
     if raw is not None and not _MEMBER.fullmatch(raw):
         raise BadParameter(
             f"parameter 'publisher_id' must be a Crossref member id such as 340, "
@@ -36,7 +37,7 @@ async def publisher_of(request: web.Request) -> str | None:
     name of a known publisher, in any case). Filters narrow, like v5's: a name no publisher has,
     or two that name different publishers, match no work (`NO_PUBLISHER`), an empty page."""
     by_id = publisher_id(request)
-    raw = request.query.get("publisher")
+    raw = query_of(request).get("publisher")
     if raw is None:
         return by_id
     if not raw or len(raw) > MAX_NAME:

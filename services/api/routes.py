@@ -8,10 +8,13 @@ from services.api import (
     admin_page,
     alerts,
     changes,
+    deposit,
     docs,
     keys,
+    legacy,
     provenance,
     schemas,
+    v3,
     v5,
     views,
     webhooks,
@@ -37,9 +40,14 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
     app.router.add_get("/api/v1/works/{id:.+}/provenance", provenance.work_provenance)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
+    app.router.add_post("/api/v1/deposits/ojs", deposit.ojs)
+    app.router.add_get("/api/v3/articles", v3.articles)
+    app.router.add_post("/api/v3/articles", legacy.overridable(v3.articles, v3.PARAMETERS))
+    app.router.add_get("/api/v3/articles/{id:.+}", v3.article)
     app.router.add_get("/api/v1/alerts", alerts.list_alerts)
     app.router.add_get(admin_page.PATH, admin_page.alerts_page)
     app.router.add_get("/api/v5/articles", v5.articles)
+    app.router.add_post("/api/v5/articles", legacy.overridable(v5.articles, v5.PARAMETERS))
     app.router.add_get("/api/v5/sources", v5.sources)
     app.router.add_get("/api/v5/sources/{name}", v5.source)
     app.router.add_get("/api/v1/openapi.json", docs.openapi)
@@ -59,11 +67,21 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_post("/api/v1/webhooks/{id}/{action:enable|disable}", webhooks.control_webhook)
     app.router.add_get("/api/v1/webhooks/{id}/deliveries", webhooks.webhook_deliveries)
     setup_site(app)  # the pages people use (services/site)
+    for resource in list(app.router.resources()):
+        if isinstance(resource, web.Resource) and legacy.legacy_path(resource.canonical):
+            resource.add_route("OPTIONS", legacy.preflight)  # the CORS preflight
 
 
 # (method, path template) -> what the route needs (services/api/access.py). A route missing
 # here needs an admin key; HEAD follows GET. Webhooks and other things a key owns: Access.KEY,
 # with `access.require_owner(request, owner_key_id)` in the handler.
+LEGACY_PATHS = (
+    "/api/v3/articles",
+    "/api/v3/articles/{id}",
+    "/api/v5/articles",
+    "/api/v5/sources",
+    "/api/v5/sources/{name}",
+)
 ACCESS: Rules = {
     ("GET", "/healthz"): Access.PUBLIC,
     ("GET", "/readyz"): Access.PUBLIC,
@@ -96,5 +114,13 @@ ACCESS: Rules = {
     ("GET", "/api/v1/works/{id}/provenance"): Access.READ,
     ("GET", "/api/v1/alerts"): Access.ADMIN,
     ("GET", "/admin/alerts"): Access.ADMIN,
+    # the ALM-compatible APIs (v3, v5; their POST is a GET with X-HTTP-Method-Override) and
+    # the OJS plugin's deposit, which registers works (an admin key, as its api_key field)
+    ("GET", "/api/v3/articles"): Access.READ,
+    ("POST", "/api/v3/articles"): Access.READ,
+    ("GET", "/api/v3/articles/{id}"): Access.READ,
+    ("POST", "/api/v5/articles"): Access.READ,
+    ("POST", "/api/v1/deposits/ojs"): Access.ADMIN,
+    **{("OPTIONS", path): Access.PUBLIC for path in LEGACY_PATHS},  # CORS preflights
     **SITE_ACCESS,
 }

@@ -1,156 +1,167 @@
 """ALM API v5 compatibility (`/api/v5/articles`, `/api/v5/sources`): the shapes that journal
-pages, the R `alm`/`rplos` packages and `pyalm` were written against."""
+pages, the R `alm`/`rplos` packages and `pyalm` were written against (docs/clients.md)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from services.api import publishers, totals
 from services.api.errors import NotFound
-from services.api.params import choice_param, ids_param, int_param
-from services.api.present import counting_total, source_history, specs_of
-from services.api.state import CLOCK, STORE
-from services.core.aggregation import HistoryPoint, SourceState
-from services.core.history import Bucket, Period
+from services.api.params import ids_param, int_param, lenient_choice, lenient_int, query_of
+from services.api.present import source_history
+from services.api.state import CLOCK, STORE, TOTALS
+from services.api.v5_present import SourceView, envelope, v5_article
+from services.core.aggregation import SourceState
+from services.core.history import PERIODS
 from services.core.identifiers import IdType
-from services.core.metrics import group_figures, slot_values
-from services.core.timeutil import to_iso
 from services.core.works import Work
 from services.fetchers.registry import SOURCES
 
 MAX_PER_PAGE = 50
+PARAMETERS = (  # of /api/v5/articles, also as form fields of its POST
+    *("ids", "type", "info", "source_id", "source", "order", "page", "per_page"),
+    *("publisher_id", "publisher", "api_key", "callback"),
+)
+SELECTED_MAX = 100_000  # works listed by `source_id` without `ids` (those with a count > 0)
 RANKED = 1000  # `order` with a publisher filter: that publisher's works among this many top ones
 
 
-def _v5_rows(
-    state: SourceState, points: list[HistoryPoint], period: Period, today: date
-) -> list[dict[str, object]]:
-    """v5 `by_day`/`by_month`/`by_year`: one row per period with its ALM total, under the
-    same history rule as /api/v1/works/{id}/history; an `undated` row (period fields null)
-    holds what upstream per-period counts leave undated, so the rows add up to the total."""
-    hist = source_history(state, state.source, points, period, today)
-    return [_v5_row(state.source, b, period) for b in hist.buckets]
-
-
-def _v5_row(source: str, bucket: Bucket, period: Period) -> dict[str, object]:
-    total = counting_total(source, bucket.counts)
-    if bucket.key is None:
-        fields = ("year", "month", "day")[: {"year": 1, "month": 2, "day": 3}[period]]
-        return {**dict.fromkeys(fields), "undated": True, "total": total}
-    return {**bucket.label(), "total": total}
-
-
-def _source(
-    state: SourceState,
-    points: list[HistoryPoint],
-    today: date,
-    detail: bool,
-    events: list[dict[str, Any]],
-) -> dict[str, Any]:
-    plugin = SOURCES.get(state.source)
-    out: dict[str, Any] = {
-        "name": state.source,
-        "display_name": plugin.display_name if plugin else state.source,
-        "group_name": plugin.group.value if plugin else None,
-        "events_url": state.events_url,
-        "metrics": slot_values(specs_of(state.source), state.metrics),
-        "by_day": _v5_rows(state, points, "day", today),
-        "by_month": _v5_rows(state, points, "month", today),
-        "by_year": _v5_rows(state, points, "year", today),
-        "update_date": to_iso(state.retrieved_at) if state.retrieved_at else None,
-    }
-    if detail:
-        out["events"] = events
-        out["events_csl"] = [e["csl"] for e in events if e.get("csl")]
-    return out
-
-
-async def _article(
-    request: web.Request, work: Work, states: list[SourceState], info: str, only: str | None
-) -> dict[str, Any]:
-    store = request.app[STORE]
-    reported = [s for s in states if s.retrieved_at is not None]
-    updated = max((s.retrieved_at for s in reported if s.retrieved_at), default=None)
-    issued = work.issued
-    article: dict[str, Any] = {
-        "doi": work.doi,
-        "title": work.title,
-        "canonical_url": work.canonical_url,
-        "pmid": work.pmid,
-        "pmcid": work.pmcid.removeprefix("PMC") if work.pmcid else None,
-        "issued": {"date-parts": [[issued.year, issued.month, issued.day]]} if issued else None,
-        "publisher_id": int(work.publisher_id) if work.publisher_id else None,
-        **group_figures((specs_of(s.source), s.metrics) for s in reported),
-        "update_date": to_iso(updated) if updated else None,
-    }
-    if info == "summary":
-        return article
-    today = request.app[CLOCK]().date()
-    history = await store.history(work.work_id, only)
-    sources = []
-    for state in reported:
-        if only and state.source != only:
-            continue
-        points = [p for p in history if p.source == state.source]
-        events = (
-            [e.to_dict() for e in await store.events(work.work_id, state.source)]
-            if info == "detail"
-            else []
-        )
-        sources.append(_source(state, points, today, info == "detail", events))
-    article["sources"] = sources
-    return article
-
-
 async def articles(request: web.Request) -> web.Response:
-    """`GET /api/v5/articles?ids=&type=&info=&source_id=&order=&page=&per_page=`."""
-    info = choice_param(request, "info", ("", "summary", "detail")) or ""
-    only = choice_param(request, "source_id", SOURCES)
-    id_type = choice_param(request, "type", [t.value for t in IdType])
+    """`GET /api/v5/articles?ids=&type=&info=&source_id=&order=&page=&per_page=`, lenient as
+    Lagotto was where clients rely on it (docs/clients.md): an unknown `type` reads ids as
+    DOIs, an unknown `info` is the default, `per_page` outside 1-50 is 50, an unknown `order`
+    is the default order, and an unknown `source_id` selects as if absent but lists no
+    sources."""
+    query = query_of(request)
+    info = query.get("info", "")
+    named = query.get("source_id") or query.get("source")  # `source` until Lagotto 3.9
+    only = named if named in SOURCES else None
+    id_type = lenient_choice(query.get("type"), [t.value for t in IdType], "doi") or "doi"
+    order = lenient_choice(query.get("order"), SOURCES, None)
     page = int_param(request, "page", 1, 1, 10**9)
-    per_page = int_param(request, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
-    store = request.app[STORE]
-    works, total = await _select(request, IdType(id_type) if id_type else None, page, per_page)
-    states = await store.states_for([w.work_id for w in works])
-    data = [await _article(request, w, states[w.work_id], info, only) for w in works]
-    return web.json_response(
-        {
-            "total": total,
-            "total_pages": max(1, -(-total // per_page)),
-            "page": page,
-            "error": None,
-            "data": data,
-        }
-    )
-
-
-async def _select(
-    request: web.Request, id_type: IdType | None, page: int, per_page: int
-) -> tuple[list[Work], int]:
-    store = request.app[STORE]
-    order = choice_param(request, "order", SOURCES)
+    per_page = lenient_int(query.get("per_page"), MAX_PER_PAGE, 1, MAX_PER_PAGE)
     member_id = await publishers.publisher_of(request)
-    if "ids" in request.query:
-        found = []
-        for _, ident in ids_param(request, id_type):
-            work = await store.find_work(ident)
-            if work is not None and member_id in (None, work.publisher_id):
-                found.append(work)
-        return found[(page - 1) * per_page : page * per_page], len(found)
-    if order and member_id is not None:
-        return await _ranked_of(request, order, member_id, page, per_page)
-    if member_id is not None:
-        return await publishers.works_of(request, member_id, page, per_page)
+    store = request.app[STORE]
+    if "ids" in query:
+        works, total = await _by_ids(request, IdType(id_type), order, member_id, page, per_page)
+    elif only:
+        works, total = await _with_counts(request, only, member_id, page, per_page)
+    elif member_id is not None and order:
+        works, total = await _ranked_of(request, order, member_id, page, per_page)
+    elif member_id is not None:
+        works, total = await publishers.works_of(request, member_id, page, per_page)
+    else:
+        works, total = await _listed(request, order, page, per_page)
+    states = await store.states_for([w.work_id for w in works])
+    listed = (only,) if only else () if named else tuple(SOURCES)
+    data = []
+    for work in works:
+        mine = states.get(work.work_id, [])
+        views = (
+            None
+            if info == "summary"
+            else await source_views(request, work, mine, listed, info == "detail")
+        )
+        data.append(v5_article(work, mine, views, info == "detail"))
+    return web.json_response(envelope(data, total, page, per_page))
+
+
+async def source_views(
+    request: web.Request,
+    work: Work,
+    states: list[SourceState],
+    listed: tuple[str, ...],
+    with_events: bool,
+) -> list[SourceView]:
+    """The listed sources of one work, with their history and, if asked, their events."""
+    if not listed:
+        return []
+    store = request.app[STORE]
+    today = request.app[CLOCK]().date()
+    state_of = {s.source: s for s in states}
+    history = await store.history(work.work_id, listed[0] if len(listed) == 1 else None)
+    views = []
+    for name in listed:
+        state = state_of.get(name)
+        points = [p for p in history if p.source == name]
+        periods = {p: source_history(state, name, points, p, today) for p in PERIODS}
+        events = await store.events(work.work_id, name) if with_events and state else None
+        views.append(SourceView(name, state, periods, events))
+    return views
+
+
+async def _by_ids(
+    request: web.Request,
+    id_type: IdType,
+    order: str | None,
+    member_id: str | None,
+    page: int,
+    per_page: int,
+) -> tuple[list[Work], int]:
+    """The known works among `ids` (the publisher's, with a publisher filter), newest first
+    (or by `order`'s count, highest first)."""
+    store = request.app[STORE]
+    found: dict[str, Work] = {}
+    for _, ident in ids_param(request, id_type):
+        work = await store.find_work(ident)
+        if work is not None and member_id in (None, work.publisher_id):
+            found.setdefault(work.work_id, work)
+    works = sorted(found.values(), key=_newest_first)
     if order:
-        metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
-        top = await store.top_works(order, metric, page * per_page)
-        picked = await store.get_works([w for w, _ in top[(page - 1) * per_page :]])
-        return [
-            picked[w] for w, _ in top[(page - 1) * per_page :] if w in picked
-        ], await totals.works_total(request)
+        states = await store.states_for(list(found))
+        metric = _count_metric(order)
+        works.sort(key=lambda w: -_count(states.get(w.work_id, []), order, metric))
+    return works[(page - 1) * per_page : page * per_page], len(works)
+
+
+def _newest_first(work: Work) -> tuple[bool, int, str]:
+    """Publication date descending, undated works last, then by work id."""
+    return (work.issued is None, -(work.issued.toordinal() if work.issued else 0), work.work_id)
+
+
+def _count_metric(source: str) -> str:
+    return next(s.name for s in SOURCES[source].metrics if s.in_total)
+
+
+def _count(states: list[SourceState], source: str, metric: str) -> int:
+    return next((s.metrics.get(metric, 0) for s in states if s.source == source), 0)
+
+
+async def _with_counts(
+    request: web.Request, source: str, member_id: str | None, page: int, per_page: int
+) -> tuple[list[Work], int]:
+    """`source_id` without `ids`: the works whose count from it is above zero (the
+    publisher's, with a publisher filter), highest first (the selection is kept
+    ALM_STATUS_CACHE_SECONDS, as the other whole-table counts)."""
+    store = request.app[STORE]
+    metric = _count_metric(source)
+
+    async def positive() -> list[str]:
+        counted = [w for w, n in await store.top_works(source, metric, SELECTED_MAX) if n > 0]
+        if member_id is None:
+            return counted
+        works = await store.get_works(counted)
+        return [w for w in counted if w in works and works[w].publisher_id == member_id]
+
+    key = f"v5-selected:{source}:{member_id or ''}"
+    selected: list[str] = await request.app[TOTALS].get(key, positive)
+    wanted = selected[(page - 1) * per_page : page * per_page]
+    picked = await store.get_works(wanted)
+    return [picked[w] for w in wanted if w in picked], len(selected)
+
+
+async def _listed(
+    request: web.Request, order: str | None, page: int, per_page: int
+) -> tuple[list[Work], int]:
+    """Every work: by `order`'s count, highest first, else in registry order."""
+    store = request.app[STORE]
+    if order:
+        top = await store.top_works(order, _count_metric(order), page * per_page)
+        wanted = [w for w, _ in top[(page - 1) * per_page :]]
+        picked = await store.get_works(wanted)
+        return [picked[w] for w in wanted if w in picked], await totals.works_total(request)
     works = await store.list_works((page - 1) * per_page, per_page)
     return works, await totals.works_total(request)
 
@@ -161,8 +172,7 @@ async def _ranked_of(
     """`order` with a publisher filter: the publisher's works among the source's RANKED top
     works, in their order (a bounded read of the leaderboard, whatever the publisher's size)."""
     store = request.app[STORE]
-    metric = next(s.name for s in SOURCES[order].metrics if s.in_total)
-    top = await store.top_works(order, metric, RANKED)
+    top = await store.top_works(order, _count_metric(order), RANKED)
     picked = await store.get_works([w for w, _ in top])
     mine = [picked[w] for w, _ in top if w in picked and picked[w].publisher_id == member_id]
     return mine[(page - 1) * per_page : page * per_page], len(mine)

@@ -26,3 +26,30 @@ def parse_date(text: str | None) -> date | None:
     while len(parts) < 3:
         parts.append(1)
     return date(parts[0], parts[1], parts[2])
+
+
+def to_alm_time(moment: datetime) -> str:
+    """ALM's timestamp form, `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds): what v3/v5 clients
+    parse with `strptime('%Y-%m-%dT%H:%M:%SZ')` (pyalm) or `new Date()` (almviz)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime; ALM keeps every timestamp in UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alm_time_of(text: str | None) -> str | None:
+    """An upstream's timestamp (ISO 8601, a date, or a Unix time) in ALM's form; None when it
+    is absent or names less than a day (a year or a month is not a moment)."""
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None:  # a year ("2021") is a number too: Unix times are far larger
+        return to_alm_time(datetime.fromtimestamp(seconds, UTC)) if 1e8 < seconds < 1e11 else None
+    if len(text) < 10:
+        return None
+    try:
+        return to_alm_time(from_iso(text))
+    except ValueError:
+        return None

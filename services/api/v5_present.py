@@ -1,0 +1,169 @@
+"""How works look in ALM's API v5 (`/api/v5/articles`, Lagotto 3.x-4.x): pure functions from
+stored state to the JSON that pyalm, rOpenSci `alm` and almviz read (docs/clients.md).
+
+History rows follow the one history rule (services/core/history.py) through `source_history`,
+with two constraints of these clients: `by_year` is the per-year sum of `by_month` whenever
+months exist (Lagotto's rule, which the issue asks for: an upstream's yearly counts show in
+`by_year` only where no month is known; /api/v1/works/{id}/history keeps them), and the
+`undated` remainder a v1 history shows is left out, because every v5/v3 client turns
+`year`/`month`/`day` of each row into a date and fails on nulls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.api.present import counting_total, specs_of
+from services.api.v5_events import v5_event
+from services.core.aggregation import SourceState
+from services.core.events import SourceEvent
+from services.core.history import History, Period
+from services.core.metrics import Slot, group_figures, slot_values
+from services.core.timeutil import to_alm_time
+from services.core.works import Work
+from services.fetchers.registry import SOURCES
+
+WORK_IDS = ("mendeley_uuid", "scp", "wos", "ark")  # identifiers ALM had and this store has not
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """What one source knows of one work: its state (None: never fetched), its history by
+    period, and its events (None unless `info=detail`)."""
+
+    name: str
+    state: SourceState | None
+    history: Mapping[Period, History]
+    events: Sequence[SourceEvent] | None = None
+
+
+def work_pid(work: Work) -> str:
+    """ALM's `id`: the work's persistent identifier as a URL (Lagotto 4), never null."""
+    if work.doi:
+        return f"https://doi.org/{work.doi}"
+    if work.pmid:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{work.pmid}"
+    if work.pmcid:
+        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{work.pmcid}"
+    return work.work_id
+
+
+def issued_parts(work: Work) -> dict[str, list[list[int]]] | None:
+    """CSL `issued`: `{"date-parts": [[year, month, day]]}`, None when the date is unknown."""
+    if work.issued is None:
+        return None
+    return {"date-parts": [[work.issued.year, work.issued.month, work.issued.day]]}
+
+
+def updated_at(states: Sequence[SourceState]) -> str | None:
+    """The latest retrieval over a work's sources, in ALM's timestamp form."""
+    latest = max((s.retrieved_at for s in states if s.retrieved_at), default=None)
+    return to_alm_time(latest) if latest else None
+
+
+def figures(states: Sequence[SourceState]) -> dict[str, int]:
+    """The work's group figures (`viewed`, `saved`, `discussed`, `cited`, `recommended`)."""
+    reported = [s for s in states if s.retrieved_at is not None]
+    return group_figures((specs_of(s.source), s.metrics) for s in reported)
+
+
+def period_rows(name: str, hist: History) -> list[dict[str, Any]]:
+    """v5 `by_day`/`by_month`/`by_year` rows (Lagotto 4 form): the period, the ALM slots the
+    source reports in it, and `total`."""
+    specs = specs_of(name)
+    rows = []
+    for bucket in hist.buckets:
+        if bucket.key is None:
+            continue
+        slots = slot_values(specs, bucket.counts)
+        reported = {k: v for k, v in slots.items() if k != "total" and v is not None}
+        rows.append({**bucket.label(), **reported, "total": counting_total(name, bucket.counts)})
+    return rows
+
+
+def v5_source(view: SourceView, detail: bool) -> dict[str, Any]:
+    """One source of one work; a source not fetched yet has every slot null and no history."""
+    plugin = SOURCES.get(view.name)
+    state = view.state
+    fetched = state is not None and state.retrieved_at is not None
+    out: dict[str, Any] = {
+        "name": view.name,
+        "display_name": plugin.display_name if plugin else view.name,
+        "group_name": plugin.group.value if plugin else None,
+        "events_url": state.events_url if state else None,
+        "metrics": (
+            slot_values(specs_of(view.name), state.metrics)
+            if state is not None and fetched
+            else {**{s.value: None for s in Slot}, "total": None}
+        ),
+        **histories(view),
+        "update_date": (
+            to_alm_time(state.retrieved_at) if state is not None and state.retrieved_at else None
+        ),
+    }
+    if detail:
+        events = [v5_event(view.name, e) for e in view.events or ()]
+        out["events"] = events
+        out["events_csl"] = [e["event_csl"] for e in events if e["event_csl"]]
+    return out
+
+
+def histories(view: SourceView) -> dict[str, list[dict[str, Any]]]:
+    """`by_day`, `by_month` and `by_year`, years summed from the months where months exist."""
+    months = _rows(view, "month")
+    return {
+        "by_day": _rows(view, "day"),
+        "by_month": months,
+        "by_year": years_of(months) if months else _rows(view, "year"),
+    }
+
+
+def years_of(months: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-year sums of month rows (every counted key but the period's own)."""
+    years: dict[int, dict[str, Any]] = {}
+    for row in months:
+        year = years.setdefault(row["year"], {"year": row["year"]})
+        for key, value in row.items():
+            if key not in ("year", "month", "day"):
+                year[key] = year.get(key, 0) + value
+    return [
+        {**{k: v for k, v in y.items() if k != "total"}, "total": y["total"]}
+        for y in (years[k] for k in sorted(years))
+    ]
+
+
+def _rows(view: SourceView, period: Period) -> list[dict[str, Any]]:
+    hist = view.history.get(period)
+    return period_rows(view.name, hist) if hist is not None else []
+
+
+def v5_article(
+    work: Work, states: Sequence[SourceState], views: Sequence[SourceView] | None, detail: bool
+) -> dict[str, Any]:
+    """One work in Lagotto's key order; `views` None (`info=summary`) leaves out `sources`."""
+    article: dict[str, Any] = {
+        "id": work_pid(work),
+        "title": work.title,
+        "issued": issued_parts(work),
+        "publisher_id": int(work.publisher_id) if work.publisher_id else None,
+        "doi": work.doi,
+        "canonical_url": work.canonical_url,
+        "pmid": work.pmid,
+        "pmcid": work.pmcid.removeprefix("PMC") if work.pmcid else None,
+        **dict.fromkeys(WORK_IDS),
+        **figures(states),
+        "update_date": updated_at(states),
+    }
+    if views is not None:
+        article["sources"] = [v5_source(v, detail) for v in views]
+    return article
+
+
+def envelope(data: list[dict[str, Any]], total: int, page: int, per_page: int) -> dict[str, Any]:
+    """ALM's v5 envelope: an empty result is page 0 of 0 pages, as Lagotto answered."""
+    if total == 0:
+        return {"total": 0, "total_pages": 0, "page": 0, "error": None, "data": data}
+    pages = -(-total // per_page)
+    return {"total": total, "total_pages": pages, "page": page, "error": None, "data": data}
