@@ -37,6 +37,9 @@ from services.telemetry.pipeline import REFRESH_REQUESTS, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.scheduler")
 
+# what reading an event that is not what its topic carries raises (schema, fields, types)
+UNREADABLE = (KeyError, TypeError, ValueError)
+
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
@@ -161,7 +164,7 @@ class Scheduler:
                     else:
                         await self._apply(message)
                 except Exception as exc:
-                    if not (permanent(exc) or isinstance(exc, KeyError | TypeError | ValueError)):
+                    if not (permanent(exc) or isinstance(exc, UNREADABLE)):
                         raise
                     self._refuse(message, exc, dead)
             if announced:
@@ -184,7 +187,7 @@ class Scheduler:
         if message.topic == TOPIC_DEADLETTER:
             self.unreadable_dead_letters += 1
             return
-        if not isinstance(exc, KeyError | TypeError | ValueError):  # the store refuses it
+        if not isinstance(exc, UNREADABLE):  # readable, but the store refuses it for good
             reason = f"scheduler: {type(exc).__name__}: {exc}"
             letter = refused(message.topic, message.key, message.value, reason, self.clock())
         else:
