@@ -26,7 +26,9 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
   left behind by a crash or a race does not match the position and is removed when scanned
   (once it is older than SETTLE_US: a row just written waits for its position).
   Within an hour a scan starts where the previous one handed out its last entry
-  (SCAN_MARGIN_US), so the tombstones of entries already leased are not read on every tick.
+  (SCAN_MARGIN_US), so the tombstones of entries already leased are not read on every tick;
+  it moves there only once those entries are leased (a tick whose publish failed leaves them
+  due, and the next scan must read them again however long the bus stays down).
   The position costs the aggregator no read and no row of its own: `states` and `due` remember
   the positions they read (`_positions`, taken back by the next write of that key; a stale one
   only leaves a row that the scan removes), and `write_aggregates(items, due)` writes it in
@@ -290,6 +292,8 @@ class CassandraStore:
         self._positions: dict[tuple[str, str], tuple[int, int] | None] = {}
         # (source, hour) -> (where the next due scan starts, when the hour was last read whole)
         self._scan_from: dict[tuple[str, int], tuple[int, float]] = {}
+        # where the scans of the last `due` would move to, once what they handed out is leased
+        self._scan_next: dict[tuple[str, int], tuple[int, float]] = {}
 
     async def session(self) -> CqlSession:
         """The session, once the keyspace is checked and migrated (for the adapters of other
@@ -642,6 +646,9 @@ class CassandraStore:
         New row first, then the position, then the old row's deletion (`_write_rounds`).
         """
         await self._write_rounds(await self._ready(), [], {}, {source: entries})
+        if any(e.leased for e in entries):  # what `due` handed out is leased: move past it
+            for key in [k for k in self._scan_next if k[0] == source]:
+                self._remember_scan(key, *self._scan_next.pop(key))
 
     async def add_missing_due(self, due: Mapping[str, Sequence[DueEntry]]) -> int:
         """Set each entry only where its work has no position from that source (read, not
@@ -769,8 +776,12 @@ class CassandraStore:
                 break
             read_at = int(time.time() * 1_000_000)
             found = await self._scan_bucket(cql, source, row.bucket, now_us, limit - len(out))
-            if found is None and row.bucket < now_bucket:
+            if found is None and row.bucket < now_bucket - 1:
                 # Deleted as of the moment it was read empty: an entry written since keeps it.
+                # Only an hour over for an hour or more: a writer that took its time in the
+                # hour (entries go at or after the present) may still be writing a row there
+                # without its marker (`_markers` skips a marker it wrote before), which a
+                # marker dropped a moment after the hour ended would leave unscanned for good.
                 await cql.run("bucket_del", (read_at, source, row.bucket))
             out.extend(found or [])
         return out
@@ -795,8 +806,13 @@ class CassandraStore:
             # A past hour that looks drained: read it whole once, so it can be dropped.
             start, whole_at = 0, clock
             out, empty = await self._read_due(cql, source, bucket, start, now_us, want)
-        handed = _us(out[-1].at) if out else now_us
-        self._remember_scan(key, max(start, min(handed, now_us - SCAN_MARGIN_US)), whole_at)
+        if not out:  # nothing current up to the margin: the next scan starts there
+            self._scan_next.pop(key, None)
+            self._remember_scan(key, max(start, now_us - SCAN_MARGIN_US), whole_at)
+        else:  # past the entries handed out only once they are leased (set_due)
+            self._remember_scan(key, start, whole_at)
+            moved = max(start, min(_us(out[-1].at), now_us - SCAN_MARGIN_US))
+            self._scan_next[key] = (moved, whole_at)
         return None if empty and start == 0 else out
 
     async def _read_due(
@@ -836,6 +852,7 @@ class CassandraStore:
     def _remember_scan(self, key: tuple[str, int], start: int, whole_at: float) -> None:
         if len(self._scan_from) > 10_000:  # hours long past are no longer scanned
             self._scan_from = {k: v for k, v in self._scan_from.items() if k[1] >= key[1] - 48}
+            self._scan_next = {k: v for k, v in self._scan_next.items() if k[1] >= key[1] - 48}
         self._scan_from[key] = (start, whole_at)
 
     # -- source control -----------------------------------------------------------------

@@ -46,6 +46,7 @@ from services.bootstrap import catalog, make_checks, make_store, utc_now
 from services.core.events import TOPIC_RAW
 from services.settings import Settings
 from services.shutdown import DRAIN_SECONDS, close_all
+from services.telemetry import memory
 
 log = structlog.get_logger("alm.aggregator")
 
@@ -149,9 +150,12 @@ async def run_worker(settings: Settings) -> int:
     )
     worker.spinner = None  # a terminal progress spinner; services log to files
     worker.runtime = runtime
+    tracing = memory.start("aggregator")
     try:
         await worker.start()  # returns once a signal stopped it
     finally:
+        if tracing is not None:
+            tracing.cancel()
         with contextlib.suppress(Exception):
             await worker.stop()
         await close_all(bus.close(), runtime.aggregator.store.close())

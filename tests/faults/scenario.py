@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra_store import HOUR_US, CassandraStore
 from services.adapters.kafka_bus import KafkaBus, ensure_topics
 from services.core.events import Status
 from services.fetchers.registry import SOURCES
@@ -202,14 +202,15 @@ class Scenario:
         return answer
 
     async def until(self, check: object, timeout: float, what: str) -> float:
-        """Await `check()` until true; seconds it took (AssertionError with the logs after
-        `timeout`)."""
+        """Await `check()` until true; seconds it took (AssertionError after `timeout`: the
+        services' logs, then what was not reached)."""
         assert callable(check)
         started = time.monotonic()
         while not await check():
             if time.monotonic() - started > timeout:
                 logs = self.supervisor.logs_text() if self.supervisor else ""
-                raise AssertionError(f"{self.name}: no {what} after {timeout:.0f} s\n{logs}")
+                # the logs first: a CI shows the tail of its output, where the verdict is
+                raise AssertionError(f"{logs}\n{self.name}: no {what} after {timeout:.0f} s")
             await asyncio.sleep(0.5)
         return time.monotonic() - started
 
@@ -249,7 +250,7 @@ class Scenario:
             return await self.until(all_done, timeout, "refresh of every work")
         except AssertionError as exc:
             behind = await self.behind(since, set(not_yet or []))
-            raise AssertionError(f"not refreshed: {behind}\n{exc}") from None
+            raise AssertionError(f"{exc}\nnot refreshed: {behind}") from None
 
     async def behind(self, since: datetime | None, skip: set[str]) -> dict[str, object]:
         """How many (work, source) are not refreshed (ok) since `since`, and a few of them
@@ -273,7 +274,27 @@ class Scenario:
                         None if state is None else (state.status, state.retrieved_at, state.error),
                     )
                 )
-        return {"count": len(late), "examples": late[:5]}
+        examples = [(pair, held, await self.due_of(*pair)) for pair, held in late[:5]]
+        return {"count": len(late), "examples": examples}
+
+    async def due_of(self, work_id: str, source: str) -> str:
+        """Where the due-index has (work, source): its position (when it is next due) and
+        whether the row there is a lease; what tells a lost request (a lease that never ends)
+        from an entry the scheduler's scans do not reach (due, not leased)."""
+        assert self.store is not None
+        try:
+            cql = await self.store._ready()
+            found = await cql.run("position_get", (source, work_id))
+            if not found or found[0].due_at is None:
+                return "no due entry"
+            at = int(found[0].due_at)
+            rows = await cql.run("due_scan", (source, at // HOUR_US, at, at))
+            leased = [bool(r.leased) for r in rows if r.work_id == work_id]
+        except Exception as exc:  # a diagnosis: never hides the failure it explains
+            return f"due entry unreadable: {exc!r}"
+        when = datetime.fromtimestamp(at / 1e6, UTC).isoformat()
+        row = "no row" if not leased else ("leased" if leased[0] else "due")
+        return f"due at {when} (attempt {found[0].due_attempt}, {row})"
 
     async def wait_progress(
         self, since: datetime, timeout: float, source: str | None = None

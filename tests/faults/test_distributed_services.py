@@ -31,10 +31,10 @@ async def recovered(
         s.timings["refreshes stored again after"] = time.monotonic() - ended
         await s.wait_refreshed(fault_time, 240)
         s.timings["recovered (every work refreshed) after"] = time.monotonic() - ended
-    except AssertionError as exc:  # not recovered: say what is missing, then the logs
+    except AssertionError as exc:  # not recovered: the logs, then what is missing
         report = await s.report(fault_time)
         s.print_summary(report)
-        raise AssertionError(f"{report.summary()}\n{exc}") from None
+        raise AssertionError(f"{exc}\n{report.summary()}") from None
     report = await s.report(fault_time)
     s.print_summary(report)
     assert report.problems() == {}, report.summary()
