@@ -13,7 +13,8 @@ Tables (services/adapters/cassandra_migrations/*.cql, applied by `migrate()` and
   or the scheduler's reconcile (`works_after` pages) repairs.
 - Works in work-id order: `work_index` spreads ids over 16 clustered shards; a page merges
   them (`works_after`: each shard read after the id, merged). `count_works` and
-  `source_summary` read every row (O(works), for status pages).
+  `source_summary` read every row (O(works), for status pages). Works by date, newest first
+  (ALM v5's listing): `works_by_issued`, written with the works rows (cassandra_issued.py).
 - Aggregates: history points, events and leaderboard rows are written first and the state row
   last, so a crash in between is repaired by the redelivered observation (the state, which
   decides whether an observation is new, is only stored once everything else is).
@@ -58,12 +59,14 @@ import re
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from cassandra.query import UNSET_VALUE
 
+from services.adapters import cassandra_issued
 from services.adapters.cassandra_async import (
     Call,
     CqlSession,
@@ -286,6 +289,7 @@ class CassandraStore:
             hosts, port, self.keyspace, request_timeout=request_timeout, connection=connection
         )
         self._prepared = False  # STATEMENTS prepared (after checking the schema is migrated)
+        self._issued = cassandra_issued.IssuedIndex()  # works by date (v5's listing)
         self._markers: set[tuple[str, int]] = set()  # due_buckets rows this process wrote
         # (work, source) -> (due_at, attempt) or None (no entry): positions read by `states` and
         # `due`, taken back by the next write of that key (see the module's docstring)
@@ -304,7 +308,7 @@ class CassandraStore:
         if not self._prepared:
             await self._cql.check_keyspace()
             await self._check_migrated()
-            await self._cql.prepare(STATEMENTS)
+            await self._cql.prepare({**STATEMENTS, **cassandra_issued.STATEMENTS})
             self._prepared = True
         return self._cql
 
@@ -343,6 +347,8 @@ class CassandraStore:
             await cql.schema_change(statements)
             if version == DUE_POSITION_MIGRATION:
                 await self._copy_due_lookup(cql)
+            elif version == cassandra_issued.MIGRATION:
+                await cassandra_issued.backfill(cql)
             await cql.query(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                 (version, name, datetime.now(UTC)),
@@ -416,12 +422,15 @@ class CassandraStore:
                 claimed = bool(result[0][0])
                 existing_id = None if claimed else result[0].work_id
             if claimed:
+                by_date = self._issued.puts([work])
                 await cql.run_many(
                     [
                         ("work_insert", [work.work_id, *_work_values(work), datetime.now(UTC)]),
                         ("index_insert", (_shard(work.work_id), work.work_id)),
+                        *by_date,
                     ]
                 )
+                self._issued.written(by_date)
                 await self._claim_ids(cql, work, skip={primary} if primary else set())
                 return Registration(work, created=True)
         assert existing_id is not None
@@ -430,6 +439,7 @@ class CassandraStore:
         merged = existing.merged(work)
         if merged != existing or not rows:
             await cql.run("work_update", [*_work_values(merged), merged.work_id])
+            await self._move_by_date(cql, {existing_id: existing.issued} if rows else {}, [merged])
         known = {i for i, rows in zip(idents, mapped, strict=True) if rows}
         await self._claim_ids(cql, merged, skip=known)
         return Registration(merged, created=False)
@@ -454,9 +464,28 @@ class CassandraStore:
     async def update_works(self, works: Sequence[Work]) -> None:
         """Store the metadata of known works whose identifiers are unchanged (no claims)."""
         cql = await self._ready()
+        before = await self.get_works([w.work_id for w in works])
         await cql.run_many(
             cql.batches(("work_update", [*_work_values(w), w.work_id]) for w in works)
         )
+        stored = {  # as the rows now are: an update's None leaves a column unset
+            w.work_id: replace(w, issued=w.issued or before[w.work_id].issued)
+            for w in works
+            if w.work_id in before
+        }
+        dates = {w: before[w].issued for w in stored}
+        await self._move_by_date(cql, dates, stored.values())
+
+    async def _move_by_date(
+        self, cql: CqlSession, before: Mapping[str, date | None], works: Iterable[Work]
+    ) -> None:
+        """After the works rows: move the date-order rows of works whose date changed from
+        `before` (a work not in `before` gets its row)."""
+        works = list(works)
+        calls = self._issued.moves(before, [w for w in works if w.work_id in before])
+        calls += self._issued.puts(w for w in works if w.work_id not in before)
+        await cql.run_many(cql.batches(calls))
+        self._issued.written(calls)
 
     async def _read_in(
         self, cql: CqlSession, single: str, many: str, work_ids: Sequence[str], *prefix: Any
@@ -483,6 +512,10 @@ class CassandraStore:
         ids = sorted(r.work_id for rows in pages for r in rows)[offset : offset + limit]
         found = await self.get_works(ids)
         return [found[w] for w in ids if w in found]
+
+    async def works_newest(self, offset: int, limit: int) -> list[Work]:
+        """A page of works newest first, undated last, then by work id (works_by_issued)."""
+        return await self._issued.page(await self._ready(), self.get_works, offset, limit)
 
     async def works_after(self, after: str | None, limit: int) -> list[Work]:
         """Up to `limit` works with ids after `after`, in id order (the index shards merged)."""

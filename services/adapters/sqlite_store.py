@@ -127,6 +127,11 @@ MIGRATIONS: tuple[str, ...] = (
         secret_hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT,
         rate_per_minute INTEGER, email TEXT);
     """,
+    # ALM v5's listing, newest first (`works_newest`): NULLs sort lowest in SQLite, so the
+    # index read backwards yields dated works newest first, then the undated ones.
+    """
+    CREATE INDEX IF NOT EXISTS works_by_issued ON works (issued DESC, work_id);
+    """,
 )
 
 
@@ -243,6 +248,19 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[Work]:
             rows = conn.execute(
                 f"SELECT {_WORK_COLS} FROM works ORDER BY work_id LIMIT ? OFFSET ?", (limit, offset)
+            )
+            return [_work(r) for r in rows]
+
+        return await self._run(read)
+
+    async def works_newest(self, offset: int, limit: int) -> list[Work]:
+        """A page of works newest first, undated last, then by work id (`works_by_issued`)."""
+
+        def read(conn: sqlite3.Connection) -> list[Work]:
+            rows = conn.execute(
+                f"SELECT {_WORK_COLS} FROM works ORDER BY issued DESC NULLS LAST, work_id"
+                " LIMIT ? OFFSET ?",
+                (limit, offset),
             )
             return [_work(r) for r in rows]
 

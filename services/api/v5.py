@@ -155,14 +155,15 @@ async def _with_counts(
 async def _listed(
     request: web.Request, order: str | None, page: int, per_page: int
 ) -> tuple[list[Work], int]:
-    """Every work: by `order`'s count, highest first, else in registry order."""
+    """Every work: by `order`'s count, highest first, else newest first (as Lagotto: by
+    publication date, undated works last, then by work id)."""
     store = request.app[STORE]
     if order:
         top = await store.top_works(order, _count_metric(order), page * per_page)
         wanted = [w for w, _ in top[(page - 1) * per_page :]]
         picked = await store.get_works(wanted)
         return [picked[w] for w in wanted if w in picked], await totals.works_total(request)
-    works = await store.list_works((page - 1) * per_page, per_page)
+    works = await store.works_newest((page - 1) * per_page, per_page)
     return works, await totals.works_total(request)
 
 

@@ -372,6 +372,24 @@ async def db_migrate(settings: Settings) -> int:
     return 0
 
 
+async def db_reindex_dates(settings: Settings) -> int:
+    """`alm db reindex-dates`: a `works_by_issued` row for every work (Cassandra: what migration
+    012 wrote, again; SQLite's index needs nothing)."""
+    store = make_store(settings)
+    try:
+        await store.migrate()
+        if settings.store == "cassandra":
+            from services.adapters import cassandra_issued
+            from services.adapters.cassandra_store import CassandraStore
+
+            assert isinstance(store, CassandraStore)
+            await cassandra_issued.backfill(await store.session())
+    finally:
+        await store.close()
+    print(f"publication-date listing indexed ({settings.store})")
+    return 0
+
+
 async def topics_create(settings: Settings, partitions: int, replication: int = -1) -> int:
     """`alm topics create`: create every topic on Kafka (idempotent; existing topics keep
     their partitions and replicas)."""

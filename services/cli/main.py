@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     keys_cli.add_parser(sub)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     db.add_parser("migrate", help="apply schema migrations")
+    db.add_parser(
+        "reindex-dates",
+        help="write every work's row of the publication-date listing again (Cassandra; after "
+        "a rolling upgrade from a version before migration 012)",
+    )
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
         dest="topics_cmd", required=True
     )
@@ -201,6 +206,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _setup(args: argparse.Namespace, settings: Settings) -> int:
     """`alm db migrate` and `alm topics create`."""
+    if args.command == "db" and args.db_cmd == "reindex-dates":
+        return await commands.db_reindex_dates(settings)
     if args.command == "db":
         return await commands.db_migrate(settings)
     return await commands.topics_create(settings, args.partitions, args.replication_factor)

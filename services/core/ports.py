@@ -144,6 +144,12 @@ class WorkStore(Protocol):
 
     async def list_works(self, offset: int, limit: int) -> list[Work]: ...
 
+    async def works_newest(self, offset: int, limit: int) -> list[Work]:
+        """A page of works by publication date, newest first, undated works last, works of
+        one date (and the undated ones) by work id: ALM v5's listing without `ids`. Read from
+        an index on the date, not by sorting every work (offsets: O(offset + limit))."""
+        ...
+
     async def works_after(self, after: str | None, limit: int) -> list[Work]:
         """Up to `limit` works whose ids sort after `after` (from the first if None), in id
         order: a keyset page, as cheap at the end of the registry as at its start (reconcile

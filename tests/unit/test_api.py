@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.core.works import Work
 from services.embedded import refresh_until_idle
 from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
@@ -256,6 +258,45 @@ async def test_v5_summary_pmid_lookup_and_order(client: TestClient[Any, Any]) ->
     assert "sources" not in summary["data"][0]
     ordered = await (await client.get("/api/v5/articles?order=crossref&info=summary")).json()
     assert [a["doi"] for a in ordered["data"]] == [PEERJ, PCBI]  # 1015 > 27 citations
+
+
+async def test_v5_lists_every_work_newest_first(client: TestClient[Any, Any], kit: Kit) -> None:
+    """Without `ids` or `order`, v5 lists works as Lagotto did: by publication date, newest
+    first, one date's works by DOI, undated works last (by DOI); pages are disjoint and
+    complete; a date learned later moves the work."""
+    dates = {
+        "10.5555/c.2019": date(2019, 12, 31),
+        "10.5555/b.2020": date(2020, 6, 1),
+        "10.5555/d.undated": None,
+        "10.5555/a.2020": date(2020, 6, 1),
+        "10.5555/e.2008": date(2008, 11, 1),
+        "10.5555/0.undated": None,
+    }
+    await kit.store.register([Work(d, doi=d, issued=issued) for d, issued in dates.items()])
+
+    async def listing() -> list[str]:
+        seen = []
+        for page in (1, 2, 3, 4):
+            body = await (await client.get(f"/api/v5/articles?per_page=3&page={page}")).json()
+            assert body["total"] == 8 and body["total_pages"] == 3
+            seen += [a["doi"] for a in body["data"]]
+        return seen
+
+    assert await listing() == [
+        "10.5555/a.2020",
+        "10.5555/b.2020",
+        "10.5555/c.2019",
+        PEERJ,  # 2018-02-13
+        "10.5555/e.2008",
+        PCBI,  # 2008-10-31
+        "10.5555/0.undated",
+        "10.5555/d.undated",
+    ]
+    await kit.store.update_works(
+        [Work("10.5555/0.undated", doi="10.5555/0.undated", issued=date(2021, 1, 2))]
+    )
+    assert (await listing())[:2] == ["10.5555/0.undated", "10.5555/a.2020"]
+    assert (await listing())[-1] == "10.5555/d.undated"
 
 
 async def test_v5_order_with_a_publisher_ranks_that_publishers_works(

@@ -321,3 +321,15 @@ def test_offline_runs_do_not_pace_the_built_in_stub_like_the_real_apis() -> None
     assert {n: r for n, r in settings.rates.items() if n != "reddit"} == {
         n: OFFLINE_RATE for n in SOURCES if n != "reddit"
     }
+
+
+def test_db_reindex_dates_in_the_embedded_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alm db reindex-dates` on SQLite migrates and leaves the index to SQLite (Cassandra's
+    case: tests/integration/test_works_newest.py)."""
+    assert main(["--data-dir", str(tmp_path), "db", "reindex-dates"]) == 0
+    assert "publication-date listing indexed (sqlite)" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "alm.sqlite") as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "works_by_issued" in indexes

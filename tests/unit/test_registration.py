@@ -82,6 +82,12 @@ class FakeWorkStore:
     async def list_works(self, offset: int, limit: int) -> list[Work]:
         return [self.works[w] for w in sorted(self.works)][offset : offset + limit]
 
+    async def works_newest(self, offset: int, limit: int) -> list[Work]:
+        def newest(w: Work) -> tuple[bool, int, str]:
+            return (w.issued is None, -(w.issued.toordinal() if w.issued else 0), w.work_id)
+
+        return sorted(self.works.values(), key=newest)[offset : offset + limit]
+
     async def count_works(self) -> int:
         return len(self.works)
 
