@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.api.access import Guard, access_control, quota_headers
 from services.api.errors import json_errors
+from services.api.export import CHUNK
 from services.api.hub import ChangeHub
 from services.api.keycache import KeyCache
 from services.api.legacy import legacy_clients
@@ -21,6 +22,7 @@ from services.api.state import (
     CALLS,
     CATALOG,
     CLOCK,
+    EXPORT_CHUNK,
     GUARD,
     HOOKS,
     HUB,
@@ -88,6 +90,7 @@ def init_app(
     app[STORE_TIMEOUT] = settings.api_store_timeout
     app[CATALOG] = make_catalog()
     app[NOTIFY] = settings.notify
+    app[EXPORT_CHUNK] = CHUNK
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = store is None

@@ -10,6 +10,7 @@ from services.api import (
     changes,
     deposit,
     docs,
+    export,
     keys,
     legacy,
     provenance,
@@ -37,6 +38,7 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_post("/api/v1/sources/{name}/{action:pause|resume}", views.control_source)
     app.router.add_get("/api/v1/works", views.list_works)
     app.router.add_post("/api/v1/works", views.register_works)
+    app.router.add_get("/api/v1/works.csv", export.works_csv)
     app.router.add_get("/api/v1/works/{id:.+}/history", views.work_history)
     app.router.add_get("/api/v1/works/{id:.+}/provenance", provenance.work_provenance)
     app.router.add_get("/api/v1/works/{id:.+}", views.get_work)
@@ -91,6 +93,7 @@ ACCESS: Rules = {
     ("POST", "/api/v1/sources/{name}/{action}"): Access.ADMIN,
     ("GET", "/api/v1/works"): Access.READ,
     ("POST", "/api/v1/works"): Access.ADMIN,
+    ("GET", "/api/v1/works.csv"): Access.READ,
     ("GET", "/api/v1/works/{id}/history"): Access.READ,
     ("GET", "/api/v1/works/{id}"): Access.READ,
     ("GET", "/api/v5/articles"): Access.READ,

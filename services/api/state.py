@@ -40,3 +40,4 @@ CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")  # source -> metric -> grou
 NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
 HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients
 HOOKS = web.AppKey("hooks", HookStore)  # registered webhooks and their delivery logs
+EXPORT_CHUNK: web.AppKey[int] = web.AppKey("export_chunk")  # works a CSV export reads at a time

@@ -119,6 +119,16 @@ def test_source_names_are_the_registry() -> None:
     assert DOC["components"]["schemas"]["SourceName"]["enum"] == sorted(SOURCES)
 
 
+def test_export_metric_names_are_the_registry() -> None:
+    """The CSV export's `metric` enum lists exactly the metrics the installed sources declare
+    (any other is a 400)."""
+    (metric,) = [
+        p for p in DOC["paths"]["/api/v1/works.csv"]["get"]["parameters"] if p["name"] == "metric"
+    ]
+    declared = {spec.name for plugin in SOURCES.values() for spec in plugin.metrics}
+    assert metric["schema"]["enum"] == sorted(declared)
+
+
 def test_shared_shapes_match_the_event_schemas() -> None:
     """The work fields and the event item are the ones the topic schemas define."""
     work_event = json.loads((SCHEMA_DIR / "work.schema.json").read_text())
@@ -252,6 +262,12 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/api/v1/works", "get", "/api/v1/works?cursor=10.1371%2Fzzz", None, 200),
     ("/api/v1/works", "get", "/api/v1/works?cursor=*&publisher_id=340", None, 200),
     ("/api/v1/works", "get", "/api/v1/works?cursor=", None, 400),
+    ("/api/v1/works.csv", "get", "/api/v1/works.csv", None, 200),
+    ("/api/v1/works.csv", "get", "/api/v1/works.csv?source=crossref&metric=citations", None, 200),
+    ("/api/v1/works.csv", "get", f"/api/v1/works.csv?ids={PEERJ},pmid:1&cursor=*", None, 200),
+    ("/api/v1/works.csv", "get", "/api/v1/works.csv?publisher_id=340&metric=views", None, 200),
+    ("/api/v1/works.csv", "get", "/api/v1/works.csv?metric=total", None, 400),
+    ("/api/v1/works.csv", "get", "/api/v1/works.csv?source=nope", None, 400),
     ("/api/v5/articles", "get", "/api/v5/articles?publisher_id=340", None, 200),
     ("/api/v5/articles", "get", "/api/v5/articles?publisher=public+library+of+science", None, 200),
     ("/api/v5/articles", "get", f"/api/v5/articles?ids={PEERJ},{PCBI}&publisher=340", None, 200),
@@ -332,7 +348,8 @@ async def test_real_responses_match_the_document(
 async def _conforms(resp: Any, path: str, method: str, status: int) -> None:
     documented = _response(path, method, status)
     assert resp.content_type in documented["content"]
-    payload = await (resp.text() if resp.content_type == "text/html" else resp.json())
+    as_text = resp.content_type in ("text/html", "text/csv")
+    payload = await (resp.text() if as_text else resp.json())
     assert _errors(documented["content"][resp.content_type]["schema"], payload) == []
     for name, header in documented.get("headers", {}).items():
         if "$ref" in header:
