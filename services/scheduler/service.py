@@ -8,6 +8,7 @@ registration, a source enabled later, an identifier learned later) is closed by 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -132,16 +133,34 @@ class Scheduler:
                     WorkRef.of(work), source.name, now, reason, attempt=entry.attempt
                 )
                 requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
-            await self.bus.publish(refresh_topic(source.name), requests, pack=PACK_REQUESTS)
-            REFRESH_REQUESTS.labels(source.name).inc(len(requests))
-            lease = [
-                DueEntry(e.work_id, now + self.settings.lease, e.attempt, leased=True)
-                for e in entries
-            ]
-            await self.store.set_due(source.name, lease)
+            await self._emit(source.name, entries, requests, now)
             total += len(requests)
         self.emitted += total
         return total
+
+    async def _emit(
+        self,
+        source: str,
+        entries: list[DueEntry],
+        requests: list[tuple[str, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """Lease the entries, then publish their requests. The lease goes first: a refresh can
+        be fetched and aggregated before the publish returns (a broker restart acknowledges
+        late), and a lease written after it would replace the work's next due time with the
+        lease, leaving the work unrefreshed for the lease's length. A publish that fails
+        makes the entries due now again (the next tick emits them)."""
+        lease = [
+            DueEntry(e.work_id, now + self.settings.lease, e.attempt, leased=True) for e in entries
+        ]
+        await self.store.set_due(source, lease)
+        try:
+            await self.bus.publish(refresh_topic(source), requests, pack=PACK_REQUESTS)
+        except BaseException:
+            back = [DueEntry(e.work_id, max(self.clock(), now), e.attempt) for e in entries]
+            await asyncio.shield(self.store.set_due(source, back))
+            raise
+        REFRESH_REQUESTS.labels(source).inc(len(requests))
 
     async def step(self, timeout: float) -> int:
         """Consume one batch of works, retries and dead letters into the due-index (the
