@@ -90,13 +90,28 @@ async def refresh_until_idle(
 
 
 async def release_dead_leases(p: Pipeline) -> int:
-    """Make due now the works a previous process of the embedded mode had handed out: the
-    requests were in its in-process bus, which died with it (leases would otherwise keep them
-    from being refreshed until they run out)."""
+    """Make due now the works a previous scheduler had handed out. Embedded: the requests were
+    in its in-process bus, which died with it. Distributed: the scheduler leases before it
+    publishes, so one killed in between leaves leases whose requests were never sent. Either
+    way leases would keep those works from being refreshed until they run out; the requests
+    still in flight are emitted once more (every write downstream is idempotent)."""
     released = await p.store.release_leases(p.clock(), p.scheduler.settings.lease)
     if released:
         log.warning("leases_of_a_previous_run_released", works=released)
     return released
+
+
+async def release_leases_at_start(p: Pipeline, stop: asyncio.Event, every: float = 5.0) -> None:
+    """`release_dead_leases`, again every `every` seconds until it succeeds (the store may
+    still be starting) or `stop`."""
+    while not stop.is_set():
+        try:
+            await release_dead_leases(p)
+            return
+        except Exception:
+            STEP_FAILURES.labels("scheduler-release").inc()
+            log.exception("lease_release_failed_retrying")
+        await _pause(stop, every)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

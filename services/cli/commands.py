@@ -41,6 +41,7 @@ from services.embedded import (
     keep_stepping,
     keep_ticking,
     release_dead_leases,
+    release_leases_at_start,
     run_services,
 )
 from services.fetchers.control import describe_source, set_paused
@@ -461,6 +462,7 @@ async def _run_services(name: str, settings: Settings) -> int:
     try:
         async with pipeline.caller:
             if name == "scheduler":
+                await release_leases_at_start(pipeline, stop)
                 await asyncio.gather(
                     keep_stepping("scheduler", pipeline.scheduler.step, stop),
                     keep_ticking(pipeline, stop, every=5.0),

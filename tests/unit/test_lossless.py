@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -35,7 +36,7 @@ from services.core.events import (
     Status,
     refresh_topic,
 )
-from services.core.ports import Message
+from services.core.ports import DueEntry, Message
 from services.core.schema_check import SchemaViolation
 from services.core.staleness import Policy
 from services.core.works import Work, WorkRef
@@ -324,6 +325,27 @@ async def test_a_tick_whose_publish_fails_leaves_its_works_due_now(tmp_path: Pat
         assert sorted(e.work_id for e in entries) == sorted(dois)
         assert not any(e.leased for e in entries)
         assert await scheduler.tick() == 4
+
+
+async def test_a_scheduler_starting_releases_the_leases_a_killed_one_left(
+    tmp_path: Path,
+) -> None:
+    """A scheduler killed between its lease and its publish leaves leases whose requests were
+    never sent: the next one releases them as it starts (again until the store answers), and
+    its first tick emits them, instead of the works waiting out the lease's hour."""
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref",)) as kit:
+        dois = [f"10.5555/killed.{n}" for n in range(3)]
+        await kit.register(dois)
+        await kit.pipeline.scheduler.step(0)
+        lease = kit.clock() + timedelta(hours=1)
+        await kit.store.set_due("crossref", [DueEntry(d, lease, 1, leased=True) for d in dois])
+        assert await kit.pipeline.scheduler.tick() == 0  # leased: nothing to emit
+        flaky = Flaky(kit.store)
+        flaky.fail("release_leases", 1, OperationTimedOut("store still starting"))
+        starting = replace(kit.pipeline, store=flaky)
+        await embedded.release_leases_at_start(starting, asyncio.Event(), every=0)
+        assert flaky.calls["release_leases"] == 2
+        assert await kit.pipeline.scheduler.tick() == 3
 
 
 async def test_a_fetcher_dead_letters_the_request_whose_record_the_broker_refuses(
