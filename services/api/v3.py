@@ -1,18 +1,25 @@
 """ALM API v3 compatibility (`/api/v3/articles`, `/api/v3/articles/info:doi/{doi}`): what the
 OJS ALM plugin (OJS 2.4.x), almviz's embed script and rOpenSci alm 0.1 read. Answers are JSON
 arrays of articles (ALM 2.x to Lagotto 3.8); nothing found is a 404 `{"error": "Article not
-found."}`, which the OJS plugin needs to fall back to its own figures."""
+found."}`, which the OJS plugin needs to fall back to its own figures.
+`days`/`months`/`year` ask for the figures as they stood at a cutoff day (v3_asof.py)."""
 
 from __future__ import annotations
+
+from datetime import date
 
 from aiohttp import web
 
 from services.api.errors import NotFound
 from services.api.params import ids_param, lenient_choice, query_of
-from services.api.state import STORE
+from services.api.present import source_history
+from services.api.state import CLOCK, STORE
+from services.api.v3_asof import parse_as_of, state_as_of
 from services.api.v3_present import INFOS, v3_article
 from services.api.v5 import source_views
-from services.core.aggregation import SourceState
+from services.api.v5_present import SourceView
+from services.core.aggregation import HistoryPoint, SourceState
+from services.core.history import PERIODS
 from services.core.identifiers import IdType, InvalidIdentifier, parse_identifier
 from services.core.works import Work
 from services.fetchers.registry import SOURCES
@@ -63,6 +70,8 @@ async def _answer(request: web.Request, works: list[Work]) -> web.Response:
     wanted = _sources(query.get("source"))
     if not works:
         raise NotFound(NOT_FOUND)
+    as_of = parse_as_of(query.get("days"), query.get("months"), query.get("year"))
+    today = request.app[CLOCK]().date()
     store = request.app[STORE]
     states = await store.states_for([w.work_id for w in works])
     latest = {w.work_id: max(_updated(states.get(w.work_id, [])), default="") for w in works}
@@ -70,15 +79,63 @@ async def _answer(request: web.Request, works: list[Work]) -> web.Response:
     data = []
     for work in works:
         mine = states.get(work.work_id, [])
+        cutoff = as_of.cutoff(work.issued, today)
+        points: dict[str, list[HistoryPoint]] = {}
+        if cutoff is not None:
+            mine, points = await _states_at(request, work, mine, cutoff)
         fetched = tuple(
             s.source for s in mine if s.retrieved_at and (wanted is None or s.source in wanted)
         )
         listed = tuple(n for n in SOURCES if n in fetched)
         views = None
-        if info != "summary":
-            views = await source_views(request, work, mine, listed, info in ("detail", "event"))
+        with_events = info in ("detail", "event")
+        if info != "summary" and cutoff is None:
+            views = await source_views(request, work, mine, listed, with_events)
+        elif info != "summary" and cutoff is not None:
+            views = await _views_at(request, work, mine, points, listed, with_events, cutoff)
         data.append(v3_article(work, mine, views, info))
     return web.json_response(data)
+
+
+async def _states_at(
+    request: web.Request, work: Work, states: list[SourceState], cutoff: date
+) -> tuple[list[SourceState], dict[str, list[HistoryPoint]]]:
+    """`days`/`months`/`year`: each source's state and snapshots as of `cutoff`."""
+    history = await request.app[STORE].history(work.work_id, None)
+    cut: list[SourceState] = []
+    points: dict[str, list[HistoryPoint]] = {}
+    for state in states:
+        mine = [p for p in history if p.source == state.source]
+        at, points[state.source] = state_as_of(state, mine, cutoff)
+        cut.append(at)
+    return cut, points
+
+
+async def _views_at(
+    request: web.Request,
+    work: Work,
+    states: list[SourceState],
+    points: dict[str, list[HistoryPoint]],
+    listed: tuple[str, ...],
+    with_events: bool,
+    cutoff: date,
+) -> list[SourceView]:
+    """The listed sources as of `cutoff`: no chart before the first snapshot, events dated
+    after the cutoff left out (undated ones kept)."""
+    state_of = {s.source: s for s in states}
+    views = []
+    for name in listed:
+        state, mine = state_of.get(name), points.get(name, [])
+        periods = {p: source_history(state, name, mine, p, cutoff) for p in PERIODS} if mine else {}
+        events = None
+        if with_events and state:
+            events = [
+                e
+                for e in await request.app[STORE].events(work.work_id, name)
+                if not e.event_time or e.event_time[:10] <= cutoff.isoformat()
+            ]
+        views.append(SourceView(name, state, periods, events))
+    return views
 
 
 def _updated(states: list[SourceState]) -> list[str]:

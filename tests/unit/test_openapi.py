@@ -298,6 +298,8 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/api/v5/sources", "get", "/api/v5/sources", None, 200),
     ("/api/v3/articles", "get", f"/api/v3/articles?ids={PEERJ},{PCBI}&info=detail", None, 200),
     ("/api/v3/articles", "get", f"/api/v3/articles?ids={PEERJ}&source=nope", None, 404),
+    ("/api/v3/articles", "get", f"/api/v3/articles?ids={PEERJ}&info=detail&year=2018", None, 200),
+    ("/api/v3/articles", "get", f"/api/v3/articles?ids={PEERJ}&days=10&months=x", None, 200),
     ("/api/v3/articles/{id}", "get", f"/api/v3/articles/info:doi/{PEERJ}?info=history", None, 200),
     ("/api/v3/articles/{id}", "get", "/api/v3/articles/info:doi/10.9999/none", None, 404),
     ("/api/v5/sources/{name}", "get", "/api/v5/sources/crossref", None, 200),
