@@ -148,12 +148,19 @@ class Scheduler:
         """Lease the entries, then publish their requests. The lease goes first: a refresh can
         be fetched and aggregated before the publish returns (a broker restart acknowledges
         late), and a lease written after it would replace the work's next due time with the
-        lease, leaving the work unrefreshed for the lease's length. A publish that fails
+        lease, leaving the work unrefreshed for the lease's length. A lease write that fails
+        may still have written some leases (a store that stalls mid-write), so the requests
+        are published all the same (the entries not leased are emitted again by the next
+        tick: a duplicate, never a loss), then the failure is raised. A publish that fails
         makes the entries due now again (the next tick emits them)."""
         lease = [
             DueEntry(e.work_id, now + self.settings.lease, e.attempt, leased=True) for e in entries
         ]
-        await self.store.set_due(source, lease)
+        leasing: Exception | None = None
+        try:
+            await self.store.set_due(source, lease)
+        except Exception as exc:
+            leasing = exc
         try:
             await self.bus.publish(refresh_topic(source), requests, pack=PACK_REQUESTS)
         except BaseException:
@@ -161,6 +168,8 @@ class Scheduler:
             await asyncio.shield(self.store.set_due(source, back))
             raise
         REFRESH_REQUESTS.labels(source).inc(len(requests))
+        if leasing is not None:
+            raise leasing
 
     async def step(self, timeout: float) -> int:
         """Consume one batch of works, retries and dead letters into the due-index (the

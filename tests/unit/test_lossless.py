@@ -327,6 +327,35 @@ async def test_a_tick_whose_publish_fails_leaves_its_works_due_now(tmp_path: Pat
         assert await scheduler.tick() == 4
 
 
+async def test_a_lease_write_that_fails_midway_still_sends_its_requests(tmp_path: Path) -> None:
+    """The store stalls while the tick writes its leases: some are written, the write still
+    fails. The requests are published all the same, so no work is left leased without a
+    request (the fault suite's Cassandra pause left works so for the lease's hour); the tick
+    then fails, and the entries it did not lease are emitted again by the next one."""
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref",)) as kit:
+        dois = [f"10.5555/stalled.{n}" for n in range(4)]
+        await kit.register(dois)
+        scheduler = kit.pipeline.scheduler
+        await scheduler.step(0)
+        store = Flaky(kit.store)
+
+        def half_then_timeout(source: str, entries: list[DueEntry]) -> BaseException | None:
+            if not all(e.leased for e in entries):
+                return None
+            asyncio.get_running_loop().create_task(kit.store.set_due(source, entries[:2]))
+            return OperationTimedOut("store stalled mid-write")
+
+        store.refuse("set_due", half_then_timeout)
+        scheduler.store = store
+        with pytest.raises(OperationTimedOut):
+            await scheduler.tick()
+        await asyncio.sleep(0.1)  # the half that was written lands
+        scheduler.store = kit.store
+        requests = await drain(kit.bus, refresh_topic("crossref"))
+        assert sorted(m.key for m in requests) == sorted(dois)
+        assert await scheduler.tick() == 2  # the two not leased, again
+
+
 async def test_a_scheduler_starting_releases_the_leases_a_killed_one_left(
     tmp_path: Path,
 ) -> None:
