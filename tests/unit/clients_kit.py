@@ -7,8 +7,15 @@ client would choke on fails here."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
+
+from aiohttp.test_utils import TestClient
+
+from tests.unit.pipeline_kit import Kit, api_client
 
 ALM_TIME = "%Y-%m-%dT%H:%M:%SZ"  # pyalm cleanup._parse_dates / Lagotto's iso8601
 ALM_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -180,3 +187,12 @@ class KeyedClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.request(method, with_key(path, self.key), **self._data(kwargs))
+
+
+@asynccontextmanager
+async def keyed_api_client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    """The API's test client over `kit`, each placeholder key the clients send replaced by an
+    admin key this server issued (sent where the client sends its key)."""
+    async with api_client(kit, tmp_path) as client:
+        key = (await kit.admin_headers())["Authorization"].removeprefix("Bearer ")
+        yield cast(TestClient[Any, Any], KeyedClient(client, key))

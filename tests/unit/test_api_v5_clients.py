@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aiohttp import FormData
@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from services.embedded import refresh_until_idle
 from services.fetchers.registry import SOURCES
 from tests.unit import clients_kit as read
-from tests.unit.clients_kit import KeyedClient
-from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
+from tests.unit.clients_kit import keyed_api_client
+from tests.unit.pipeline_kit import Kit, pipeline_kit
 
 PCBI = "10.1371/journal.pcbi.1000204"  # issued 2008-10-31, PMID 18974831
 PEERJ = "10.7717/peerj.4375"  # issued 2018-02-13
@@ -47,9 +47,8 @@ async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
 
 @pytest.fixture
 async def client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    async with api_client(kit, tmp_path) as c:
-        key = (await kit.admin_headers())["Authorization"].removeprefix("Bearer ")
-        yield cast(TestClient[Any, Any], KeyedClient(c, key))
+    async with keyed_api_client(kit, tmp_path) as c:
+        yield c
 
 
 async def _get(client: TestClient[Any, Any], query: str, headers: dict[str, str]) -> Any:

@@ -7,15 +7,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from services.core.deposits import Deposited, Refused, parse_line, parse_payload
-from tests.unit.clients_kit import KeyedClient
-from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
+from tests.unit.clients_kit import keyed_api_client
+from tests.unit.pipeline_kit import Kit, pipeline_kit
 
 # `"$doi $publishedDate $title\n"` per article; "Ma  pectrometry" is the plugin's /s+/ bug
 PAYLOAD = (
@@ -84,9 +84,8 @@ async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
 
 @pytest.fixture
 async def client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    async with api_client(kit, tmp_path) as c:
-        key = (await kit.admin_headers())["Authorization"].removeprefix("Bearer ")
-        yield cast(TestClient[Any, Any], KeyedClient(c, key))
+    async with keyed_api_client(kit, tmp_path) as c:
+        yield c
 
 
 async def _deposit(client: TestClient[Any, Any], payload: str, multipart: bool = True) -> Any:
