@@ -77,14 +77,7 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
 # (method, path template) -> what the route needs (services/api/access.py). A route missing
 # here needs an admin key; HEAD follows GET. Webhooks and other things a key owns: Access.KEY,
 # with `access.require_owner(request, owner_key_id)` in the handler.
-LEGACY_PATHS = (
-    "/api/v3/articles",
-    "/api/v3/articles/{id}",
-    "/api/v5/articles",
-    "/api/v5/sources",
-    "/api/v5/sources/{name}",
-)
-ACCESS: Rules = {
+_ROUTES: Rules = {
     ("GET", "/healthz"): Access.PUBLIC,
     ("GET", "/readyz"): Access.PUBLIC,
     ("GET", "/metrics"): Access.PUBLIC,
@@ -124,6 +117,10 @@ ACCESS: Rules = {
     ("GET", "/api/v3/articles/{id}"): Access.READ,
     ("POST", "/api/v5/articles"): Access.READ,
     ("POST", "/api/v1/deposits/ojs"): Access.ADMIN,
-    **{("OPTIONS", path): Access.PUBLIC for path in LEGACY_PATHS},  # CORS preflights
     **SITE_ACCESS,
+}
+ACCESS: Rules = {
+    **_ROUTES,
+    # CORS preflights: every ALM-compatible path (the paths `setup_routes` answers OPTIONS on)
+    **{("OPTIONS", p): Access.PUBLIC for m, p in _ROUTES if m == "GET" and legacy.legacy_path(p)},
 }
