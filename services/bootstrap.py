@@ -238,6 +238,76 @@ class Pipeline:
     checker: Checker
 
 
+def make_scheduler(
+    settings: Settings,
+    bus: Bus,
+    store: Store,
+    clock: Callable[[], datetime] = utc_now,
+    policy: Policy | None = None,
+    rng: random.Random | None = None,
+) -> Scheduler:
+    """The scheduler over the sources this configuration runs."""
+    return Scheduler(
+        selected_sources(settings),
+        bus,
+        store,
+        policy or settings.policy(),
+        SchedulerSettings(),
+        clock,
+        rng or random.Random(),
+        backlog=_backlog(bus),
+    )
+
+
+def make_fetchers(
+    settings: Settings,
+    bus: Bus,
+    store: Store,
+    caller: HttpCaller,
+    clock: Callable[[], datetime] = utc_now,
+    policy: Policy | None = None,
+    rng: random.Random | None = None,
+) -> list[FetcherService]:
+    """One fetcher per source this configuration runs, over the shared HTTP layer `caller`."""
+    checks = make_checks(settings, store)
+    return [
+        FetcherService(
+            s,
+            bus,
+            store,
+            caller,
+            settings.source_config(s.name),
+            policy or settings.policy(),
+            clock,
+            rng=rng or random.Random(),
+            activity=checks,
+            failure_limit=settings.source_failure_limit,
+        )
+        for s in selected_sources(settings)
+    ]
+
+
+def make_aggregator(
+    settings: Settings,
+    bus: Bus,
+    store: Store,
+    clock: Callable[[], datetime] = utc_now,
+    policy: Policy | None = None,
+    rng: random.Random | None = None,
+) -> Aggregator:
+    """The aggregator, with the data-quality checks it feeds."""
+    return Aggregator(
+        bus,
+        store,
+        policy or settings.policy(),
+        clock,
+        rng or random.Random(),
+        alerts=make_checks(settings, store),
+        catalog=catalog(),
+        limits=settings.checks,
+    )
+
+
 def make_pipeline(
     settings: Settings,
     bus: Bus,
@@ -247,35 +317,22 @@ def make_pipeline(
     rng: random.Random | None = None,
     http: HttpSettings | None = None,
 ) -> Pipeline:
-    """Wire scheduler, one fetcher per source and the aggregator (not yet started)."""
+    """Wire scheduler, one fetcher per source and the aggregator (not yet started): the
+    embedded mode and the tests; a distributed service builds only its own part."""
     policy = policy or settings.policy()
     rng = rng or random.Random()
-    sources = selected_sources(settings)
-    caller = make_caller(settings, sources, http)
-    scheduler = Scheduler(
-        sources, bus, store, policy, SchedulerSettings(), clock, rng, backlog=_backlog(bus)
+    caller = make_caller(settings, selected_sources(settings), http)
+    return Pipeline(
+        settings,
+        bus,
+        store,
+        caller,
+        make_scheduler(settings, bus, store, clock, policy, rng),
+        make_fetchers(settings, bus, store, caller, clock, policy, rng),
+        make_aggregator(settings, bus, store, clock, policy, rng),
+        clock,
+        make_checker(settings, store, clock),
     )
-    checks = make_checks(settings, store)
-    fetchers = [
-        FetcherService(
-            s,
-            bus,
-            store,
-            caller,
-            settings.source_config(s.name),
-            policy,
-            clock,
-            rng=rng,
-            activity=checks,
-            failure_limit=settings.source_failure_limit,
-        )
-        for s in sources
-    ]
-    aggregator = Aggregator(
-        bus, store, policy, clock, rng, alerts=checks, catalog=catalog(), limits=settings.checks
-    )
-    checker = make_checker(settings, store, clock)
-    return Pipeline(settings, bus, store, caller, scheduler, fetchers, aggregator, clock, checker)
 
 
 def _backlog(bus: Bus) -> Callable[[str], int] | None:

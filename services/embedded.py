@@ -25,7 +25,9 @@ from services.shutdown import DRAIN_SECONDS
 from services.telemetry.pipeline import STEP_FAILURES
 
 if TYPE_CHECKING:
+    from services.checks.service import Checker
     from services.notifier.service import Notifier
+    from services.scheduler.service import Scheduler
 
 log = structlog.get_logger("alm.embedded")
 
@@ -89,24 +91,26 @@ async def refresh_until_idle(
     return _since(p, before)
 
 
-async def release_dead_leases(p: Pipeline) -> int:
+async def release_dead_leases(scheduler: Scheduler) -> int:
     """Make due now the works a previous scheduler had handed out. Embedded: the requests were
     in its in-process bus, which died with it. Distributed: the scheduler leases before it
     publishes, so one killed in between leaves leases whose requests were never sent. Either
     way leases would keep those works from being refreshed until they run out; the requests
     still in flight are emitted once more (every write downstream is idempotent)."""
-    released = await p.store.release_leases(p.clock(), p.scheduler.settings.lease)
+    released = await scheduler.store.release_leases(scheduler.clock(), scheduler.settings.lease)
     if released:
         log.warning("leases_of_a_previous_run_released", works=released)
     return released
 
 
-async def release_leases_at_start(p: Pipeline, stop: asyncio.Event, every: float = 5.0) -> None:
+async def release_leases_at_start(
+    scheduler: Scheduler, stop: asyncio.Event, every: float = 5.0
+) -> None:
     """`release_dead_leases`, again every `every` seconds until it succeeds (the store may
     still be starting) or `stop`."""
     while not stop.is_set():
         try:
-            await release_dead_leases(p)
+            await release_dead_leases(scheduler)
             return
         except Exception:
             STEP_FAILURES.labels("scheduler-release").inc()
@@ -179,11 +183,11 @@ async def keep_stepping(
             return
 
 
-async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
+async def keep_ticking(scheduler: Scheduler, stop: asyncio.Event, every: float) -> None:
     """Run the scheduler's due-index scan every `every` seconds until `stop`."""
     while not stop.is_set():
         try:
-            await p.scheduler.tick()
+            await scheduler.tick()
         except Exception:
             STEP_FAILURES.labels("scheduler-tick").inc()
             log.exception("scheduler_tick_failed_retrying")
@@ -191,7 +195,7 @@ async def keep_ticking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
 
 
 async def keep_reconciling(
-    p: Pipeline,
+    scheduler: Scheduler,
     stop: asyncio.Event,
     every: float,
     pause: float = 0.02,
@@ -205,7 +209,7 @@ async def keep_reconciling(
         try:
             added = works = 0
             while not stop.is_set():
-                page = await p.scheduler.reconcile()
+                page = await scheduler.reconcile()
                 added, works = added + page.added, works + page.works
                 if page.done:
                     log.info("reconcile_pass_done", works=works, added=added)
@@ -219,12 +223,12 @@ async def keep_reconciling(
         await _pause(stop, wait)
 
 
-async def keep_checking(p: Pipeline, stop: asyncio.Event, every: float) -> None:
+async def keep_checking(checker: Checker, stop: asyncio.Event, every: float) -> None:
     """The periodic data-quality checks (services/checks/) now, then every `every` seconds,
     until `stop`; a failed pass is logged and tried again at the next."""
     while not stop.is_set():
         try:
-            await p.checker.run_once()
+            await checker.run_once()
         except Exception:
             STEP_FAILURES.labels("checks").inc()
             log.exception("checks_failed_retrying")
@@ -269,9 +273,11 @@ async def run_services(
     before = _counters(p)
     drain, reconciled = asyncio.Event(), asyncio.Event()
     producers = [
-        asyncio.create_task(keep_ticking(p, stop, pacing.tick_seconds)),
-        asyncio.create_task(keep_reconciling(p, stop, pacing.reconcile_seconds, passed=reconciled)),
-        asyncio.create_task(keep_checking(p, stop, pacing.checks_seconds)),
+        asyncio.create_task(keep_ticking(p.scheduler, stop, pacing.tick_seconds)),
+        asyncio.create_task(
+            keep_reconciling(p.scheduler, stop, pacing.reconcile_seconds, passed=reconciled)
+        ),
+        asyncio.create_task(keep_checking(p.checker, stop, pacing.checks_seconds)),
         *(
             asyncio.create_task(keep_stepping(f"fetcher-{f.source.name}", f.step, stop))
             for f in p.fetchers

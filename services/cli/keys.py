@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from services.bootstrap import make_key_store, make_store, utc_now
-from services.cli.commands import UsageError
+from services.cli.common import UsageError
 from services.core.keys import (
     ApiKey,
     InvalidField,

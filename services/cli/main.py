@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from services import gctune
-from services.cli import commands, publishers, quality
+from services.cli import commands, publishers, quality, run
 from services.cli import keys as keys_cli
+from services.cli.common import UsageError
 from services.logsetup import configure
 from services.settings import SAMPLE_WORKS, Settings
 
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return 130
-    except (commands.UsageError, quality.UsageError) as exc:
+    except (UsageError, quality.UsageError) as exc:
         print(f"alm: {exc}", file=sys.stderr)
         return 2
 
@@ -186,7 +187,7 @@ async def _works_or_sources(args: argparse.Namespace, settings: Settings) -> int
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.command
     if cmd == "run":
-        return await commands.run(settings, args.works, args.offline, args.once)
+        return await run.run(settings, args.works, args.offline, args.once)
     if cmd in ("works", "sources"):
         return await _works_or_sources(args, settings)
     if cmd == "keys":

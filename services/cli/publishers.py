@@ -18,7 +18,7 @@ from services.bootstrap import (
     utc_now,
 )
 from services.catalogue_import import ImportConflict, Importer, ImportFailed, ImportOptions
-from services.cli.commands import UsageError, _stop_event
+from services.cli.common import UsageError, stop_event
 from services.cli.progress import Progress
 from services.core.catalogue_state import MAX_ROWS, ImportState, InvalidScope, Scope
 from services.core.publishers import Publisher, PublisherStore
@@ -133,7 +133,7 @@ async def import_catalogue(
 ) -> int:
     """`alm publishers import`: register the scope's works; SIGINT or SIGTERM stops between
     pages (resumable: run the command again)."""
-    stop = _stop_event()
+    stop = stop_event()
     runner = None
     if offline:
         runner, root = await stub_server.start(stub_server.init_app(SOURCES, FIXTURES, True))

@@ -31,7 +31,6 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +44,7 @@ from services.core.events import TOPIC_CHANGED, change_event_id
 from services.core.ports import Bus, Message, WorkStore
 from services.core.schema_check import SchemaViolation, check
 from services.core.webhooks import Attempt, Hook, HookHealth, HookStore, Outcome, Queued
+from services.notifier.hookstate import Delivery, HookState
 from services.notifier.sender import Sender, Sent
 from services.notify_settings import NotifySettings
 from services.telemetry.changes import (
@@ -58,51 +58,9 @@ from services.telemetry.pipeline import REJECTED_EVENTS
 log = structlog.get_logger("alm.notifier")
 
 BATCH = 500  # changes polled at once
-PER_HOOK = 16  # deliveries in flight to one receiver
 DRAIN_BATCH = 100  # queued deliveries read at once
 RELOAD = 1.0  # seconds between reads of the registered hooks
 STEP_RETRY = (0.5, 30.0)  # first and longest pause before a failed batch is tried again
-
-
-@dataclass
-class HookState:
-    """What the notifier knows of one enabled hook."""
-
-    hook: Hook
-    failures: int = 0  # consecutive failed attempts
-    queued: int = 0  # deliveries waiting (about)
-    queue_mode: bool = False  # the receiver failed: deliveries queue behind the waiting ones
-    retry_at: float = 0.0  # unix time the oldest waiting delivery is tried again
-    head: int = 0  # the last seq taken off the queue
-    head_attempt: int = 0  # failed tries of the oldest waiting delivery
-    enqueuing: int = 0  # queue writes in flight
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    last_error: str | None = None
-    dirty: bool = False  # health to record
-    draining: asyncio.Task[None] | None = None
-    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PER_HOOK))
-
-    def health(self) -> HookHealth:
-        """The recordable health."""
-        retry = datetime.fromtimestamp(self.retry_at, UTC) if self.queue_mode else None
-        return HookHealth(
-            self.hook.hook_id,
-            self.failures,
-            self.last_success_at,
-            self.last_failure_at,
-            self.last_error,
-            self.queued,
-            retry,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One change for one hook: its event id and the JSON body sent."""
-
-    event_id: str
-    body: bytes
 
 
 class Notifier:

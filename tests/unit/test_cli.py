@@ -272,7 +272,7 @@ async def test_api_metrics_on_their_own_port_only(tmp_path: Path) -> None:
     listener stops with the API."""
     import aiohttp
 
-    from services.cli.commands import _serve_api
+    from services.cli.common import serve_api as _serve_api
     from tests.unit.pipeline_kit import pipeline_kit
 
     api_port, metrics_port = _free_port(), _free_port()
@@ -312,7 +312,7 @@ def test_data_dir_is_accepted_after_the_command_too(tmp_path: Path) -> None:
 def test_offline_runs_do_not_pace_the_built_in_stub_like_the_real_apis() -> None:
     """Against the loopback stub every source may go at OFFLINE_RATE (the real APIs' politeness
     rates made the sample take ~9 s); a rate set in the environment still wins."""
-    from services.cli.commands import OFFLINE_RATE, offline_settings
+    from services.cli.run import OFFLINE_RATE, offline_settings
     from services.fetchers.registry import SOURCES
 
     settings = offline_settings(Settings.from_env({"ALM_REDDIT_RATE": "2"}), "http://127.0.0.1:1")

@@ -192,7 +192,7 @@ async def test_a_stop_mid_refresh_records_what_was_fetched_within_the_grace(
 
         leased = len(dois) - fetched - len(never_handed_out)
         assert leased > 0
-        assert await release_dead_leases(kit.pipeline) == leased
+        assert await release_dead_leases(kit.pipeline.scheduler) == leased
         await refresh_until_idle(kit.pipeline)
         stored = await kit.store.states_for(dois)
         assert all(len(rows) == 1 for rows in stored.values())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -371,8 +370,10 @@ async def test_a_scheduler_starting_releases_the_leases_a_killed_one_left(
         assert await kit.pipeline.scheduler.tick() == 0  # leased: nothing to emit
         flaky = Flaky(kit.store)
         flaky.fail("release_leases", 1, OperationTimedOut("store still starting"))
-        starting = replace(kit.pipeline, store=flaky)
-        await embedded.release_leases_at_start(starting, asyncio.Event(), every=0)
+        scheduler = kit.pipeline.scheduler
+        scheduler.store = flaky
+        await embedded.release_leases_at_start(scheduler, asyncio.Event(), every=0)
+        scheduler.store = kit.store
         assert flaky.calls["release_leases"] == 2
         assert await kit.pipeline.scheduler.tick() == 3
 

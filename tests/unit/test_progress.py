@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.cli import commands
+from services.cli import common as commands
 from services.cli.main import main
 from services.cli.progress import Progress, duration
 

@@ -57,7 +57,7 @@ async def test_after_a_crash_the_works_in_flight_are_refreshed_at_once(tmp_path:
             kit.pipeline.settings, bus, kit.store, kit.clock, rng=random.Random(1), http=http
         )
         async with restarted.caller:
-            released = await release_dead_leases(restarted)
+            released = await release_dead_leases(restarted.scheduler)
             summary = await refresh_until_idle(restarted)
 
         assert released == 3 * len(DOIS)
