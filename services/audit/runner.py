@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Protocol
 
-from services.cli.progress import Progress
 from services.core.aggregation import SourceState
 from services.core.audit import (
     AuditReport,
@@ -34,8 +34,14 @@ from services.fetchers.engine import Caller, fetch_batch
 PAGE = 1000  # works read at a time while sampling
 
 
+class Advancing(Protocol):
+    """Where the audit reports how many works it has done (the CLI's progress bar)."""
+
+    def advance(self, n: int) -> None: ...
+
+
 async def sample_works(
-    store: Store, size: int, rng: random.Random, progress: Progress | None = None
+    store: Store, size: int, rng: random.Random, progress: Advancing | None = None
 ) -> list[Work]:
     """A uniform sample of `size` registered works (all of them if there are fewer)."""
     reservoir: Reservoir[Work] = Reservoir(size, rng)
@@ -72,7 +78,7 @@ async def audit(
     store: Store,
     caller: Caller,
     clock: Callable[[], datetime],
-    progress: Progress | None = None,
+    progress: Advancing | None = None,
 ) -> AuditReport:
     """Re-fetch `works` from each of `sources` that stored numbers for them and compare; the
     sources run concurrently (each paced by the caller), a source's batches one after the
@@ -106,7 +112,7 @@ async def _audit_source(
     caller: Caller,
     clock: Callable[[], datetime],
     report: AuditReport,
-    progress: Progress | None,
+    progress: Advancing | None,
 ) -> None:
     """One source: the works it stored numbers for, re-fetched in its batch size (a work
     whose every refresh from it failed has nothing to compare: not stored)."""
