@@ -36,16 +36,6 @@ class KafkaBus:
         self._lag = lag  # group -> the lag export of one of its members
         self._consumers: list[KafkaBusConsumer] = []
 
-    @property
-    def bootstrap(self) -> str:
-        """The bootstrap servers."""
-        return self.connection.bootstrap
-
-    @property
-    def prefix(self) -> str:
-        """What every topic and group name starts with on the cluster."""
-        return self.connection.prefix
-
     def topic(self, name: str) -> str:
         """The real topic (or group) name of `name` on the cluster."""
         return self.connection.topic(name)
