@@ -174,7 +174,7 @@ async def run(args: argparse.Namespace) -> None:
     notify = NotifySettings(allow_private=True, heartbeat=5.0)
     settings = Settings(data_dir=data, status_cache_seconds=0, notify=notify)
     if args.kafka:
-        from services.adapters.kafka_bus import ensure_topics
+        from services.adapters.kafka import ensure_topics
 
         settings = settings.with_(bus="kafka", kafka_bootstrap=args.kafka, topic_prefix=prefix)
         await ensure_topics(args.kafka, sorted(SOURCES), args.partitions, prefix=prefix)

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.adapters.cassandra_store import CassandraStore  # noqa: E402
-from services.adapters.kafka_bus import KafkaBus, ensure_topics  # noqa: E402
+from services.adapters.kafka import KafkaBus, ensure_topics  # noqa: E402
 from services.core.events import (  # noqa: E402
     PACK_REQUESTS,
     TOPIC_RAW,
@@ -283,7 +283,7 @@ async def pipeline(run: Run, works: int, sources: list[str], rounds: int) -> lis
     times: the first collects every total (all new), later rounds refresh what is stored (the
     stub answers the same numbers, so nothing changes: the routine case)."""
     store = CassandraStore([CASSANDRA], CASSANDRA_PORT, run.keyspace)
-    bus = KafkaBus(KAFKA, client_id="bench", prefix=run.prefix, in_loop=True)  # as the scheduler
+    bus = KafkaBus(KAFKA, client_id="bench", prefix=run.prefix)  # as the scheduler
     ids = [f"10.5555/bench.{i}" for i in range(works)]
     t = time.monotonic()
     for i in range(0, works, 2000):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.checks.service import Checker
 from services.core.activity import CheckStore
@@ -30,6 +31,7 @@ from services.fetchers.service import FetcherService
 from services.registration import Scheduling
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.settings import Settings
+from services.telemetry.lag import PartitionLag
 from services.telemetry.store import instrument
 
 
@@ -44,12 +46,15 @@ def make_bus(settings: Settings) -> Bus:
         from services.adapters.memory_bus import MemoryBus
 
         # alm.metrics.changed keeps its last records for SSE clients resuming from an id
-        return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,))
+        return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,), lag=PartitionLag)
     if settings.bus == "kafka":
-        from services.adapters.kafka_bus import KafkaBus
+        from services.adapters.kafka import KafkaBus
 
         return KafkaBus(
-            settings.kafka_bootstrap, client_id="alm", prefix=settings.topic_prefix, in_loop=True
+            settings.kafka_bootstrap,
+            client_id="alm",
+            prefix=settings.topic_prefix,
+            lag=PartitionLag,
         )
     raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
 
@@ -121,7 +126,7 @@ def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
         from services.adapters.memory_feed import MemoryChangeFeed
 
         return MemoryChangeFeed(bus)
-    from services.adapters.kafka_feed import KafkaChangeFeed
+    from services.adapters.kafka.feed import KafkaChangeFeed
 
     return KafkaChangeFeed(settings.kafka_bootstrap, settings.topic_prefix)
 
@@ -343,3 +348,38 @@ def _backlog(bus: Bus) -> Callable[[str], int] | None:
     if not isinstance(bus, MemoryBus):
         return None
     return lambda source: bus.pending(refresh_topic(source), FetcherService.group_of(source))
+
+
+@dataclass(slots=True)
+class AggregatorParts:
+    """What the distributed aggregator (the faust app, services/aggregator/app.py) runs with:
+    the bus it publishes changes on, the store, the Aggregator over both, and the check of
+    what a previous owner of a partition already published (reading the same cluster)."""
+
+    bus: Bus
+    store: Store
+    aggregator: Aggregator
+    published: PublishedChanges
+
+
+def make_aggregator_parts(settings: Settings) -> AggregatorParts:
+    """The distributed aggregator's parts, over the Kafka cluster and the store `settings`
+    name (nothing connects until first used)."""
+    from services.adapters.kafka import KafkaBus
+
+    bus = KafkaBus(
+        settings.kafka_bootstrap, client_id="alm-aggregator", prefix=settings.topic_prefix
+    )
+    published = PublishedChanges(bus.reader)
+    store = make_store(settings)
+    aggregator = Aggregator(
+        bus,
+        store,
+        settings.policy(),
+        utc_now,
+        already_published=published,
+        alerts=make_checks(settings, store),
+        catalog=catalog(),
+        limits=settings.checks,
+    )
+    return AggregatorParts(bus, store, aggregator, published)

@@ -6,7 +6,7 @@ group has committed are dropped, so memory stays bounded by the backlog; a topic
 keeps only its last `window` records, with their offsets, for readers that resume from an offset
 (`read`), and so does a `retained` topic whatever its groups have read (`alm.metrics.changed`:
 SSE clients resume from it while the notifier's group consumes it). `publish(..., pack=N)` packs
-events into records as the Kafka adapter does (services/adapters/packing.py), so the embedded
+events into records as the Kafka adapter does (services/core/packing.py), so the embedded
 mode runs the same envelope.
 
 Waiting for data holds no lock: each wait takes the current wake-up Event, and a publish swaps
@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from services.adapters.packing import decode, encode, unpack
-from services.adapters.packing import pack as _pack
-from services.core.ports import Message
-from services.telemetry.lag import PartitionLag
+from services.core.packing import decode, encode, unpack
+from services.core.packing import pack as _pack
+from services.core.ports import LagSink, Message, NoLag
 
 DEFAULT_WINDOW = 10_000  # records an unread topic keeps (ALM_EVENT_WINDOW)
 
@@ -80,7 +79,12 @@ class _Topic:
 class MemoryBus:
     """The in-process Bus adapter; values are JSON round-tripped to catch non-JSON payloads."""
 
-    def __init__(self, window: int = DEFAULT_WINDOW, retained: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        window: int = DEFAULT_WINDOW,
+        retained: Collection[str] = (),
+        lag: Callable[[str], LagSink] = NoLag,
+    ) -> None:
         if window < 0:
             raise ValueError(f"a topic window is a number of records >= 0, not {window}")
         self._topics: dict[str, _Topic] = {}
@@ -88,6 +92,7 @@ class MemoryBus:
         self._arrived = asyncio.Event()  # set (and replaced) by each publish
         self.window = window
         self.published: dict[str, int] = {}
+        self.lag_sink = lag  # group -> the lag export (alm_consumer_lag) of one of its members
 
     def topic(self, name: str) -> _Topic:
         """The log of `name`, created on first use."""
@@ -168,7 +173,7 @@ class MemoryConsumer:
         self._topics = topics
         self._group = group
         self._position = {t: bus.topic(t).committed[group] for t in topics}
-        self._lag = PartitionLag(group)  # alm_consumer_lag: each topic is one partition, 0
+        self._lag = bus.lag_sink(group)  # alm_consumer_lag: each topic is one partition, 0
 
     def _take(self, max_records: int) -> list[Message]:
         out: list[Message] = []

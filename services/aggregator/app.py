@@ -36,13 +36,10 @@ import faust
 import structlog
 from mode.types.signals import BaseSignalT
 
-from services.adapters.kafka_bus import KafkaBus
-from services.aggregator.agents import BATCH, Runtime, attach, drain
+from services.aggregator.agents import BATCH, Runtime, attach
 from services.aggregator.lag_monitor import LagMonitor
-from services.aggregator.published import PublishedChanges
-from services.aggregator.service import Aggregator
 from services.aggregator.topics import raw_topic
-from services.bootstrap import catalog, make_checks, make_store, utc_now
+from services.bootstrap import AggregatorParts, make_aggregator_parts
 from services.core.events import TOPIC_RAW
 from services.settings import Settings
 from services.shutdown import DRAIN_SECONDS, close_all
@@ -53,8 +50,8 @@ log = structlog.get_logger("alm.aggregator")
 APP_ID = "alm-aggregator"  # also the consumer group id (same as the embedded runner's group)
 
 
-def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
-    """The faust app with its agent, the runtime it uses, and the bus it publishes on."""
+def create_app(settings: Settings, parts: AggregatorParts) -> tuple[Any, Runtime]:
+    """The faust app with its agent over `parts` (from bootstrap), and the agent's runtime."""
     prefix = settings.topic_prefix
     datadir = (settings.data_dir / "faust").resolve()  # faust wants it; nothing is kept there
     datadir.mkdir(parents=True, exist_ok=True)
@@ -80,22 +77,8 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
         datadir=str(datadir),
         monitor=monitor,
     )
-    bus = KafkaBus(
-        settings.kafka_bootstrap, client_id="alm-aggregator", prefix=prefix, in_loop=True
-    )
-    published = PublishedChanges(bus)
-    store = make_store(settings)
-    aggregator = Aggregator(
-        bus,
-        store,
-        settings.policy(),
-        utc_now,
-        already_published=published,
-        alerts=make_checks(settings, store),
-        catalog=catalog(),
-        limits=settings.checks,
-    )
-    runtime = Runtime(aggregator, published)
+    published = parts.published
+    runtime = Runtime(parts.aggregator, published)
     attach(app, raw_topic(app, prefix), runtime)
 
     def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
@@ -105,7 +88,7 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
 
     app.on_partitions_revoked.connect(on_revoked)
 
-    return app, runtime, bus
+    return app, runtime
 
 
 class _Worker(faust.Worker):
@@ -129,7 +112,7 @@ class _Worker(faust.Worker):
 
     async def _stop_on_signal(self, signal: Any) -> None:
         if self.runtime is not None:
-            drained = await drain(self.runtime, DRAIN_SECONDS)
+            drained = await self.runtime.drain(DRAIN_SECONDS)
             log.warning("aggregator_drained", complete=drained)
         await super()._stop_on_signal(signal)
 
@@ -138,7 +121,8 @@ async def run_worker(settings: Settings) -> int:
     """Run the aggregator until SIGTERM/SIGINT; returns the exit code."""
     for name in ("faust", "mode", "aiokafka", "kafka"):  # the worker's own logs: warn and up
         logging.getLogger(name).setLevel(logging.WARNING)
-    app, runtime, bus = create_app(settings)
+    parts = make_aggregator_parts(settings)
+    app, runtime = create_app(settings, parts)
     await runtime.published.check_alignment()
     worker = _Worker(
         app,
@@ -158,7 +142,7 @@ async def run_worker(settings: Settings) -> int:
             tracing.cancel()
         with contextlib.suppress(Exception):
             await worker.stop()
-        await close_all(bus.close(), runtime.aggregator.store.close())
+        await close_all(parts.bus.close(), parts.store.close())
         log.warning(
             "aggregator_stopped",
             batches=runtime.batches,

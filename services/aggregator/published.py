@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping
 
 import structlog
 
-from services.adapters.kafka_bus import KafkaBus
 from services.aggregator.records import id_of, id_of_value
 from services.core.events import TOPIC_CHANGED, TOPIC_RAW, MetricChanged
+from services.core.ports import PartitionReader
 
 log = structlog.get_logger("alm.aggregator")
 
@@ -42,8 +42,8 @@ class PartitionsMisaligned(RuntimeError):
 class PublishedChanges:
     """Change ids already on `alm.metrics.changed`, per raw partition taken over."""
 
-    def __init__(self, bus: KafkaBus) -> None:
-        self.bus = bus
+    def __init__(self, bus: PartitionReader) -> None:
+        self.bus = bus  # reads the partitions of alm.metrics.raw and alm.metrics.changed
         self._ids: dict[int, set[str]] = {}
         self.suppressed = 0
 

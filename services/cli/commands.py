@@ -144,7 +144,7 @@ async def topics_create(settings: Settings, partitions: int, replication: int = 
     their partitions and replicas)."""
     if settings.bus != "kafka":
         raise UsageError("topics exist only on Kafka: set ALM_BUS=kafka")
-    from services.adapters.kafka_bus import ensure_topics
+    from services.adapters.kafka import ensure_topics
 
     created = await ensure_topics(
         settings.kafka_bootstrap,

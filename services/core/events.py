@@ -27,7 +27,7 @@ TOPIC_RETRY = "alm.refresh.retry"
 TOPIC_DEADLETTER = "alm.deadletter"
 
 # Events per bus record on the high-volume topics (the bus packs the events bound for one
-# partition together, see services/adapters/packing.py). Refresh requests: a fetcher takes a few
+# partition together, see services/core/packing.py). Refresh requests: a fetcher takes a few
 # records a step, so a slow one-work-a-call source still commits often. Observations: what a
 # few upstream calls answered.
 PACK_REQUESTS = 50

@@ -2,7 +2,7 @@
 
 Lag is what Kafka's own tools call it: the partition's end offset (the offset the next record
 written will get) minus the group's committed offset, counted in records (a packed record holds
-several events, services/adapters/packing.py). Each group member reports the partitions it owns
+several events, services/core/packing.py). Each group member reports the partitions it owns
 and drops the series of partitions it gave up in a rebalance, so `sum by (group, topic)` over
 every member is the group's lag. The series move only when the member polls or commits: a member
 that stops doing either keeps its last value (KEDA's Kafka scaler and kafka-exporter read the

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from services.adapters.cassandra_store import CassandraStore
-from services.adapters.kafka_bus import KafkaBus
+from services.adapters.kafka import KafkaBus
 from services.core.aggregation import SourceState
 from services.core.events import TOPIC_CHANGED, TOPIC_DEADLETTER, Status
 from services.core.ports import Message

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 
 from services.adapters.cassandra_store import HOUR_US, CassandraStore
-from services.adapters.kafka_bus import KafkaBus, ensure_topics
+from services.adapters.kafka import KafkaBus, ensure_topics
 from services.core.events import Status
 from services.fetchers.registry import SOURCES
 from tests.faults.cluster import REPO, STATE, Cluster, port

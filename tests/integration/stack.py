@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.adapters.kafka_bus import KafkaBus
+from services.adapters.kafka import KafkaBus
 from services.core.events import TOPIC_CHANGED
 from services.core.ports import Message
 from tests.integration.conftest import Infra

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.adapters.cassandra_store import CassandraStore
-from services.adapters.kafka_bus import KafkaBus, ensure_topics
+from services.adapters.kafka import KafkaBus, ensure_topics
 from services.aggregator.published import PublishedChanges
 from services.aggregator.records import id_of_value
 from services.aggregator.service import Aggregator

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.adapters.kafka_bus import KafkaBus, ensure_topics
+from services.adapters.kafka import KafkaBus, ensure_topics
 from services.core.changefeed import decode_position
 from services.core.events import TOPIC_CHANGED
 from services.core.keys import new_secret_key

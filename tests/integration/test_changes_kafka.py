@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.adapters.kafka_bus import KafkaBus, ensure_topics, partition_of
-from services.adapters.kafka_feed import KafkaChangeFeed
+from services.adapters.kafka import KafkaBus, ensure_topics, partition_of
+from services.adapters.kafka.feed import KafkaChangeFeed
 from services.adapters.sqlite_store import SqliteStore
 from services.api.app import init_app
 from services.core.changefeed import FeedItem, Gap
@@ -37,7 +37,7 @@ async def topics(infra: Infra) -> AsyncIterator[tuple[str, KafkaBus]]:
     """A prefix of this test's own, its topics, and a bus publishing on them."""
     prefix = f"{infra.prefix}ch{secrets.token_hex(3)}."
     await ensure_topics(infra.kafka, sorted(SOURCES), 6, prefix=prefix)
-    bus = KafkaBus(infra.kafka, prefix=prefix, in_loop=True)
+    bus = KafkaBus(infra.kafka, prefix=prefix)
     try:
         yield prefix, bus
     finally:
@@ -123,7 +123,7 @@ async def replica(infra: Infra, prefix: str, tmp: Path) -> AsyncIterator[TestCli
     store = SqliteStore(tmp / "alm.sqlite")
     await store.migrate()
     settings = Settings(data_dir=tmp, bus="kafka", kafka_bootstrap=infra.kafka, topic_prefix=prefix)
-    bus = KafkaBus(infra.kafka, prefix=prefix, in_loop=True)
+    bus = KafkaBus(infra.kafka, prefix=prefix)
     try:
         async with TestClient(TestServer(init_app(settings, store=store, bus=bus))) as client:
             yield client

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from cassandra import OperationTimedOut
 from prometheus_client import REGISTRY
 
-from services.adapters.kafka_bus import KafkaBus, KafkaBusConsumer, ensure_topics
+from services.adapters.kafka import KafkaBus, KafkaBusConsumer, ensure_topics
 from services.adapters.sqlite_store import SqliteStore
 from services.cli.commands import topics_create
 from services.core.events import (
@@ -29,10 +31,26 @@ from services.core.works import WorkRef
 from services.embedded import keep_stepping
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.settings import Settings
+from services.telemetry.lag import PartitionLag
 from tests.integration.conftest import Infra
 from tests.unit.test_lossless import Flaky
 
 pytestmark = pytest.mark.integration
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's importlib use
+    from kafka import KafkaProducer
+
+
+def send_with_kafka_python(infra: Infra, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Send `records` with kafka-python's own producer and default partitioner (the reference
+    the bus is checked against: the Java client's key partitioning)."""
+    producer = KafkaProducer(bootstrap_servers=infra.kafka, client_id="it-reference")
+    try:
+        for future in [producer.send(topic, key=k, value=v) for k, v in records]:
+            future.get(timeout=30)
+    finally:
+        producer.close(timeout=30)
 
 
 @pytest.fixture
@@ -116,9 +134,8 @@ async def test_uncommitted_records_are_redelivered_to_the_next_member(bus: Kafka
 async def test_undecodable_value_is_handed_on_not_raised(bus: KafkaBus, infra: Infra) -> None:
     """A non-JSON record reaches the caller as a value its schema check will reject."""
     group = f"g{secrets.token_hex(3)}"
-    producer = bus._get_producer()
     await asyncio.to_thread(
-        lambda: producer.send(bus.topic(TOPIC_RAW), key=b"k", value=b"<html>").get(30)
+        send_with_kafka_python, infra, bus.topic(TOPIC_RAW), [(b"k", b"<html>")]
     )
     consumer = bus.consumer([TOPIC_RAW], group)
     got = [m for m in await drain(consumer, 1) if m.key == "k"]
@@ -143,17 +160,17 @@ async def test_read_a_partition_range(bus: KafkaBus) -> None:
     assert [m.offset for m in tail] == [end - 3, end - 2, end - 1]
 
 
-async def test_in_loop_publishing_lands_on_the_same_partitions(infra: Infra, bus: KafkaBus) -> None:
-    """The aggregator's in-loop (aiokafka) producer puts a key on the partition kafka-python
-    would: the published-changes check relies on raw and changed partitions matching."""
+async def test_publishing_lands_on_the_partitions_kafka_python_picks(
+    infra: Infra, bus: KafkaBus
+) -> None:
+    """The bus's (aiokafka) producer puts a key on the partition kafka-python's default
+    partitioner would: the published-changes check relies on raw and changed partitions
+    matching, and other clients on the Java client's key partitioning."""
     group = f"g{secrets.token_hex(3)}"
     keys = [f"10.5555/p.{i}" for i in range(60)]
-    aio = KafkaBus(infra.kafka, client_id="it-aio", prefix=infra.prefix, in_loop=True)
-    try:
-        await aio.publish(TOPIC_CHANGED, [(k, {"via": "aiokafka", "k": k}) for k in keys])
-    finally:
-        await aio.close()
-    await bus.publish(TOPIC_CHANGED, [(k, {"via": "kafka-python", "k": k}) for k in keys])
+    await bus.publish(TOPIC_CHANGED, [(k, {"via": "aiokafka", "k": k}) for k in keys])
+    reference = [(k.encode(), json.dumps({"via": "kafka-python", "k": k}).encode()) for k in keys]
+    await asyncio.to_thread(send_with_kafka_python, infra, bus.topic(TOPIC_CHANGED), reference)
     consumer = bus.consumer([TOPIC_CHANGED], group)
     got = [m for m in await drain(consumer, 120) if m.key in set(keys)]
     await consumer.close()
@@ -165,10 +182,7 @@ async def test_in_loop_publishing_lands_on_the_same_partitions(infra: Infra, bus
     assert len({p["aiokafka"] for p in where.values()}) > 1  # spread, not all on one
 
 
-@pytest.mark.parametrize("in_loop", [False, True], ids=["kafka-python", "aiokafka"])
-async def test_packed_events_land_on_their_own_keys_partitions(
-    infra: Infra, bus: KafkaBus, in_loop: bool
-) -> None:
+async def test_packed_events_land_on_their_own_keys_partitions(infra: Infra, bus: KafkaBus) -> None:
     """Packed into shared records, each event still lands on the partition its key gives alone,
     in order per key, in fewer records than events; the consumer sees every event once."""
     group = f"g{secrets.token_hex(3)}"
@@ -177,7 +191,7 @@ async def test_packed_events_land_on_their_own_keys_partitions(
     topic = TOPIC_RAW
     parts = list(range(6))
     before = await bus.end_offsets(topic, parts)
-    packer = KafkaBus(infra.kafka, client_id="it-pack", prefix=infra.prefix, in_loop=in_loop)
+    packer = KafkaBus(infra.kafka, client_id="it-pack", prefix=infra.prefix)
     try:
         await packer.publish(topic, [(k, {"k": k, "n": n}) for n, k in enumerate(keys)], pack=20)
     finally:
@@ -236,7 +250,7 @@ async def test_a_member_exports_the_lag_of_its_partitions(infra: Infra) -> None:
     clears them, records published since count again, and leaving the group unexports."""
     prefix = f"{infra.prefix}lag{secrets.token_hex(2)}."
     await ensure_topics(infra.kafka, [], 6, prefix=prefix)
-    kafka = KafkaBus(infra.kafka, prefix=prefix)
+    kafka = KafkaBus(infra.kafka, prefix=prefix, lag=PartitionLag)
     group = f"g{secrets.token_hex(3)}"
     topic, real_group = prefix + TOPIC_WORKS, prefix + group  # names as the broker knows them
     try:
@@ -301,7 +315,7 @@ async def test_a_scheduler_step_that_fails_once_has_its_batch_redelivered(
     position was past them and the next commit skipped them: never scheduled."""
     prefix = f"{infra.prefix}rw{secrets.token_hex(2)}."
     await ensure_topics(infra.kafka, ["crossref"], 6, prefix=prefix)
-    kafka = KafkaBus(infra.kafka, client_id="it-rewind", prefix=prefix, in_loop=True)
+    kafka = KafkaBus(infra.kafka, client_id="it-rewind", prefix=prefix)
     store = Flaky(SqliteStore(tmp_path / "alm.sqlite"))
     await store.inner.migrate()
     now = datetime.now(UTC)

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from services.adapters.cassandra_store import CassandraStore
-from services.adapters.kafka_bus import KafkaBus, ensure_topics
+from services.adapters.kafka import KafkaBus, ensure_topics
 from services.core.aggregation import SourceState
 from services.core.identifiers import parse_identifier
 from services.core.imports import read_lines

@@ -1,5 +1,5 @@
-"""The faust agent's scheduling of chunks: up to IN_FLIGHT at once, never two sharing a work,
-each work's observations folded in the order they came."""
+"""The faust agent's scheduling of chunks: up to `max_in_flight` at once, never two sharing a
+work, each work's observations folded in the order they came."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
-from services.aggregator import agents
-from services.aggregator.agents import Runtime, handle, start
+from services.aggregator.agents import Runtime
+from services.aggregator.chunking import Retry
 from services.core.events import Observation, Status
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -77,24 +75,27 @@ def event(work: str, offset: int) -> Event:
     return Event(work, offset)
 
 
-def runtime(aggregator: SlowAggregator) -> Runtime:
-    return Runtime(aggregator, NoRecovery())  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agents, "CHUNK", 2)
-    monkeypatch.setattr(agents, "IN_FLIGHT", 3)
+def runtime(
+    aggregator: SlowAggregator, recovery: Any = None, retry: Retry | None = None
+) -> Runtime:
+    """A runtime folding chunks of 2 observations, 3 at once."""
+    return Runtime(
+        aggregator,  # type: ignore[arg-type]
+        recovery or NoRecovery(),
+        chunk_size=2,
+        max_in_flight=3,
+        retry=retry or Retry(),
+    )
 
 
 async def test_chunks_on_different_works_overlap_up_to_the_limit() -> None:
     agg = SlowAggregator()
     rt = runtime(agg)
-    tasks = await start(rt, [obs(f"10.5555/w.{i}") for i in range(12)])  # 6 chunks
+    tasks = await rt.chunks.start([obs(f"10.5555/w.{i}") for i in range(12)])  # 6 chunks
     await asyncio.gather(*tasks)
     assert len(tasks) == 6 and agg.most_at_once == 3 and not agg.overlaps
     assert sorted(o.work_id for o in agg.folded) == sorted(f"10.5555/w.{i}" for i in range(12))
-    assert not rt.in_flight
+    assert not rt.chunks.running
 
 
 async def test_a_chunk_sharing_a_work_waits_and_order_per_work_is_kept() -> None:
@@ -102,7 +103,7 @@ async def test_a_chunk_sharing_a_work_waits_and_order_per_work_is_kept() -> None
     rt = runtime(agg)
     seq = [obs("10.5555/a", 1), obs("10.5555/b"), obs("10.5555/a", 2), obs("10.5555/c")]
     seq += [obs("10.5555/d"), obs("10.5555/a", 3)]
-    await asyncio.gather(*await start(rt, seq))
+    await asyncio.gather(*await rt.chunks.start(seq))
     assert [o.metrics["citations"] for o in agg.folded if o.work_id == "10.5555/a"] == [1, 2, 3]
     first_end = agg.log.index(("end", ("10.5555/a", "10.5555/b")))
     assert agg.log.index(("start", ("10.5555/a", "10.5555/c"))) > first_end
@@ -112,8 +113,8 @@ async def test_a_chunk_sharing_a_work_waits_and_order_per_work_is_kept() -> None
 async def test_a_later_batch_waits_for_the_chunk_of_an_earlier_one_on_the_same_work() -> None:
     agg = SlowAggregator(delay=0.05)
     rt = runtime(agg)
-    first = await start(rt, [obs("10.5555/a", 1), obs("10.5555/b")])
-    second = await start(rt, [obs("10.5555/c"), obs("10.5555/a", 2)])
+    first = await rt.chunks.start([obs("10.5555/a", 1), obs("10.5555/b")])
+    second = await rt.chunks.start([obs("10.5555/c"), obs("10.5555/a", 2)])
     await asyncio.gather(*first, *second)
     assert agg.log.index(("end", ("10.5555/a", "10.5555/b"))) < agg.log.index(
         ("start", ("10.5555/a", "10.5555/c"))
@@ -122,30 +123,21 @@ async def test_a_later_batch_waits_for_the_chunk_of_an_earlier_one_on_the_same_w
     assert not agg.overlaps
 
 
-async def test_handle_retries_a_failed_chunk_and_returns_when_all_are_done(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(agents, "RETRY_MAX", 0.01)
+async def test_handle_retries_a_failed_chunk_and_returns_when_all_are_done() -> None:
     agg = SlowAggregator(delay=0.0, fail_first=2)
-    rt = runtime(agg)
-
     sleeps: list[float] = []
-    real_sleep = asyncio.sleep
 
     async def quick(delay: float) -> None:
-        if delay:  # the agent's back-off (the fake store's own sleeps are 0)
-            sleeps.append(delay)
-        await real_sleep(0)
+        sleeps.append(delay)  # the agent's back-off, not waited for
 
-    monkeypatch.setattr(asyncio, "sleep", quick)
-    await handle(rt, [event(f"10.5555/w.{i}", i) for i in range(5)])
+    rt = runtime(agg, retry=Retry(most=0.01, sleep=quick))
+    await rt.handle([event(f"10.5555/w.{i}", i) for i in range(5)])
     assert sorted(o.work_id for o in agg.folded) == sorted(f"10.5555/w.{i}" for i in range(5))
-    assert len(sleeps) == 2 and rt.batches == 1 and rt.observations == 5 and not rt.in_flight
+    assert len(sleeps) == 2 and rt.batches == 1 and rt.observations == 5
+    assert not rt.chunks.running
 
 
-async def test_a_failed_recovery_is_retried_before_the_batch_is_folded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_failed_recovery_is_retried_before_the_batch_is_folded() -> None:
     class FlakyRecovery:
         def __init__(self) -> None:
             self.known: set[int] = set()
@@ -160,16 +152,13 @@ async def test_a_failed_recovery_is_retried_before_the_batch_is_folded(
                 raise ConnectionError("broker unreachable")
             self.known.update(first)
 
-    real_sleep = asyncio.sleep
-
     async def quick(delay: float) -> None:
-        await real_sleep(0)
+        await asyncio.sleep(0)
 
-    monkeypatch.setattr(asyncio, "sleep", quick)
     agg = SlowAggregator(delay=0.0)
     recovery = FlakyRecovery()
-    rt = Runtime(agg, recovery)  # type: ignore[arg-type]
-    await handle(rt, [event(f"10.5555/w.{i}", i) for i in range(3)])
+    rt = runtime(agg, recovery, Retry(sleep=quick))
+    await rt.handle([event(f"10.5555/w.{i}", i) for i in range(3)])
     assert recovery.attempts == 2 and recovery.known == {0}
     assert sorted(o.work_id for o in agg.folded) == [f"10.5555/w.{i}" for i in range(3)]
 
@@ -179,10 +168,10 @@ async def test_draining_finishes_the_chunks_in_flight_and_starts_no_new_batch() 
     batch arriving after that is not started, so it is never acknowledged and is redone."""
     agg = SlowAggregator(delay=0.05)
     rt = runtime(agg)
-    tasks = await start(rt, [obs(f"10.5555/d.{i}") for i in range(4)])
-    assert await agents.drain(rt, 2.0) is True
+    tasks = await rt.chunks.start([obs(f"10.5555/d.{i}") for i in range(4)])
+    assert await rt.drain(2.0) is True
     assert all(t.done() for t in tasks) and len(agg.folded) == 4
-    later = asyncio.ensure_future(agents.begin(rt, [event("10.5555/late", 9)]))
+    later = asyncio.ensure_future(rt.begin([event("10.5555/late", 9)]))
     await asyncio.sleep(0.1)
     assert not later.done() and len(agg.folded) == 4
     later.cancel()
@@ -192,9 +181,9 @@ async def test_draining_gives_up_after_its_bound() -> None:
     """A chunk that outlasts the drain (Cassandra down, retried) does not hold the shutdown."""
     agg = SlowAggregator(delay=5.0)
     rt = runtime(agg)
-    tasks = await start(rt, [obs("10.5555/slow")])
+    tasks = await rt.chunks.start([obs("10.5555/slow")])
     started = asyncio.get_running_loop().time()
-    assert await agents.drain(rt, 0.2) is False
+    assert await rt.drain(0.2) is False
     assert asyncio.get_running_loop().time() - started < 1.0
     for task in tasks:
         task.cancel()

@@ -20,7 +20,6 @@ from services import embedded
 from services.adapters.failures import describe, permanent, unavailable
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
-from services.aggregator import agents
 from services.aggregator.agents import Runtime
 from services.aggregator.service import Aggregator
 from services.core.aggregation import Aggregate
@@ -166,7 +165,7 @@ async def test_an_observation_the_store_refuses_for_good_is_dead_lettered_not_re
     chunk = [observation(n) for n in range(8)]
     chunk += [observation(99, "10.5555/bad")] + [observation(n) for n in range(8, 16)]
     runtime = Runtime(agg, None)  # type: ignore[arg-type]
-    await asyncio.wait_for(agents.fold(runtime, chunk), 10)
+    await asyncio.wait_for(runtime.fold(chunk), 10)
     good = [o for o in chunk if o.work_id != "10.5555/bad"]
     states = await store.inner.states([(o.work_id, SOURCE) for o in chunk])
     assert sorted(states) == sorted((o.work_id, SOURCE) for o in good)

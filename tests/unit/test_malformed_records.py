@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from services.adapters.packing import value_of
 from services.aggregator import agents
 from services.core.deadletters import MAX_BAD_EVENT_CHARS, unreadable
 from services.core.events import (
@@ -26,6 +25,7 @@ from services.core.events import (
     Status,
     refresh_topic,
 )
+from services.core.packing import value_of
 from services.core.ports import Consumer
 from services.core.schema_check import check
 from services.embedded import refresh_until_idle

@@ -8,9 +8,9 @@ import json
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.adapters.kafka_bus import partition_of
+from services.adapters.kafka import partition_of
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.packing import PACK_BYTES, pack, unpack
+from services.core.packing import PACK_BYTES, pack, unpack
 from services.core.schema_check import SchemaViolation, check
 
 TOPIC = "alm.metrics.raw"

@@ -18,6 +18,9 @@ class FakeBus:
         self.counted: list[dict[int, tuple[int, int]]] = []
         self.read_ranges: list[dict[int, tuple[int, int]]] = []
 
+    async def partitions(self, topic: str) -> int:
+        return len(self.ends[topic])
+
     async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         return {p: self.ends[topic][p] for p in partitions}
 
@@ -34,7 +37,7 @@ class FakeBus:
 
 async def test_raw_records_are_counted_only_where_changes_were_ever_published() -> None:
     bus = FakeBus({TOPIC_RAW: {0: 50, 1: 40, 2: 9}, TOPIC_CHANGED: {0: 0, 1: 100, 2: 0}})
-    published = PublishedChanges(bus)  # type: ignore[arg-type]
+    published = PublishedChanges(bus)
     await published.recover({0: 10, 1: 30, 2: 0})
     assert bus.counted == [{1: (30, 40)}]  # partitions 0 and 2: nothing to find, nothing read
     # partition 1: 10 records of 3 observations -> the last 30 changes; 0 and 2 are empty
@@ -44,7 +47,7 @@ async def test_raw_records_are_counted_only_where_changes_were_ever_published() 
 
 async def test_nothing_published_anywhere_reads_nothing() -> None:
     bus = FakeBus({TOPIC_RAW: {0: 5000}, TOPIC_CHANGED: {0: 0}})
-    published = PublishedChanges(bus)  # type: ignore[arg-type]
+    published = PublishedChanges(bus)
     await published.recover({0: 0})
     assert not any(bus.counted)  # no raw record counted
     assert published.unknown([0]) == []

@@ -76,7 +76,7 @@ def test_partitions_given_up_are_no_longer_exported() -> None:
 async def test_memory_bus_consumer_exports_its_lag() -> None:
     """The in-process bus: polled but uncommitted records are lag; a commit clears it."""
     group = _group()
-    bus = MemoryBus()
+    bus = MemoryBus(lag=PartitionLag)
     consumer = bus.consumer(["alm.works"], group)
     await bus.publish("alm.works", [(f"w{i}", {"i": i}) for i in range(5)])
     assert len(await consumer.poll(3, 0)) == 3

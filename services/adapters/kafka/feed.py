@@ -17,9 +17,9 @@ from typing import Any
 
 import structlog
 
-from services.adapters.packing import decode
 from services.core.changefeed import FeedItem, Gap, Position
 from services.core.events import TOPIC_CHANGED
+from services.core.packing import decode
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's importlib use
