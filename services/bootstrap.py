@@ -299,14 +299,17 @@ def make_aggregator(
     clock: Callable[[], datetime] = utc_now,
     policy: Policy | None = None,
     rng: random.Random | None = None,
+    already_published: PublishedChanges | None = None,
 ) -> Aggregator:
-    """The aggregator, with the data-quality checks it feeds."""
+    """The aggregator, with the data-quality checks it feeds (distributed: with the check of
+    what a partition's previous owner already published)."""
     return Aggregator(
         bus,
         store,
         policy or settings.policy(),
         clock,
         rng or random.Random(),
+        already_published=already_published,
         alerts=make_checks(settings, store),
         catalog=catalog(),
         limits=settings.checks,
@@ -372,14 +375,5 @@ def make_aggregator_parts(settings: Settings) -> AggregatorParts:
     )
     published = PublishedChanges(bus.reader)
     store = make_store(settings)
-    aggregator = Aggregator(
-        bus,
-        store,
-        settings.policy(),
-        utc_now,
-        already_published=published,
-        alerts=make_checks(settings, store),
-        catalog=catalog(),
-        limits=settings.checks,
-    )
+    aggregator = make_aggregator(settings, bus, store, already_published=published)
     return AggregatorParts(bus, store, aggregator, published)
