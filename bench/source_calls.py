@@ -114,7 +114,7 @@ async def main_async(
 ) -> None:
     """Start the synthetic stub, fetch every work from every chosen source, print figures."""
     works = [WorkRef(f"10.5555/bench.{i}", f"10.5555/bench.{i}") for i in range(n)]
-    app = server.init_app({n_: SOURCES[n_] for n_ in names}, FIXTURES, synthetic=True)
+    app = server.init_app(names, FIXTURES, synthetic=True)
     runner, root = await server.start(app)
     declared = rate <= 0  # run at the sources' own Limits (slow: real politeness)
     http = HttpSettings(

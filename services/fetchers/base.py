@@ -22,7 +22,6 @@ from services.core.identifiers import (
 from services.core.metrics import Group, MetricSpec
 from services.core.text import NAME_LIMIT, TITLE_LIMIT, URL_LIMIT, bounded
 from services.core.works import WorkRef
-from services.fetchers.stub import StubUpstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +153,6 @@ class Source:
     needs: ClassVar[tuple[str, ...]] = ("doi",)  # identifiers a work must have to be fetched
     events_url_template: ClassVar[str | None] = None
     description: ClassVar[str] = ""
-    stub: ClassVar[type[StubUpstream] | None] = (
-        None  # how the upstream answers, for the stub server
-    )
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """The calls that fetch `works` (at most `batch_size` of them)."""
