@@ -21,8 +21,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
-from services.fetchers.base import Source, SourceConfig
+from services.fetchers.base import Source
 from services.fetchers.engine import fetch_batch
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES

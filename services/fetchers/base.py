@@ -8,7 +8,6 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from services.core.identifiers import (
     normalize_pmid,
 )
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.text import NAME_LIMIT, TITLE_LIMIT, URL_LIMIT, bounded
 from services.core.works import WorkRef
 
@@ -127,16 +127,6 @@ class Limits:
 
     requests_per_second: float = 5.0
     concurrency: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
-    """What a plug-in may read from settings: contact address and credentials."""
-
-    contact_email: str = "alm@example.org"
-    api_key: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>__<KEY> settings
-    today: date | None = None  # the fetcher's date, for sources whose requests name a period
 
 
 class Source:

@@ -23,6 +23,7 @@ from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse
 from services.core.provenance import CallRef, Redactor, body_digest, call_id, ref_of
 from services.core.schema_check import SchemaViolation, check
+from services.core.sources import SourceConfig
 from services.core.text import ERROR_LIMIT, bounded
 from services.core.works import WorkRef
 from services.fetchers.base import (
@@ -33,7 +34,6 @@ from services.fetchers.base import (
     Outcome,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
 )

@@ -9,14 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.core.events import FetchError, Status
+from services.core.sources import SourceConfig
 from services.fetchers.auth import TokenCache
-from services.fetchers.base import (
-    AccessToken,
-    Source,
-    SourceConfig,
-    UpstreamRequest,
-    UpstreamResponse,
-)
+from services.fetchers.base import AccessToken, Source, UpstreamRequest, UpstreamResponse
 from services.fetchers.engine import fetch_batch, public_url
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.sources.counter import Counter

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
-from services.fetchers.base import ConfigError, Found, SourceConfig, UpstreamResponse
+from services.fetchers.base import ConfigError, Found, UpstreamResponse
 from services.fetchers.sources.counter import Counter
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 

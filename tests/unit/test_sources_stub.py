@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from services.core.events import Observation, Status
-from services.fetchers.base import Source, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Source
 from services.fetchers.engine import fetch_batch
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES

@@ -18,6 +18,7 @@ from typing import Any
 
 from services.core.events import FetchError, PeriodCount
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     ConfigError,
@@ -28,7 +29,6 @@ from services.fetchers.base import (
     Outcome,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

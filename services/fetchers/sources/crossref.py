@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Found,
@@ -25,7 +26,6 @@ from services.fetchers.base import (
     Outcome,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.core.events import PeriodCount
 from services.core.metrics import Group, MetricSpec, Slot
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Found,
@@ -20,7 +21,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -18,6 +18,7 @@ from typing import Any
 
 from services.core.events import FetchError, PeriodCount, SourceEvent
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -26,7 +27,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

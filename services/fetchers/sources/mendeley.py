@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.core.metrics import Group, MetricSpec, Slot
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.auth import basic_auth, client_credentials
 from services.fetchers.base import (
@@ -20,7 +21,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.core.events import FetchError, SourceEvent
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -21,7 +22,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -12,6 +12,7 @@ from typing import Any
 
 from services.core.events import FetchError, SourceEvent
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -22,7 +23,6 @@ from services.fetchers.base import (
     ParseResult,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     expect,

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from services.core.events import SourceEvent
 from services.core.metrics import Group, MetricSpec, Slot
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.auth import basic_auth, client_credentials
 from services.fetchers.base import (
@@ -22,7 +23,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -14,6 +14,7 @@ from typing import Any
 
 from services.core.events import FetchError
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -24,7 +25,6 @@ from services.fetchers.base import (
     ParseResult,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Found,
@@ -27,7 +28,6 @@ from services.fetchers.base import (
     ParseResult,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from services.core.events import FetchError, SourceEvent
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -25,7 +26,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     expect,
