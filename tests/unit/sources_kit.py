@@ -18,7 +18,7 @@ from services.fetchers.base import (
     UpstreamRequest,
     UpstreamResponse,
 )
-from services.fetchers.engine import outcome_of
+from services.fetchers.outcomes import outcome_of
 from services.settings import FIXTURES
 
 CONFIGS: Mapping[str, SourceConfig] = {

@@ -32,7 +32,7 @@ from services.fetchers.base import (
     UpstreamRequest,
     UpstreamResponse,
 )
-from services.fetchers.engine import observation
+from services.fetchers.outcomes import observation
 from services.fetchers.registry import SOURCES
 from services.settings import FIXTURES
 from services.stub import server
