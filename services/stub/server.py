@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import pkgutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ def stub_for(source: str) -> type[StubUpstream] | None:
     if len(found) != 1:
         raise TypeError(f"{name} must define one StubUpstream subclass, not {len(found)}")
     return found[0]
+
+
+def stub_names() -> list[str]:
+    """The sources that have a stub module, by name."""
+    package = importlib.import_module(STUB_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__))
 
 
 def build_stubs(sources: Iterable[str], fixtures: Path, synthetic: bool) -> dict[str, StubUpstream]:
