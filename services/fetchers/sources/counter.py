@@ -115,7 +115,8 @@ class Counter(Source):
             return ParseResult({work.work_id: _from_exceptions(exceptions) or _no_report()})
         report = as_object(payload, "response")
         header = as_object(report.get("Report_Header", {}), "Report_Header")
-        exceptions = [as_object(e, "an exception") for e in header.get("Exceptions") or []]
+        listed = as_list(header.get("Exceptions") or [], "Report_Header Exceptions")
+        exceptions = [as_object(e, "an exception") for e in listed]
         blocking = _from_exceptions(exceptions)
         if isinstance(blocking, Failed):
             return ParseResult({work.work_id: blocking})
@@ -147,7 +148,7 @@ def _no_report() -> Failed:
 def _from_exceptions(exceptions: list[dict[str, Any]]) -> Outcome | None:
     """The outcome Exceptions force: Failed, NotFound (3030), or None (warnings only)."""
     for exc in exceptions:
-        code = int(exc.get("Code", 0) or 0)
+        code = as_count(exc.get("Code") or 0, "an exception's Code")
         text = f"SUSHI exception {code}: {exc.get('Message', '')} {exc.get('Data', '')}".strip()
         if code in RETRY_LATER:
             return Failed(FetchError("http", text[:300], retryable=True))
