@@ -53,7 +53,7 @@ from services.core.events import (  # noqa: E402
 )
 from services.core.works import Work, WorkRef  # noqa: E402
 from services.fetchers.registry import SOURCES  # noqa: E402
-from services.fetchers.stub import synthetic_count  # noqa: E402
+from services.stub.upstream import synthetic_count  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -21,8 +21,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
-from services.fetchers.base import Source, SourceConfig
+from services.fetchers.base import Source
 from services.fetchers.engine import fetch_batch
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES
@@ -114,7 +115,7 @@ async def main_async(
 ) -> None:
     """Start the synthetic stub, fetch every work from every chosen source, print figures."""
     works = [WorkRef(f"10.5555/bench.{i}", f"10.5555/bench.{i}") for i in range(n)]
-    app = server.init_app({n_: SOURCES[n_] for n_ in names}, FIXTURES, synthetic=True)
+    app = server.init_app(names, FIXTURES, synthetic=True)
     runner, root = await server.start(app)
     declared = rate <= 0  # run at the sources' own Limits (slow: real politeness)
     http = HttpSettings(

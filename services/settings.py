@@ -13,8 +13,8 @@ from services import gctune
 from services.core.alerts import Thresholds
 from services.core.keys import split_key
 from services.core.quota import Rate, parse_rate
+from services.core.sources import SourceConfig
 from services.core.staleness import Intervals, Policy, parse_duration, parse_intervals
-from services.fetchers.base import SourceConfig
 from services.notify_settings import NotifySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -27,8 +27,9 @@ from services.core.audit import (
 )
 from services.core.identifiers import Identifier
 from services.core.ports import Store
+from services.core.sources import SourceConfig
 from services.core.works import Work, WorkRef
-from services.fetchers.base import Source, SourceConfig
+from services.fetchers.base import Source
 from services.fetchers.engine import Caller, fetch_batch
 
 PAGE = 1000  # works read at a time while sampling

@@ -24,9 +24,9 @@ from services.core.catalogue_state import MAX_ROWS, ImportState, InvalidScope, S
 from services.core.publishers import Publisher, PublisherStore
 from services.fetchers.catalogue import CatalogueClient
 from services.fetchers.http import HttpSettings
-from services.fetchers.registry import SOURCES, get_source
-from services.settings import FIXTURES, Settings
-from services.stub import server as stub_server
+from services.fetchers.registry import get_source
+from services.settings import Settings
+from services.stub.offline import serve_offline
 
 CATALOGUE_TIMEOUT = 60.0  # seconds for one page of 1000 works (Crossref can be slow)
 
@@ -136,8 +136,7 @@ async def import_catalogue(
     stop = stop_event()
     runner = None
     if offline:
-        runner, root = await stub_server.start(stub_server.init_app(SOURCES, FIXTURES, True))
-        settings = settings.with_(upstream_root=root)
+        runner, settings = await serve_offline(settings)
     store, bus = make_store(settings), make_bus(settings)
     shown = _Shown()
     try:

@@ -16,8 +16,8 @@ from services.core.identifiers import Identifier
 from services.core.imports import NotText, decode_text, read_lines, validate
 from services.fetchers.base import Source
 from services.fetchers.registry import SOURCES
-from services.settings import FIXTURES, Settings
-from services.stub import server as stub_server
+from services.settings import Settings
+from services.stub.offline import serve_offline
 from services.telemetry import audit as audit_metrics
 
 
@@ -67,8 +67,7 @@ async def audit_command(settings: Settings, options: AuditOptions) -> int:
     named, problems = _identifiers(options.works) if options.works else ([], [])
     stub = None
     if options.offline:
-        stub, root = await stub_server.start(stub_server.init_app(SOURCES, FIXTURES, True))
-        settings = settings.with_(upstream_root=root)
+        stub, settings = await serve_offline(settings)
     store = make_store(settings)
     try:
         await store.migrate()

@@ -27,12 +27,11 @@ from services.embedded import (
     release_dead_leases,
     run_services,
 )
-from services.fetchers.registry import SOURCES
 from services.keyring import ensure_local_admin
 from services.notifier.main import sender_for
 from services.notifier.service import Notifier
-from services.settings import FIXTURES, Settings
-from services.stub import server as stub_server
+from services.settings import Settings
+from services.stub.offline import serve_offline
 
 
 @contextlib.contextmanager
@@ -88,26 +87,12 @@ async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -
         return await _run(settings, works_file, offline, once, stop)
 
 
-OFFLINE_RATE = 1000.0  # requests/s to the built-in stub: it is ours, on loopback
-
-
-def offline_settings(settings: Settings, stub_root: str) -> Settings:
-    """`settings` pointed at the built-in stub upstream, which is not paced like the real APIs
-    (their politeness rates made the sample's refresh take ~9 s against a loopback server); an
-    explicit ALM_<SOURCE>_RATE still wins."""
-    rates = {name: OFFLINE_RATE for name in SOURCES} | dict(settings.rates)
-    return settings.with_(upstream_root=stub_root, rates=rates)
-
-
 async def _run(
     settings: Settings, works_file: Path, offline: bool, once: bool, stop: asyncio.Event
 ) -> int:
     stub_runner = None
     if offline:
-        # recorded works, and generated deterministic ones under the DOI test prefix 10.5555/
-        app = stub_server.init_app(SOURCES, FIXTURES, synthetic=True)
-        stub_runner, root = await stub_server.start(app)
-        settings = offline_settings(settings, root)
+        stub_runner, settings = await serve_offline(settings)
     store, bus = make_store(settings), make_bus(settings)
     api_runner = None
     try:

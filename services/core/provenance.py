@@ -8,7 +8,7 @@ exact, not "the latest calls". The refs outlive the kept bodies (ALM_RAW_TTL_DAY
 the digest still says which answer a number came from; the URL and the body are gone.
 
 Secrets never reach what is kept: credential query parameters are masked in URLs
-(`services.fetchers.engine.public_url`) and every configured secret value is masked wherever it
+(`services.fetchers.raw.public_url`) and every configured secret value is masked wherever it
 appears in a kept URL or body (`Redactor`); credentials sent in headers are not kept at all.
 """
 

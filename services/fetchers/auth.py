@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.core.events import FetchError
+from services.core.sources import SourceConfig
 from services.fetchers.base import (
     AccessToken,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
 )

@@ -8,7 +8,6 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -20,9 +19,9 @@ from services.core.identifiers import (
     normalize_pmid,
 )
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.text import NAME_LIMIT, TITLE_LIMIT, URL_LIMIT, bounded
 from services.core.works import WorkRef
-from services.fetchers.stub import StubUpstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +129,6 @@ class Limits:
     concurrency: int = 2
 
 
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
-    """What a plug-in may read from settings: contact address and credentials."""
-
-    contact_email: str = "alm@example.org"
-    api_key: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)  # ALM_<SOURCE>__<KEY> settings
-    today: date | None = None  # the fetcher's date, for sources whose requests name a period
-
-
 class Source:
     """Base of every source plug-in. Subclasses fill in the class attributes and two methods."""
 
@@ -154,9 +143,6 @@ class Source:
     needs: ClassVar[tuple[str, ...]] = ("doi",)  # identifiers a work must have to be fetched
     events_url_template: ClassVar[str | None] = None
     description: ClassVar[str] = ""
-    stub: ClassVar[type[StubUpstream] | None] = (
-        None  # how the upstream answers, for the stub server
-    )
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """The calls that fetch `works` (at most `batch_size` of them)."""

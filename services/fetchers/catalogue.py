@@ -21,7 +21,8 @@ from typing import TypeVar
 from services.core.catalogue_state import Scope, ScopeKind, Window
 from services.core.events import FetchError
 from services.core.publishers import Publisher
-from services.fetchers.base import PayloadError, Source, SourceConfig, UpstreamRequest
+from services.core.sources import SourceConfig
+from services.fetchers.base import PayloadError, Source, UpstreamRequest
 from services.fetchers.base import UpstreamResponse as Response
 from services.fetchers.crossref_catalogue import (
     WorksPage,

@@ -21,12 +21,12 @@ from typing import Any
 from services.core.catalogue_state import Scope, ScopeKind, Window
 from services.core.identifiers import InvalidIdentifier, normalize_doi
 from services.core.publishers import Publisher
+from services.core.sources import SourceConfig
 from services.core.text import NAME_LIMIT, bounded, one_line
 from services.core.timeutil import parse_date
 from services.core.works import Work
 from services.fetchers.base import (
     PayloadError,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,

@@ -31,9 +31,11 @@ from services.core.events import (
 from services.core.health import ErrorWindow, SourceStatus
 from services.core.ports import Bus, Message, RawResponse, Store
 from services.core.schema_check import SchemaViolation, check
+from services.core.sources import SourceConfig
 from services.core.staleness import Policy, retry_at
-from services.fetchers.base import Source, SourceConfig
-from services.fetchers.engine import BatchResult, Caller, fetch_batch, well_formed
+from services.fetchers.base import Source
+from services.fetchers.engine import BatchResult, Caller, fetch_batch
+from services.fetchers.outcomes import well_formed
 from services.fetchers.telemetry import OBSERVATIONS, SOURCE_PAUSED
 from services.telemetry.pipeline import FAILED_REFRESHES, REJECTED_EVENTS
 

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from services.fetchers.stub import StubAnswer, StubRequest
+from services.stub.upstream import StubAnswer, StubRequest
 
 NOT_FOUND = "Resource not found."
 SCROLL_PREFIX = b"\x0equeryThenFetch"  # what Elasticsearch scroll ids start with

@@ -10,16 +10,19 @@ it. Calls answered with a fault are counted in `/_stub/hits` under `<source>:fau
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
+import pkgutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from services.fetchers.base import Source
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream
+from services.stub.upstream import StubAnswer, StubRequest, StubUpstream
 
 STUBS = web.AppKey("stubs", dict)
 HITS = web.AppKey("hits", dict)
@@ -52,11 +55,39 @@ class Fault:
 FAULT: web.AppKey[list[Fault]] = web.AppKey("fault")  # the current one, if any
 
 
-def build_stubs(
-    sources: Mapping[str, Source], fixtures: Path, synthetic: bool
-) -> dict[str, StubUpstream]:
-    """A stub for every source that declares one."""
-    return {name: src.stub(fixtures / name, synthetic) for name, src in sources.items() if src.stub}
+STUB_PACKAGE = "services.stub.sources"
+
+
+def stub_for(source: str) -> type[StubUpstream] | None:
+    """The stub of `source`: the StubUpstream subclass its module `services/stub/sources/
+    <source>.py` defines; None when the source has no stub module."""
+    name = f"{STUB_PACKAGE}.{source}"
+    if not source.isidentifier() or importlib.util.find_spec(name) is None:
+        return None
+    module = importlib.import_module(name)
+    found = [
+        cls
+        for cls in vars(module).values()
+        if inspect.isclass(cls)
+        and issubclass(cls, StubUpstream)
+        and cls is not StubUpstream
+        and cls.__module__ == name
+    ]
+    if len(found) != 1:
+        raise TypeError(f"{name} must define one StubUpstream subclass, not {len(found)}")
+    return found[0]
+
+
+def stub_names() -> list[str]:
+    """The sources that have a stub module, by name."""
+    package = importlib.import_module(STUB_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+
+
+def build_stubs(sources: Iterable[str], fixtures: Path, synthetic: bool) -> dict[str, StubUpstream]:
+    """A stub for every one of `sources` (names) that has a stub module."""
+    stubs = {name: stub_for(name) for name in sources}
+    return {name: stub(fixtures / name, synthetic) for name, stub in stubs.items() if stub}
 
 
 async def _answer(request: web.Request) -> web.Response:
@@ -107,12 +138,13 @@ async def _clear_fault(request: web.Request) -> web.Response:
 
 
 def init_app(
-    sources: Mapping[str, Source],
+    sources: Iterable[str],
     fixtures: Path,
     synthetic: bool = False,
     catalogue_works: int | None = None,
 ) -> web.Application:
-    """The stub upstream application; `catalogue_works` resizes the publishers' catalogues
+    """The stub upstream application for `sources` (names; the registry's mapping will do);
+    `catalogue_works` resizes the publishers' catalogues
     (services/stub/crossref_catalogue.py) to that many generated works each."""
     app = web.Application(client_max_size=16 * 1024**2)
     app[STUBS] = build_stubs(sources, fixtures, synthetic)

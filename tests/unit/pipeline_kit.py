@@ -24,11 +24,11 @@ from services.bootstrap import Pipeline, make_pipeline
 from services.core.keys import Role
 from services.fetchers.http import HttpSettings
 from services.fetchers.registry import SOURCES
-from services.fetchers.stub import StubAnswer, StubUpstream
 from services.keyring import create_key
 from services.registration import RegisterResult, register
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
+from services.stub.upstream import StubAnswer, StubUpstream
 
 
 class Clock:

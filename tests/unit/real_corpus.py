@@ -19,15 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from services.core.events import FetchError, Observation
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.auth import TokenCache
-from services.fetchers.base import (
-    AccessToken,
-    Source,
-    SourceConfig,
-    UpstreamRequest,
-    UpstreamResponse,
-)
+from services.fetchers.base import AccessToken, Source, UpstreamRequest, UpstreamResponse
 from services.fetchers.engine import fetch_batch
 from tests.unit.sources_kit import config_for
 

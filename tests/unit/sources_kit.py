@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -14,11 +15,10 @@ from services.fetchers.base import (
     NotFound,
     Outcome,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
 )
-from services.fetchers.engine import outcome_of
+from services.fetchers.outcomes import outcome_of
 from services.settings import FIXTURES
 
 CONFIGS: Mapping[str, SourceConfig] = {

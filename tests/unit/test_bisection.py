@@ -12,9 +12,10 @@ import pytest
 
 from services.core.events import TOPIC_DEADLETTER, TOPIC_RETRY, FetchError, Status
 from services.core.health import ErrorWindow
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.embedded import refresh_until_idle
-from services.fetchers.base import SourceConfig, UpstreamRequest, UpstreamResponse
+from services.fetchers.base import UpstreamRequest, UpstreamResponse
 from services.fetchers.engine import fetch_batch
 from services.fetchers.registry import SOURCES
 from tests.unit.pipeline_kit import pipeline_kit

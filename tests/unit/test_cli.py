@@ -312,8 +312,8 @@ def test_data_dir_is_accepted_after_the_command_too(tmp_path: Path) -> None:
 def test_offline_runs_do_not_pace_the_built_in_stub_like_the_real_apis() -> None:
     """Against the loopback stub every source may go at OFFLINE_RATE (the real APIs' politeness
     rates made the sample take ~9 s); a rate set in the environment still wins."""
-    from services.cli.run import OFFLINE_RATE, offline_settings
     from services.fetchers.registry import SOURCES
+    from services.stub.offline import OFFLINE_RATE, offline_settings
 
     settings = offline_settings(Settings.from_env({"ALM_REDDIT_RATE": "2"}), "http://127.0.0.1:1")
     assert settings.upstream_root == "http://127.0.0.1:1"

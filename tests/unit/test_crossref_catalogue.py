@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from services.core.catalogue_state import Scope, Window
-from services.fetchers.base import PayloadError, SourceConfig, UpstreamResponse
+from services.core.sources import SourceConfig
+from services.fetchers.base import PayloadError, UpstreamResponse
 from services.fetchers.crossref_catalogue import (
     SELECT,
     count_request,

@@ -29,9 +29,9 @@ from services.api import errors
 from services.cli.main import _parser
 from services.core.events import TOPIC_RAW, refresh_topic
 from services.core.keys import new_secret_key
+from services.core.sources import SourceConfig
 from services.core.staleness import Policy
 from services.fetchers import telemetry as fetcher_telemetry
-from services.fetchers.base import SourceConfig
 from services.fetchers.registry import SOURCES
 from services.fetchers.service import FetcherService
 from services.settings import Settings

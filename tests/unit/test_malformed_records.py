@@ -29,7 +29,7 @@ from services.core.packing import value_of
 from services.core.ports import Consumer
 from services.core.schema_check import check
 from services.embedded import refresh_until_idle
-from services.fetchers.engine import well_formed
+from services.fetchers.outcomes import well_formed
 from tests.unit.pipeline_kit import Kit, pipeline_kit
 
 PEERJ = "10.7717/peerj.4375"

@@ -32,10 +32,11 @@ from services.fetchers.base import (
     UpstreamRequest,
     UpstreamResponse,
 )
-from services.fetchers.engine import observation
+from services.fetchers.outcomes import observation
 from services.fetchers.registry import SOURCES
-from services.fetchers.stub import StubRequest, StubUpstream
 from services.settings import FIXTURES
+from services.stub import server
+from services.stub.upstream import StubRequest, StubUpstream
 from tests.unit.sources_kit import config_for
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -87,8 +88,9 @@ def _fixture_works(source: Source) -> list[WorkRef]:
 
 @cache
 def _stub(source: Source) -> StubUpstream:
-    assert source.stub is not None, source.name
-    return source.stub(FIXTURES / source.name, False)
+    stub = server.stub_for(source.name)
+    assert stub is not None, source.name
+    return stub(FIXTURES / source.name, False)
 
 
 @cache

@@ -19,9 +19,11 @@ from services.core.aggregation import aggregate
 from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse
 from services.core.provenance import CallRef, Redactor, body_digest, identified
+from services.core.sources import SourceConfig
 from services.embedded import refresh_until_idle
-from services.fetchers.base import Source, SourceConfig, UpstreamRequest, UpstreamResponse
-from services.fetchers.engine import fetch_batch, secrets_of
+from services.fetchers.base import Source, UpstreamRequest, UpstreamResponse
+from services.fetchers.engine import fetch_batch
+from services.fetchers.raw import secrets_of
 from services.fetchers.sources.crossref import Crossref
 from services.fetchers.sources.wikipedia import Wikipedia
 from tests.unit.pipeline_kit import api_client, pipeline_kit

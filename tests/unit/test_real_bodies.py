@@ -10,7 +10,7 @@ import pytest
 from services.core.events import Observation
 from services.core.history import PERIODS, history
 from services.fetchers.base import Source
-from services.fetchers.engine import outcome_of
+from services.fetchers.outcomes import outcome_of
 from services.fetchers.registry import SOURCES, get_source
 from tests.unit import real_corpus as corpus
 from tests.unit.sources_kit import kind

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
-from services.fetchers.base import ConfigError, Found, SourceConfig, UpstreamResponse
+from services.fetchers.base import ConfigError, Found, PayloadError, UpstreamResponse
 from services.fetchers.sources.counter import Counter
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 
@@ -149,6 +150,18 @@ def test_sushi_exceptions_decide_the_outcome(reply: UpstreamResponse, expected: 
     [call] = SOURCE.requests([PCBI], CONFIG)
     got, _ = outcomes(SOURCE, call, reply)
     assert kind(got[PCBI.work_id]) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"Exceptions": True}, {"Exceptions": [{"Code": [None]}]}, {"Exceptions": [{"Code": "x"}]}],
+)
+def test_malformed_exceptions_are_a_payload_error(header: dict[str, object]) -> None:
+    """Exceptions that are not a list of objects with a numeric Code are a malformed answer
+    (found by the parser property test: they raised TypeError)."""
+    [call] = SOURCE.requests([PCBI], CONFIG)
+    with pytest.raises(PayloadError):
+        SOURCE.parse(call, response(200, {"Report_Header": header, "Report_Items": []}))
 
 
 def test_items_of_other_dois_are_ignored() -> None:

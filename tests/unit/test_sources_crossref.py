@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.fetchers.base import Failed, Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Failed, Found
 from services.fetchers.sources.crossref import Crossref
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 

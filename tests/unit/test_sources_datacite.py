@@ -6,7 +6,8 @@ import pytest
 
 from services.core.events import PeriodCount
 from services.core.metrics import Group, Slot
-from services.fetchers.base import Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Found
 from services.fetchers.sources.datacite import DataCite
 from tests.unit.sources_kit import kind, outcomes, record, response, work
 

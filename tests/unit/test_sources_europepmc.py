@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from services.core.events import Status
-from services.fetchers.base import Failed, Found, SourceConfig, UpstreamRequest, UpstreamResponse
+from services.core.sources import SourceConfig
+from services.fetchers.base import Failed, Found, UpstreamRequest, UpstreamResponse
 from services.fetchers.engine import fetch_batch
 from services.fetchers.sources.europepmc import PAGE, EuropePmc
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work

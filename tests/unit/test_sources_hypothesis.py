@@ -6,13 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.core.events import FetchError
-from services.fetchers.base import (
-    Found,
-    Source,
-    SourceConfig,
-    UpstreamRequest,
-    UpstreamResponse,
-)
+from services.core.sources import SourceConfig
+from services.fetchers.base import Found, Source, UpstreamRequest, UpstreamResponse
 from services.fetchers.engine import fetch_batch
 from services.fetchers.sources.hypothesis import LIMIT, MAX_PAGES, Hypothesis
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work

@@ -7,7 +7,8 @@ import base64
 import pytest
 
 from services.core.metrics import Group, Slot
-from services.fetchers.base import ConfigError, Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import ConfigError, Found
 from services.fetchers.sources.mendeley import Mendeley
 from tests.unit.sources_kit import kind, outcomes, record, response, work
 

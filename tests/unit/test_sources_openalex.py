@@ -7,7 +7,8 @@ from datetime import date
 
 from services.core.events import PeriodCount
 from services.core.history import history
-from services.fetchers.base import Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Found
 from services.fetchers.sources.openalex import OpenAlex
 from tests.unit.real_corpus import body_bytes
 from tests.unit.sources_kit import kind, outcomes, record, response, work

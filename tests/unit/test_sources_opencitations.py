@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.fetchers.base import Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Found
 from services.fetchers.sources.opencitations import MAX_LISTED, OpenCitations, pids
 from tests.unit.sources_kit import kind, outcomes, record, response, work
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from services.fetchers.base import Failed, Found, SourceConfig, UpstreamRequest
+from services.core.sources import SourceConfig
+from services.fetchers.base import Failed, Found, UpstreamRequest
 from services.fetchers.sources.pubmed import BATCH, IDCONV, PubMed
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work
 

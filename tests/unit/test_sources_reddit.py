@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 
 from services.core.metrics import Slot
-from services.fetchers.base import Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Found
 from services.fetchers.sources.reddit import WWW, Reddit
 from tests.unit.sources_kit import kind, outcomes, record, response, work
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from services.fetchers.base import Failed, Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Failed, Found
 from services.fetchers.sources.semanticscholar import MAX_IDS, SemanticScholar
 from tests.unit.real_corpus import body_bytes
 from tests.unit.sources_kit import fixture, kind, outcomes, record, response, work

@@ -4,6 +4,7 @@ upstream server (recorded real-format fixtures on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import pkgutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,13 +15,15 @@ from typing import Any
 import pytest
 
 from services.core.events import Observation, Status
-from services.fetchers.base import Source, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Source
 from services.fetchers.engine import fetch_batch
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES
-from services.fetchers.stub import StubUpstream
 from services.settings import FIXTURES
 from services.stub import server
+from services.stub import sources as stub_sources
+from services.stub.upstream import StubUpstream
 from tests.unit.sources_kit import config_for, error_entries, work
 
 FAST = HttpSettings(
@@ -193,13 +196,23 @@ async def test_batches_share_calls() -> None:
 
 
 def test_every_source_has_a_stub_and_fixtures() -> None:
-    """Each registered source answers in stub mode from its own fixture directory."""
+    """Each registered source answers in stub mode from its own fixture directory, and every
+    stub module (services/stub/sources/<name>.py, found by name) is a registered source's."""
     missing = [
         n
         for n, s in SOURCES.items()
-        if not isinstance(s, Source) or s.stub is None or not (FIXTURES / n).is_dir()
+        if not isinstance(s, Source) or server.stub_for(n) is None or not (FIXTURES / n).is_dir()
     ]
     assert missing == []
+    modules = {m.name for m in pkgutil.iter_modules(stub_sources.__path__)}
+    assert modules == set(SOURCES)
+
+
+def test_a_source_without_a_stub_module_has_no_stub() -> None:
+    """No module, no stub (the server answers 404 for it); a name is never a path."""
+    assert server.stub_for("scopus") is None
+    assert server.stub_for("../fetchers/base") is None
+    assert server.build_stubs(["scopus", "crossref"], FIXTURES, False).keys() == {"crossref"}
 
 
 def test_source_descriptions_name_groups_and_slots() -> None:

@@ -6,19 +6,13 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
-from services.fetchers.base import Failed, Found, NotFound, SourceConfig
-from services.fetchers.sources.wikidata import (
-    SPARQL_JSON,
-    Wikidata,
-    WikidataStub,
-    binding,
-    results,
-    sparql_literal,
-    values_dois,
-)
-from services.fetchers.stub import StubRequest
+from services.fetchers.base import Failed, Found, NotFound
+from services.fetchers.sources.wikidata import SPARQL_JSON, Wikidata, sparql_literal
 from services.settings import FIXTURES
+from services.stub.sources.wikidata import WikidataStub, binding, results, values_dois
+from services.stub.upstream import StubRequest
 from tests.unit.sources_kit import fixture, kind, outcomes, response, work
 
 SOURCE = Wikidata()

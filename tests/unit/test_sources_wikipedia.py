@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from services.core.events import SourceEvent
-from services.fetchers.base import Found, SourceConfig
+from services.core.sources import SourceConfig
+from services.fetchers.base import Found
 from services.fetchers.sources.wikipedia import DEFAULT_LANGUAGES, Wikipedia, languages
 from tests.unit.sources_kit import fixture, kind, outcomes, response, work
 

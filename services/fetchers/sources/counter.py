@@ -18,6 +18,7 @@ from typing import Any
 
 from services.core.events import FetchError, PeriodCount
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     ConfigError,
@@ -28,7 +29,6 @@ from services.fetchers.base import (
     Outcome,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -36,7 +36,6 @@ from services.fetchers.base import (
     as_object,
     json_payload,
 )
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 METRICS = {  # our metric -> COUNTER R5 Metric_Type
     "investigations": "Total_Item_Investigations",
@@ -46,48 +45,6 @@ METRICS = {  # our metric -> COUNTER R5 Metric_Type
 }
 RETRY_LATER = {1000, 1010, 1011}  # service not available, busy, report queued
 CONFIG = {1030, 2000, 2010, 2011, 2020, 3000, 3020}  # request or credentials wrong
-
-
-class CounterStub(StubUpstream):
-    """Answers `/reports/ir` like a SUSHI server; records are recorded Item Reports (R5.0 or
-    R5.1) keyed by the DOI of their first item; unknown items get the 3030 report."""
-
-    def record_doi(self, record: Any) -> str | None:
-        """The DOI of the first (nested) item of a recorded report."""
-        items = record.get("Report_Items") or [{}]
-        first = (items[0].get("Items") or [items[0]])[0]
-        return _doi(first.get("Item_ID")) or None
-
-    def synthesize(self, doi: str) -> Any:
-        """An R5.1 report with two months of usage."""
-        views = synthetic_count(doi, "counter", 400)
-        months = {"2025-01": views // 2 + 1, "2025-02": views - views // 2 + 1}
-        perf = {"Total_Item_Investigations": months, "Total_Item_Requests": {"2025-01": 1}}
-        groups = [{"Data_Type": "Article", "Performance": perf}]
-        item = {"Item": doi, "Item_ID": {"DOI": doi}, "Attribute_Performance": groups}
-        return {"Report_Header": {"Release": "5.1", "Report_ID": "IR"}, "Report_Items": [item]}
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """The item's report, 3030 for an item without usage, 1030 without customer_id."""
-        if request.path != "/reports/ir":
-            return StubAnswer.text("Not Found", 404)
-        if not request.param("customer_id"):
-            missing = {
-                "Code": 1030,
-                "Message": "Insufficient Information to Process Request",
-                "Data": "customer_id is missing",
-            }
-            return StubAnswer.json(missing, status=400)
-        doi = request.param("item_id")
-        error = self.error_for(doi)
-        if error is not None:
-            return error
-        record = self.lookup(doi)
-        if record is not None:
-            return StubAnswer.json(record)
-        none = {"Code": 3030, "Message": "No Usage Available for Requested Dates"}
-        header = {"Release": "5.1", "Report_ID": "IR", "Exceptions": [none]}
-        return StubAnswer.json({"Report_Header": header, "Report_Items": []})
 
 
 def last_full_month(config: SourceConfig) -> str:
@@ -119,7 +76,6 @@ class Counter(Source):
     limits = Limits(requests_per_second=1.0, concurrency=1)
     auth = "customer_id (+ requestor_id, api_key) in the query, from settings"
     description = "COUNTER R5 usage (investigations, requests) from a SUSHI server, by month."
-    stub = CounterStub
 
     def missing_config(self, config: SourceConfig) -> str | None:
         """SUSHI needs a customer id (ALM_COUNTER__CUSTOMER_ID)."""
@@ -159,7 +115,8 @@ class Counter(Source):
             return ParseResult({work.work_id: _from_exceptions(exceptions) or _no_report()})
         report = as_object(payload, "response")
         header = as_object(report.get("Report_Header", {}), "Report_Header")
-        exceptions = [as_object(e, "an exception") for e in header.get("Exceptions") or []]
+        listed = as_list(header.get("Exceptions") or [], "Report_Header Exceptions")
+        exceptions = [as_object(e, "an exception") for e in listed]
         blocking = _from_exceptions(exceptions)
         if isinstance(blocking, Failed):
             return ParseResult({work.work_id: blocking})
@@ -191,7 +148,7 @@ def _no_report() -> Failed:
 def _from_exceptions(exceptions: list[dict[str, Any]]) -> Outcome | None:
     """The outcome Exceptions force: Failed, NotFound (3030), or None (warnings only)."""
     for exc in exceptions:
-        code = int(exc.get("Code", 0) or 0)
+        code = as_count(exc.get("Code") or 0, "an exception's Code")
         text = f"SUSHI exception {code}: {exc.get('Message', '')} {exc.get('Data', '')}".strip()
         if code in RETRY_LATER:
             return Failed(FetchError("http", text[:300], retryable=True))

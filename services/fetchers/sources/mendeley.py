@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.core.metrics import Group, MetricSpec, Slot
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.auth import basic_auth, client_credentials
 from services.fetchers.base import (
@@ -20,7 +21,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -29,61 +29,8 @@ from services.fetchers.base import (
     json_payload,
     work_meta,
 )
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 ACCEPT = ("Accept", "application/vnd.mendeley-document.1+json")
-
-
-class MendeleyStub(StubUpstream):
-    """Answers `/oauth/token` and `/catalog?doi=...&view=stats` like api.mendeley.com.
-
-    Records are catalog answers (arrays of documents). `token` is the one valid Bearer token;
-    set `expired = True` to make the next catalog call answer 401 once.
-    """
-
-    token = "stub-mendeley-token"
-    expired = False
-    tokens_issued = 0
-
-    def record_doi(self, record: Any) -> str | None:
-        """`identifiers.doi` of the first document."""
-        return str(record[0]["identifiers"]["doi"]) if record else None
-
-    def synthesize(self, doi: str) -> Any:
-        """One document with a deterministic reader count."""
-        readers = synthetic_count(doi, "mendeley")
-        document = {
-            "id": f"syn-{readers}",
-            "title": f"Synthetic {doi}",
-            "type": "journal",
-            "year": 2020,
-            "identifiers": {"doi": doi},
-            "reader_count": readers,
-            "link": f"https://www.mendeley.com/catalogue/syn-{readers}/",
-        }
-        return [document]
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """A token for Basic credentials; catalog documents for a valid Bearer token."""
-        if request.path == "/oauth/token":
-            if not request.headers.get("authorization", "").startswith("Basic "):
-                return StubAnswer.json({"error": "invalid_client"}, status=401)
-            self.tokens_issued += 1
-            self.expired = False
-            return StubAnswer.json(
-                {"access_token": self.token, "token_type": "bearer", "expires_in": 3600}
-            )
-        if request.path != "/catalog":
-            return StubAnswer.json({"message": "Resource not found"}, status=404)
-        if self.expired or request.headers.get("authorization") != f"Bearer {self.token}":
-            self.expired = False
-            body = {"message": "Could not access resource because: Token has expired"}
-            return StubAnswer.json(body, status=401)
-        doi = request.param("doi")
-        error = self.error_for(doi)
-        if error is not None:
-            return error
-        return StubAnswer.json(self.lookup(doi) or [])
 
 
 class Mendeley(Source):
@@ -98,7 +45,6 @@ class Mendeley(Source):
     limits = Limits(requests_per_second=1.0, concurrency=1)  # Lagotto noted 150/hour (2016)
     auth = "OAuth2 client credentials (extra client_id/client_secret or api_key id:secret)"
     description = "Readers in the Mendeley catalog (needs a registered Mendeley app)."
-    stub = MendeleyStub
 
     def missing_config(self, config: SourceConfig) -> str | None:
         """Mendeley needs an app's client id and secret."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote
 
 from services.core.events import PeriodCount
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Found,
@@ -24,7 +24,6 @@ from services.fetchers.base import (
     ParseResult,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -35,76 +34,9 @@ from services.fetchers.base import (
     json_payload,
     work_meta,
 )
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 # `ids` carries the PMID and PMCID the plug-in reads (without it they never arrive).
 SELECT = "id,doi,ids,title,publication_date,cited_by_count,counts_by_year,updated_date"
-
-
-class OpenAlexStub(StubUpstream):
-    """Answers `/works/doi:{doi}` and `/works?filter=doi:a|b` like api.openalex.org."""
-
-    def record_doi(self, record: Any) -> str | None:
-        """The bare DOI of a recorded work object."""
-        doi = record.get("doi")
-        return doi.removeprefix("https://doi.org/") if doi else None
-
-    def synthesize(self, doi: str) -> Any:
-        """A work object with deterministic counts."""
-        total = synthetic_count(doi, "openalex")
-        return {
-            "id": f"https://openalex.org/W{synthetic_count(doi, 'wid', 10**9)}",
-            "doi": f"https://doi.org/{doi}",
-            "title": f"Synthetic work {doi}",
-            "publication_date": "2020-01-01",
-            "cited_by_count": total,
-            "counts_by_year": [{"year": 2025, "cited_by_count": total // 2}],
-            "updated_date": "2026-01-01T00:00:00",
-        }
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """A singleton, a filtered list, or OpenAlex's 404 JSON."""
-        if request.path.startswith("/works/doi:"):
-            doi = unquote(request.path[len("/works/doi:") :])
-            error = self.error_for(doi)
-            if error is not None:
-                return error
-            record = self.lookup(doi)
-            if record is None:
-                return StubAnswer.json(_not_found(request.path), status=404)
-            return StubAnswer.json(record)
-        if request.path == "/works":
-            return self._list(request)
-        return StubAnswer.json(_not_found(request.path), status=404)
-
-    def _list(self, request: StubRequest) -> StubAnswer:
-        flt = request.param("filter")
-        if not flt.startswith("doi:"):
-            return StubAnswer.json(
-                {
-                    "error": "Invalid query parameters error.",
-                    "message": f"{flt} is not a valid filter",
-                },
-                status=400,
-            )
-        dois = [d.removeprefix("https://doi.org/") for d in flt[4:].split("|")]
-        for doi in dois:
-            error = self.error_for(doi)
-            if error is not None:
-                return error
-        results = [r for r in (self.lookup(d) for d in dois) if r is not None]
-        meta = {
-            "count": len(results),
-            "db_response_time_ms": 12,
-            "page": 1,
-            "per_page": int(request.param("per-page", "25")),
-            "groups_count": None,
-        }
-        return StubAnswer.json({"meta": meta, "results": results, "group_by": []})
-
-
-def _not_found(path: str) -> dict[str, str]:
-    return {"error": "404 Not Found", "message": f"The requested URL {path} was not found."}
 
 
 class OpenAlex(Source):
@@ -119,7 +51,6 @@ class OpenAlex(Source):
     limits = Limits(requests_per_second=10.0, concurrency=2)
     auth = "api_key parameter (ALM_OPENALEX_API_KEY); keyless works on a small daily budget"
     description = "Citations and citations by year from the OpenAlex catalogue."
-    stub = OpenAlexStub
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """One singleton call for one work, else one OR-filter call for the batch."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote
 
 from services.core.events import FetchError, SourceEvent
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -22,7 +22,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -31,7 +30,6 @@ from services.fetchers.base import (
     json_payload,
 )
 from services.fetchers.csl import csl_item, year_periods
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 MAX_LISTED = 10_000  # above this many citations the list (one unpaged response) is not fetched
 
@@ -52,49 +50,6 @@ def pids(text: Any) -> dict[str, str]:
     return out
 
 
-class OpenCitationsStub(StubUpstream):
-    """Answers `/citation-count/{id}` and `/citations/{id}` like the Index API v2.
-
-    Records are recorded `/citations` responses; the count is their length.
-    """
-
-    def record_doi(self, record: Any) -> str | None:
-        """The cited DOI of a recorded citation list."""
-        return pids(record[0]["cited"]).get("doi") if record else None
-
-    def synthesize(self, doi: str) -> Any:
-        """`n` citations from synthetic citing works."""
-        return [
-            {
-                "oci": f"0610{i}-0618{synthetic_count(doi, 'omid', 10**6)}",
-                "citing": f"omid:br/0610{i} doi:10.5555/citing.{i}",
-                "cited": f"omid:br/0618 doi:{doi}",
-                "creation": f"{2015 + i % 10}-03-01",
-                "timespan": "P1Y",
-                "journal_sc": "no",
-                "author_sc": "no",
-            }
-            for i in range(synthetic_count(doi, "opencitations", 12))
-        ]
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """The count or the list; a bare (unprefixed) id gets `[]`, as upstream."""
-        op, _, ident = request.path.lstrip("/").partition("/")
-        if op not in ("citation-count", "citations"):
-            return StubAnswer.text("<h1>Not Found</h1>", 404, "text/html")
-        ident = unquote(ident)
-        if not ident.lower().startswith("doi:"):
-            return StubAnswer.json([])
-        doi = ident[4:]
-        error = self.error_for(doi)
-        if error is not None:
-            return error
-        rows = self.lookup(doi) or []
-        if op == "citation-count":
-            return StubAnswer.json([{"count": str(len(rows))}])
-        return StubAnswer.json(rows)
-
-
 class OpenCitations(Source):
     """OpenCitations: open DOI-to-DOI citations (COCI and the other indexes)."""
 
@@ -107,7 +62,6 @@ class OpenCitations(Source):
     limits = Limits(requests_per_second=3.0, concurrency=2)  # no published limit
     auth = "optional OpenCitations access token in the `authorization` header (api_key)"
     description = "Open citations from the OpenCitations Index, with the citing works."
-    stub = OpenCitationsStub
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """`GET /citation-count/doi:{doi}` per work (the prefix is required)."""

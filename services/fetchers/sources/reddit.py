@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from services.core.events import SourceEvent
 from services.core.metrics import Group, MetricSpec, Slot
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.auth import basic_auth, client_credentials
 from services.fetchers.base import (
@@ -22,7 +23,6 @@ from services.fetchers.base import (
     NotFound,
     ParseResult,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -31,69 +31,10 @@ from services.fetchers.base import (
     json_payload,
 )
 from services.fetchers.csl import csl_item
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 WWW = "https://www.reddit.com"
 MAX_PAGES = 10  # listings stop near 1,000 items anyway
 TOTALS = ("posts", "comments", "likes")
-
-
-class RedditStub(StubUpstream):
-    """Answers the token call, `/search` (Bearer) and `/www.reddit.com/search.json`.
-
-    Records are `records/<doi with / as _>.json`: a search Listing holding every matching post.
-    """
-
-    token = "stub-reddit-token"
-    page_size = 100
-
-    def record_doi(self, record: Any) -> str | None:
-        """Listings do not name the DOI: keyed by file name."""
-        return None
-
-    def synthesize(self, doi: str) -> Any:
-        """Zero or one synthetic post."""
-        n = synthetic_count(doi, "reddit", 10)
-        post = {
-            "id": f"s{n}",
-            "name": f"t3_s{n}",
-            "subreddit": "science",
-            "title": doi,
-            "permalink": f"/r/science/comments/s{n}/x/",
-            "created_utc": 1.7e9,
-            "score": n * 7,
-            "num_comments": n,
-            "author": "someone",
-        }
-        return _listing([post] if n < 2 else [], None)
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """Token, or a page of the Listing for `q="DOI"`."""
-        if request.path == "/www.reddit.com/api/v1/access_token":
-            if not request.headers.get("authorization", "").startswith("Basic "):
-                return StubAnswer.json({"message": "Unauthorized", "error": 401}, status=401)
-            token = {"access_token": self.token, "token_type": "bearer", "expires_in": 86400}
-            return StubAnswer.json({**token, "scope": "*"})
-        oauth = request.path == "/search"
-        if oauth and request.headers.get("authorization") != f"Bearer {self.token}":
-            return StubAnswer.json({"message": "Unauthorized", "error": 401}, status=401)
-        if not oauth and request.path != "/www.reddit.com/search.json":
-            return StubAnswer.text("<html><body>page not found</body></html>", 404, "text/html")
-        doi = request.param("q").strip('"')
-        error = self.error_for(doi)
-        if error is not None:
-            return error
-        posts = [c["data"] for c in (self.lookup(doi) or _listing([], None))["data"]["children"]]
-        start = int(request.param("after", "t3_0")[3:] or 0) if request.param("after") else 0
-        page = posts[start : start + self.page_size]
-        after = f"t3_{start + len(page)}" if start + len(page) < len(posts) else None
-        return StubAnswer.json(_listing(page, after))
-
-
-def _listing(posts: list[dict[str, Any]], after: str | None) -> dict[str, Any]:
-    children = [{"kind": "t3", "data": p} for p in posts]
-    data = {"after": after, "dist": len(posts), "before": None, "children": children}
-    return {"kind": "Listing", "data": data}
 
 
 class Reddit(Source):
@@ -112,7 +53,6 @@ class Reddit(Source):
     limits = Limits(requests_per_second=1.0, concurrency=1)  # ~100 queries/min per OAuth client
     auth = "OAuth2 client credentials (extra client_id/client_secret or api_key id:secret)"
     description = "Reddit posts mentioning the DOI, their upvotes and comments."
-    stub = RedditStub
 
     def auth_request(self, config: SourceConfig) -> UpstreamRequest | None:
         """The client-credentials token call, if credentials are configured."""

@@ -9,12 +9,12 @@ HTTP layer backs off exponentially). `x-api-key` carries the key.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from services.core.events import FetchError
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Failed,
@@ -25,7 +25,6 @@ from services.fetchers.base import (
     ParseResult,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -34,47 +33,9 @@ from services.fetchers.base import (
     json_payload,
     work_meta,
 )
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 FIELDS = "externalIds,title,publicationDate,citationCount,influentialCitationCount"
 MAX_IDS = 500
-
-
-class SemanticScholarStub(StubUpstream):
-    """Answers `POST /paper/batch` like api.semanticscholar.org; records are paper objects."""
-
-    def record_doi(self, record: Any) -> str | None:
-        """`externalIds.DOI` of a recorded paper object."""
-        return str(record["externalIds"]["DOI"])
-
-    def synthesize(self, doi: str) -> Any:
-        """A paper object with deterministic counts."""
-        cites = synthetic_count(doi, "s2")
-        return {
-            "paperId": f"{synthetic_count(doi, 's2id', 10**9):040x}",
-            "externalIds": {"DOI": doi},
-            "title": f"Synthetic work {doi}",
-            "publicationDate": "2020-01-01",
-            "citationCount": cites,
-            "influentialCitationCount": cites // 10,
-        }
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """Aligned results with nulls; 400 for a bad body or too many ids."""
-        if request.method != "POST" or request.path != "/paper/batch":
-            return StubAnswer.json({"error": "Not found"}, status=404)
-        try:
-            ids = json.loads(request.body)["ids"]
-        except (ValueError, KeyError, TypeError):
-            return StubAnswer.json({"error": "Unacceptable request body"}, status=400)
-        if len(ids) > MAX_IDS:
-            return StubAnswer.json({"error": f"-- ids: at most {MAX_IDS} ids"}, status=400)
-        dois = [str(i)[4:] if str(i).upper().startswith("DOI:") else "" for i in ids]
-        for doi in dois:
-            error = self.error_for(doi)
-            if error is not None:
-                return error
-        return StubAnswer.json([self.lookup(d) if d else None for d in dois])
 
 
 class SemanticScholar(Source):
@@ -97,7 +58,6 @@ class SemanticScholar(Source):
     limits = Limits(requests_per_second=1.0, concurrency=1)  # keys get 1 rps
     auth = "x-api-key header (api_key); anonymous calls share a pool and often get 429"
     description = "Citations and influential citations from Semantic Scholar."
-    stub = SemanticScholarStub
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """One `POST /paper/batch` for up to 500 works."""

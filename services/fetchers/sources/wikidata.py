@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs
 
 from services.core.metrics import Group, MetricSpec
+from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (
     Found,
@@ -28,7 +28,6 @@ from services.fetchers.base import (
     ParseResult,
     PayloadError,
     Source,
-    SourceConfig,
     UpstreamRequest,
     UpstreamResponse,
     as_count,
@@ -37,7 +36,6 @@ from services.fetchers.base import (
     expect,
     json_payload,
 )
-from services.fetchers.stub import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 ENTITY = "http://www.wikidata.org/entity/"
 SPARQL_JSON = "application/sparql-results+json"
@@ -48,8 +46,6 @@ SELECT ?doi ?item (COUNT(DISTINCT ?citing) AS ?citations) WHERE {{
   OPTIONAL {{ ?citing wdt:P2860 ?item . }}
 }}
 GROUP BY ?doi ?item"""
-_VALUES = re.compile(r'VALUES\s*\?doi\s*\{((?:\s*"(?:[^"\\]|\\.)*")*)\s*\}')
-_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _QID = re.compile(r"Q[1-9][0-9]*")
 
 
@@ -60,75 +56,6 @@ def sparql_literal(doi: str) -> str | None:
         return None
     escaped = doi.upper().replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
-
-
-def values_dois(query: str) -> list[str] | None:
-    """The DOI literals of a query's `VALUES ?doi { ... }` (unescaped); None without one."""
-    block = _VALUES.search(query)
-    if block is None:
-        return None
-    return [re.sub(r"\\(.)", r"\1", v) for v in _LITERAL.findall(block.group(1))]
-
-
-def binding(doi: str, qid: str, citations: int) -> dict[str, Any]:
-    """One result row, as WDQS writes it."""
-    return {
-        "doi": {"type": "literal", "value": doi},
-        "item": {"type": "uri", "value": f"{ENTITY}{qid}"},
-        "citations": {
-            "datatype": "http://www.w3.org/2001/XMLSchema#integer",
-            "type": "literal",
-            "value": str(citations),
-        },
-    }
-
-
-def results(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """A SPARQL 1.1 JSON results document of this query."""
-    return {"head": {"vars": ["doi", "item", "citations"]}, "results": {"bindings": rows}}
-
-
-class WikidataStub(StubUpstream):
-    """Answers `/sparql` like the Wikidata Query Service: GET `?query=` or POST form `query=`.
-
-    `records/*.json` are recorded one-DOI answers (their rows are composed into the batch's
-    answer); a row matches only a VALUES literal spelled exactly as the stored DOI (upper-case).
-    """
-
-    def record_doi(self, record: Any) -> str | None:
-        """The DOI of a recorded answer's first row."""
-        rows = record.get("results", {}).get("bindings", [])
-        return str(rows[0]["doi"]["value"]) if rows else None
-
-    def synthesize(self, doi: str) -> Any:
-        """One item (a fake QID above Q9000000000) with a deterministic citing count."""
-        qid = f"Q{9_000_000_000 + synthetic_count(doi, 'qid', 10**8)}"
-        return results([binding(doi.upper(), qid, synthetic_count(doi, "citedby", 30))])
-
-    def answer(self, request: StubRequest) -> StubAnswer:
-        """The rows of the VALUES DOIs, or a recorded error of one of them."""
-        if request.path != "/sparql":
-            return StubAnswer.text("Not Found", 404, "text/html")
-        form = parse_qs(request.body.decode()) if request.method == "POST" else {}
-        query = (form.get("query") or [request.param("query")])[0]
-        dois = values_dois(query)
-        if dois is None:
-            return StubAnswer.text(
-                "SPARQL-QUERY: queryStr=" + query + "\njava.util.concurrent.ExecutionException: "
-                "org.openrdf.query.MalformedQueryException: no VALUES ?doi clause",
-                400,
-            )
-        rows: list[dict[str, Any]] = []
-        for doi in dois:
-            error = self.error_for(doi)
-            if error is not None:
-                return error
-            record = self.lookup(doi)
-            if record is not None:
-                rows += [r for r in record["results"]["bindings"] if r["doi"]["value"] == doi]
-        return StubAnswer.json(
-            results(rows), headers={"Content-Type": f"{SPARQL_JSON};charset=utf-8"}
-        )
 
 
 class Wikidata(Source):
@@ -143,7 +70,6 @@ class Wikidata(Source):
     limits = Limits(requests_per_second=1.0, concurrency=1)  # WDQS asks for one query at a time
     auth = "none; descriptive User-Agent with contact address (mandatory)"
     description = "Wikidata items citing the work (P2860), via the scholarly Query Service."
-    stub = WikidataStub
 
     def requests(self, works: Sequence[WorkRef], config: SourceConfig) -> list[UpstreamRequest]:
         """One POST of the batch's query (form body: 50 DOIs may exceed GET URL limits)."""

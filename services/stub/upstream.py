@@ -1,10 +1,11 @@
 """The stub upstream's contract: each source answers requests from recorded real-format fixtures.
 
-A source's stub lives beside its plug-in. Fixtures are `tests/fixtures/upstream/<source>/`:
+A source's stub is a subclass of StubUpstream in `services/stub/sources/<source>.py` (the
+server finds it by the source's name). Fixtures are `tests/fixtures/upstream/<source>/`:
 `records/*.json` are recorded responses (or the per-work objects of a batch API; one that does
-not name its DOI is keyed by its file name, the DOI with `/` as `_`), and
-`errors.json` lists works whose calls answer with a recorded error shape. In synthetic mode,
-DOIs under the test prefix 10.5555 get generated records with deterministic counts (benchmarks).
+not name its DOI is keyed by its file name, the DOI with `/` as `_`), and `errors.json` lists
+works whose calls answer with a recorded error shape. In synthetic mode, DOIs under the test
+prefix 10.5555 get generated records with deterministic counts (benchmarks).
 """
 
 from __future__ import annotations
