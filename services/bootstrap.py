@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.adapters.failures import register_adapter_failures
 from services.aggregator.service import Aggregator
 from services.checks.service import Checker
 from services.core.activity import CheckStore
@@ -39,7 +40,8 @@ def utc_now() -> datetime:
 
 
 def make_bus(settings: Settings) -> Bus:
-    """The bus adapter `settings.bus` names."""
+    """The bus adapter `settings.bus` names (its failures registered: services/core/failures)."""
+    register_adapter_failures()
     if settings.bus == "memory":
         from services.adapters.memory_bus import MemoryBus
 
@@ -56,7 +58,8 @@ def make_bus(settings: Settings) -> Bus:
 
 def make_store(settings: Settings, request_timeout: float | None = None) -> Store:
     """The store adapter `settings.store` names; `request_timeout` bounds each Cassandra
-    request (the API's is short: ALM_API_STORE_TIMEOUT)."""
+    request (the API's is short: ALM_API_STORE_TIMEOUT). Registers the adapters' failures."""
+    register_adapter_failures()
     ttl = timedelta(days=settings.raw_ttl_days)
     if settings.store == "sqlite":
         from services.adapters.sqlite_store import SqliteStore

@@ -1,7 +1,7 @@
 """The aggregator runner: fold observations into stored state with the pure `aggregate`,
 publish changes, and set each work's next due time. The faust agent wraps the same `settle`.
 
-Failures (services/adapters/failures.py): a transient one (store or bus down) is raised, and the
+Failures (services/core/failures.py): a transient one (store or bus down) is raised, and the
 caller retries the whole chunk with backoff; a permanent one (a row the store refuses, an
 event its schema refuses) is narrowed down by halving the chunk to the observation that causes
 it, which goes to `alm.deadletter` with the reason, and everything else is stored.
@@ -18,7 +18,6 @@ from typing import Any
 
 import structlog
 
-from services.adapters.failures import describe, permanent
 from services.aggregator.records import change_id, id_of
 from services.core.aggregation import Aggregate, SourceState, aggregate
 from services.core.alerts import DEFAULT_LIMITS, Alert, AlertStore, Thresholds, checks
@@ -31,6 +30,7 @@ from services.core.events import (
     Observation,
     Status,
 )
+from services.core.failures import describe, permanent
 from services.core.metrics import MetricSpec
 from services.core.ports import Bus, DueEntry, Store
 from services.core.schema_check import SchemaViolation, check

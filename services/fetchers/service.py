@@ -14,7 +14,6 @@ from typing import Any
 
 import structlog
 
-from services.adapters.failures import describe, permanent
 from services.core.activity import ActivityStore, FetchWindow, hour_of
 from services.core.deadletters import unreadable
 from services.core.events import (
@@ -28,6 +27,7 @@ from services.core.events import (
     Status,
     refresh_topic,
 )
+from services.core.failures import describe, permanent
 from services.core.health import ErrorWindow, SourceStatus
 from services.core.ports import Bus, Message, RawResponse, Store
 from services.core.schema_check import SchemaViolation, check

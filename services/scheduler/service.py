@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 
-from services.adapters.failures import permanent
 from services.core.deadletters import refused, unreadable
 from services.core.events import (
     PACK_REQUESTS,
@@ -28,6 +27,7 @@ from services.core.events import (
     RefreshRequest,
     refresh_topic,
 )
+from services.core.failures import permanent
 from services.core.ports import Bus, DueEntry, Message, Store
 from services.core.schema_check import check
 from services.core.staleness import Policy, next_refresh
