@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.adapters.sqlite_store import RAW_COLS, SqliteStore, raw_response, sortable
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef
+from services.core.provenance import CallRef, RawResponse
 
 
 class SqliteCallArchive:

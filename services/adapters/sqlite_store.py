@@ -19,8 +19,8 @@ from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier, IdType
-from services.core.ports import DueEntry, RawResponse, Registration, Schedule
-from services.core.provenance import identified
+from services.core.ports import DueEntry, Registration, Schedule
+from services.core.provenance import RawResponse, identified
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import Work
 
@@ -241,6 +241,11 @@ class SqliteStore:
     async def find_work(self, ident: Identifier) -> Work | None:
         """The work known by `ident` (any of its DOI, PMID, PMCID)."""
         return await self._run(lambda conn: _find_any(conn, [ident]))
+
+    async def find_works(self, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+        """The works known by `idents`, by identifier (an unknown one is absent): one SELECT
+        per id type and chunk of identifiers."""
+        return await self._run(lambda conn: _find_each(conn, idents))
 
     async def list_works(self, offset: int, limit: int) -> list[Work]:
         """A page of works in work-id order."""
@@ -600,6 +605,24 @@ def _find_any(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> Work | 
         if row:
             return _work(row)
     return None
+
+
+def _find_each(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+    by_type: dict[IdType, list[str]] = {}
+    for ident in dict.fromkeys(idents):
+        by_type.setdefault(ident.type, []).append(ident.value)
+    cols = ", ".join("w." + c.strip() for c in _WORK_COLS.split(","))
+    out: dict[Identifier, Work] = {}
+    for id_type, values in by_type.items():
+        for start in range(0, len(values), _IN_CHUNK):
+            part = values[start : start + _IN_CHUNK]
+            rows = conn.execute(
+                f"SELECT i.value, {cols} FROM work_ids i JOIN works w ON w.work_id = i.work_id"
+                f" WHERE i.id_type=? AND i.value IN ({','.join('?' * len(part))})",
+                (id_type.value, *part),
+            )
+            out.update((Identifier(id_type, r[0]), _work(r[1:])) for r in rows)
+    return out
 
 
 def _put_due(conn: sqlite3.Connection, source: str, entries: Sequence[DueEntry]) -> None:

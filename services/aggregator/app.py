@@ -44,6 +44,7 @@ from services.aggregator.service import Aggregator
 from services.aggregator.topics import raw_topic
 from services.bootstrap import catalog, make_checks, make_store, utc_now
 from services.core.events import TOPIC_RAW
+from services.core.ports import Store
 from services.settings import Settings
 from services.shutdown import DRAIN_SECONDS, close_all
 from services.telemetry import memory
@@ -53,8 +54,9 @@ log = structlog.get_logger("alm.aggregator")
 APP_ID = "alm-aggregator"  # also the consumer group id (same as the embedded runner's group)
 
 
-def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
-    """The faust app with its agent, the runtime it uses, and the bus it publishes on."""
+def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus, Store]:
+    """The faust app with its agent, the runtime it uses, the bus it publishes on and the store
+    it writes to."""
     prefix = settings.topic_prefix
     datadir = (settings.data_dir / "faust").resolve()  # faust wants it; nothing is kept there
     datadir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def create_app(settings: Settings) -> tuple[Any, Runtime, KafkaBus]:
 
     app.on_partitions_revoked.connect(on_revoked)
 
-    return app, runtime, bus
+    return app, runtime, bus, store
 
 
 class _Worker(faust.Worker):
@@ -138,7 +140,7 @@ async def run_worker(settings: Settings) -> int:
     """Run the aggregator until SIGTERM/SIGINT; returns the exit code."""
     for name in ("faust", "mode", "aiokafka", "kafka"):  # the worker's own logs: warn and up
         logging.getLogger(name).setLevel(logging.WARNING)
-    app, runtime, bus = create_app(settings)
+    app, runtime, bus, store = create_app(settings)
     await runtime.published.check_alignment()
     worker = _Worker(
         app,
@@ -158,7 +160,7 @@ async def run_worker(settings: Settings) -> int:
             tracing.cancel()
         with contextlib.suppress(Exception):
             await worker.stop()
-        await close_all(bus.close(), runtime.aggregator.store.close())
+        await close_all(bus.close(), store.close())
         log.warning(
             "aggregator_stopped",
             batches=runtime.batches,

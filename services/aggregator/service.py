@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -32,7 +32,7 @@ from services.core.events import (
 )
 from services.core.failures import describe, permanent
 from services.core.metrics import MetricSpec
-from services.core.ports import Bus, DueEntry, Store
+from services.core.ports import Bus, DueEntry, MetricState, WorkStore
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.timeutil import parse_date
@@ -57,6 +57,11 @@ def fold(
     return out
 
 
+class AggregatorStore(MetricState, WorkStore, Protocol):
+    """The store's ports the aggregator uses: the states it folds into and writes (with the
+    due entries), the works whose metadata the observations complete."""
+
+
 class Aggregator:
     """Consumes `alm.metrics.raw`; writes state, history and events; emits `alm.metrics.changed`."""
 
@@ -65,7 +70,7 @@ class Aggregator:
     def __init__(
         self,
         bus: Bus,
-        store: Store,
+        store: AggregatorStore,
         policy: Policy,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,

@@ -20,8 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.core.events import FetchError, Observation, Status
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef, Redactor, body_digest, call_id, ref_of
+from services.core.provenance import CallRef, RawResponse, Redactor, body_digest, call_id, ref_of
 from services.core.schema_check import SchemaViolation, check
 from services.core.text import ERROR_LIMIT, bounded
 from services.core.works import WorkRef

@@ -15,8 +15,8 @@ from services.bootstrap import make_call_archive, make_checks
 from services.core.activity import CheckStore, FetchWindow, StaleState, hour_of
 from services.core.alerts import Alert, AlertKind, AlertQuery
 from services.core.events import FetchError, Observation, Status
-from services.core.ports import RawResponse, Store
-from services.core.provenance import CallRef, identified, ref_of
+from services.core.ports import Store
+from services.core.provenance import CallRef, RawResponse, identified, ref_of
 from services.settings import Settings
 from tests.integration.test_store_contract import apply, cassandra_store, uid
 

@@ -26,7 +26,8 @@ from services.aggregator.service import fold
 from services.core.aggregation import Aggregate
 from services.core.events import FetchError, Observation, SourceEvent, Status
 from services.core.identifiers import Identifier, IdType, parse_identifier
-from services.core.ports import DueEntry, RawResponse, Store
+from services.core.ports import DueEntry, Store
+from services.core.provenance import RawResponse
 from services.core.works import Work
 from tests.integration.conftest import Infra
 
@@ -138,6 +139,29 @@ async def test_works_are_listed_in_id_order_and_counted(store: Store) -> None:
     got = await store.get_works([*ids, "10.9999/missing"])
     assert sorted(got) == sorted(ids)
     assert (await store.get_work(ids[0])) == got[ids[0]]
+
+
+async def test_find_works_reads_many_identifiers_at_once(store: Store) -> None:
+    """find_works answers each known identifier (a DOI or a PMID, repeated or not) with its
+    work, as find_work would, and leaves out the identifiers no work has."""
+    u = uid()
+    pmid = str(uuid.uuid4().int % 10**9 + 1)
+    dois = [f"10.7777/{u}.{n}" for n in range(3)]
+    await store.register([doi_work(d) for d in dois])
+    await store.register([Work(work_id=f"10.7777/{u}.p", doi=f"10.7777/{u}.p", pmid=pmid)])
+    asked = [
+        *(Identifier(IdType.DOI, d) for d in dois),
+        Identifier(IdType.PMID, pmid),
+        Identifier(IdType.DOI, dois[0]),
+        Identifier(IdType.DOI, f"10.7777/{u}.missing"),
+        Identifier(IdType.PMID, "999999999999"[:10]),
+    ]
+    found = await store.find_works(asked)
+    assert sorted(found, key=str) == sorted(set(asked[:5]), key=str)
+    for ident, work in found.items():
+        assert work == await store.find_work(ident)
+    assert found[Identifier(IdType.PMID, pmid)].work_id == f"10.7777/{u}.p"
+    assert await store.find_works([]) == {}
 
 
 # -- metrics --------------------------------------------------------------------------------

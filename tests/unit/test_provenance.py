@@ -17,8 +17,7 @@ from services.adapters.sqlite_provenance import SqliteCallArchive
 from services.adapters.sqlite_store import SqliteStore
 from services.core.aggregation import aggregate
 from services.core.events import FetchError, Observation, Status
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef, Redactor, body_digest, identified
+from services.core.provenance import CallRef, RawResponse, Redactor, body_digest, identified
 from services.embedded import refresh_until_idle
 from services.fetchers.base import Source, SourceConfig, UpstreamRequest, UpstreamResponse
 from services.fetchers.engine import fetch_batch, secrets_of

@@ -15,7 +15,8 @@ from services.aggregator.service import fold, learned_works
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState, aggregate
 from services.core.events import FetchError, Observation, SourceEvent, Status
 from services.core.identifiers import Identifier, IdType, parse_identifier
-from services.core.ports import DueEntry, RawResponse
+from services.core.ports import DueEntry
+from services.core.provenance import RawResponse
 from services.core.staleness import Policy
 from services.core.works import Work
 from services.fetchers.registry import get_source
