@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
 from services.api.csv_export import COLUMNS
 from services.api.state import EXPORT_CHUNK

@@ -17,8 +17,8 @@ import pytest
 
 from services.adapters.cassandra_hooks import BUCKET, CassandraHooks
 from services.adapters.cassandra_store import CassandraStore
-from services.adapters.sqlite_hooks import SqliteHooks
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.hooks import SqliteHooks
 from services.core.change_filter import ChangeFilter
 from services.core.webhooks import Attempt, Hook, HookHealth, HookStore, Outcome, Queued
 from tests.integration.conftest import Infra

@@ -23,8 +23,8 @@ import pytest
 from services.adapters.cassandra_keys import CassandraKeyStore
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.kafka_bus import ensure_topics
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.keys import SqliteKeyStore
 from services.core.keys import ApiKey, KeyStore, Role, issue, new_secret_key, split_key
 from services.fetchers.registry import SOURCES
 from tests.integration.conftest import Infra

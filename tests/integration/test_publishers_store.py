@@ -16,7 +16,7 @@ import pytest
 
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_caller, make_publishers, make_scheduling
 from services.catalogue_import import Importer, ImportOptions
 from services.core.catalogue_state import ImportState, Scope, Tally, Window, begin, planned

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_call_archive, make_checks
 from services.core.activity import CheckStore, FetchWindow, StaleState, hour_of
 from services.core.alerts import Alert, AlertKind, AlertQuery

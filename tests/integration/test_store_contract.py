@@ -21,7 +21,7 @@ from cassandra.query import UNSET_VALUE, ValueSequence
 
 from services.adapters.cassandra_batching import BATCH_SETTINGS, BatchLimits
 from services.adapters.cassandra_store import CassandraStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.aggregator.service import fold
 from services.core.aggregation import Aggregate
 from services.core.events import FetchError, Observation, SourceEvent, Status

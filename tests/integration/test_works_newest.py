@@ -17,7 +17,7 @@ import pytest
 
 from services.adapters import cassandra_issued
 from services.adapters.cassandra_store import CassandraStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.cli import commands
 from services.core.ports import Store
 from services.core.works import Work

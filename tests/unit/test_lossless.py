@@ -21,7 +21,7 @@ from cassandra import InvalidRequest, OperationTimedOut
 from services import embedded
 from services.adapters.failures import sqlite_failures
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.aggregator import agents
 from services.aggregator.agents import Runtime
 from services.aggregator.service import Aggregator

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import MIGRATIONS, SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.migrations import MIGRATIONS
 from services.aggregator.service import fold, learned_works
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState, aggregate
 from services.core.events import FetchError, Observation, SourceEvent, Status
