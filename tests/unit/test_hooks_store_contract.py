@@ -1,0 +1,23 @@
+"""The HookStore contract (tests/contracts/hooks.py) run against SqliteHooks; the Cassandra run
+is tests/integration/test_hooks_store_contract.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.hooks import SqliteHooks
+from services.core.webhooks import HookStore
+from tests.contracts.hooks import *  # noqa: F403  (the contract's tests, run here)
+
+
+@pytest.fixture
+async def hooks(tmp_path: Path) -> AsyncIterator[HookStore]:
+    """SqliteHooks over a migrated file."""
+    sqlite = SqliteStore(tmp_path / "alm.sqlite")
+    await sqlite.migrate()
+    yield SqliteHooks(sqlite)
+    await sqlite.close()
