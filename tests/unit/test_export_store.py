@@ -3,9 +3,6 @@ run is tests/integration/test_export_store.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from services.adapters.sqlite import SqliteStore
@@ -15,12 +12,8 @@ from tests.contracts.export import fill
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A SqliteStore holding exactly the works of the contract and their states."""
-    db = SqliteStore(tmp_path / "alm.sqlite")
-    await db.migrate()
-    await fill(db)
-    try:
-        yield db
-    finally:
-        await db.close()
+async def store(sqlite: SqliteStore) -> Store:
+    """A migrated SqliteStore (tests/unit/conftest.py) holding exactly the works of the contract
+    and their states."""
+    await fill(sqlite)
+    return sqlite

@@ -3,9 +3,6 @@ is tests/integration/test_hooks_store_contract.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from services.adapters.sqlite import SqliteStore
@@ -15,9 +12,6 @@ from tests.contracts.hooks import *  # noqa: F403  (the contract's tests, run he
 
 
 @pytest.fixture
-async def hooks(tmp_path: Path) -> AsyncIterator[HookStore]:
-    """SqliteHooks over a migrated file."""
-    sqlite = SqliteStore(tmp_path / "alm.sqlite")
-    await sqlite.migrate()
-    yield SqliteHooks(sqlite)
-    await sqlite.close()
+def hooks(sqlite: SqliteStore) -> HookStore:
+    """SqliteHooks over a migrated file (tests/unit/conftest.py)."""
+    return SqliteHooks(sqlite)

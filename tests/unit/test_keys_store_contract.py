@@ -3,9 +3,6 @@ is in tests/integration/test_keys.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from services.adapters.sqlite import SqliteStore
@@ -15,9 +12,6 @@ from tests.contracts.keys import *  # noqa: F403  (the contract's tests, run her
 
 
 @pytest.fixture
-async def keys(tmp_path: Path) -> AsyncIterator[KeyStore]:
-    """SqliteKeyStore over a migrated file."""
-    sqlite = SqliteStore(tmp_path / "alm.sqlite")
-    await sqlite.migrate()
-    yield SqliteKeyStore(sqlite)
-    await sqlite.close()
+def keys(sqlite: SqliteStore) -> KeyStore:
+    """SqliteKeyStore over a migrated file (tests/unit/conftest.py)."""
+    return SqliteKeyStore(sqlite)

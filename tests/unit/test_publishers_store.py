@@ -3,9 +3,6 @@ run is tests/integration/test_publishers_store.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from services.adapters.sqlite import SqliteStore
@@ -15,9 +12,6 @@ from tests.contracts.publishers import Stores
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
-    """A migrated SqliteStore and the publisher store over its file."""
-    sqlite = SqliteStore(tmp_path / "alm.sqlite")
-    await sqlite.migrate()
-    yield Stores(sqlite, make_publishers(sqlite))
-    await sqlite.close()
+def stores(sqlite: SqliteStore) -> Stores:
+    """A migrated SqliteStore (tests/unit/conftest.py) and the publisher store over its file."""
+    return Stores(sqlite, make_publishers(sqlite))

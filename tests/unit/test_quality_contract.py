@@ -3,9 +3,6 @@ adapters; the Cassandra run is tests/integration/test_quality_contract.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from services.adapters.sqlite import SqliteStore
@@ -14,9 +11,6 @@ from tests.contracts.quality import *  # noqa: F403  (the contract's tests, run 
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A migrated SqliteStore."""
-    sqlite = SqliteStore(tmp_path / "alm.sqlite")
-    await sqlite.migrate()
-    yield sqlite
-    await sqlite.close()
+def store(sqlite: SqliteStore) -> Store:
+    """The contract's store: a migrated SqliteStore (tests/unit/conftest.py)."""
+    return sqlite
