@@ -26,7 +26,7 @@ import aiohttp
 
 from services import gctune
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_pipeline
 from services.embedded import refresh_until_idle
 from services.fetchers.http import HttpSettings

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
 from services.core.aggregation import Aggregate, SourceState
 from services.core.events import Status

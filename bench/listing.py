@@ -42,7 +42,7 @@ CHUNK = 5000
 
 async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
     if kind == "sqlite":
-        from services.adapters.sqlite_store import SqliteStore
+        from services.adapters.sqlite import SqliteStore
 
         return SqliteStore(tmp / "alm.sqlite")
     from services.adapters.cassandra_store import CassandraStore

@@ -29,7 +29,7 @@ from services.settings import Settings
 
 async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
     if kind == "sqlite":
-        from services.adapters.sqlite_store import SqliteStore
+        from services.adapters.sqlite import SqliteStore
 
         return SqliteStore(tmp / "alm.sqlite")
     from services.adapters.cassandra_store import CassandraStore

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.adapters.failures import register_adapter_failures
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
 from services.checks.service import Checker
@@ -41,7 +42,8 @@ def utc_now() -> datetime:
 
 
 def make_bus(settings: Settings) -> Bus:
-    """The bus adapter `settings.bus` names."""
+    """The bus adapter `settings.bus` names (its failures registered: services/core/failures)."""
+    register_adapter_failures()
     if settings.bus == "memory":
         from services.adapters.memory_bus import MemoryBus
 
@@ -61,10 +63,11 @@ def make_bus(settings: Settings) -> Bus:
 
 def make_store(settings: Settings, request_timeout: float | None = None) -> Store:
     """The store adapter `settings.store` names; `request_timeout` bounds each Cassandra
-    request (the API's is short: ALM_API_STORE_TIMEOUT)."""
+    request (the API's is short: ALM_API_STORE_TIMEOUT). Registers the adapters' failures."""
+    register_adapter_failures()
     ttl = timedelta(days=settings.raw_ttl_days)
     if settings.store == "sqlite":
-        from services.adapters.sqlite_store import SqliteStore
+        from services.adapters.sqlite import SqliteStore
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return instrument(SqliteStore(settings.data_dir / "alm.sqlite", raw_ttl=ttl), "sqlite")
@@ -85,10 +88,10 @@ def make_store(settings: Settings, request_timeout: float | None = None) -> Stor
 
 def make_key_store(store: Store) -> KeyStore:
     """The API keys' store beside `store`: its SQLite file or its Cassandra keyspace."""
-    from services.adapters.sqlite_store import SqliteStore
+    from services.adapters.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from services.adapters.sqlite_keys import SqliteKeyStore
+        from services.adapters.sqlite.keys import SqliteKeyStore
 
         return SqliteKeyStore(store)
     from services.adapters.cassandra_store import CassandraStore
@@ -102,10 +105,10 @@ def make_key_store(store: Store) -> KeyStore:
 
 def make_publishers(store: Store) -> PublisherStore:
     """The PublisherStore over the same database as `store` (its file or keyspace)."""
-    from services.adapters.sqlite_store import SqliteStore
+    from services.adapters.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from services.adapters.sqlite_publishers import SqlitePublishers
+        from services.adapters.sqlite.publishers import SqlitePublishers
 
         return SqlitePublishers(store)
     from services.adapters.cassandra_store import CassandraStore
@@ -133,10 +136,10 @@ def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
 
 def make_hook_store(store: Store) -> HookStore:
     """The webhook store in the same database as `store` (its file or keyspace)."""
-    from services.adapters.sqlite_store import SqliteStore
+    from services.adapters.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from services.adapters.sqlite_hooks import SqliteHooks
+        from services.adapters.sqlite.hooks import SqliteHooks
 
         return SqliteHooks(store)
     from services.adapters.cassandra_hooks import CassandraHooks
@@ -154,10 +157,10 @@ def make_catalog() -> Catalog:
 
 def make_call_archive(store: Store) -> CallArchive:
     """The kept upstream calls (provenance) of the store `make_store` made."""
-    from services.adapters.sqlite_store import SqliteStore
+    from services.adapters.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from services.adapters.sqlite_provenance import SqliteCallArchive
+        from services.adapters.sqlite.raw import SqliteCallArchive
 
         return SqliteCallArchive(store)
     from services.adapters.cassandra_store import CassandraStore
@@ -172,10 +175,10 @@ def make_call_archive(store: Store) -> CallArchive:
 def make_checks(settings: Settings, store: Store) -> CheckStore:
     """Where the data-quality checks keep alerts and read activity, over `store`."""
     ttl = timedelta(days=settings.alerts_ttl_days)
-    from services.adapters.sqlite_store import SqliteStore
+    from services.adapters.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from services.adapters.sqlite_checks import SqliteChecks
+        from services.adapters.sqlite.checks import SqliteChecks
 
         return SqliteChecks(store, ttl)
     from services.adapters.cassandra_store import CassandraStore

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from services.adapters.failures import describe, unavailable
 from services.adapters.memory_bus import MemoryBus
 from services.bootstrap import Pipeline
+from services.core.failures import describe, unavailable
 from services.shutdown import DRAIN_SECONDS
 from services.telemetry.pipeline import STEP_FAILURES
 

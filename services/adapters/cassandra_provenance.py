@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC
 
 from services.adapters.cassandra_store import RAW_COLS, CassandraStore, _us, raw_response
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef
+from services.core.provenance import CallRef, RawResponse
 
 STATEMENTS = {
     "raw_by_key": f"SELECT {RAW_COLS} FROM raw_responses"

@@ -79,8 +79,8 @@ from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import PeriodCount, SourceEvent, Status
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
-from services.core.ports import DueEntry, RawResponse, Registration, Schedule
-from services.core.provenance import CallRef, identified
+from services.core.ports import DueEntry, Registration, Schedule
+from services.core.provenance import CallRef, RawResponse, identified
 from services.core.works import Work
 from services.settings import CassandraConnection
 
@@ -504,6 +504,16 @@ class CassandraStore:
         """The work known by `ident` (any of its DOI, PMID, PMCID)."""
         rows = await (await self._ready()).run("id_get", (ident.type.value, ident.value))
         return await self.get_work(rows[0].work_id) if rows else None
+
+    async def find_works(self, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+        """The works known by `idents`, by identifier (an unknown one is absent): the id
+        index read concurrently, then the works in one `get_works`."""
+        cql = await self._ready()
+        unique = list(dict.fromkeys(idents))
+        pages = await cql.run_many(("id_get", (i.type.value, i.value)) for i in unique)
+        owners = {i: rows[0].work_id for i, rows in zip(unique, pages, strict=True) if rows}
+        found = await self.get_works(sorted(set(owners.values())))
+        return {i: found[w] for i, w in owners.items() if w in found}
 
     async def list_works(self, offset: int, limit: int) -> list[Work]:
         """A page of works in work-id order (merged from the index shards)."""

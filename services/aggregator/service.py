@@ -1,7 +1,7 @@
 """The aggregator runner: fold observations into stored state with the pure `aggregate`,
 publish changes, and set each work's next due time. The faust agent wraps the same `settle`.
 
-Failures (services/adapters/failures.py): a transient one (store or bus down) is raised, and the
+Failures (services/core/failures.py): a transient one (store or bus down) is raised, and the
 caller retries the whole chunk with backoff; a permanent one (a row the store refuses, an
 event its schema refuses) is narrowed down by halving the chunk to the observation that causes
 it, which goes to `alm.deadletter` with the reason, and everything else is stored.
@@ -14,11 +14,10 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from services.adapters.failures import describe, permanent
 from services.aggregator.records import change_id, id_of
 from services.core.aggregation import Aggregate, SourceState, aggregate
 from services.core.alerts import DEFAULT_LIMITS, Alert, AlertStore, Thresholds, checks
@@ -31,8 +30,9 @@ from services.core.events import (
     Observation,
     Status,
 )
+from services.core.failures import describe, permanent
 from services.core.metrics import MetricSpec
-from services.core.ports import Bus, DueEntry, Store
+from services.core.ports import Bus, DueEntry, MetricState, WorkStore
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.timeutil import parse_date
@@ -57,6 +57,11 @@ def fold(
     return out
 
 
+class AggregatorStore(MetricState, WorkStore, Protocol):
+    """The store's ports the aggregator uses: the states it folds into and writes (with the
+    due entries), the works whose metadata the observations complete."""
+
+
 class Aggregator:
     """Consumes `alm.metrics.raw`; writes state, history and events; emits `alm.metrics.changed`."""
 
@@ -65,7 +70,7 @@ class Aggregator:
     def __init__(
         self,
         bus: Bus,
-        store: Store,
+        store: AggregatorStore,
         policy: Policy,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import hdrs, web
 
-from services.adapters.failures import describe, unavailable
 from services.api.state import STORE_TIMEOUT
+from services.core.failures import describe, unavailable
 from services.core.identifiers import InvalidIdentifier
 from services.core.text import shown
 

@@ -18,8 +18,7 @@ from services.api.params import choice_param
 from services.api.state import CALLS, RAW_TTL, STORE
 from services.api.views import find
 from services.core.aggregation import SourceState
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef
+from services.core.provenance import CallRef, RawResponse
 from services.core.timeutil import to_iso
 from services.fetchers.registry import SOURCES
 

@@ -1,7 +1,18 @@
-"""The ports the services talk through: the event bus and the metric store.
+"""The ports the services talk through: the event bus and the store's narrow parts.
 
 Adapters implement these Protocols (in-process and Kafka for the bus; SQLite and Cassandra for
-the store); the core and the service logic import only these.
+the store); the core and the service logic import only these. The store is one adapter
+(`Store`, what bootstrap builds) made of narrow ports, and each service is typed against the
+ones it uses:
+
+- `WorkStore`: the works registry and its identifier index (registration, the API, the notifier);
+- `MetricState`: the states the aggregator reads and writes; `MetricStore` adds the reads of
+  totals, history and events the API and the audit make;
+- `RawResponses`: the upstream calls kept for a while (fetchers write, the API reads; the
+  lookup by the refs a state holds is `services.core.provenance.CallArchive`);
+- `DueIndex`: when each (work, source) is next due (the scheduler, the aggregator's writes);
+- `SourceControl`: paused and running sources (scheduler, fetchers, checks);
+- `Lifecycle`: migrations and closing, for the entry points.
 
 A registered work always ends with a due entry for every enabled source that can fetch it
 (DESIGN.md, invariant 1): `WorkStore.register(works, schedule)` writes the works with their
@@ -20,6 +31,7 @@ from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
+from services.core.provenance import RawResponse
 from services.core.works import Work
 
 
@@ -62,26 +74,6 @@ class Bus(Protocol):
     def consumer(self, topics: Sequence[str], group: str) -> Consumer: ...
 
     async def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    """An upstream call kept for a while so every stored number can be traced to it.
-
-    `raw_id` and `digest` (SHA-256 of the body as received) are what states refer to
-    (services/core/provenance.py); `redacted`: a configured secret was masked in `url` or
-    `body`, so the kept body no longer hashes to `digest`."""
-
-    source: str
-    retrieved_at: datetime
-    url: str
-    status: int
-    body: str
-    work_ids: tuple[str, ...]
-    raw_id: str = ""
-    digest: str = ""
-    method: str = "GET"
-    redacted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +134,11 @@ class WorkStore(Protocol):
 
     async def find_work(self, ident: Identifier) -> Work | None: ...
 
+    async def find_works(self, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+        """The works known by `idents` (any of their DOI, PMID, PMCID), by identifier; an
+        identifier no work has is absent. One batched read, not a lookup per identifier."""
+        ...
+
     async def list_works(self, offset: int, limit: int) -> list[Work]: ...
 
     async def works_newest(self, offset: int, limit: int) -> list[Work]:
@@ -159,14 +156,12 @@ class WorkStore(Protocol):
     async def count_works(self) -> int: ...
 
 
-class MetricStore(Protocol):
-    """Per-source totals, history, events and raw responses."""
+class MetricState(Protocol):
+    """The per-source states the aggregator reads, folds into and writes back."""
 
     async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
         """The stored state of each (work id, source) that has one."""
         ...
-
-    async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]: ...
 
     async def write_aggregates(
         self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
@@ -176,17 +171,15 @@ class MetricStore(Protocol):
         with the states."""
         ...
 
+
+class MetricStore(MetricState, Protocol):
+    """Per-source totals, history and events, as the API and the audit read them."""
+
+    async def states_for(self, work_ids: Sequence[str]) -> dict[str, list[SourceState]]: ...
+
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]: ...
 
     async def events(self, work_id: str, source: str) -> list[SourceEvent]: ...
-
-    async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
-        """Keep upstream responses for a while (expiring after the configured TTL)."""
-        ...
-
-    async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
-        """The latest kept responses of `source` that concern `work_id`, newest first."""
-        ...
 
     async def source_summary(self) -> dict[str, dict[str, int]]:
         """Per source: `works` with a state and `errors` (works whose last attempt failed)."""
@@ -194,6 +187,18 @@ class MetricStore(Protocol):
 
     async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
         """The works with the highest value of `metric` from `source` (the leaderboard)."""
+        ...
+
+
+class RawResponses(Protocol):
+    """The upstream calls kept for a while (the fetchers write them; the API shows them)."""
+
+    async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
+        """Keep upstream responses for a while (expiring after the configured TTL)."""
+        ...
+
+    async def raw_responses(self, source: str, work_id: str, limit: int) -> list[RawResponse]:
+        """The latest kept responses of `source` that concern `work_id`, newest first."""
         ...
 
 
@@ -234,12 +239,19 @@ class SourceControl(Protocol):
         ...
 
 
-class Store(WorkStore, MetricStore, DueIndex, SourceControl, Protocol):
-    """One adapter implementing every storage port, with its lifecycle."""
+class Lifecycle(Protocol):
+    """Creating or upgrading the schema before use, and closing the connections after."""
 
-    async def migrate(self) -> None: ...
+    async def migrate(self) -> None:
+        """Apply the migrations the database has not seen yet (idempotent)."""
+        ...
 
     async def close(self) -> None: ...
+
+
+class Store(WorkStore, MetricStore, RawResponses, DueIndex, SourceControl, Lifecycle, Protocol):
+    """One adapter implementing every storage port, with its lifecycle: what bootstrap builds
+    (SQLite or Cassandra) and hands, narrowed, to each service."""
 
 
 Partition = tuple[str, int]  # (topic, partition number)

@@ -1,11 +1,11 @@
 """Provenance: the upstream calls behind every stored number.
 
-Each answered upstream call is kept for a while as a raw response (`services.core.ports.
-RawResponse`) under a stable id. The observation a call produced carries a `CallRef` to it (id,
-time, status, method and the SHA-256 digest of the body as received), and the state its numbers
-land in keeps the refs of the observation they came from: the link from a number to its calls is
-exact, not "the latest calls". The refs outlive the kept bodies (ALM_RAW_TTL_DAYS): after that
-the digest still says which answer a number came from; the URL and the body are gone.
+Each answered upstream call is kept for a while as a raw response (`RawResponse`) under a
+stable id. The observation a call produced carries a `CallRef` to it (id, time, status, method
+and the SHA-256 digest of the body as received), and the state its numbers land in keeps the
+refs of the observation they came from: the link from a number to its calls is exact, not "the
+latest calls". The refs outlive the kept bodies (ALM_RAW_TTL_DAYS): after that the digest still
+says which answer a number came from; the URL and the body are gone.
 
 Secrets never reach what is kept: credential query parameters are masked in URLs
 (`services.fetchers.raw.public_url`) and every configured secret value is masked wherever it
@@ -19,16 +19,33 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from services.core.timeutil import from_iso, to_iso
-
-if TYPE_CHECKING:
-    from services.core.ports import RawResponse
 
 CALL_NAMESPACE = uuid.UUID("3b0d3f4e-5c71-4a8e-9d35-8f1e2c6a9b47")
 MASK = "***"
 MIN_SECRET = 4  # characters: shorter configured values are not masked (they would mask noise)
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """An upstream call kept for a while so every stored number can be traced to it.
+
+    `raw_id` and `digest` (SHA-256 of the body as received) are what states refer to
+    (`CallRef`); `redacted`: a configured secret was masked in `url` or `body`, so the kept body
+    no longer hashes to `digest`."""
+
+    source: str
+    retrieved_at: datetime
+    url: str
+    status: int
+    body: str
+    work_ids: tuple[str, ...]
+    raw_id: str = ""
+    digest: str = ""
+    method: str = "GET"
+    redacted: bool = False
 
 
 def body_digest(body: bytes) -> str:

@@ -20,8 +20,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.core.events import FetchError, Observation
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef, Redactor, ref_of
+from services.core.provenance import CallRef, RawResponse, Redactor, ref_of
 from services.core.sources import SourceConfig
 from services.core.works import WorkRef
 from services.fetchers.base import (

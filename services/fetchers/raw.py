@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from services.core.ports import RawResponse
-from services.core.provenance import Redactor, body_digest, call_id
+from services.core.provenance import RawResponse, Redactor, body_digest, call_id
 from services.core.sources import SourceConfig
 from services.fetchers.base import Source, UpstreamRequest, UpstreamResponse
 

@@ -10,11 +10,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from services.adapters.failures import describe, permanent
 from services.core.activity import ActivityStore, FetchWindow, hour_of
 from services.core.deadletters import unreadable
 from services.core.events import (
@@ -28,8 +27,10 @@ from services.core.events import (
     Status,
     refresh_topic,
 )
+from services.core.failures import describe, permanent
 from services.core.health import ErrorWindow, SourceStatus
-from services.core.ports import Bus, Message, RawResponse, Store
+from services.core.ports import Bus, Message, RawResponses, SourceControl
+from services.core.provenance import RawResponse
 from services.core.schema_check import SchemaViolation, check
 from services.core.sources import SourceConfig
 from services.core.staleness import Policy, retry_at
@@ -44,6 +45,10 @@ MIN_POLL = 64  # requests taken per poll even for one-work-a-call sources; the g
 STATUS_TTL = 5.0  # seconds a read of the source's paused status is trusted
 
 
+class FetcherStore(RawResponses, SourceControl, Protocol):
+    """The store's ports a fetcher uses: the raw responses it keeps, its source's status."""
+
+
 class FetcherService:
     """Runs one source's plug-in against the bus."""
 
@@ -51,7 +56,7 @@ class FetcherService:
         self,
         source: Source,
         bus: Bus,
-        store: Store,
+        store: FetcherStore,
         caller: Caller,
         config: SourceConfig,
         policy: Policy,

@@ -13,11 +13,10 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from services.adapters.failures import permanent
 from services.core.deadletters import refused, unreadable
 from services.core.events import (
     PACK_REQUESTS,
@@ -28,7 +27,8 @@ from services.core.events import (
     RefreshRequest,
     refresh_topic,
 )
-from services.core.ports import Bus, DueEntry, Message, Store
+from services.core.failures import permanent
+from services.core.ports import Bus, DueEntry, DueIndex, Message, SourceControl, WorkStore
 from services.core.schema_check import check
 from services.core.staleness import Policy, next_refresh
 from services.core.works import Work, WorkRef
@@ -65,6 +65,11 @@ class ReconcileStep:
     done: bool  # the pass reached the last work (the next step starts over)
 
 
+class SchedulerStore(WorkStore, DueIndex, SourceControl, Protocol):
+    """The store's ports the scheduler uses: the due index it scans and leases, the works it
+    pages through (reconcile) and reads (dead letters), the sources' paused status."""
+
+
 class Scheduler:
     """Emits refresh requests for due works; consumes works, retries and dead letters."""
 
@@ -74,7 +79,7 @@ class Scheduler:
         self,
         sources: Sequence[Source],
         bus: Bus,
-        store: Store,
+        store: SchedulerStore,
         policy: Policy,
         settings: SchedulerSettings,
         clock: Callable[[], datetime],

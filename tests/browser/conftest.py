@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, async_playwright
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
 from services.settings import REPO_ROOT, AccessSettings, Settings
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_pipeline, selected_sources
 from services.core.works import WorkRef
 from services.embedded import refresh_until_idle

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.kafka import KafkaBus, ensure_topics, partition_of
 from services.adapters.kafka.feed import KafkaChangeFeed
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
 from services.core.changefeed import FeedItem, Gap
 from services.core.events import TOPIC_CHANGED, MetricChanged

@@ -15,7 +15,7 @@ from cassandra import OperationTimedOut
 from prometheus_client import REGISTRY
 
 from services.adapters.kafka import KafkaBus, KafkaBusConsumer, ensure_topics
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.cli.commands import topics_create
 from services.core.events import (
     TOPIC_CHANGED,

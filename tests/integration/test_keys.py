@@ -1,20 +1,18 @@
-"""API keys in both stores and across API replicas.
+"""API keys in Cassandra and across API replicas.
 
-The KeyStore contract runs against SQLite and Cassandra (this run's keyspace): same calls, same
-answers, and only a digest of each key on disk. Then the distributed mode as deployed: two
-`alm api` processes over one Cassandra keyspace, a key made by `alm keys create`, a bootstrap
-admin key from ALM_API_ADMIN_KEY that both replicas store once, a revocation through one
-replica refused by the other within its key cache time.
+The KeyStore contract (tests/contracts/keys.py) runs against Cassandra (this run's keyspace);
+its SQLite run is tests/unit/test_keys_store_contract.py. Then the distributed mode as
+deployed: two `alm api` processes over one Cassandra keyspace, a key made by `alm keys
+create`, a bootstrap admin key from ALM_API_ADMIN_KEY that both replicas store once, a
+revocation through one replica refused by the other within its key cache time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import sqlite3
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -23,99 +21,23 @@ import pytest
 from services.adapters.cassandra_keys import CassandraKeyStore
 from services.adapters.cassandra_store import CassandraStore
 from services.adapters.kafka import ensure_topics
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_store import SqliteStore
-from services.core.keys import ApiKey, KeyStore, Role, issue, new_secret_key, split_key
+from services.core.keys import KeyStore, Role, new_secret_key, split_key
 from services.fetchers.registry import SOURCES
+from tests.contracts.keys import *  # noqa: F403  (the contract's tests, run here)
+from tests.contracts.keys import T0
 from tests.integration.conftest import Infra
 from tests.integration.stack import Stack, eventually, free_port, service_env
 
-T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("cassandra", marks=pytest.mark.integration)],
-)
-async def keys(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyStore]:
-    """Each KeyStore adapter in turn, over a migrated store."""
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "alm.sqlite")
-        await sqlite.migrate()
-        yield SqliteKeyStore(sqlite)
-        await sqlite.close()
-    else:
-        infra: Infra = request.getfixturevalue("infra")
-        store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
-        await store.migrate()
-        yield CassandraKeyStore(store)
-        await store.close()
-
-
-def _new(role: Role = Role.READER, **fields: object) -> tuple[ApiKey, str]:
-    return issue("contract", role, T0, **fields)  # type: ignore[arg-type]
-
-
-async def test_a_key_round_trips_and_ids_are_unique(keys: KeyStore) -> None:
-    """add/get give back the same record; a second key with a taken id is refused."""
-    record, secret = _new(Role.ADMIN, rate_per_minute=0, email="ops@example.org")
-    assert await keys.add_key(record)
-    assert await keys.get_key(record.key_id) == record
-    twin, _ = issue("twin", Role.READER, T0)
-    clash = ApiKey(record.key_id, "twin", Role.READER, twin.secret_hash, T0)
-    assert not await keys.add_key(clash)
-    stored = await keys.get_key(record.key_id)
-    assert stored == record and stored.matches(secret.split("_", 2)[2])
-    assert await keys.get_key("0" * 12) is None
-
-
-async def test_listing_is_oldest_first_with_revoked_keys(keys: KeyStore) -> None:
-    """list_keys returns every key, revoked ones too, oldest first."""
-    made = []
-    for n in range(3):
-        record, _ = issue(f"k{n}", Role.READER, T0 + timedelta(seconds=n))
-        assert await keys.add_key(record)
-        made.append(record)
-    await keys.revoke_key(made[1].key_id, T0)
-    listed = [k for k in await keys.list_keys() if k.key_id in {m.key_id for m in made}]
-    assert [k.key_id for k in listed] == [m.key_id for m in made]
-    assert [k.active for k in listed] == [True, False, True]
-
-
-async def test_revocation_keeps_its_first_time(keys: KeyStore) -> None:
-    """A key revoked twice keeps the first time; an unknown id gives None."""
-    record, _ = _new()
-    await keys.add_key(record)
-    first = await keys.revoke_key(record.key_id, T0 + timedelta(minutes=1))
-    second = await keys.revoke_key(record.key_id, T0 + timedelta(minutes=2))
-    assert first is not None and first.revoked_at == T0 + timedelta(minutes=1)
-    assert second == first and not second.active
-    assert await keys.revoke_key("f" * 12, T0) is None
-
-
-async def test_only_the_digest_is_stored(keys: KeyStore) -> None:
-    """The table holds the key's id and digest; neither the key nor its secret is anywhere in
-    the row."""
-    record, key = _new()
-    await keys.add_key(record)
-    secret = key.split("_", 2)[2]
-    row = await _raw_row(keys, record.key_id)
-    assert record.secret_hash in row and record.key_id in row
-    assert all(secret not in value and key not in value for value in row)
-
-
-async def _raw_row(keys: KeyStore, key_id: str) -> list[str]:
-    """Every column of the key's row, as text, read past the adapter."""
-    if isinstance(keys, SqliteKeyStore):
-
-        def read(conn: sqlite3.Connection) -> list[str]:
-            row = conn.execute("SELECT * FROM api_keys WHERE key_id=?", (key_id,)).fetchone()
-            return [str(v) for v in row]
-
-        return await keys._store.run(read)
-    assert isinstance(keys, CassandraKeyStore)
-    cql = await keys._store.session()
-    rows = await cql.query("SELECT * FROM api_keys WHERE key_id=%s", (key_id,))
-    return [str(v) for v in rows[0]]
+@pytest.fixture
+async def keys(infra: Infra) -> AsyncIterator[KeyStore]:
+    """CassandraKeyStore over this run's migrated keyspace."""
+    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
+    await store.migrate()
+    yield CassandraKeyStore(store)
+    await store.close()
 
 
 # -- two `alm api` replicas over Cassandra -------------------------------------------------

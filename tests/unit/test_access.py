@@ -19,8 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.access import (
     CALLER,
     NEEDS_KEY,

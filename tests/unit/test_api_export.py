@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_runner import BaseRunner
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
 from services.api.csv_export import COLUMNS
 from services.api.server import ApiRunner

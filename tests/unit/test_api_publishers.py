@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_publishers import SqlitePublishers
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.publishers import SqlitePublishers
 from services.api.app import init_app
 from services.core.publishers import Publisher
 from services.core.works import Work

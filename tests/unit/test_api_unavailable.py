@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
-from services.adapters.sqlite_hooks import SqliteHooks
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_publishers import SqlitePublishers
+from services.adapters.sqlite.hooks import SqliteHooks
+from services.adapters.sqlite.keys import SqliteKeyStore
+from services.adapters.sqlite.publishers import SqlitePublishers
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
 from services.bootstrap import make_call_archive, make_checks

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.audit.report import age, table
 from services.audit.runner import audit, named_works, sample_works
 from services.cli.main import main

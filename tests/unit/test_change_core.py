@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.memory_feed import MemoryChangeFeed
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_catalog
 from services.core.change_filter import ChangeFilter
 from services.core.change_publishers import PublisherLookup

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
 from services.cli.main import main
 from services.core.keys import Role, split_key

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,9 +18,9 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from cassandra import InvalidRequest, OperationTimedOut
 
 from services import embedded
-from services.adapters.failures import describe, permanent, unavailable
+from services.adapters.failures import sqlite_failures
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.aggregator.agents import Runtime
 from services.aggregator.service import Aggregator
 from services.core.aggregation import Aggregate
@@ -34,6 +35,7 @@ from services.core.events import (
     Status,
     refresh_topic,
 )
+from services.core.failures import CORE_TYPES, Failures, describe, permanent, unavailable
 from services.core.ports import DueEntry, Message
 from services.core.schema_check import SchemaViolation
 from services.core.staleness import Policy
@@ -426,6 +428,18 @@ def test_failures_are_classified(
     assert permanent(error) is is_permanent
     assert unavailable(error) is is_unavailable
     assert describe(error).startswith(type(error).__name__)
+
+
+def test_an_exception_type_no_adapter_registered_is_unknown_and_retried() -> None:
+    """A driver's error is only classified once its family is registered: before, it is an
+    unknown failure (neither permanent nor unavailable), retried with backoff."""
+    failures = Failures(CORE_TYPES)
+    locked, too_big = sqlite3.OperationalError("database is locked"), sqlite3.DataError("big")
+    assert not failures.permanent(locked) and not failures.unavailable(locked)
+    assert not failures.permanent(too_big) and not failures.unavailable(too_big)
+    failures.register(sqlite_failures)
+    assert failures.unavailable(locked) and not failures.permanent(locked)
+    assert failures.permanent(too_big) and not failures.unavailable(too_big)
 
 
 async def test_keep_stepping_backs_off_more_and_more_then_starts_over(

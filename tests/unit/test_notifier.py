@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_hooks import SqliteHooks
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.hooks import SqliteHooks
 from services.bootstrap import make_catalog
 from services.core.change_filter import ChangeFilter
 from services.core.events import TOPIC_CHANGED

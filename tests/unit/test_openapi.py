@@ -15,8 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_openapi
 
-from services.adapters.sqlite_keys import SqliteKeyStore
-from services.adapters.sqlite_publishers import SqlitePublishers
+from services.adapters.sqlite.keys import SqliteKeyStore
+from services.adapters.sqlite.publishers import SqlitePublishers
 from services.api.access import Access
 from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH

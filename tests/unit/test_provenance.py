@@ -13,12 +13,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from services.adapters.sqlite_provenance import SqliteCallArchive
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.raw import SqliteCallArchive
 from services.core.aggregation import aggregate
 from services.core.events import FetchError, Observation, Status
-from services.core.ports import RawResponse
-from services.core.provenance import CallRef, Redactor, body_digest, identified
+from services.core.provenance import CallRef, RawResponse, Redactor, body_digest, identified
 from services.core.sources import SourceConfig
 from services.embedded import refresh_until_idle
 from services.fetchers.base import Source, UpstreamRequest, UpstreamResponse

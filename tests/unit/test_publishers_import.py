@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_publishers import SqlitePublishers
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.publishers import SqlitePublishers
 from services.bootstrap import make_caller, make_scheduling
 from services.catalogue_import import Importer, ImportOptions
 from services.cli import publishers as publishers_cli

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.adapters.sqlite_checks import SqliteChecks
+from services.adapters.sqlite.checks import SqliteChecks
 from services.api.access import Access
 from services.api.routes import ACCESS
 from services.checks.service import Checker

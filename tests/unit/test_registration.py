@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite import SqliteStore
 from services.core.events import TOPIC_WORKS
 from services.core.identifiers import Identifier
 from services.core.ports import DueEntry, Registration, Schedule, WorkStore

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from services.adapters.memory_bus import MemoryBus
-from services.adapters.sqlite_store import MIGRATIONS, SqliteStore
+from services.adapters.sqlite import SqliteStore
+from services.adapters.sqlite.migrations import MIGRATIONS
 from services.aggregator.service import fold, learned_works
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState, aggregate
 from services.core.events import FetchError, Observation, SourceEvent, Status
 from services.core.identifiers import Identifier, IdType, parse_identifier
-from services.core.ports import DueEntry, RawResponse
+from services.core.ports import DueEntry
+from services.core.provenance import RawResponse
 from services.core.staleness import Policy
 from services.core.works import Work
 from services.fetchers.registry import get_source
@@ -210,6 +212,32 @@ async def test_find_work_unknown_is_none(store: SqliteStore) -> None:
     await store.register([work(DOI)])
     assert await store.find_work(Identifier(IdType.PMID, "1")) is None
     assert await store.get_work("10.1371/other") is None
+
+
+async def test_find_works_reads_more_identifiers_than_one_statement_binds(
+    store: SqliteStore,
+) -> None:
+    """1,200 DOIs and PMIDs (more than one IN list takes) are all found, in a few statements,
+    not one per identifier."""
+    dois = [f"10.5555/many.{n}" for n in range(1200)]
+    await store.register([work(d) for d in dois])
+    await store.register(
+        [Work(work_id=d, doi=d, pmid=str(10_000 + n)) for n, d in enumerate(dois[:50])]
+    )
+    asked = [Identifier(IdType.DOI, d) for d in dois]
+    asked += [Identifier(IdType.PMID, str(10_000 + n)) for n in range(50)]
+    statements: list[str] = []
+
+    def trace(conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(statements.append)
+
+    await store.run(trace)
+    found = await store.find_works([*asked, Identifier(IdType.DOI, "10.5555/none")])
+    await store.run(lambda conn: conn.set_trace_callback(None))
+    assert len(found) == len(asked)
+    assert all(found[i].work_id == dois[n] for n, i in enumerate(asked[:1200]))
+    assert [found[i].work_id for i in asked[1200:]] == dois[:50]
+    assert len([s for s in statements if s.startswith("SELECT")]) == 4  # 3 DOI chunks, 1 PMID
 
 
 async def test_list_and_count_works(store: SqliteStore) -> None:

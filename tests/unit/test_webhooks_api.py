@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from services.adapters.sqlite_keys import SqliteKeyStore
+from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api import webhooks
 from services.api.docs import OPENAPI_PATH
 from services.core.keys import Role

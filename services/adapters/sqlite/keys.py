@@ -1,4 +1,4 @@
-"""SQLite adapter of the KeyStore port: the `api_keys` table (migration 4 of sqlite_store) in
+"""SQLite adapter of the KeyStore port: the `api_keys` table (migrations.py) in
 the embedded store's file, on the store's own thread, so `alm keys` and a running `alm run`
 see the same keys."""
 
@@ -8,7 +8,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite.connection import SqliteFile
 from services.core.keys import ApiKey, Role, by_creation
 from services.core.timeutil import from_iso, to_iso
 
@@ -37,7 +37,7 @@ def _get(conn: sqlite3.Connection, key_id: str) -> ApiKey | None:
 class SqliteKeyStore:
     """API keys in the embedded store's SQLite file."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteFile) -> None:
         self._store = store
 
     async def add_key(self, key: ApiKey) -> bool:

@@ -1,7 +1,7 @@
 """SQLite adapter of the PublisherStore port (services/core/publishers.py), in the embedded
 mode's file: the `publishers` and `catalogue_imports` tables (JSON records, one row each), and
 the works table's `publisher_id` column, indexed, for each publisher's works. Runs on the
-SqliteStore's connection thread (`SqliteStore.run`)."""
+store file's connection thread (`SqliteFile.run`), reading works through `SqliteWorks`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite.works import SqliteWorks
 from services.core.catalogue_state import ImportState, Scope
 from services.core.publishers import Publisher
 from services.core.timeutil import to_iso
@@ -20,7 +20,7 @@ from services.core.works import Work
 class SqlitePublishers:
     """Publishers, their imports and their works in the embedded SQLite file."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteWorks) -> None:
         self.store = store
 
     async def put_publisher(self, publisher: Publisher) -> None:

@@ -1,5 +1,5 @@
 """SQLite adapter of the HookStore port (embedded mode), in the store's own file and thread
-(`SqliteStore.run`); the tables are the store's migration 4."""
+(`SqliteFile.run`); the tables are in migrations.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from services.adapters.sqlite_store import SqliteStore
+from services.adapters.sqlite.connection import SqliteFile
 from services.core.change_filter import ChangeFilter
 from services.core.timeutil import from_iso, to_iso
 from services.core.webhooks import MAX_HOOKS, Attempt, Hook, HookHealth, Outcome, Queued
@@ -65,7 +65,7 @@ def _attempt(row: Sequence[Any]) -> Attempt:
 class SqliteHooks:
     """Webhooks, their health, delivery logs and queues in the embedded SQLite file."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteFile) -> None:
         self._store = store
 
     async def add_hook(self, hook: Hook) -> None:

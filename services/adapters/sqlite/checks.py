@@ -1,6 +1,6 @@
 """SQLite adapters of the data-quality ports (services/core/alerts.py, services/core/activity.py):
 stored alerts, the fetchers' hourly activity and the scan for stale states, in the embedded
-store's file (tables from SqliteStore's migrations)."""
+store's file (tables from migrations.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.adapters.sqlite_store import SqliteStore, sortable
+from services.adapters.sqlite.connection import SqliteFile, sortable
 from services.core.activity import FetchWindow, StaleState
 from services.core.alerts import Alert, AlertQuery, details_json
 from services.core.timeutil import from_iso
@@ -19,9 +19,9 @@ ACTIVITY_DAYS = 8  # windows older than this are dropped on write
 
 
 class SqliteChecks:
-    """AlertStore, ActivityStore and StaleScan over a SqliteStore's connection."""
+    """AlertStore, ActivityStore and StaleScan over the store file's connection."""
 
-    def __init__(self, store: SqliteStore, alert_ttl: timedelta = timedelta(days=90)) -> None:
+    def __init__(self, store: SqliteFile, alert_ttl: timedelta = timedelta(days=90)) -> None:
         self._store = store
         self._alert_ttl = alert_ttl
 

@@ -1,0 +1,127 @@
+"""The embedded store's schema: the SQLite migrations, applied in order, each once.
+
+The tables mirror the Cassandra keyspace; every adapter sharing the file (works, metrics, due
+index, raw responses, source control, keys, hooks, checks, publishers) reads and writes them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE works (
+        work_id TEXT PRIMARY KEY, doi TEXT, pmid TEXT, pmcid TEXT, title TEXT, issued TEXT,
+        publisher TEXT, canonical_url TEXT, registered_at TEXT NOT NULL);
+    CREATE TABLE work_ids (
+        id_type TEXT NOT NULL, value TEXT NOT NULL, work_id TEXT NOT NULL,
+        PRIMARY KEY (id_type, value));
+    CREATE TABLE source_totals (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL,
+        PRIMARY KEY (work_id, source));
+    CREATE TABLE source_history (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, day TEXT NOT NULL, metrics TEXT NOT NULL,
+        PRIMARY KEY (work_id, source, day));
+    CREATE TABLE source_events (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (work_id, source, event_id));
+    CREATE TABLE raw_responses (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, retrieved_at TEXT NOT NULL,
+        url TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL, expires_at TEXT NOT NULL);
+    CREATE TABLE raw_response_works (
+        raw_id INTEGER NOT NULL, work_id TEXT NOT NULL, source TEXT NOT NULL,
+        PRIMARY KEY (work_id, source, raw_id));
+    CREATE INDEX raw_expiry ON raw_responses (expires_at);
+    CREATE TABLE due (
+        source TEXT NOT NULL, work_id TEXT NOT NULL, due_at TEXT NOT NULL, attempt INTEGER NOT NULL,
+        PRIMARY KEY (source, work_id));
+    CREATE INDEX due_by_time ON due (source, due_at);
+    """,
+    """
+    CREATE TABLE source_status (
+        source TEXT PRIMARY KEY, paused INTEGER NOT NULL, reason TEXT, since TEXT);
+    """,
+    # A lease (an entry the scheduler handed out, due again when it runs out) is marked, so a
+    # restarted embedded process can tell the requests its dead bus held from scheduled times.
+    """
+    ALTER TABLE due ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX due_leased ON due (source, due_at) WHERE leased = 1;
+    """,
+    # A work's type and its publisher's Crossref member id (publisher imports); the index
+    # pages a publisher's works in work-id order (GET /api/v1/works?publisher_id=).
+    """
+    ALTER TABLE works ADD COLUMN work_type TEXT;
+    ALTER TABLE works ADD COLUMN publisher_id TEXT;
+    CREATE INDEX IF NOT EXISTS works_by_publisher ON works (publisher_id, work_id)
+        WHERE publisher_id IS NOT NULL;
+    """,
+    # Publishers and their catalogue imports (services/adapters/sqlite/publishers.py).
+    """
+    CREATE TABLE IF NOT EXISTS publishers (
+        member_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS catalogue_imports (
+        scope TEXT PRIMARY KEY, member_id TEXT, state TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
+    # Webhooks (services/adapters/sqlite/hooks.py): registrations, their delivery health, the
+    # last attempts of each (a bounded log) and what waits for a receiver that failed.
+    """
+    CREATE TABLE IF NOT EXISTS webhooks (
+        hook_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, filter TEXT NOT NULL,
+        description TEXT NOT NULL, created_at TEXT NOT NULL, enabled_at TEXT NOT NULL,
+        enabled INTEGER NOT NULL, disabled_reason TEXT, disabled_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_health (
+        hook_id TEXT PRIMARY KEY, consecutive_failures INTEGER NOT NULL, last_success_at TEXT,
+        last_failure_at TEXT, last_error TEXT, queued INTEGER NOT NULL, retry_at TEXT);
+    CREATE TABLE IF NOT EXISTS webhook_attempts (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, at TEXT NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+        error TEXT, duration_ms INTEGER NOT NULL, next_at TEXT, PRIMARY KEY (hook_id, seq));
+    CREATE TABLE IF NOT EXISTS webhook_queue (
+        hook_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (hook_id, seq));
+    """,
+    # Provenance (services/core/provenance.py): a kept call's stable id, the digest of its body
+    # as received, its method, and whether a secret was masked in it; states refer to the id.
+    """
+    ALTER TABLE raw_responses ADD COLUMN raw_key TEXT;
+    ALTER TABLE raw_responses ADD COLUMN digest TEXT;
+    ALTER TABLE raw_responses ADD COLUMN method TEXT NOT NULL DEFAULT 'GET';
+    ALTER TABLE raw_responses ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX raw_by_key ON raw_responses (raw_key);
+    """,
+    # Data-quality alerts, one per (day, kind, source, work), and the fetchers' hourly activity
+    # the periodic checks read (services/adapters/sqlite/checks.py).
+    """
+    CREATE TABLE IF NOT EXISTS alerts (
+        day TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, work_id TEXT NOT NULL,
+        at TEXT NOT NULL, message TEXT NOT NULL, details TEXT NOT NULL,
+        PRIMARY KEY (day, kind, source, work_id));
+    CREATE TABLE IF NOT EXISTS fetch_activity (
+        hour TEXT NOT NULL, source TEXT NOT NULL, instance TEXT NOT NULL,
+        calls INTEGER NOT NULL, unanswered INTEGER NOT NULL, latency TEXT NOT NULL,
+        refreshes INTEGER NOT NULL, failed INTEGER NOT NULL, last_ok TEXT,
+        PRIMARY KEY (hour, source, instance));
+    """,
+    # API keys (services/adapters/sqlite/keys.py): the digest of each key, never the key.
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT,
+        rate_per_minute INTEGER, email TEXT);
+    """,
+    # ALM v5's listing, newest first (`works_newest`): NULLs sort lowest in SQLite, so the
+    # index read backwards yields dated works newest first, then the undated ones.
+    """
+    CREATE INDEX IF NOT EXISTS works_by_issued ON works (issued DESC, work_id);
+    """,
+)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this file has not seen yet, recording each."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version not in done:
+            conn.executescript(script)
+            conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
