@@ -45,7 +45,7 @@ async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
         from services.adapters.sqlite_store import SqliteStore
 
         return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraStore
 
     return CassandraStore(
         settings.cassandra_hosts,
@@ -131,7 +131,7 @@ async def bench(kind: str, works: int, per_page: int, runs: int, settings: Setti
                     print(f"{name:28} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")
         finally:
             if kind == "cassandra":
-                from services.adapters.cassandra_store import CassandraStore
+                from services.adapters.cassandra import CassandraStore
 
                 assert isinstance(store, CassandraStore)
                 await store._cql.query(f"DROP KEYSPACE IF EXISTS {store.keyspace}", keyspace=None)

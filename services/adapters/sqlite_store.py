@@ -19,7 +19,7 @@ from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier, IdType
-from services.core.ports import DueEntry, RawResponse, Registration, Schedule
+from services.core.ports import DueEntry, Handoff, RawResponse, Registration, Schedule
 from services.core.provenance import identified
 from services.core.timeutil import from_iso, to_iso
 from services.core.works import Work
@@ -286,8 +286,10 @@ class SqliteStore:
 
     # -- metrics -------------------------------------------------------------------------
 
-    async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
-        """The stored state of each (work id, source) that has one."""
+    async def states(
+        self, keys: Sequence[tuple[str, str]], handoff: Handoff | None = None
+    ) -> dict[tuple[str, str], SourceState]:
+        """The stored state of each (work id, source) that has one (no handoff needed)."""
 
         def read(conn: sqlite3.Connection) -> dict[tuple[str, str], SourceState]:
             out = {}
@@ -317,7 +319,10 @@ class SqliteStore:
         return await self._run(read)
 
     async def write_aggregates(
-        self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
+        self,
+        items: Sequence[Aggregate],
+        due: Mapping[str, Sequence[DueEntry]] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         """Persist states, history points and events of applied aggregates, and the next due
         times in `due`, in one transaction."""
@@ -459,12 +464,16 @@ class SqliteStore:
 
     # -- due-index -----------------------------------------------------------------------
 
-    async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
+    async def set_due(
+        self, source: str, entries: Sequence[DueEntry], handoff: Handoff | None = None
+    ) -> None:
         """Set when each work is next due from `source` (replacing its previous entry)."""
 
         await self._run(lambda conn: _put_due(conn, source, entries))
 
-    async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
+    async def due(
+        self, source: str, now: datetime, limit: int, handoff: Handoff | None = None
+    ) -> list[DueEntry]:
         """Entries of `source` due at `now`, earliest first."""
 
         def read(conn: sqlite3.Connection) -> list[DueEntry]:

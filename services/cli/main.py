@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import gctune
+from services.bootstrap import check_settings
 from services.cli import commands, publishers, quality
 from services.cli import keys as keys_cli
 from services.logsetup import configure
@@ -152,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         settings.policy()
+        check_settings(settings)
     except ValueError as exc:
         print(f"alm: bad configuration in the environment: {exc}", file=sys.stderr)
         return 2

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.cassandra_hooks import BUCKET, CassandraHooks
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.hooks import BUCKET, CassandraHooks
 from services.adapters.sqlite_hooks import SqliteHooks
 from services.adapters.sqlite_store import SqliteStore
 from services.core.change_filter import ChangeFilter

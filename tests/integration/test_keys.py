@@ -20,8 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.adapters.cassandra_keys import CassandraKeyStore
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.keys import CassandraKeyStore
 from services.adapters.kafka_bus import ensure_topics
 from services.adapters.sqlite_keys import SqliteKeyStore
 from services.adapters.sqlite_store import SqliteStore

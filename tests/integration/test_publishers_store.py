@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
 from services.bootstrap import make_caller, make_publishers, make_scheduling
