@@ -6,34 +6,20 @@ run's own keyspace). Every test uses its own hook ids.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from services.adapters.cassandra import CassandraStore
 from services.adapters.cassandra.hooks import BUCKET, CassandraHooks
 from services.adapters.sqlite_hooks import SqliteHooks
 from services.adapters.sqlite_store import SqliteStore
 from services.core.change_filter import ChangeFilter
 from services.core.webhooks import Attempt, Hook, HookHealth, HookStore, Outcome, Queued
-from tests.integration.conftest import Infra
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def cassandra_hooks_store(infra: Infra) -> Iterator[CassandraStore]:
-    """One migrated keyspace for the session, usable from any test's loop."""
-    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, store.migrate()).result()
-        yield store
-        pool.submit(asyncio.run, store.close()).result()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.integration)])
@@ -45,7 +31,7 @@ async def hooks(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield SqliteHooks(sqlite)
         await sqlite.close()
     else:
-        yield CassandraHooks(request.getfixturevalue("cassandra_hooks_store"))
+        yield CassandraHooks(request.getfixturevalue("cassandra_store"))
 
 
 def new_hook(**changes: object) -> Hook:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from services.adapters.cassandra import CassandraStore
 from services.adapters.memory_bus import MemoryBus
 from services.adapters.sqlite_store import SqliteStore
 from services.bootstrap import make_caller, make_publishers, make_scheduling
@@ -28,19 +26,8 @@ from services.fetchers.http import HttpSettings
 from services.fetchers.registry import SOURCES, get_source
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
-from tests.integration.conftest import Infra
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def cassandra(infra: Infra) -> Iterator[CassandraStore]:
-    """This run's keyspace, migrated; the store usable from any test's loop."""
-    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, store.migrate()).result()
-        yield store
-        pool.submit(asyncio.run, store.close()).result()
 
 
 @dataclass
@@ -58,7 +45,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield Stores(sqlite, make_publishers(sqlite))
         await sqlite.close()
     else:
-        store = request.getfixturevalue("cassandra")
+        store = request.getfixturevalue("cassandra_store")
         yield Stores(store, make_publishers(store))
 
 

@@ -18,9 +18,7 @@ from services.core.events import FetchError, Observation, Status
 from services.core.ports import RawResponse, Store
 from services.core.provenance import CallRef, identified, ref_of
 from services.settings import Settings
-from tests.integration.test_store_contract import apply, cassandra_store, uid
-
-__all__ = ["cassandra_store"]  # the session fixture, used through `store`
+from tests.integration.test_store_contract import apply, uid
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -7,11 +7,9 @@ never couples tests.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,16 +29,6 @@ from services.core.works import Work
 from tests.integration.conftest import Infra
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def cassandra_store(infra: Infra) -> Iterator[CassandraStore]:
-    """One migrated keyspace for the session; the store is usable from any test's loop."""
-    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
-    with ThreadPoolExecutor(1) as pool:  # its own loop: this fixture may be set up inside one
-        pool.submit(asyncio.run, store.migrate()).result()
-        yield store
-        pool.submit(asyncio.run, store.close()).result()
 
 
 @pytest.fixture(
