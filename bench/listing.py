@@ -45,13 +45,13 @@ async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
         from services.adapters.sqlite_store import SqliteStore
 
         return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra import CassandraStore
+    from services.adapters.cassandra import CassandraConnection, CassandraStore
 
     return CassandraStore(
         settings.cassandra_hosts,
         settings.cassandra_port,
         f"alm_bench_{secrets.token_hex(3)}",
-        connection=settings.cassandra_connection,
+        connection=CassandraConnection.from_env(settings.cassandra_env),
     )
 
 
