@@ -163,7 +163,7 @@ async def bench(args: argparse.Namespace, root: str) -> None:
 
 
 async def _drop(settings: Settings) -> None:
-    from services.adapters.cassandra_async import CqlSession
+    from services.adapters.cassandra.session import CqlSession
 
     cql = CqlSession(settings.cassandra_hosts, settings.cassandra_port, settings.keyspace)
     try:

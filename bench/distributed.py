@@ -41,7 +41,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.adapters.cassandra_store import CassandraStore  # noqa: E402
+from services.adapters.cassandra import CassandraStore  # noqa: E402
 from services.adapters.kafka import KafkaBus, ensure_topics  # noqa: E402
 from services.core.events import (  # noqa: E402
     PACK_REQUESTS,

@@ -32,13 +32,13 @@ async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
         from services.adapters.sqlite import SqliteStore
 
         return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraConnection, CassandraStore
 
     return CassandraStore(
         settings.cassandra_hosts,
         settings.cassandra_port,
         f"alm_bench_{secrets.token_hex(3)}",
-        connection=settings.cassandra_connection,
+        connection=CassandraConnection.from_env(settings.cassandra_env),
     )
 
 
@@ -62,7 +62,7 @@ async def bench(kind: str, works: int, settings: Settings) -> None:
             known = await _pass(store, ids, settings)
         finally:
             if kind == "cassandra":
-                from services.adapters.cassandra_store import CassandraStore
+                from services.adapters.cassandra import CassandraStore
 
                 assert isinstance(store, CassandraStore)
                 await store._cql.query(f"DROP KEYSPACE IF EXISTS {store.keyspace}", keyspace=None)

@@ -36,7 +36,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.adapters.cassandra_store import CassandraStore  # noqa: E402
+from services.adapters.cassandra import CassandraStore  # noqa: E402
 from tests.faults import scenario as sc  # noqa: E402
 from tests.faults.cluster import Cluster, port  # noqa: E402
 from tests.faults.oracle import expected  # noqa: E402

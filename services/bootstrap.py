@@ -61,7 +61,11 @@ def make_bus(settings: Settings) -> Bus:
     raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
 
 
-def make_store(settings: Settings, request_timeout: float | None = None) -> Store:
+def make_store(
+    settings: Settings,
+    request_timeout: float | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Store:
     """The store adapter `settings.store` names; `request_timeout` bounds each Cassandra
     request (the API's is short: ALM_API_STORE_TIMEOUT). Registers the adapters' failures."""
     register_adapter_failures()
@@ -72,18 +76,28 @@ def make_store(settings: Settings, request_timeout: float | None = None) -> Stor
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return instrument(SqliteStore(settings.data_dir / "alm.sqlite", raw_ttl=ttl), "sqlite")
     if settings.store == "cassandra":
-        from services.adapters.cassandra_store import CassandraStore
+        from services.adapters.cassandra import CassandraConnection, CassandraStore
 
         store = CassandraStore(
             settings.cassandra_hosts,
             settings.cassandra_port,
             settings.keyspace,
             ttl,
-            connection=settings.cassandra_connection,
+            connection=CassandraConnection.from_env(settings.cassandra_env),
             request_timeout=20.0 if request_timeout is None else request_timeout,
+            clock=clock,
         )
         return instrument(store, "cassandra")
     raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def check_settings(settings: Settings) -> None:
+    """A ValueError naming what is wrong in the adapters' own settings (the Cassandra
+    connection's credentials and TLS), read before any command runs."""
+    if settings.cassandra_env:
+        from services.adapters.cassandra import CassandraConnection
+
+        CassandraConnection.from_env(settings.cassandra_env)
 
 
 def make_key_store(store: Store) -> KeyStore:
@@ -94,10 +108,10 @@ def make_key_store(store: Store) -> KeyStore:
         from services.adapters.sqlite.keys import SqliteKeyStore
 
         return SqliteKeyStore(store)
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraStore
 
     if isinstance(store, CassandraStore):
-        from services.adapters.cassandra_keys import CassandraKeyStore
+        from services.adapters.cassandra.keys import CassandraKeyStore
 
         return CassandraKeyStore(store)
     raise TypeError(f"no key store for a {type(store).__name__}")
@@ -111,10 +125,10 @@ def make_publishers(store: Store) -> PublisherStore:
         from services.adapters.sqlite.publishers import SqlitePublishers
 
         return SqlitePublishers(store)
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraStore
 
     if isinstance(store, CassandraStore):
-        from services.adapters.cassandra_publishers import CassandraPublishers
+        from services.adapters.cassandra.publishers import CassandraPublishers
 
         return CassandraPublishers(store)
     raise TypeError(f"no publisher store for {type(store).__name__}")
@@ -142,8 +156,8 @@ def make_hook_store(store: Store) -> HookStore:
         from services.adapters.sqlite.hooks import SqliteHooks
 
         return SqliteHooks(store)
-    from services.adapters.cassandra_hooks import CassandraHooks
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraStore
+    from services.adapters.cassandra.hooks import CassandraHooks
 
     if isinstance(store, CassandraStore):
         return CassandraHooks(store)
@@ -163,10 +177,10 @@ def make_call_archive(store: Store) -> CallArchive:
         from services.adapters.sqlite.raw import SqliteCallArchive
 
         return SqliteCallArchive(store)
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraStore
 
     if isinstance(store, CassandraStore):
-        from services.adapters.cassandra_provenance import CassandraCallArchive
+        from services.adapters.cassandra.provenance import CassandraCallArchive
 
         return CassandraCallArchive(store)
     raise TypeError(f"no call archive for {type(store).__name__}")
@@ -181,10 +195,10 @@ def make_checks(settings: Settings, store: Store) -> CheckStore:
         from services.adapters.sqlite.checks import SqliteChecks
 
         return SqliteChecks(store, ttl)
-    from services.adapters.cassandra_store import CassandraStore
+    from services.adapters.cassandra import CassandraStore
 
     if isinstance(store, CassandraStore):
-        from services.adapters.cassandra_checks import CassandraChecks
+        from services.adapters.cassandra.checks import CassandraChecks
 
         return CassandraChecks(store, ttl)
     raise TypeError(f"no alert store for {type(store).__name__}")

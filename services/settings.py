@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +53,21 @@ def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise ValueError(f"{name} must be true or false, not {env[name]!r}")
 
 
+CASSANDRA_CONNECTION_VARS = (
+    "ALM_CASSANDRA_USERNAME",
+    "ALM_CASSANDRA_PASSWORD",
+    "ALM_CASSANDRA_TLS",
+)
+
+
+class SecretEnv(dict[str, str]):
+    """Variables kept as given for an adapter to read; a password's value is never shown."""
+
+    def __repr__(self) -> str:
+        shown = {k: "***" if k.endswith("PASSWORD") else v for k, v in self.items()}
+        return repr(shown)
+
+
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
     """A whole number >= 0 from `name` (unset or empty: `default`), else a ValueError naming it."""
     value = env.get(name, "").strip()
@@ -98,26 +112,6 @@ def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
     return path
 
 
-def _password(env: Mapping[str, str]) -> str | None:
-    """ALM_CASSANDRA_PASSWORD, or the content of the file ALM_CASSANDRA_PASSWORD_FILE names
-    (a mounted Kubernetes Secret) without its final line break; never both."""
-    password = env.get("ALM_CASSANDRA_PASSWORD") or None
-    if password is not None and env.get("ALM_CASSANDRA_PASSWORD_FILE"):
-        raise ValueError(
-            "ALM_CASSANDRA_PASSWORD and ALM_CASSANDRA_PASSWORD_FILE are both set: use one"
-        )
-    path = _existing_file(env, "ALM_CASSANDRA_PASSWORD_FILE")
-    if path is None:
-        return password
-    try:
-        content = path.read_text().removesuffix("\n").removesuffix("\r")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"ALM_CASSANDRA_PASSWORD_FILE={path}: cannot read it ({exc})") from exc
-    if not content:
-        raise ValueError(f"ALM_CASSANDRA_PASSWORD_FILE={path} is empty")
-    return content
-
-
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
     """A number from 0 to 1 from `name` (unset or empty: `default`), else a ValueError."""
     value = env.get(name, "").strip()
@@ -160,74 +154,6 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class CassandraConnection:
-    """How the store authenticates to Cassandra and encrypts its connections. The defaults (no
-    credentials, plain TCP) suit a local node; a production cluster usually needs both."""
-
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in a repr or a log line
-    tls: bool = False
-    tls_ca: Path | None = None  # verify the nodes against this CA bundle (else the system's)
-    tls_cert: Path | None = None  # client certificate and key (mutual TLS)
-    tls_key: Path | None = None
-    verify_hostname: bool = True  # the node's certificate must name the address connected to
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CassandraConnection:
-        """From ALM_CASSANDRA_USERNAME, ALM_CASSANDRA_PASSWORD[_FILE], ALM_CASSANDRA_TLS,
-        ALM_CASSANDRA_TLS_CA, ALM_CASSANDRA_TLS_CERT, ALM_CASSANDRA_TLS_KEY and
-        ALM_CASSANDRA_TLS_NO_VERIFY_HOSTNAME; a ValueError naming what is missing or wrong."""
-        username = env.get("ALM_CASSANDRA_USERNAME") or None
-        password = _password(env)
-        if username is None and password is not None:
-            raise ValueError("a Cassandra password is set but ALM_CASSANDRA_USERNAME is not")
-        if username is not None and password is None:
-            raise ValueError(
-                "ALM_CASSANDRA_USERNAME is set but ALM_CASSANDRA_PASSWORD "
-                "(or ALM_CASSANDRA_PASSWORD_FILE) is not"
-            )
-        ca = _existing_file(env, "ALM_CASSANDRA_TLS_CA")
-        cert = _existing_file(env, "ALM_CASSANDRA_TLS_CERT")
-        key = _existing_file(env, "ALM_CASSANDRA_TLS_KEY")
-        if cert is not None and key is None:
-            raise ValueError("ALM_CASSANDRA_TLS_CERT is set but ALM_CASSANDRA_TLS_KEY is not")
-        if key is not None and cert is None:
-            raise ValueError("ALM_CASSANDRA_TLS_KEY is set but ALM_CASSANDRA_TLS_CERT is not")
-        files = ca is not None or cert is not None
-        tls = flag(env, "ALM_CASSANDRA_TLS", default=files)
-        if files and not tls:
-            raise ValueError(
-                "ALM_CASSANDRA_TLS is false but ALM_CASSANDRA_TLS_CA or ALM_CASSANDRA_TLS_CERT "
-                "is set: unset them or set ALM_CASSANDRA_TLS=true"
-            )
-        return cls(
-            username=username,
-            password=password,
-            tls=tls,
-            tls_ca=ca,
-            tls_cert=cert,
-            tls_key=key,
-            verify_hostname=not flag(env, "ALM_CASSANDRA_TLS_NO_VERIFY_HOSTNAME"),
-        )
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The client TLS context (None without TLS): the nodes' certificates are always
-        verified (CERT_REQUIRED), against `tls_ca` or else the system's CAs, and their
-        hostname unless `verify_hostname` is off; the client certificate if there is one."""
-        if not self.tls:
-            return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname on
-        context.check_hostname = self.verify_hostname
-        if self.tls_ca is not None:
-            context.load_verify_locations(cafile=self.tls_ca)
-        else:
-            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        if self.tls_cert is not None:
-            context.load_cert_chain(certfile=self.tls_cert, keyfile=self.tls_key)
-        return context
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -334,7 +260,9 @@ class Settings:
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
     keyspace: str = "alm"
-    cassandra_connection: CassandraConnection = field(default_factory=CassandraConnection)
+    # ALM_CASSANDRA_USERNAME, _PASSWORD[_FILE], _TLS*: as given; the Cassandra adapter reads
+    # its connection from them (services/adapters/cassandra/settings.py)
+    cassandra_env: Mapping[str, str] = field(default_factory=lambda: SecretEnv())
     topic_prefix: str = ""  # before every Kafka topic and group name (shared clusters, tests)
     metrics_port: int = 0  # ALM_METRICS_PORT: /metrics on a listener of its own (0 = none)
     api_public_metrics: bool = False  # ALM_API_PUBLIC_METRICS: /metrics on the API port too
@@ -384,7 +312,9 @@ class Settings:
             ),
             cassandra_port=int(e.get("ALM_CASSANDRA_PORT", "9042")),
             keyspace=e.get("ALM_CASSANDRA_KEYSPACE", "alm"),
-            cassandra_connection=CassandraConnection.from_env(e),
+            cassandra_env=SecretEnv(
+                (k, v) for k, v in e.items() if k.startswith(CASSANDRA_CONNECTION_VARS)
+            ),
             topic_prefix=e.get("ALM_TOPIC_PREFIX", ""),
             metrics_port=int(e.get("ALM_METRICS_PORT", "0")),
             api_public_metrics=flag(e, "ALM_API_PUBLIC_METRICS"),

@@ -32,7 +32,7 @@ from services.core.events import (
 )
 from services.core.failures import describe, permanent
 from services.core.metrics import MetricSpec
-from services.core.ports import Bus, DueEntry, MetricState, WorkStore
+from services.core.ports import Bus, DueEntry, Handoff, MetricState, WorkStore
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.timeutil import parse_date
@@ -182,8 +182,9 @@ class Aggregator:
         same observations are processed again after the write failed). Reads, and the writes
         that do not depend on each other, go concurrently: a batch costs a few round trips."""
         keys = sorted({(o.work_id, o.source) for o in observations})
+        handoff = Handoff()  # what `states` read that `write_aggregates` needs
         states, works = await asyncio.gather(
-            self.store.states(keys), self.store.get_works(sorted({w for w, _ in keys}))
+            self.store.states(keys, handoff), self.store.get_works(sorted({w for w, _ in keys}))
         )
         before = dict(states)
         results = fold(observations, states)
@@ -214,7 +215,7 @@ class Aggregator:
             self._unstored.clear()
         self._unstored.update(id_of(c) for c in changes)
         due = self._next_due(done, {**works, **{w.work_id: w for w in learned}})
-        await self.store.write_aggregates(results, due)
+        await self.store.write_aggregates(results, due, handoff)
         self._unstored.difference_update(
             change_id(o.work_id, o.source, o.retrieved_at) for o in observations
         )

@@ -127,12 +127,7 @@ async def db_reindex_dates(settings: Settings) -> int:
     store = make_store(settings)
     try:
         await store.migrate()
-        if settings.store == "cassandra":
-            from services.adapters import cassandra_issued
-            from services.adapters.cassandra_store import CassandraStore
-
-            assert isinstance(store, CassandraStore)
-            await cassandra_issued.backfill(await store.session())
+        await store.reindex_dates()
     finally:
         await store.close()
     print(f"publication-date listing indexed ({settings.store})")

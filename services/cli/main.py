@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from services import gctune
+from services.bootstrap import check_settings
 from services.cli import commands, publishers, quality, run
 from services.cli import keys as keys_cli
 from services.cli.common import UsageError
@@ -153,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         settings.policy()
+        check_settings(settings)
     except ValueError as exc:
         print(f"alm: bad configuration in the environment: {exc}", file=sys.stderr)
         return 2

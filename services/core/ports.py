@@ -23,7 +23,7 @@ entries, `DueIndex.add_missing_due` repairs a gap without touching what is there
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -89,6 +89,25 @@ class DueEntry:
     at: datetime
     attempt: int = 1
     leased: bool = False
+
+
+@dataclass(slots=True)
+class Handoff:
+    """What a read saw that the write following it needs, held by the caller between them.
+
+    A store that keeps each (work, source)'s due position apart from its due entries
+    (Cassandra) must know where the previous entry is to replace it. `states` and `due` record
+    in `positions` the positions they read (keyed by (work id, source); None: no entry), and
+    `due` records in `scans` where its scans may continue once what it handed out is leased;
+    the caller passes the same Handoff to the write that follows (`write_aggregates` after
+    `states`, the lease's `set_due` after `due`), which takes back what it uses. The content is
+    the store's own (opaque to the caller); a write without a Handoff, or for a key it lacks,
+    reads the position itself. A store that needs none (SQLite) ignores it. Use one Handoff
+    per read-then-write, not across concurrent ones.
+    """
+
+    positions: dict[tuple[str, str], Any] = field(default_factory=dict)
+    scans: dict[Any, Any] = field(default_factory=dict)
 
 
 Schedule = Callable[[Work], Mapping[str, DueEntry]]
@@ -159,16 +178,22 @@ class WorkStore(Protocol):
 class MetricState(Protocol):
     """The per-source states the aggregator reads, folds into and writes back."""
 
-    async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
-        """The stored state of each (work id, source) that has one."""
+    async def states(
+        self, keys: Sequence[tuple[str, str]], handoff: Handoff | None = None
+    ) -> dict[tuple[str, str], SourceState]:
+        """The stored state of each (work id, source) that has one; with `handoff`, also what
+        `write_aggregates` needs to store their next due entries without reading again."""
         ...
 
     async def write_aggregates(
-        self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
+        self,
+        items: Sequence[Aggregate],
+        due: Mapping[str, Sequence[DueEntry]] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         """Persist what aggregation produced: states, history points, new events (idempotent);
         with `due` (per source), also when each work is next due, as `set_due` would, stored
-        with the states."""
+        with the states. `handoff`: the one `states` filled for these keys (see Handoff)."""
         ...
 
 
@@ -205,12 +230,19 @@ class RawResponses(Protocol):
 class DueIndex(Protocol):
     """The scheduler's index of when each (work, source) is next due; scans are O(due)."""
 
-    async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
-        """Set when each work is next due from `source` (replacing its previous entry)."""
+    async def set_due(
+        self, source: str, entries: Sequence[DueEntry], handoff: Handoff | None = None
+    ) -> None:
+        """Set when each work is next due from `source` (replacing its previous entry).
+        `handoff`: the one `due` filled when it handed these works out; leasing them with it
+        also lets the next scans start past them (see Handoff)."""
         ...
 
-    async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
-        """Entries of `source` due at `now`, earliest first (expired leases included)."""
+    async def due(
+        self, source: str, now: datetime, limit: int, handoff: Handoff | None = None
+    ) -> list[DueEntry]:
+        """Entries of `source` due at `now`, earliest first (expired leases included); with
+        `handoff`, also what leasing them with `set_due` needs (see Handoff)."""
         ...
 
     async def add_missing_due(self, due: Mapping[str, Sequence[DueEntry]]) -> int:
@@ -244,6 +276,11 @@ class Lifecycle(Protocol):
 
     async def migrate(self) -> None:
         """Apply the migrations the database has not seen yet (idempotent)."""
+        ...
+
+    async def reindex_dates(self) -> None:
+        """Rebuild the publication-date listing index from the works (`alm db reindex-dates`;
+        nothing to do where the database maintains that index itself)."""
         ...
 
     async def close(self) -> None: ...

@@ -28,7 +28,7 @@ from services.core.events import (
     refresh_topic,
 )
 from services.core.failures import permanent
-from services.core.ports import Bus, DueEntry, DueIndex, Message, SourceControl, WorkStore
+from services.core.ports import Bus, DueEntry, DueIndex, Handoff, Message, SourceControl, WorkStore
 from services.core.schema_check import check
 from services.core.staleness import Policy, next_refresh
 from services.core.works import Work, WorkRef
@@ -124,7 +124,8 @@ class Scheduler:
             room = self._room(source)
             if room <= 0:
                 continue
-            entries = await self.store.due(source.name, now, room)
+            handoff = Handoff()  # what `due` read that leasing the entries needs
+            entries = await self.store.due(source.name, now, room, handoff)
             if not entries:
                 continue
             works = await self.store.get_works([e.work_id for e in entries])
@@ -138,7 +139,7 @@ class Scheduler:
                     WorkRef.of(work), source.name, now, reason, attempt=entry.attempt
                 )
                 requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
-            await self._emit(source.name, entries, requests, now)
+            await self._emit(source.name, entries, requests, now, handoff)
             total += len(requests)
         self.emitted += total
         return total
@@ -149,6 +150,7 @@ class Scheduler:
         entries: list[DueEntry],
         requests: list[tuple[str, dict[str, Any]]],
         now: datetime,
+        handoff: Handoff | None = None,
     ) -> None:
         """Lease the entries, then publish their requests. The lease goes first: a refresh can
         be fetched and aggregated before the publish returns (a broker restart acknowledges
@@ -163,7 +165,7 @@ class Scheduler:
         ]
         leasing: Exception | None = None
         try:
-            await self.store.set_due(source, lease)
+            await self.store.set_due(source, lease, handoff)
         except Exception as exc:
             leasing = exc
         try:

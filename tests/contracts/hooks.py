@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.adapters.cassandra_hooks import BUCKET
+from services.adapters.cassandra.hooks import BUCKET
 from services.core.change_filter import ChangeFilter
 from services.core.webhooks import Attempt, Hook, HookHealth, HookStore, Outcome, Queued
 

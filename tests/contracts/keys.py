@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from services.adapters.cassandra_keys import CassandraKeyStore
+from services.adapters.cassandra.keys import CassandraKeyStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.core.keys import ApiKey, KeyStore, Role, issue
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from tests.faults import scenario as sc
 from tests.faults.cluster import STATE, Cluster
 from tests.faults.oracle import Expected, expected

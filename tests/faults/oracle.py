@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from services.adapters.kafka import KafkaBus
 from services.core.aggregation import SourceState
 from services.core.events import TOPIC_CHANGED, TOPIC_DEADLETTER, Status

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import aiohttp
 
-from services.adapters.cassandra_store import HOUR_US, CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.rows import HOUR_US
 from services.adapters.kafka import KafkaBus, ensure_topics
 from services.core.events import Status
 from services.fetchers.registry import SOURCES

@@ -8,10 +8,12 @@ runs never see each other's data; both are removed at the end of the session.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,3 +113,16 @@ def infra() -> Iterator[Infra]:
     yield found
     if not os.environ.get("ALM_KEEP_TEST_DATA"):
         _cleanup(found)
+
+
+@pytest.fixture(scope="session")
+def cassandra_store(infra: Infra) -> Iterator[Any]:
+    """This run's keyspace, migrated once for the session: a CassandraStore usable from any
+    test's loop (the contract tests of every port over it share it)."""
+    from services.adapters.cassandra import CassandraStore
+
+    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
+    with ThreadPoolExecutor(1) as pool:  # its own loop: this fixture may be set up inside one
+        pool.submit(asyncio.run, store.migrate()).result()
+        yield store
+        pool.submit(asyncio.run, store.close()).result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import json
 import secrets
 import signal
@@ -18,7 +19,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from services.adapters.kafka import KafkaBus, ensure_topics
 from services.aggregator.published import PublishedChanges
 from services.aggregator.records import id_of_value
@@ -209,9 +210,8 @@ async def test_changes_published_before_a_crash_are_not_published_again(
     class WriteFails(Exception):
         pass
 
-    class CrashingStore(CassandraStore):
-        async def write_aggregates(self, items: object, due: object = None) -> None:
-            raise WriteFails
+    async def write_aggregates(*args: object) -> None:
+        raise WriteFails
 
     policy, clock = Policy(), lambda: datetime.now(UTC)
     batch = lane.observations(f"window{pack}", 200)
@@ -220,9 +220,9 @@ async def test_changes_published_before_a_crash_are_not_published_again(
     polled = []
     while len(polled) < 200:
         polled += await consumer.poll(500, 1.0)
-    crashing = CrashingStore([lane.infra.cassandra_host], lane.infra.cassandra_port, "x")
-    crashing._cql = lane.store._cql  # the same keyspace, the write fails
-    owner_a = Aggregator(lane.bus, crashing, policy, clock)  # type: ignore[arg-type]
+    crashing = copy.copy(lane.store)  # the same keyspace, the write fails
+    crashing.write_aggregates = write_aggregates  # type: ignore[method-assign]
+    owner_a = Aggregator(lane.bus, crashing, policy, clock)
     with pytest.raises(WriteFails):
         await owner_a.process(owner_a.decode((m.key, m.value) for m in polled)[0])
     await consumer.close()  # crashed: nothing committed

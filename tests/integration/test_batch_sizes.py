@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.adapters import cassandra_async
-from services.adapters.cassandra_async import CqlSession
-from services.adapters.cassandra_batching import PARTITION_BYTES, Batch
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore, window
+from services.adapters.cassandra.batching import PARTITION_BYTES, Batch
+from services.adapters.cassandra.session import CqlSession
 from services.aggregator.service import fold
 from services.core.events import Observation, Status
 from services.core.ports import DueEntry
@@ -118,13 +117,13 @@ async def test_a_batch_the_server_refuses_for_its_size_is_split_and_stored(
     rows = [("bigbatch", "m", n % 16, n, f"10.5555/big.{n:05d}") for n in range(1500)]
     batch = Batch([binder(r) for r in rows])  # about 68 KB as the server counts it
     splits: list[int] = []
-    real_split = cassandra_async.split
+    real_split = window.split
 
     def counted(refused: Batch) -> list[Any]:
         splits.append(len(refused.statements))
         return real_split(refused)
 
-    monkeypatch.setattr(cassandra_async, "split", counted)
+    monkeypatch.setattr(window, "split", counted)
     await cql.run_many([batch])
     assert splits[0] == 1500  # refused whole, then sent in halves
     pages = await cql.run_many(("board_top", ("bigbatch", "m", s, 1000)) for s in range(16))

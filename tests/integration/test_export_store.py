@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from services.core.ports import Store
 from tests.contracts.export import *  # noqa: F403  (the contract's tests, run here)
 from tests.contracts.export import fill

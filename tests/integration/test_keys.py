@@ -18,8 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.adapters.cassandra_keys import CassandraKeyStore
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.keys import CassandraKeyStore
 from services.adapters.kafka import ensure_topics
 from services.core.keys import KeyStore, Role, new_secret_key, split_key
 from services.fetchers.registry import SOURCES

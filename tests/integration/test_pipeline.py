@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from services.adapters.kafka import KafkaBus, ensure_topics
 from services.core.aggregation import SourceState
 from services.core.identifiers import parse_identifier

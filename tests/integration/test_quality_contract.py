@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
 from services.core.ports import Store
 from tests.contracts.quality import *  # noqa: F403  (the contract's tests, run here)
-from tests.integration.test_store_contract import cassandra_store
-
-__all__ = ["cassandra_store"]  # the session fixture, used through `store`
 
 pytestmark = pytest.mark.integration
 

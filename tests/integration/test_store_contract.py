@@ -6,37 +6,25 @@ tests/unit/test_store_contract.py.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from cassandra.query import UNSET_VALUE, ValueSequence
 
-from services.adapters.cassandra_batching import BATCH_SETTINGS, BatchLimits
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.batching import BATCH_SETTINGS, BatchLimits
 from services.aggregator.service import fold
-from services.core.ports import DueEntry, Store
+from services.core.ports import DueEntry, Handoff, Store
 from services.core.provenance import RawResponse
 from tests.contracts.store import *  # noqa: F403  (the contract's tests, run here)
 from tests.contracts.store import T0, apply, obs, uid
 from tests.integration.conftest import Infra
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def cassandra_store(infra: Infra) -> Iterator[CassandraStore]:
-    """One migrated keyspace for the session; the store is usable from any test's loop."""
-    store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
-    with ThreadPoolExecutor(1) as pool:  # its own loop: this fixture may be set up inside one
-        pool.submit(asyncio.run, store.migrate()).result()
-        yield store
-        pool.submit(asyncio.run, store.close()).result()
 
 
 @pytest.fixture
@@ -68,12 +56,12 @@ async def test_migration_004_moves_due_lookup_into_the_states(
 ) -> None:
     """A keyspace from before 004 keeps every due entry: the positions in due_lookup are copied
     into source_totals, due_lookup is dropped, and a store refuses a keyspace not migrated."""
-    from services.adapters import cassandra_async, cassandra_store
+    from services.adapters.cassandra import migrations, session
 
     keyspace = f"{infra.keyspace}_m{uid()[:6]}"
     old = CassandraStore([infra.cassandra_host], infra.cassandra_port, keyspace)
-    every = cassandra_async.migration_files()
-    monkeypatch.setattr(cassandra_store, "migration_files", lambda: [m for m in every if m[0] < 4])
+    every = migrations.migration_files()
+    monkeypatch.setattr(migrations, "migration_files", lambda: [m for m in every if m[0] < 4])
 
     async def as_before_004() -> Any:  # the code of then prepared no statement on due_at
         return old._cql
@@ -99,7 +87,7 @@ async def test_migration_004_moves_due_lookup_into_the_states(
         )
     await old.close()
     monkeypatch.undo()
-    with pytest.raises(cassandra_async.SchemaMissing, match=r"004.*alm db migrate"):
+    with pytest.raises(session.SchemaMissing, match=r"004.*alm db migrate"):
         await CassandraStore([infra.cassandra_host], infra.cassandra_port, keyspace).due(
             src, T0, 10
         )
@@ -123,20 +111,22 @@ async def test_migration_004_moves_due_lookup_into_the_states(
 async def test_a_position_read_before_another_process_moved_it_leaves_nothing_due_twice(
     cassandra_store: CassandraStore, infra: Infra
 ) -> None:
-    """The aggregator remembers the position its state read saw; if the scheduler moves the
-    entry in between, the row it wrote is no longer the position and is dropped when scanned,
-    so the work is due once, at the aggregator's time."""
+    """The aggregator hands the position its state read saw to its write (Handoff); if the
+    scheduler moves the entry in between, the row it wrote is no longer the position and is
+    dropped when scanned, so the work is due once, at the aggregator's time."""
     src, w = f"src{uid()}", f"10.1/race.{uid()}"
     scheduler = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
     try:
         await scheduler.set_due(src, [DueEntry(w, T0 - timedelta(hours=3))])
-        results = fold(
-            [obs(w, src, T0, {"citations": 4})], await cassandra_store.states([(w, src)])
-        )
+        handoff = Handoff()
+        states = await cassandra_store.states([(w, src)], handoff)
+        assert handoff.positions  # the position read, for the write
+        results = fold([obs(w, src, T0, {"citations": 4})], states)
         await scheduler.set_due(src, [DueEntry(w, T0 - timedelta(hours=1))])  # in between
         await cassandra_store.write_aggregates(
-            results, {src: [DueEntry(w, T0 - timedelta(minutes=5))]}
+            results, {src: [DueEntry(w, T0 - timedelta(minutes=5))]}, handoff
         )
+        assert not handoff.positions  # taken back by the write
         assert await scheduler.due(src, T0, 10) == [DueEntry(w, T0 - timedelta(minutes=5))]
         assert await cassandra_store.due(src, T0, 10) == [DueEntry(w, T0 - timedelta(minutes=5))]
     finally:
@@ -297,14 +287,18 @@ async def test_due_scans_start_after_what_was_handed_out(
         for n in range(30)
     ]
     await cassandra_store.set_due(src, entries)
-    first = await cassandra_store.due(src, now, 10)
+    handoff = Handoff()
+    first = await cassandra_store.due(src, now, 10, handoff)
     assert first == entries[:10]
     bucket = int(base.timestamp()) // 3600
-    assert cassandra_store._scan_from[(src, bucket)][0] < int(first[0].at.timestamp() * 1e6)
+    scans = cassandra_store.due_index._scan_from
+    assert scans[(src, bucket)][0] < int(first[0].at.timestamp() * 1e6)
     await cassandra_store.set_due(  # the scheduler leases what it was handed
-        src, [DueEntry(e.work_id, now + timedelta(hours=2), e.attempt, True) for e in first]
+        src,
+        [DueEntry(e.work_id, now + timedelta(hours=2), e.attempt, True) for e in first],
+        handoff,
     )
-    start, _ = cassandra_store._scan_from[(src, bucket)]
+    start, _ = scans[(src, bucket)]
     assert start == int(entries[9].at.timestamp() * 1_000_000)  # not the hour's start
     assert await cassandra_store.due(src, now, 10) == entries[10:20]
 
@@ -314,7 +308,7 @@ async def test_due_scans_start_after_what_was_handed_out(
     later = datetime.now(UTC)
     ids = [e.work_id for e in await cassandra_store.due(src, later, 50)]
     assert recent.work_id in ids and behind.work_id not in ids
-    monkeypatch.setattr("services.adapters.cassandra_store.FULL_SCAN_SECONDS", 0.0)
+    monkeypatch.setattr("services.adapters.cassandra.due.FULL_SCAN_SECONDS", 0.0)
     ids = [e.work_id for e in await cassandra_store.due(src, later, 50)]
     assert ids[0] == behind.work_id and recent.work_id in ids
 
@@ -331,13 +325,14 @@ async def test_due_entries_not_leased_are_scanned_again_however_late(
     now = datetime.now(UTC)
     entries = [DueEntry(f"10.1/u.{n}.{uid()}", now - timedelta(seconds=30 - n)) for n in range(5)]
     await cassandra_store.set_due(src, entries)
-    assert await cassandra_store.due(src, now, 10) == entries
+    assert await cassandra_store.due(src, now, 10, Handoff()) == entries
     for minutes in (1, 3, 5):  # ticks that fail to publish, past the margin
         later = now + timedelta(minutes=minutes)
-        assert await cassandra_store.due(src, later, 10) == entries, minutes
+        handoff = Handoff()
+        assert await cassandra_store.due(src, later, 10, handoff) == entries, minutes
     lease = later + timedelta(hours=2)
     await cassandra_store.set_due(
-        src, [DueEntry(e.work_id, lease, e.attempt, True) for e in entries]
+        src, [DueEntry(e.work_id, lease, e.attempt, True) for e in entries], handoff
     )
     assert await cassandra_store.due(src, later + timedelta(seconds=1), 10) == []
 

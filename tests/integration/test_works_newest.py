@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters import cassandra_issued
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra import issued as issued_index
 from services.cli import commands
 from services.core.ports import Store
 from services.settings import Settings
@@ -55,7 +55,7 @@ async def test_deep_pages_skip_whole_years_by_their_count(
     u = uid()
     await cassandra.register([work(f"10.5555/{u}.{n:02d}", DATES[n % 5]) for n in range(15)])
     expected = await check_listing(cassandra, 4)
-    monkeypatch.setattr(cassandra_issued, "COUNT_FROM", 1)
+    monkeypatch.setattr(issued_index, "COUNT_FROM", 1)
     assert await check_listing(cassandra, 4) == expected
 
 
@@ -103,7 +103,7 @@ async def test_reindex_dates_writes_the_rows_of_works_that_lack_one(
     await cassandra.register([work(f"10.5555/{u}.{n}", DATES[n]) for n in range(5)])
     cql = await cassandra.session()
     for n in range(5):
-        await cql.run("issued_del", cassandra_issued.key_of(f"10.5555/{u}.{n}", DATES[n]))
+        await cql.run("issued_del", issued_index.key_of(f"10.5555/{u}.{n}", DATES[n]))
     assert not [w for w in await cassandra.works_newest(0, 10_000) if u in w.work_id]
     settings = Settings(
         data_dir=tmp_path,

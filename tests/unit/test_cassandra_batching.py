@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from services.adapters import cassandra_async, cassandra_batching
-from services.adapters.cassandra_async import row_factory
-from services.adapters.cassandra_batching import (
+from services.adapters.cassandra import batching, session
+from services.adapters.cassandra.batching import (
     BATCH_MARGIN,
     BATCH_PARTITIONS,
     PARTITION_BYTES,
@@ -17,6 +16,7 @@ from services.adapters.cassandra_batching import (
     BatchLimits,
     RowCost,
 )
+from services.adapters.cassandra.session import row_factory
 from tests.unit.batch_sizes import CASES, Case
 
 ROW = 100  # bytes a FakeBound row counts for in these tests
@@ -105,8 +105,8 @@ class FakeBinder:
         return ROW
 
 
-def session_on(metadata: object) -> cassandra_async.CqlSession:
-    cql = cassandra_async.CqlSession(["127.0.0.1"], 9042, "alm")
+def session_on(metadata: object) -> session.CqlSession:
+    cql = session.CqlSession(["127.0.0.1"], 9042, "alm")
     cql._cluster = type("FakeCluster", (), {"metadata": metadata})()  # type: ignore[assignment]
     cql._prepared = {"get": FakePrepared()}  # type: ignore[dict-item]
     cql._binders = {"get": FakeBinder()}  # type: ignore[dict-item]
@@ -155,7 +155,7 @@ def test_batch_limits_follow_the_nodes_thresholds() -> None:
         50 * 1024 * BATCH_MARGIN
     )  # the failure threshold's default
     huge = {"unlogged_batch_across_partitions_warn_threshold": "100000"}
-    assert BatchLimits.from_settings(huge).partitions == cassandra_batching.MAX_BATCH_PARTITIONS
+    assert BatchLimits.from_settings(huge).partitions == batching.MAX_BATCH_PARTITIONS
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ import pytest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
 
-from services.adapters.cassandra_async import CqlSession
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraConnection, CassandraStore
+from services.adapters.cassandra.session import CqlSession
 from services.bootstrap import make_store
 from services.cli.main import main
-from services.settings import CassandraConnection, Settings
+from services.settings import Settings
 
 # A self-signed CA certificate (public part only; its key was thrown away), valid to 2126.
 CA_PEM = """\
@@ -35,7 +35,7 @@ Hd5YAQDk
 
 
 def _conn(env: dict[str, str]) -> CassandraConnection:
-    return Settings.from_env(env).cassandra_connection
+    return CassandraConnection.from_env(Settings.from_env(env).cassandra_env)
 
 
 @contextmanager
@@ -114,9 +114,10 @@ def test_repr_hides_the_password(files: dict[str, str]) -> None:
         {"ALM_CASSANDRA_USERNAME": "alm-user", "ALM_CASSANDRA_PASSWORD_FILE": files["password"]},
     ):
         settings = Settings.from_env(env)
-        password = settings.cassandra_connection.password
+        connection = _conn(env)
+        password = connection.password
         assert password
-        for text in (repr(settings), str(settings), repr(settings.cassandra_connection)):
+        for text in (repr(settings), str(settings), repr(connection)):
             assert password not in text
             assert "alm-user" in text  # the rest is still shown
 
@@ -176,7 +177,7 @@ def test_configuration_errors_name_the_variable(
     paths = {**files, "empty": str(tmp_path / "empty"), "missing": str(tmp_path / "nope")}
     env = {k: v.format(**paths) for k, v in env.items()}
     with pytest.raises(ValueError, match=message):
-        Settings.from_env(env)
+        _conn(env)
 
 
 def test_bad_configuration_stops_the_command(
@@ -328,7 +329,7 @@ def test_make_store_passes_the_connection_through(files: dict[str, str]) -> None
     store = make_store(settings)
     assert isinstance(store, CassandraStore)
     session = store._cql
-    assert session.connection is settings.cassandra_connection
+    assert session.connection == _conn(dict(settings.cassandra_env))
     cluster = session._new_cluster()
     try:
         assert cluster.auth_provider.username == "alm"

@@ -339,7 +339,9 @@ async def test_a_lease_write_that_fails_midway_still_sends_its_requests(tmp_path
         await scheduler.step(0)
         store = Flaky(kit.store)
 
-        def half_then_timeout(source: str, entries: list[DueEntry]) -> BaseException | None:
+        def half_then_timeout(
+            source: str, entries: list[DueEntry], handoff: object = None
+        ) -> BaseException | None:
             if not all(e.leased for e in entries):
                 return None
             asyncio.get_running_loop().create_task(kit.store.set_due(source, entries[:2]))
@@ -513,7 +515,7 @@ async def test_the_scheduler_dead_letters_an_event_it_can_never_apply(tmp_path: 
     bus = MemoryBus()
     store = Flaky(await store_at(tmp_path))
 
-    def refused(source: str, entries: list[Any]) -> BaseException | None:
+    def refused(source: str, entries: list[Any], handoff: object = None) -> BaseException | None:
         if entries[0].work_id == "10.5555/bad":
             return InvalidRequest("Key length of 70000 is longer than maximum of 65535")
         return None

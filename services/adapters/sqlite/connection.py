@@ -43,6 +43,9 @@ class SqliteFile:
         """Apply the migrations this file has not seen yet."""
         await self.run(apply_migrations)
 
+    async def reindex_dates(self) -> None:
+        """Nothing: the publication-date listing is an index SQLite maintains itself."""
+
     async def close(self) -> None:
         """Close the connection and its thread."""
 

@@ -8,20 +8,25 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from services.adapters.sqlite.connection import SqliteFile, sortable
-from services.core.ports import DueEntry
+from services.core.ports import DueEntry, Handoff
 from services.core.timeutil import from_iso
 
 
 class SqliteDue(SqliteFile):
     """The due index in the embedded store's file."""
 
-    async def set_due(self, source: str, entries: Sequence[DueEntry]) -> None:
-        """Set when each work is next due from `source` (replacing its previous entry)."""
+    async def set_due(
+        self, source: str, entries: Sequence[DueEntry], handoff: Handoff | None = None
+    ) -> None:
+        """Set when each work is next due from `source` (replacing its previous entry; one
+        transaction: no handoff needed)."""
 
         await self.run(lambda conn: put_due_rows(conn, source, entries))
 
-    async def due(self, source: str, now: datetime, limit: int) -> list[DueEntry]:
-        """Entries of `source` due at `now`, earliest first."""
+    async def due(
+        self, source: str, now: datetime, limit: int, handoff: Handoff | None = None
+    ) -> list[DueEntry]:
+        """Entries of `source` due at `now`, earliest first (an index scan: no handoff)."""
 
         def read(conn: sqlite3.Connection) -> list[DueEntry]:
             rows = conn.execute(

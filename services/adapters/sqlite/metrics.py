@@ -13,14 +13,16 @@ from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import put_due_rows
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
-from services.core.ports import DueEntry
+from services.core.ports import DueEntry, Handoff
 
 
 class SqliteMetrics(SqliteFile):
     """States, history and events in the embedded store's file."""
 
-    async def states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SourceState]:
-        """The stored state of each (work id, source) that has one."""
+    async def states(
+        self, keys: Sequence[tuple[str, str]], handoff: Handoff | None = None
+    ) -> dict[tuple[str, str], SourceState]:
+        """The stored state of each (work id, source) that has one (no handoff needed)."""
 
         def read(conn: sqlite3.Connection) -> dict[tuple[str, str], SourceState]:
             out = {}
@@ -50,7 +52,10 @@ class SqliteMetrics(SqliteFile):
         return await self.run(read)
 
     async def write_aggregates(
-        self, items: Sequence[Aggregate], due: Mapping[str, Sequence[DueEntry]] | None = None
+        self,
+        items: Sequence[Aggregate],
+        due: Mapping[str, Sequence[DueEntry]] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         """Persist states, history points and events of applied aggregates, and the next due
         times in `due`, in one transaction."""

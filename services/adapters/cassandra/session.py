@@ -18,13 +18,10 @@ import threading
 from collections import namedtuple
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
-    Callable,
     Hashable,
     Iterable,
     Sequence,
 )
-from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 import structlog
@@ -44,17 +41,16 @@ from cassandra.query import (
     ValueSequence,
 )
 
-from services.adapters.cassandra_batching import (
+from services.adapters.cassandra.batching import (
     BATCH_SETTINGS,
     Batch,
     Batcher,
     BatchLimits,
     Binder,
     request,
-    split,
-    too_large,
 )
-from services.settings import CassandraConnection
+from services.adapters.cassandra.settings import CassandraConnection
+from services.adapters.cassandra.window import Window, collect_pages, settle
 
 log = structlog.get_logger("alm.cassandra")
 
@@ -67,7 +63,6 @@ READ_KEYS = 50  # partition keys per `IN` read
 
 RECONNECT_MAX = 10.0  # seconds between attempts to reach a node that is down, at most
 PROTOCOL_VERSION = 5  # Cassandra 4.0+; pinned so the driver does not probe and downgrade
-MIGRATIONS_DIR = Path(__file__).with_name("cassandra_migrations")
 
 
 _TABLE = re.compile(r"\b(FROM|INTO|UPDATE)\s+([a-z_][a-z0-9_]*)\b(?!\.)")
@@ -90,17 +85,6 @@ def row_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[
 
 class SchemaMissing(RuntimeError):
     """The keyspace or its tables do not exist yet: run `alm db migrate`."""
-
-
-def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, list[str]]]:
-    """Every `NNN_name.cql` in `directory` as (version, name, statements), oldest first."""
-    out = []
-    for path in sorted(directory.glob("*.cql")):
-        number, _, name = path.stem.partition("_")
-        lines = [ln for ln in path.read_text().splitlines() if not ln.strip().startswith("--")]
-        statements = [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-        out.append((int(number), name, statements))
-    return out
 
 
 class CqlSession:
@@ -294,9 +278,9 @@ class CqlSession:
         future = session.execute_async(statement, params)
 
         def deliver(rows: list[Row] | None, exc: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, done, rows, exc)
+            loop.call_soon_threadsafe(settle, done, rows, exc)
 
-        _collect_pages(future, deliver)
+        collect_pages(future, deliver)
         return done
 
     async def query(
@@ -318,7 +302,7 @@ class CqlSession:
         todo = list(calls)
         if not todo:
             return []
-        return await _Window(self, await self.session(), todo).run()
+        return await Window(self, await self.session(), todo).run()
 
     def batches(self, calls: Iterable[Call]) -> list[BoundStatement | Batch]:
         """Writes grouped into UNLOGGED batches by replica set, in order within each group.
@@ -329,7 +313,7 @@ class CqlSession:
         coordinator, chosen token-aware from the batch's first row, owns every row of the batch:
         no extra hop, no coordinator fan-out. A batch holds at most `batch_limits` partitions
         and bytes as the server counts them (under the cluster's warning thresholds,
-        services/adapters/cassandra_batching.py); `run_many` splits one the server refuses
+        services/adapters/cassandra/batching.py); `run_many` splits one the server refuses
         for its size anyway. Rows of one partition in
         a batch are applied atomically; across partitions an unlogged batch promises nothing
         more than separate writes, so callers order dependent writes in separate calls
@@ -407,136 +391,3 @@ class _Routed(BoundStatement):  # type: ignore[misc]
     @property
     def routing_key(self) -> bytes | None:
         return self.fixed_key
-
-
-class _Window:
-    """Keeps up to `max_in_flight` statements outstanding; results land by index."""
-
-    def __init__(self, cql: CqlSession, session: Session, todo: list[Any]) -> None:
-        self.cql = cql
-        self.session = session
-        self.todo = todo
-        self.out: list[list[Row]] = [[] for _ in todo]
-        self.loop = asyncio.get_running_loop()
-        self.done: asyncio.Future[None] = self.loop.create_future()
-        self.sent = 0
-        self.pending = 0
-        self.error: BaseException | None = None
-        # Results arriving on the driver thread queue here; the loop is woken once per burst,
-        # not once per statement.
-        self._inbox: list[tuple[int, list[Row] | None, BaseException | None]] = []
-        self._inbox_lock = threading.Lock()
-        self._woken = False
-
-    async def run(self) -> list[list[Row]]:
-        asked = len(self.todo)
-        self._fill()
-        await self.done
-        if self.error is not None:
-            raise self.error
-        return self.out[:asked]  # not the halves of split batches
-
-    def _fill(self) -> None:
-        if self.done.cancelled():  # the caller went away: send nothing more
-            return
-        limit = self.cql.max_in_flight
-        while self.error is None and self.sent < len(self.todo) and self.pending < limit:
-            index = self.sent
-            item = self.todo[index]
-            self.sent += 1
-            self.pending += 1
-            try:
-                if isinstance(item, BatchStatement | BoundStatement):
-                    future = self.session.execute_async(item)
-                else:
-                    future = self.session.execute_async(self.cql.stmt(item[0]), item[1])
-            except Exception as exc:
-                self._record(index, None, exc)  # the loop then stops sending
-                continue
-            self._watch(future, index)
-        if self.pending == 0 and not self.done.done():
-            self.done.set_result(None)
-
-    def _watch(self, future: Any, index: int) -> None:
-        post = self._post
-        _collect_pages(future, lambda rows, exc: post(index, rows, exc))
-
-    def _post(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
-        """On the driver thread: queue a result; wake the loop unless a wake-up is pending."""
-        with self._inbox_lock:
-            self._inbox.append((index, rows, exc))
-            if self._woken:
-                return
-            self._woken = True
-        self.loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        with self._inbox_lock:
-            landed, self._inbox = self._inbox, []
-            self._woken = False
-        for index, rows, exc in landed:
-            self._record(index, rows, exc)
-        self._fill()
-
-    def _record(self, index: int, rows: list[Row] | None, exc: BaseException | None) -> None:
-        """One statement finished: keep its rows, or its error (the first one wins). A batch
-        the server refused for its size is sent again as two halves."""
-        self.pending -= 1
-        item = self.todo[index]
-        if exc is not None and isinstance(item, Batch) and too_large(exc):
-            log.warning("cassandra_batch_split", statements=len(item.statements))
-            halves = split(item)
-            self.todo.extend(halves)
-            self.out.extend([] for _ in halves)
-        elif exc is not None:
-            self.error = self.error or exc
-        else:
-            self.out[index] = rows or []
-
-
-def _collect_pages(
-    future: Any, deliver: Callable[[list[Row] | None, BaseException | None], None]
-) -> None:
-    """On the driver's threads: gather every page of `future`, then `deliver(rows, None)`, or
-    `deliver(None, error)` once; a failure while paging is delivered too, never left waiting."""
-    rows: list[Row] = []
-
-    def on_page(page: Iterable[Row] | None) -> None:
-        try:
-            rows.extend(page or ())
-            if future.has_more_pages:
-                future.start_fetching_next_page()
-                return
-        except Exception as exc:
-            deliver(None, exc)
-            return
-        deliver(rows, None)
-
-    def on_error(exc: BaseException) -> None:
-        deliver(None, exc)
-
-    future.add_callbacks(on_page, on_error)
-
-
-def _settle(
-    fut: asyncio.Future[list[Row]], rows: list[Row] | None, exc: BaseException | None
-) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(rows or [])
-
-
-async def bounded(aws: Sequence[Awaitable[T]], limit: int) -> list[T]:
-    """Await coroutines concurrently, at most `limit` at a time; results in order."""
-    if not aws:
-        return []
-    gate = asyncio.Semaphore(limit)
-
-    async def one(aw: Awaitable[T]) -> T:
-        async with gate:
-            return await aw
-
-    return list(await asyncio.gather(*(one(a) for a in aws)))

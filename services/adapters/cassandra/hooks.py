@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.adapters.cassandra_async import CqlSession
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.session import CqlSession
 from services.core.change_filter import ChangeFilter
 from services.core.webhooks import MAX_HOOKS, Attempt, Hook, HookHealth, Outcome, Queued
 

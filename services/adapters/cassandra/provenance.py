@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC
 
-from services.adapters.cassandra_store import RAW_COLS, CassandraStore, _us, raw_response
+from services.adapters.cassandra.raw import RAW_COLS, raw_response
+from services.adapters.cassandra.rows import us
+from services.adapters.cassandra.store import CassandraStore
 from services.core.provenance import CallRef, RawResponse
 
 STATEMENTS = {
@@ -37,6 +39,6 @@ class CassandraCallArchive:
             except ValueError:
                 continue  # not an id this store ever wrote
             day = ref.retrieved_at.astimezone(UTC).date()
-            keys.append(("raw_by_key", (source, day, _us(ref.retrieved_at), raw_id)))
+            keys.append(("raw_by_key", (source, day, us(ref.retrieved_at), raw_id)))
         found = await cql.run_many(keys)
         return {str(row.raw_id): raw_response(source, row) for rows in found for row in rows}

@@ -22,12 +22,11 @@ once those processes are gone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
 
-from services.adapters.cassandra_async import Call, CqlSession
+from services.adapters.cassandra.rows import day
+from services.adapters.cassandra.session import Call, CqlSession
 from services.core.works import Work
 
 MIGRATION = 12  # 012_works_by_issued.cql, then `backfill`
@@ -58,7 +57,8 @@ class IssuedIndex:
     """Writes and reads of `works_by_issued`, over the store's session (its statements are
     prepared with the store's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, now_us: Callable[[], int]) -> None:
+        self._now_us = now_us  # the wall clock in microseconds (a deletion's USING TIMESTAMP)
         self._buckets: set[int] = set()  # bucket rows this process wrote (never removed)
 
     def puts(self, works: Iterable[Work]) -> list[Call]:
@@ -91,7 +91,7 @@ class IssuedIndex:
     ) -> list[Work]:
         """Works `offset` to `offset + limit` newest first (rows of a date their work no longer
         has are left out and deleted)."""
-        began = int(time.time() * 1_000_000)
+        began = self._now_us()
         keys = await _keys(cql, offset, limit)
         found = await get_works([k[2] for k in keys])
         stale = [k for k in keys if k[2] in found and key_of(k[2], found[k[2]].issued) != k]
@@ -112,26 +112,21 @@ async def _keys(cql: CqlSession, offset: int, limit: int) -> list[Key]:
                 continue
         want = limit - len(out)
         rows = await cql.run("issued_page", (bucket, skip + want))
-        out += [(bucket, _day(r.issued), r.work_id) for r in rows[skip:]]
+        out += [(bucket, day(r.issued), r.work_id) for r in rows[skip:]]
         skip = max(0, skip - len(rows))
         if len(out) >= limit:
             break
     return out[:limit]
 
 
-def _day(value: Any) -> date:
-    """A CQL `date` as the driver returns it (cassandra.util.Date) or a Python date."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-async def backfill(cql: CqlSession) -> None:
+async def backfill(cql: CqlSession, now_us: Callable[[], int]) -> None:
     """Migration 012: a row for every registered work (upserts: a rerun after an interruption
     writes them again; a row made stale by an update meanwhile is removed by the next page
     that meets it)."""
     await cql.prepare({**STATEMENTS, "issued_all": "SELECT work_id, issued FROM works"})
-    index = IssuedIndex()
+    index = IssuedIndex(now_us)
     async for rows in cql.pages(cql.stmt("issued_all"), (), fetch_size=5000):
-        works = [Work(r.work_id, issued=_day(r.issued) if r.issued else None) for r in rows]
+        works = [Work(r.work_id, issued=day(r.issued) if r.issued else None) for r in rows]
         calls = index.puts(works)
         await cql.run_many(cql.batches(calls))
         index.written(calls)

@@ -21,8 +21,11 @@ from typing import Any
 
 from cassandra.query import UNSET_VALUE
 
-from services.adapters.cassandra_async import CqlSession, Row
-from services.adapters.cassandra_store import CassandraStore, _dt, _dt_required, _us
+from services.adapters.cassandra.rows import dt as _dt
+from services.adapters.cassandra.rows import dt_required as _dt_required
+from services.adapters.cassandra.rows import us as _us
+from services.adapters.cassandra.session import CqlSession, Row
+from services.adapters.cassandra.store import CassandraStore
 from services.core.activity import FetchWindow, StaleState, hour_of
 from services.core.alerts import Alert, AlertQuery, details_json, key_after
 
@@ -73,7 +76,7 @@ class CassandraChecks:
     async def alerts(self, query: AlertQuery) -> list[Alert]:
         """A page of alerts, newest day first, then by kind, source and work."""
         cql = await self._cql()
-        today = datetime.now(UTC).date()
+        today = self._store.clock().astimezone(UTC).date()
         oldest = max(query.since.date(), today - self._alert_ttl - timedelta(days=1))
         day = min(today, query.after[0]) if query.after is not None else today
         out: list[Alert] = []
@@ -98,7 +101,7 @@ class CassandraChecks:
         start = hour_of(since)
         days: list[date] = []
         day = start.date()
-        while day <= datetime.now(UTC).date():
+        while day <= self._store.clock().astimezone(UTC).date():
             days.append(day)
             day += timedelta(days=1)
         pages = await cql.run_many(("activity_of_day", (d, _us(start))) for d in days)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
-from services.adapters.cassandra_async import CqlSession
-from services.adapters.cassandra_store import SHARDS, CassandraStore
+from services.adapters.cassandra.rows import SHARDS
+from services.adapters.cassandra.session import CqlSession
+from services.adapters.cassandra.store import CassandraStore
 from services.core.catalogue_state import ImportState, Scope
 from services.core.publishers import Publisher
 from services.core.works import Work
@@ -57,7 +57,7 @@ class CassandraPublishers:
         """Store `publisher` (replacing what was known of it)."""
         cql = await self._cql()
         record = json.dumps(publisher.to_dict())
-        await cql.run("publisher_put", (publisher.member_id, record, datetime.now(UTC)))
+        await cql.run("publisher_put", (publisher.member_id, record, self.store.clock()))
 
     async def get_publisher(self, member_id: str) -> Publisher | None:
         """The publisher with this Crossref member id."""
@@ -74,7 +74,7 @@ class CassandraPublishers:
         """Store the state of the import of `state.scope`."""
         cql = await self._cql()
         record = json.dumps(state.to_dict())
-        await cql.run("import_put", (state.scope.key, state.member_id, record, datetime.now(UTC)))
+        await cql.run("import_put", (state.scope.key, state.member_id, record, self.store.clock()))
 
     async def get_import(self, scope: Scope) -> ImportState | None:
         """The latest import of `scope`, complete or not."""

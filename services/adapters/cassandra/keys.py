@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from cassandra.query import UNSET_VALUE
 
-from services.adapters.cassandra_async import CqlSession, Row
-from services.adapters.cassandra_store import CassandraStore
+from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra.session import CqlSession, Row
 from services.core.keys import ApiKey, Role, by_creation
 
 _COLS = "key_id, name, role, secret_hash, created_at, revoked_at, rate_per_minute, email"

@@ -1,0 +1,241 @@
+"""The works registry in Cassandra (the WorkStore port).
+
+- Registration: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two
+  processes registering the same DOI concurrently make one work, and the first mapping of a
+  PMID/PMCID wins (SQLite's INSERT OR IGNORE).
+- Registration with a schedule: the works' missing due entries go through the due index's
+  batched write (`CassandraDue.write_rounds`, only where a work has no position) before
+  `register` returns; a work the call created is known to have none, so only known works'
+  positions are read. A crash in between leaves a known work without an entry, which
+  registering it again or the scheduler's reconcile (`works_after` pages) repairs.
+- Works in work-id order: `work_index` spreads ids over 16 clustered shards; a page merges
+  them (`works_after`: each shard read after the id, merged). `count_works` reads every row
+  (O(works), for status pages). Works by date, newest first (ALM v5's listing):
+  `works_by_issued`, written with the works rows (issued.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from services.adapters.cassandra.due import CassandraDue
+from services.adapters.cassandra.issued import STATEMENTS as ISSUED_STATEMENTS
+from services.adapters.cassandra.issued import IssuedIndex
+from services.adapters.cassandra.keyspace import Keyspace
+from services.adapters.cassandra.rows import SHARDS, day, shard, unset
+from services.adapters.cassandra.session import CqlSession, Row
+from services.adapters.cassandra.window import bounded
+from services.core.identifiers import Identifier
+from services.core.ports import DueEntry, Handoff, Registration, Schedule
+from services.core.works import Work
+
+WORK_COLS = (
+    "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
+)
+STATEMENTS: dict[str, str] = {
+    "work_get": f"SELECT {WORK_COLS} FROM works WHERE work_id=?",
+    "works_in": f"SELECT {WORK_COLS} FROM works WHERE work_id IN ?",
+    "work_insert": f"INSERT INTO works ({WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    "work_update": "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
+    " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
+    "index_insert": "INSERT INTO work_index (shard, work_id) VALUES (?,?)",
+    "index_page": "SELECT work_id FROM work_index WHERE shard=? LIMIT ?",
+    "index_after": "SELECT work_id FROM work_index WHERE shard=? AND work_id>? LIMIT ?",
+    "index_count": "SELECT count(*) FROM work_index WHERE shard=?",
+    "id_get": "SELECT work_id FROM work_ids WHERE id_type=? AND value=?",
+    "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
+    **ISSUED_STATEMENTS,
+}
+CONCURRENT = 64  # registrations (or identifier reads) in flight at once
+
+
+def work_of(row: Row) -> Work:
+    """A `works` row as the work."""
+    return Work(
+        work_id=row.work_id,
+        doi=row.doi,
+        pmid=row.pmid,
+        pmcid=row.pmcid,
+        title=row.title,
+        issued=day(row.issued) if row.issued is not None else None,
+        publisher=row.publisher,
+        canonical_url=row.canonical_url,
+        type=row.work_type,
+        publisher_id=row.publisher_id,
+    )
+
+
+def _work_values(work: Work) -> list[Any]:
+    meta = (work.title, work.issued, work.publisher, work.canonical_url, work.type)
+    return [unset(v) for v in (work.doi, work.pmid, work.pmcid, *meta, work.publisher_id)]
+
+
+class CassandraWorks:
+    """Works and their identifiers; registration schedules through the due index."""
+
+    def __init__(self, keyspace: Keyspace, due: CassandraDue) -> None:
+        self._ks = keyspace
+        self._due = due
+        self._issued = IssuedIndex(keyspace.now_us)  # works by date (v5's listing)
+        keyspace.add(STATEMENTS)
+
+    async def register(
+        self, works: Sequence[Work], schedule: Schedule | None = None
+    ) -> list[Registration]:
+        """Register works; one already known by any of its ids is merged, not duplicated. With
+        `schedule`, the due entries the registered works lack are written (batched, through
+        the due index's write path) before this returns."""
+        cql = await self._ks.ready()
+        by_id: dict[str, list[int]] = {}
+        for index, work in enumerate(works):
+            by_id.setdefault(work.work_id, []).append(index)
+        out: list[Registration | None] = [None] * len(works)
+
+        async def chain(indexes: list[int]) -> None:
+            for i in indexes:  # the same work twice in one call: in order, like SQLite
+                out[i] = await self._register_one(cql, works[i])
+
+        await bounded([chain(ix) for ix in by_id.values()], CONCURRENT)
+        done = [r for r in out if r is not None]
+        if schedule is not None:
+            await self._schedule_registered(done, schedule)
+        return done
+
+    async def _schedule_registered(self, done: Sequence[Registration], schedule: Schedule) -> None:
+        """The due entries the registered works lack. A work this call created has no entry
+        yet (it won its identifier's claim), so only known works' positions are read."""
+        final = {r.work.work_id: r.work for r in done}  # the last merge of each work
+        created = {r.work.work_id for r in done if r.created}
+        plan: dict[str, list[DueEntry]] = {}
+        handoff = Handoff()
+        for work in final.values():
+            for source, entry in schedule(work).items():
+                plan.setdefault(source, []).append(entry)
+                if work.work_id in created:
+                    handoff.positions[(work.work_id, source)] = None
+        await self._due.write_rounds([], {}, plan, handoff, only_missing=True)
+
+    async def _register_one(self, cql: CqlSession, work: Work) -> Registration:
+        idents = work.identifiers()
+        mapped = await cql.run_many(("id_get", (i.type.value, i.value)) for i in idents)
+        existing_id = next((rows[0].work_id for rows in mapped if rows), None)
+        if existing_id is None:
+            primary = idents[0] if idents else None
+            if primary is None:
+                claimed = True
+            else:
+                result = await cql.run(
+                    "id_claim", (primary.type.value, primary.value, work.work_id)
+                )
+                claimed = bool(result[0][0])
+                existing_id = None if claimed else result[0].work_id
+            if claimed:
+                by_date = self._issued.puts([work])
+                await cql.run_many(
+                    [
+                        ("work_insert", [work.work_id, *_work_values(work), self._ks.clock()]),
+                        ("index_insert", (shard(work.work_id), work.work_id)),
+                        *by_date,
+                    ]
+                )
+                self._issued.written(by_date)
+                await self._claim_ids(cql, work, skip={primary} if primary else set())
+                return Registration(work, created=True)
+        assert existing_id is not None
+        rows = await cql.run("work_get", (existing_id,))
+        existing = work_of(rows[0]) if rows else Work(work_id=existing_id)
+        merged = existing.merged(work)
+        if merged != existing or not rows:
+            await cql.run("work_update", [*_work_values(merged), merged.work_id])
+            await self._move_by_date(cql, {existing_id: existing.issued} if rows else {}, [merged])
+        known = {i for i, rows in zip(idents, mapped, strict=True) if rows}
+        await self._claim_ids(cql, merged, skip=known)
+        return Registration(merged, created=False)
+
+    async def _claim_ids(self, cql: CqlSession, work: Work, skip: set[Identifier]) -> None:
+        await cql.run_many(
+            ("id_claim", (i.type.value, i.value, work.work_id))
+            for i in work.identifiers()
+            if i not in skip
+        )
+
+    async def get_work(self, work_id: str) -> Work | None:
+        """The work with this work id."""
+        rows = await (await self._ks.ready()).run("work_get", (work_id,))
+        return work_of(rows[0]) if rows else None
+
+    async def get_works(self, work_ids: Sequence[str]) -> dict[str, Work]:
+        """The works among `work_ids` that exist."""
+        rows = await self._ks.read_in("work_get", "works_in", work_ids)
+        return {r.work_id: work_of(r) for r in rows}
+
+    async def find_work(self, ident: Identifier) -> Work | None:
+        """The work known by `ident` (any of its DOI, PMID, PMCID)."""
+        rows = await (await self._ks.ready()).run("id_get", (ident.type.value, ident.value))
+        return await self.get_work(rows[0].work_id) if rows else None
+
+    async def find_works(self, identifiers: Sequence[Identifier]) -> dict[Identifier, Work]:
+        """The works known by `identifiers` (those that exist): the identifier index read
+        concurrently (its partition is the identifier: no `IN` over it), then the works in
+        one batched read."""
+        cql = await self._ks.ready()
+        wanted = list(dict.fromkeys(identifiers))
+        mapped = await cql.run_many(("id_get", (i.type.value, i.value)) for i in wanted)
+        ids = {i: rows[0].work_id for i, rows in zip(wanted, mapped, strict=True) if rows}
+        works = await self.get_works(list(ids.values()))
+        return {i: works[w] for i, w in ids.items() if w in works}
+
+    async def update_works(self, works: Sequence[Work]) -> None:
+        """Store the metadata of known works whose identifiers are unchanged (no claims)."""
+        cql = await self._ks.ready()
+        before = await self.get_works([w.work_id for w in works])
+        await cql.run_many(
+            cql.batches(("work_update", [*_work_values(w), w.work_id]) for w in works)
+        )
+        stored = {  # as the rows now are: an update's None leaves a column unset
+            w.work_id: replace(w, issued=w.issued or before[w.work_id].issued)
+            for w in works
+            if w.work_id in before
+        }
+        dates = {w: before[w].issued for w in stored}
+        await self._move_by_date(cql, dates, stored.values())
+
+    async def _move_by_date(
+        self, cql: CqlSession, before: Mapping[str, date | None], works: Iterable[Work]
+    ) -> None:
+        """After the works rows: move the date-order rows of works whose date changed from
+        `before` (a work not in `before` gets its row)."""
+        works = list(works)
+        calls = self._issued.moves(before, [w for w in works if w.work_id in before])
+        calls += self._issued.puts(w for w in works if w.work_id not in before)
+        await cql.run_many(cql.batches(calls))
+        self._issued.written(calls)
+
+    async def list_works(self, offset: int, limit: int) -> list[Work]:
+        """A page of works in work-id order (merged from the index shards)."""
+        return await self._page("index_page", lambda s: (s, offset + limit), offset, limit)
+
+    async def works_after(self, after: str | None, limit: int) -> list[Work]:
+        """Up to `limit` works with ids after `after`, in id order (the index shards merged)."""
+        return await self._page("index_after", lambda s: (s, after or "", limit), 0, limit)
+
+    async def _page(self, name: str, params: Any, offset: int, limit: int) -> list[Work]:
+        """Works of `name` read on every index shard, merged in id order, from `offset`."""
+        cql = await self._ks.ready()
+        pages = await cql.run_many((name, params(s)) for s in range(SHARDS))
+        ids = sorted(r.work_id for rows in pages for r in rows)[offset : offset + limit]
+        found = await self.get_works(ids)
+        return [found[w] for w in ids if w in found]
+
+    async def works_newest(self, offset: int, limit: int) -> list[Work]:
+        """A page of works newest first, undated last, then by work id (works_by_issued)."""
+        return await self._issued.page(await self._ks.ready(), self.get_works, offset, limit)
+
+    async def count_works(self) -> int:
+        """How many works are registered."""
+        cql = await self._ks.ready()
+        counts = await cql.run_many(("index_count", (s,)) for s in range(SHARDS))
+        return sum(int(rows[0][0]) for rows in counts)
