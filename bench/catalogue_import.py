@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_caller, make_publishers, make_scheduling, make_store
 from services.catalogue_import import Importer, ImportOptions
 from services.core.catalogue_state import ImportState, Scope

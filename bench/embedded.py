@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from services import gctune
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_pipeline
 from services.embedded import refresh_until_idle

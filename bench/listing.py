@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.api.app import init_app
 from services.bootstrap import make_publishers
 from services.core.ports import Store

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_scheduling
 from services.core.ports import Store
 from services.registration import CHUNK, register

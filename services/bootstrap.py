@@ -45,7 +45,7 @@ def make_bus(settings: Settings) -> Bus:
     """The bus adapter `settings.bus` names (its failures registered: services/core/failures)."""
     register_adapter_failures()
     if settings.bus == "memory":
-        from services.adapters.memory_bus import MemoryBus
+        from services.adapters.memory.bus import MemoryBus
 
         # alm.metrics.changed keeps its last records for SSE clients resuming from an id
         return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,), lag=PartitionLag)
@@ -137,10 +137,10 @@ def make_publishers(store: Store) -> PublisherStore:
 def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
     """Readers of alm.metrics.changed for the SSE stream: over the in-process bus itself, or
     Kafka consumers of their own (no group) in the distributed mode."""
-    from services.adapters.memory_bus import MemoryBus
+    from services.adapters.memory.bus import MemoryBus
 
     if isinstance(bus, MemoryBus):
-        from services.adapters.memory_feed import MemoryChangeFeed
+        from services.adapters.memory.feed import MemoryChangeFeed
 
         return MemoryChangeFeed(bus)
     from services.adapters.kafka.feed import KafkaChangeFeed
@@ -363,7 +363,7 @@ def make_pipeline(
 def _backlog(bus: Bus) -> Callable[[str], int] | None:
     """How many refresh requests of a source its fetcher has not committed, where the bus can
     tell (the in-process one); the scheduler keeps each source's queue short with it."""
-    from services.adapters.memory_bus import MemoryBus
+    from services.adapters.memory.bus import MemoryBus
 
     if not isinstance(bus, MemoryBus):
         return None

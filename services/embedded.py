@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import Pipeline
 from services.core.failures import describe, unavailable
 from services.shutdown import DRAIN_SECONDS

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.api.app import init_app
 from services.api.csv_export import COLUMNS
 from services.api.state import EXPORT_CHUNK

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_caller, make_scheduling
 from services.catalogue_import import Importer, ImportOptions
 from services.core.catalogue_state import ImportState, Scope, Tally, Window, begin, planned

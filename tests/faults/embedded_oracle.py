@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_pipeline, selected_sources
 from services.core.works import WorkRef

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
 from services.core.events import TOPIC_CHANGED, MetricChanged

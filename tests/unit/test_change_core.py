@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.adapters.memory_bus import MemoryBus
-from services.adapters.memory_feed import MemoryChangeFeed
+from services.adapters.memory.bus import MemoryBus
+from services.adapters.memory.feed import MemoryChangeFeed
 from services.adapters.sqlite import SqliteStore
 from services.bootstrap import make_catalog
 from services.core.change_filter import ChangeFilter

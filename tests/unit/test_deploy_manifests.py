@@ -21,7 +21,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 import services
 from services import embedded, shutdown
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.aggregator import app as aggregator_app
 from services.aggregator.app import APP_ID
 from services.aggregator.service import Aggregator

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app

@@ -224,7 +224,7 @@ def test_a_broken_rule_is_reported(module: str, target: str, rule: str) -> None:
         ("services.adapters.sqlite.works", "services.core.works"),
         ("services.scheduler.service", "services.core.ports"),
         ("services.bootstrap", "services.adapters.sqlite"),
-        ("services.cli.run", "services.adapters.memory_bus"),
+        ("services.cli.run", "services.adapters.memory.bus"),
     ],
 )
 def test_an_allowed_import_is_not_reported(module: str, target: str) -> None:

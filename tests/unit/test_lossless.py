@@ -19,7 +19,7 @@ from cassandra import InvalidRequest, OperationTimedOut
 
 from services import embedded
 from services.adapters.failures import sqlite_failures
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.aggregator.agents import Runtime
 from services.aggregator.service import Aggregator

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from services.adapters.memory_bus import MemoryBus, MemoryConsumer
+from services.adapters.memory.bus import MemoryBus, MemoryConsumer
 
 TOPIC = "alm.metrics.raw"
 

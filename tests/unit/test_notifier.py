@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.hooks import SqliteHooks
 from services.bootstrap import make_catalog

@@ -9,7 +9,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.adapters.kafka import partition_of
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.core.packing import PACK_BYTES, pack, unpack
 from services.core.schema_check import SchemaViolation, check
 

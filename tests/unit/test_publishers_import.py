@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.publishers import SqlitePublishers
 from services.bootstrap import make_caller, make_scheduling

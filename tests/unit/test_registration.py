@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.core.events import TOPIC_WORKS
 from services.core.identifiers import Identifier

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_pipeline
 from services.core.events import TOPIC_WORKS, refresh_topic
 from services.core.ports import DueEntry

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.migrations import MIGRATIONS
 from services.aggregator.service import fold, learned_works

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_store
 from services.embedded import keep_stepping, refresh_until_idle
 from services.settings import Settings

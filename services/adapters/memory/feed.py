@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from services.adapters.memory_bus import MemoryBus
+from services.adapters.memory.bus import MemoryBus
 from services.core.changefeed import FeedItem, Gap, Position
 from services.core.events import TOPIC_CHANGED
 
