@@ -195,7 +195,8 @@ def _usage(items: list[Any], work: WorkRef) -> Iterator[tuple[str, str, int]]:
         item = as_object(raw, "a report item")
         if isinstance(item.get("Items"), list):  # R5.1 with parent details
             yield from _usage(item["Items"], work)
-        if _doi(item.get("Item_ID")) != (work.doi or "") or not _regular(item.get("Access_Method")):
+        mine = item_doi(item.get("Item_ID")) == (work.doi or "")
+        if not mine or not _regular(item.get("Access_Method")):
             continue
         yield from _r50_usage(item, wanted)
         for group in item.get("Attribute_Performance") or []:  # R5.1
@@ -219,7 +220,8 @@ def _r50_usage(item: dict[str, Any], wanted: dict[str, str]) -> Iterator[tuple[s
                 yield metric, month, as_count(inst.get("Count"), "Count")
 
 
-def _doi(item_id: Any) -> str:
+def item_doi(item_id: Any) -> str:
+    """The DOI of a report item's Item_ID (R5.1 object or R5.0 list), lower-case; "" if none."""
     if isinstance(item_id, dict):  # R5.1
         return str(item_id.get("DOI") or "").lower()
     for entry in item_id if isinstance(item_id, list) else []:  # R5.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.fetchers.sources.counter import _doi
+from services.fetchers.sources.counter import item_doi
 from services.stub.upstream import StubAnswer, StubRequest, StubUpstream, synthetic_count
 
 
@@ -17,7 +17,7 @@ class CounterStub(StubUpstream):
         """The DOI of the first (nested) item of a recorded report."""
         items = record.get("Report_Items") or [{}]
         first = (items[0].get("Items") or [items[0]])[0]
-        return _doi(first.get("Item_ID")) or None
+        return item_doi(first.get("Item_ID")) or None
 
     def synthesize(self, doi: str) -> Any:
         """An R5.1 report with two months of usage."""
