@@ -76,6 +76,6 @@ async def _raw_row(keys: KeyStore, key_id: str) -> list[str]:
 
         return await keys._store.run(read)
     assert isinstance(keys, CassandraKeyStore)
-    cql = await keys._store.session()
+    cql = await keys.store.session()
     rows = await cql.query("SELECT * FROM api_keys WHERE key_id=%s", (key_id,))
     return [str(v) for v in rows[0]]

@@ -21,10 +21,11 @@ from typing import Any
 
 from cassandra.query import UNSET_VALUE
 
+from services.adapters.cassandra.extension import Extension
 from services.adapters.cassandra.rows import dt as _dt
 from services.adapters.cassandra.rows import dt_required as _dt_required
 from services.adapters.cassandra.rows import us as _us
-from services.adapters.cassandra.session import CqlSession, Row
+from services.adapters.cassandra.session import Row
 from services.adapters.cassandra.store import CassandraStore
 from services.core.activity import FetchWindow, StaleState, hour_of
 from services.core.alerts import Alert, AlertQuery, details_json, key_after
@@ -42,20 +43,12 @@ STATEMENTS = {
 PAGE = 1000  # alert rows read at a time
 
 
-class CassandraChecks:
+class CassandraChecks(Extension):
     """AlertStore, ActivityStore and StaleScan over a CassandraStore's session."""
 
     def __init__(self, store: CassandraStore, alert_ttl: timedelta = timedelta(days=90)) -> None:
-        self._store = store
+        super().__init__(store, STATEMENTS)
         self._alert_ttl = alert_ttl
-        self._prepared = False
-
-    async def _cql(self) -> CqlSession:
-        cql = await self._store.session()
-        if not self._prepared:
-            await cql.prepare(STATEMENTS)
-            self._prepared = True
-        return cql
 
     # -- alerts -------------------------------------------------------------------------
 
@@ -76,7 +69,7 @@ class CassandraChecks:
     async def alerts(self, query: AlertQuery) -> list[Alert]:
         """A page of alerts, newest day first, then by kind, source and work."""
         cql = await self._cql()
-        today = self._store.clock().astimezone(UTC).date()
+        today = self.store.clock().astimezone(UTC).date()
         oldest = max(query.since.date(), today - self._alert_ttl - timedelta(days=1))
         day = min(today, query.after[0]) if query.after is not None else today
         out: list[Alert] = []
@@ -101,7 +94,7 @@ class CassandraChecks:
         start = hour_of(since)
         days: list[date] = []
         day = start.date()
-        while day <= self._store.clock().astimezone(UTC).date():
+        while day <= self.store.clock().astimezone(UTC).date():
             days.append(day)
             day += timedelta(days=1)
         pages = await cql.run_many(("activity_of_day", (d, _us(start))) for d in days)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.adapters.cassandra import CassandraStore
-from services.adapters.cassandra.session import CqlSession
+from services.adapters.cassandra.extension import Extension
 from services.core.change_filter import ChangeFilter
 from services.core.webhooks import MAX_HOOKS, Attempt, Hook, HookHealth, Outcome, Queued
 
@@ -115,24 +115,16 @@ def _attempt(r: Any) -> Attempt:
     )
 
 
-class CassandraHooks:
+class CassandraHooks(Extension):
     """Webhooks, their health, delivery logs and queues in the store's keyspace."""
 
     def __init__(self, store: CassandraStore) -> None:
-        self._store = store
-        self._cql: CqlSession | None = None
+        super().__init__(store, STATEMENTS)
         self._since_trim: dict[str, int] = {}  # log entries added per hook since its trim
-
-    async def _session(self) -> CqlSession:
-        if self._cql is None:
-            cql = await self._store.session()
-            await cql.prepare(STATEMENTS)
-            self._cql = cql
-        return self._cql
 
     async def add_hook(self, hook: Hook) -> None:
         """Store a new webhook."""
-        cql = await self._session()
+        cql = await self._cql()
         await cql.run(
             "hook_put",
             (
@@ -151,17 +143,17 @@ class CassandraHooks:
 
     async def hooks(self) -> list[Hook]:
         """Every webhook, oldest first."""
-        rows = await (await self._session()).run("hook_all", ())
+        rows = await (await self._cql()).run("hook_all", ())
         return sorted((_hook(r) for r in rows), key=lambda h: (h.created_at, h.hook_id))
 
     async def get_hook(self, hook_id: str) -> Hook | None:
         """One webhook by id."""
-        rows = await (await self._session()).run("hook_get", (hook_id,))
+        rows = await (await self._cql()).run("hook_get", (hook_id,))
         return _hook(rows[0]) if rows else None
 
     async def delete_hook(self, hook_id: str) -> bool:
         """Remove a webhook, then its health, log and queue."""
-        cql = await self._session()
+        cql = await self._cql()
         if not await cql.run("hook_get", (hook_id,)):
             return False
         await cql.run("hook_del", (hook_id,))
@@ -180,7 +172,7 @@ class CassandraHooks:
         self, hook_id: str, enabled: bool, reason: str | None, at: datetime
     ) -> Hook | None:
         """Disable with a reason, or enable again (resetting failures and the retry time)."""
-        cql = await self._session()
+        cql = await self._cql()
         if not await cql.run("hook_get", (hook_id,)):
             return None
         if enabled:
@@ -194,7 +186,7 @@ class CassandraHooks:
         """The recorded health of each hook that has one."""
         if not hook_ids:
             return {}
-        cql = await self._session()
+        cql = await self._cql()
         out = {}
         for start in range(0, len(hook_ids), 50):
             rows = await cql.run("hook_health_in", (list(hook_ids[start : start + 50]),))
@@ -212,7 +204,7 @@ class CassandraHooks:
 
     async def set_health(self, health: HookHealth) -> None:
         """Record a hook's health (replacing what was recorded)."""
-        await (await self._session()).run(
+        await (await self._cql()).run(
             "hook_health_put",
             (
                 health.hook_id,
@@ -229,7 +221,7 @@ class CassandraHooks:
         """Add attempts; a hook's log is trimmed to its newest `keep` every `keep / 2` adds."""
         if not attempts:
             return
-        cql = await self._session()
+        cql = await self._cql()
         await cql.run_many(
             cql.batches(
                 [
@@ -263,14 +255,14 @@ class CassandraHooks:
 
     async def attempts(self, hook_id: str, limit: int) -> list[Attempt]:
         """A hook's newest attempts, newest first."""
-        rows = await (await self._session()).run("hook_attempts", (hook_id, limit))
+        rows = await (await self._cql()).run("hook_attempts", (hook_id, limit))
         return [_attempt(r) for r in rows]
 
     async def enqueue(self, items: Sequence[Queued]) -> None:
         """Append deliveries (and the minutes they fall in) to their hooks' queues."""
         if not items:
             return
-        cql = await self._session()
+        cql = await self._cql()
         buckets = {(q.hook_id, q.seq // BUCKET) for q in items}
         await cql.run_many(
             [
@@ -284,7 +276,7 @@ class CassandraHooks:
 
     async def queued(self, hook_id: str, after: int, limit: int) -> list[Queued]:
         """A hook's waiting deliveries after seq `after`, oldest first."""
-        cql = await self._session()
+        cql = await self._cql()
         out: list[Queued] = []
         for b in await cql.run("hook_buckets", (hook_id, after // BUCKET)):
             rows = await cql.run("hook_queue_read", (hook_id, b.bucket, after, limit - len(out)))
@@ -295,7 +287,7 @@ class CassandraHooks:
 
     async def dequeue(self, hook_id: str, upto: int) -> None:
         """Drop a hook's deliveries up to seq `upto`: older minutes whole, the last in part."""
-        cql = await self._session()
+        cql = await self._cql()
         last = upto // BUCKET
         calls: list[tuple[str, Sequence[Any]]] = []
         for b in await cql.run("hook_buckets_upto", (hook_id, last)):

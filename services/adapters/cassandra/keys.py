@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from cassandra.query import UNSET_VALUE
 
 from services.adapters.cassandra import CassandraStore
-from services.adapters.cassandra.session import CqlSession, Row
+from services.adapters.cassandra.extension import Extension
+from services.adapters.cassandra.session import Row
 from services.core.keys import ApiKey, Role, by_creation
 
 _COLS = "key_id, name, role, secret_hash, created_at, revoked_at, rate_per_minute, email"
@@ -49,19 +50,11 @@ def _key(row: Row) -> ApiKey:
     )
 
 
-class CassandraKeyStore:
+class CassandraKeyStore(Extension):
     """API keys in the distributed store's keyspace."""
 
     def __init__(self, store: CassandraStore) -> None:
-        self._store = store
-        self._prepared = False
-
-    async def _cql(self) -> CqlSession:
-        cql = await self._store.session()
-        if not self._prepared:
-            await cql.prepare(STATEMENTS)
-            self._prepared = True
-        return cql
+        super().__init__(store, STATEMENTS)
 
     async def add_key(self, key: ApiKey) -> bool:
         """Store a new key; False (nothing written) when a key with its id exists."""

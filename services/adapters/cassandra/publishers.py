@@ -11,8 +11,8 @@ import json
 import zlib
 from collections.abc import Sequence
 
+from services.adapters.cassandra.extension import Extension
 from services.adapters.cassandra.rows import SHARDS
-from services.adapters.cassandra.session import CqlSession
 from services.adapters.cassandra.store import CassandraStore
 from services.core.catalogue_state import ImportState, Scope
 from services.core.publishers import Publisher
@@ -39,19 +39,11 @@ def _shard(work_id: str) -> int:
     return zlib.crc32(work_id.encode()) % SHARDS
 
 
-class CassandraPublishers:
+class CassandraPublishers(Extension):
     """Publishers, their imports and their works in the distributed mode's keyspace."""
 
     def __init__(self, store: CassandraStore) -> None:
-        self.store = store
-        self._prepared = False
-
-    async def _cql(self) -> CqlSession:
-        cql = await self.store.session()
-        if not self._prepared:
-            await cql.prepare(STATEMENTS)
-            self._prepared = True
-        return cql
+        super().__init__(store, STATEMENTS)
 
     async def put_publisher(self, publisher: Publisher) -> None:
         """Store `publisher` (replacing what was known of it)."""
