@@ -505,6 +505,12 @@ class CassandraStore:
         rows = await (await self._ready()).run("id_get", (ident.type.value, ident.value))
         return await self.get_work(rows[0].work_id) if rows else None
 
+    async def find_works(self, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+        """The works known by `idents` (those found)."""
+        # replaced by the batched read at merge (r13a/r13b): one find_work per identifier
+        found = {i: await self.find_work(i) for i in dict.fromkeys(idents)}
+        return {i: w for i, w in found.items() if w is not None}
+
     async def list_works(self, offset: int, limit: int) -> list[Work]:
         """A page of works in work-id order (merged from the index shards)."""
         cql = await self._ready()

@@ -53,7 +53,9 @@ def selection(request: web.Request) -> Selection:
     """The export's parameters, each checked (BadParameter, a JSON 400, names a bad one)."""
     catalog = request.app[CATALOG]
     source = choice_param(request, "source", catalog)
-    metric = choice_param(request, "metric", {m for metrics in catalog.values() for m in metrics})
+    metric = choice_param(
+        request, "metric", {m.name for source in catalog.values() for m in source.metrics}
+    )
     member_id = publishers.publisher_id(request)
     after = cursor_param(request)
     ids = tuple(i for _, i in ids_param(request)) if "ids" in query_of(request) else None

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from services.api.errors import BadParameter
 from services.api.state import CATALOG, STORE
-from services.core.change_filter import MAX_VALUES, Catalog, ChangeFilter
+from services.core.catalog import Catalog
+from services.core.change_filter import MAX_VALUES, ChangeFilter
 from services.core.identifiers import MAX_INPUT_LENGTH, parse_identifier
 from services.core.metrics import Group
 from services.core.text import NAME_LIMIT, shown

@@ -20,6 +20,7 @@ from services.api import server as api_server
 from services.api.app import init_app
 from services.bootstrap import (
     Pipeline,
+    api_context,
     make_bus,
     make_catalog,
     make_hook_store,
@@ -30,6 +31,7 @@ from services.bootstrap import (
     utc_now,
 )
 from services.cli.progress import Progress
+from services.core.control import describe_source, set_paused
 from services.core.imports import NotText, decode_text, read_lines, validate
 from services.core.ports import Bus, Store
 from services.core.text import bounded
@@ -44,7 +46,6 @@ from services.embedded import (
     release_leases_at_start,
     run_services,
 )
-from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
 from services.keyring import ensure_local_admin
 from services.notifier.main import sender_for
@@ -85,7 +86,7 @@ async def _serve_api(
 ) -> web.AppRunner:
     """Serve the API; with ALM_METRICS_PORT, Prometheus /metrics on a listener of its own (the
     API's public port has none unless ALM_API_PUBLIC_METRICS), stopped with the runner."""
-    app = init_app(settings, store=store, bus=bus)
+    app = init_app(api_context(settings, store=store, bus=bus))
     if settings.metrics_port:
         metrics, _ = prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
 
@@ -335,7 +336,7 @@ async def sources(settings: Settings, as_json: bool) -> int:
         statuses = await store.source_statuses()
     finally:
         await store.close()
-    described = [describe_source(s, statuses.get(s.name)) for s in SOURCES.values()]
+    described = [describe_source(s.info(), statuses.get(s.name)) for s in SOURCES.values()]
     if as_json:
         print(json.dumps(described, indent=2))
         return 0

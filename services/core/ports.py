@@ -142,6 +142,10 @@ class WorkStore(Protocol):
 
     async def find_work(self, ident: Identifier) -> Work | None: ...
 
+    async def find_works(self, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+        """The works known by `idents` (those found), in one read."""
+        ...
+
     async def list_works(self, offset: int, limit: int) -> list[Work]: ...
 
     async def works_newest(self, offset: int, limit: int) -> list[Work]:
