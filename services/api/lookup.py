@@ -15,6 +15,7 @@ from services.api.v5_present import SourceView
 from services.core.aggregation import SourceState
 from services.core.history import PERIODS
 from services.core.identifiers import Identifier, parse_identifier
+from services.core.ports import Store
 from services.core.works import Work
 
 
@@ -27,9 +28,9 @@ async def find(request: web.Request, raw_id: str) -> Work:
     return work
 
 
-async def find_named(request: web.Request, idents: Sequence[Identifier]) -> list[Work]:
+async def find_named(store: Store, idents: Sequence[Identifier]) -> list[Work]:
     """The known works among `idents`, each once, in the order first named (one read)."""
-    known = await request.app[STORE].find_works(idents)
+    known = await store.find_works(idents)
     found: dict[str, Work] = {}
     for ident in idents:
         work = known.get(ident)

@@ -39,7 +39,7 @@ async def articles(request: web.Request) -> web.Response:
         raise NotFound(NOT_FOUND)
     id_type = lenient_choice(query.get("type"), [t.value for t in IdType], "doi") or "doi"
     named = [ident for _, ident in ids_param(request, IdType(id_type))[:MAX_IDS]]
-    return await _answer(request, await find_named(request, named))
+    return await _answer(request, await find_named(request.app[STORE], named))
 
 
 async def article(request: web.Request) -> web.Response:

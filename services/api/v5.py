@@ -78,7 +78,9 @@ async def _by_ids(
     """The known works among `ids` (the publisher's, with a publisher filter), newest first
     (or by `order`'s count, highest first)."""
     store = request.app[STORE]
-    named = await find_named(request, [ident for _, ident in ids_param(request, id_type)])
+    named = await find_named(
+        request.app[STORE], [ident for _, ident in ids_param(request, id_type)]
+    )
     works = sorted((w for w in named if member_id in (None, w.publisher_id)), key=_newest_first)
     if order:
         states = await store.states_for([w.work_id for w in works])

@@ -115,3 +115,13 @@ async def test_ids_are_looked_up_in_one_read(
     assert resp.status == 200
     assert len(works(await resp.json())) == 2
     assert (store.batched, store.single) == (1, 0)
+
+
+async def test_a_csv_export_of_ids_looks_them_up_in_one_read(
+    counted: tuple[Counting, TestClient[Any, Any]],
+) -> None:
+    store, client = counted
+    resp = await client.get(f"/api/v1/works.csv?ids={PCBI},{PEERJ},10.9999/nope")
+    assert resp.status == 200
+    await resp.read()
+    assert (store.batched, store.single) == (1, 0)
