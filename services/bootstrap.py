@@ -192,7 +192,7 @@ def api_context(
 
 def make_catalog() -> Catalog:
     """Every installed source's metrics with their groups (change filters by group)."""
-    return {name: {m.name: m.group.value for m in s.metrics} for name, s in SOURCES.items()}
+    return source_catalog().metric_groups()
 
 
 def make_call_archive(store: Store) -> CallArchive:
