@@ -6,14 +6,14 @@ found."}`, which the OJS plugin needs to fall back to its own figures.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from aiohttp import web
 
 from services.api.errors import NotFound
 from services.api.lookup import find_named, source_views
 from services.api.params import ids_param, lenient_choice, query_of
-from services.api.present import source_history
+from services.api.present import source_history, updated
 from services.api.state import CATALOG, CLOCK, STORE
 from services.api.v3_asof import parse_as_of, state_as_of
 from services.api.v3_present import INFOS, v3_article
@@ -27,6 +27,7 @@ from services.core.works import Work
 PARAMETERS = ("ids", "type", "info", "source", "api_key", "callback", "days", "months", "year")
 MAX_IDS = 50  # ALM v3 looked up the first 50 ids
 NOT_FOUND = "Article not found."
+NEVER = datetime.min.replace(tzinfo=UTC)
 # ALM's v3 show route took `info:<type>/<id>` URIs as well as bare DOIs
 _PREFIXES = {"info:pmid/": "pmid:", "info:pmcid/": "pmcid:", "info:doi/": "doi:"}
 
@@ -70,8 +71,8 @@ async def _answer(request: web.Request, works: list[Work]) -> web.Response:
     today = request.app[CLOCK]().date()
     store = request.app[STORE]
     states = await store.states_for([w.work_id for w in works])
-    latest = {w.work_id: max(_updated(states.get(w.work_id, [])), default="") for w in works}
-    works.sort(key=lambda w: latest[w.work_id], reverse=True)
+    latest = {w.work_id: updated(states.get(w.work_id, [])) for w in works}
+    works.sort(key=lambda w: _recency(latest[w.work_id]), reverse=True)
     data = []
     for work in works:
         mine = states.get(work.work_id, [])
@@ -134,8 +135,9 @@ async def _views_at(
     return views
 
 
-def _updated(states: list[SourceState]) -> list[str]:
-    return [s.retrieved_at.isoformat() for s in states if s.retrieved_at]
+def _recency(at: datetime | None) -> tuple[bool, datetime]:
+    """Sorts works by their last update, works never updated last (reversed)."""
+    return (at is not None, at or NEVER)
 
 
 def _sources(catalog: Catalog, raw: str | None) -> set[str] | None:
