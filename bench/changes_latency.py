@@ -35,7 +35,7 @@ from aiohttp import web
 
 from services.api.app import init_app
 from services.api.server import serve
-from services.bootstrap import make_bus, make_catalog, make_hook_store, make_store
+from services.bootstrap import api_context, make_bus, make_catalog, make_hook_store, make_store
 from services.core.change_filter import ChangeFilter
 from services.core.delivery import SIGNATURE_HEADER, verify
 from services.core.events import TOPIC_CHANGED, MetricChanged
@@ -191,7 +191,7 @@ async def run(args: argparse.Namespace) -> None:
     clock = Clock()
     stop = asyncio.Event()
     recv, hook_url, noting = await receiver(clock)
-    api = await serve(init_app(settings, store=store, bus=bus), "127.0.0.1", 0)
+    api = await serve(init_app(api_context(settings, store=store, bus=bus)), "127.0.0.1", 0)
     api_port = api.addresses[0][1]
     hooks = make_hook_store(store)
     await hooks.add_hook(Hook("wh_bench", hook_url, SECRET, ChangeFilter(), AT, AT))

@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.core.aggregation import Aggregate, SourceState
 from services.core.events import Status
 from services.core.works import Work
@@ -70,7 +71,9 @@ async def _measure(works: int, runs: int) -> None:
         store = SqliteStore(Path(tmp) / "alm.sqlite")
         await store.migrate()
         await _fill(store, works)
-        app = init_app(Settings(data_dir=Path(tmp), status_cache_seconds=0), store, MemoryBus())
+        app = init_app(
+            api_context(Settings(data_dir=Path(tmp), status_cache_seconds=0), store, MemoryBus())
+        )
         async with TestClient(TestServer(app)) as client:
             times = []
             for _ in range(runs):

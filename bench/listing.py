@@ -31,7 +31,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory.bus import MemoryBus
 from services.api.app import init_app
-from services.bootstrap import make_publishers
+from services.bootstrap import api_context, make_publishers
 from services.core.ports import Store
 from services.core.works import Work
 from services.settings import Settings
@@ -95,7 +95,7 @@ async def bench(kind: str, works: int, per_page: int, runs: int, settings: Setti
             started = time.perf_counter()
             ids = await _fill(store, works)
             filled = time.perf_counter() - started
-            app = init_app(settings.with_(data_dir=Path(tmp)), store, MemoryBus())
+            app = init_app(api_context(settings.with_(data_dir=Path(tmp)), store, MemoryBus()))
             mine = ids[::2]
             deep_page = works // per_page  # the last full page
             deep_mine = len(mine) // per_page

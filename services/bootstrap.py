@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from services.adapters.failures import register_adapter_failures
 from services.aggregator.published import PublishedChanges
 from services.aggregator.service import Aggregator
+from services.api.context import ApiContext
 from services.checks.service import Checker
 from services.core.activity import CheckStore
+from services.core.alerts import AlertStore
 from services.core.change_filter import Catalog
 from services.core.changefeed import ChangeFeed
 from services.core.events import TOPIC_CHANGED, refresh_topic
@@ -28,6 +30,7 @@ from services.core.webhooks import HookStore
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES, get_source
+from services.fetchers.registry import catalog as source_catalog
 from services.fetchers.service import FetcherService
 from services.registration import Scheduling
 from services.scheduler.service import Scheduler, SchedulerSettings
@@ -164,9 +167,54 @@ def make_hook_store(store: Store) -> HookStore:
     raise TypeError(f"no webhook store for {type(store).__name__}")
 
 
+def api_context(
+    settings: Settings,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    *,
+    keys: KeyStore | None = None,
+    hooks: HookStore | None = None,
+    publishers: PublisherStore | None = None,
+    calls: CallArchive | None = None,
+    alerts: AlertStore | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> ApiContext:
+    """What the API is built from: its own store and bus unless handed in (then the API
+    closes them when it stops, and migrates an embedded file when it starts); the API key,
+    webhook and publisher stores, the kept upstream calls and the alerts beside the store
+    unless handed in (hand them in with a store `make_store` did not make: a wrapper)."""
+    owned = store is None
+    store = store or make_store(settings, request_timeout=settings.api_store_timeout)
+    bus = bus or make_bus(settings)
+    return ApiContext(
+        store=store,
+        bus=bus,
+        keys=keys or make_key_store(store),
+        hooks=hooks or make_hook_store(store),
+        publishers=publishers or make_publishers(store),
+        calls=calls or make_call_archive(store),
+        alerts=alerts or make_checks(settings, store),
+        feed=make_feed(settings, bus),
+        catalog=source_catalog(),
+        scheduling=make_scheduling(settings),
+        clock=clock,
+        access=settings.access,
+        notify=settings.notify,
+        status_cache_seconds=settings.status_cache_seconds,
+        raw_ttl=timedelta(days=settings.raw_ttl_days),
+        alerts_ttl=timedelta(days=settings.alerts_ttl_days),
+        store_timeout=settings.api_store_timeout,
+        public_metrics=settings.api_public_metrics,
+        # a shared Cassandra keyspace is migrated once, by `alm db migrate` (a Job), not by
+        # every API replica at start-up; the embedded file is the API's own
+        owned=owned,
+        migrate=owned and settings.store == "sqlite",
+    )
+
+
 def make_catalog() -> Catalog:
     """Every installed source's metrics with their groups (change filters by group)."""
-    return {name: {m.name: m.group.value for m in s.metrics} for name, s in SOURCES.items()}
+    return source_catalog().metric_groups()
 
 
 def make_call_archive(store: Store) -> CallArchive:

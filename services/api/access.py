@@ -36,7 +36,6 @@ from aiohttp import hdrs, web
 from services.api.credentials import SITE_COOKIE, client_address, presented_key
 from services.api.errors import error_response
 from services.api.keycache import KeyCache
-from services.api.state import GUARD
 from services.core.keys import ApiKey, Role, split_key
 from services.core.quota import Buckets, Rate, Verdict, per_minute
 from services.core.text import shown
@@ -190,6 +189,9 @@ class Guard:
 
     def _spent(self, bucket: str, rate: Rate | None) -> bool:
         return rate is not None and not self.buckets.has_left(bucket, self._clock())
+
+
+GUARD: web.AppKey[Guard] = web.AppKey("guard")  # the access rules, keys and quotas
 
 
 def limit(request: web.Request, verdict: Verdict | None) -> None:

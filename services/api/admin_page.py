@@ -18,9 +18,10 @@ from aiohttp import web
 
 from services.api.alerts import alert_page
 from services.api.present import provenance_link
+from services.api.state import CATALOG
 from services.core.alerts import Alert, AlertKind
+from services.core.catalog import Catalog
 from services.core.timeutil import to_iso
-from services.fetchers.registry import SOURCES
 
 PATH = "/admin/alerts"
 HEADERS = {
@@ -68,9 +69,11 @@ def _form(request: web.Request) -> str:
     """The filter form, showing the request's current filters."""
     kind = request.query.get("kind", "")
     source = request.query.get("source", "")
+    catalog: Catalog = request.app[CATALOG]
+    sources = list(catalog)
     fields = [
         _select("kind", [k.value for k in AlertKind], kind),
-        _select("source", list(SOURCES), source),
+        _select("source", sources, source),
         '<label>since <input type="date" name="since"'
         f' value="{escape(request.query.get("since", ""))}"></label>',
         '<label>per page <input type="number" name="per_page" min="1" max="1000"'

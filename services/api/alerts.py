@@ -13,10 +13,10 @@ from aiohttp import web
 
 from services.api.errors import BadParameter
 from services.api.params import choice_param, int_param
-from services.api.state import ALERTS, ALERTS_TTL, CLOCK
+from services.api.state import ALERTS, ALERTS_TTL, CATALOG, CLOCK
 from services.core.alerts import Alert, AlertKind, AlertQuery, parse_since
+from services.core.catalog import Catalog
 from services.core.text import shown
-from services.fetchers.registry import SOURCES
 
 MAX_PER_PAGE = 1000
 CURSOR = re.compile(r"([1-9][0-9]{0,5})\.([a-z_]{0,40})\.([a-z0-9_]{0,64})\.([\s\S]{0,600})")
@@ -45,7 +45,8 @@ async def alert_page(request: web.Request) -> AlertPage:
     """The page of alerts a request's `kind`, `source`, `since`, `per_page` and `cursor` ask
     for (admin only: a 403 otherwise; BadParameter for a bad parameter)."""
     kind = choice_param(request, "kind", [k.value for k in AlertKind])
-    source = choice_param(request, "source", SOURCES)
+    catalog: Catalog = request.app[CATALOG]
+    source = choice_param(request, "source", catalog)
     per_page = int_param(request, "per_page", 100, 1, MAX_PER_PAGE)
     since = _since(request)
     after = _cursor(request.query.get("cursor"))

@@ -22,6 +22,7 @@ from aiohttp import web
 from services.api import publishers
 from services.api.csv_export import HEADER, RowFilter, encode, work_rows
 from services.api.errors import STORE_CALLS, lift_deadline
+from services.api.lookup import find_named
 from services.api.params import choice_param, cursor_param, ids_param, query_of
 from services.api.state import CATALOG, EXPORT_CHUNK, PUBLISHERS, STORE, STORE_TIMEOUT
 from services.core.identifiers import Identifier
@@ -53,7 +54,9 @@ def selection(request: web.Request) -> Selection:
     """The export's parameters, each checked (BadParameter, a JSON 400, names a bad one)."""
     catalog = request.app[CATALOG]
     source = choice_param(request, "source", catalog)
-    metric = choice_param(request, "metric", {m for metrics in catalog.values() for m in metrics})
+    metric = choice_param(
+        request, "metric", {m.name for source in catalog.values() for m in source.metrics}
+    )
     member_id = publishers.publisher_id(request)
     after = cursor_param(request)
     ids = tuple(i for _, i in ids_param(request)) if "ids" in query_of(request) else None
@@ -76,7 +79,7 @@ class Walk:
             return []
         if self.chosen.ids is not None:
             self.done = True
-            return await self._named(self.chosen.ids)
+            return await find_named(self.app[STORE], self.chosen.ids)
         if self.chosen.member_id is not None:
             works, self.after = await self.app[PUBLISHERS].publisher_works_after(
                 self.chosen.member_id, self.after, self.size
@@ -88,14 +91,6 @@ class Walk:
         self.done = not works
         self.after = works[-1].work_id if works else self.after
         return works
-
-    async def _named(self, ids: tuple[Identifier, ...]) -> list[Work]:
-        found: dict[str, Work] = {}
-        for ident in ids:
-            work = await self.app[STORE].find_work(ident)
-            if work is not None:
-                found.setdefault(work.work_id, work)
-        return list(found.values())
 
     async def rows(self, works: list[Work]) -> bytes:
         """The CSV rows of `works` (their states read in one call)."""

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from services.api.errors import BadParameter
 from services.api.state import CATALOG, STORE
-from services.core.change_filter import MAX_VALUES, Catalog, ChangeFilter
+from services.core.catalog import Catalog
+from services.core.change_filter import MAX_VALUES, ChangeFilter
 from services.core.identifiers import MAX_INPUT_LENGTH, parse_identifier
 from services.core.metrics import Group
 from services.core.text import NAME_LIMIT, shown
@@ -84,15 +85,15 @@ async def build_filter(
         if len(publisher) > NAME_LIMIT:
             raise BadParameter(f"{named[2]!r}: a publisher has at most {NAME_LIMIT} characters")
     publishers = [p for p in publishers if p.strip()]
-    work_ids = []
+    idents = []
     for raw in works:
         if len(raw) > MAX_INPUT_LENGTH:
             raise BadParameter(
                 f"{named[3]!r}: an identifier has at most {MAX_INPUT_LENGTH} characters"
             )
-        ident = parse_identifier(raw)  # InvalidIdentifier: a 400 naming it
-        found = await app[STORE].find_work(ident)
-        work_ids.append(found.work_id if found is not None else ident.work_id)
+        idents.append(parse_identifier(raw))  # InvalidIdentifier: a 400 naming it
+    found = await app[STORE].find_works(idents) if idents else {}
+    work_ids = [found[i].work_id if i in found else i.work_id for i in idents]
     return ChangeFilter.of(sources, groups, publishers, work_ids)
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api.access import CALLER, Refused, limit
+from services.api.access import CALLER, GUARD, Refused, limit
 from services.api.credentials import API_KEY_PARAM, FORM_TYPES
 from services.api.errors import BadParameter, NotFound
 from services.api.params import int_param, read_json
-from services.api.state import CLOCK, GUARD, KEYS
+from services.api.state import CLOCK, KEYS
 from services.core.keys import (
     ApiKey,
     InvalidField,

@@ -14,18 +14,19 @@ from typing import Any
 
 from aiohttp import web
 
+from services.api.lookup import find
 from services.api.params import choice_param
-from services.api.state import CALLS, RAW_TTL, STORE
-from services.api.views import find
+from services.api.state import CALLS, CATALOG, RAW_TTL, STORE
 from services.core.aggregation import SourceState
+from services.core.catalog import Catalog
 from services.core.provenance import CallRef, RawResponse
 from services.core.timeutil import to_iso
-from services.fetchers.registry import SOURCES
 
 
 async def work_provenance(request: web.Request) -> web.Response:
     """The upstream calls that produced each source's current numbers for one work."""
-    source = choice_param(request, "source", SOURCES)
+    catalog: Catalog = request.app[CATALOG]
+    source = choice_param(request, "source", catalog)
     with_body = choice_param(request, "body", ("true", "false")) != "false"
     work = await find(request, request.match_info["id"])
     states = (await request.app[STORE].states_for([work.work_id]))[work.work_id]

@@ -10,7 +10,7 @@ from aiohttp import web
 from services.api.errors import BadParameter
 from services.api.params import query_of
 from services.api.present import present_work
-from services.api.state import PUBLISHERS, STORE, TOTALS
+from services.api.state import CATALOG, PUBLISHERS, STORE, TOTALS
 from services.core.text import shown
 from services.core.works import Work
 
@@ -97,6 +97,6 @@ async def list_works(
             "page": page,
             "per_page": per_page,
             "total_pages": (total + per_page - 1) // per_page,
-            "data": [present_work(w, states[w.work_id]) for w in works],
+            "data": [present_work(request.app[CATALOG], w, states[w.work_id]) for w in works],
         }
     )

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.api.cache import TotalsCache
 from services.core.alerts import AlertStore
-from services.core.change_filter import Catalog
+from services.core.catalog import Catalog
 from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
 from services.core.provenance import CallArchive
@@ -19,24 +20,21 @@ from services.notify_settings import NotifySettings
 from services.registration import Scheduling
 
 if TYPE_CHECKING:
-    from services.api.access import Guard
     from services.api.hub import ChangeHub
-    from services.api.totals import Totals
 
 STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
-TOTALS: web.AppKey[Totals] = web.AppKey("totals")
+TOTALS = web.AppKey("totals", TotalsCache)  # whole-table counts, kept a few seconds
 SCHEDULING = web.AppKey("scheduling", Scheduling)
 KEYS = web.AppKey("keys", KeyStore)
-GUARD: web.AppKey[Guard] = web.AppKey("guard")
 PUBLISHERS = web.AppKey("publishers", PublisherStore)
 CALLS = web.AppKey("calls", CallArchive)  # kept upstream calls (provenance)
 RAW_TTL: web.AppKey[timedelta] = web.AppKey("raw_ttl")  # how long they are kept
 ALERTS = web.AppKey("alerts", AlertStore)  # stored data-quality alerts
 ALERTS_TTL: web.AppKey[timedelta] = web.AppKey("alerts_ttl")  # how long they are kept
 STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
-CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")  # source -> metric -> group
+CATALOG = web.AppKey("catalog", Catalog)  # the installed sources (services/core/catalog.py)
 NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
 HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients
 HOOKS = web.AppKey("hooks", HookStore)  # registered webhooks and their delivery logs

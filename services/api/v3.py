@@ -6,27 +6,28 @@ found."}`, which the OJS plugin needs to fall back to its own figures.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from aiohttp import web
 
 from services.api.errors import NotFound
+from services.api.lookup import find_named, source_views
 from services.api.params import ids_param, lenient_choice, query_of
-from services.api.present import source_history
-from services.api.state import CLOCK, STORE
+from services.api.present import source_history, updated
+from services.api.state import CATALOG, CLOCK, STORE
 from services.api.v3_asof import parse_as_of, state_as_of
 from services.api.v3_present import INFOS, v3_article
-from services.api.v5 import source_views
 from services.api.v5_present import SourceView
 from services.core.aggregation import HistoryPoint, SourceState
+from services.core.catalog import Catalog
 from services.core.history import PERIODS
 from services.core.identifiers import IdType, InvalidIdentifier, parse_identifier
 from services.core.works import Work
-from services.fetchers.registry import SOURCES
 
 PARAMETERS = ("ids", "type", "info", "source", "api_key", "callback", "days", "months", "year")
 MAX_IDS = 50  # ALM v3 looked up the first 50 ids
 NOT_FOUND = "Article not found."
+NEVER = datetime.min.replace(tzinfo=UTC)
 # ALM's v3 show route took `info:<type>/<id>` URIs as well as bare DOIs
 _PREFIXES = {"info:pmid/": "pmid:", "info:pmcid/": "pmcid:", "info:doi/": "doi:"}
 
@@ -38,13 +39,8 @@ async def articles(request: web.Request) -> web.Response:
     if not query.get("ids"):
         raise NotFound(NOT_FOUND)
     id_type = lenient_choice(query.get("type"), [t.value for t in IdType], "doi") or "doi"
-    store = request.app[STORE]
-    found: dict[str, Work] = {}
-    for _, ident in ids_param(request, IdType(id_type))[:MAX_IDS]:
-        work = await store.find_work(ident)
-        if work is not None:
-            found.setdefault(work.work_id, work)
-    return await _answer(request, list(found.values()))
+    named = [ident for _, ident in ids_param(request, IdType(id_type))[:MAX_IDS]]
+    return await _answer(request, await find_named(request.app[STORE], named))
 
 
 async def article(request: web.Request) -> web.Response:
@@ -67,15 +63,16 @@ async def article(request: web.Request) -> web.Response:
 async def _answer(request: web.Request, works: list[Work]) -> web.Response:
     query = query_of(request)
     info = lenient_choice(query.get("info"), INFOS, "") or ""
-    wanted = _sources(query.get("source"))
+    catalog = request.app[CATALOG]
+    wanted = _sources(catalog, query.get("source"))
     if not works:
         raise NotFound(NOT_FOUND)
     as_of = parse_as_of(query.get("days"), query.get("months"), query.get("year"))
     today = request.app[CLOCK]().date()
     store = request.app[STORE]
     states = await store.states_for([w.work_id for w in works])
-    latest = {w.work_id: max(_updated(states.get(w.work_id, [])), default="") for w in works}
-    works.sort(key=lambda w: latest[w.work_id], reverse=True)
+    latest = {w.work_id: updated(states.get(w.work_id, [])) for w in works}
+    works.sort(key=lambda w: _recency(latest[w.work_id]), reverse=True)
     data = []
     for work in works:
         mine = states.get(work.work_id, [])
@@ -86,14 +83,14 @@ async def _answer(request: web.Request, works: list[Work]) -> web.Response:
         fetched = tuple(
             s.source for s in mine if s.retrieved_at and (wanted is None or s.source in wanted)
         )
-        listed = tuple(n for n in SOURCES if n in fetched)
+        listed = tuple(n for n in catalog if n in fetched)
         views = None
         with_events = info in ("detail", "event")
         if info != "summary" and cutoff is None:
             views = await source_views(request, work, mine, listed, with_events)
         elif info != "summary" and cutoff is not None:
             views = await _views_at(request, work, mine, points, listed, with_events, cutoff)
-        data.append(v3_article(work, mine, views, info))
+        data.append(v3_article(catalog, work, mine, views, info))
     return web.json_response(data)
 
 
@@ -138,15 +135,16 @@ async def _views_at(
     return views
 
 
-def _updated(states: list[SourceState]) -> list[str]:
-    return [s.retrieved_at.isoformat() for s in states if s.retrieved_at]
+def _recency(at: datetime | None) -> tuple[bool, datetime]:
+    """Sorts works by their last update, works never updated last (reversed)."""
+    return (at is not None, at or NEVER)
 
 
-def _sources(raw: str | None) -> set[str] | None:
+def _sources(catalog: Catalog, raw: str | None) -> set[str] | None:
     """`source=a,b` (case-insensitive); an unknown name matches nothing (ALM: a 404)."""
     if not raw:
         return None
     names = {n.strip().lower() for n in raw.split(",") if n.strip()}
-    if not names <= set(SOURCES):
+    if not names <= set(catalog):
         raise NotFound("Source not found.")
     return names

@@ -14,27 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
-from services.api.present import specs_of
+from services.api.present import figures
 from services.api.v5_events import v5_event
-from services.api.v5_present import SourceView, figures, histories, updated_at
+from services.api.v5_present import SlotRow, SourceView, histories, updated_at
 from services.core.aggregation import SourceState
+from services.core.catalog import Catalog
 from services.core.metrics import Group, slot_values
 from services.core.timeutil import to_alm_time
 from services.core.works import Work
-from services.fetchers.registry import SOURCES
 
 V3_KEYS = ("pdf", "html", "shares", "groups", "comments", "likes", "citations", "total")
 DAYS_OF_BY_DAY = 30  # ALM 2.x charted days for the first month after publication only
 INFOS = ("summary", "detail", "event", "history")
 
 
-def v3_counts(source: str, slots: Mapping[str, Any]) -> dict[str, Any]:
-    """v3's eight keys from v5's slots: `shares` are Mendeley-style readers, `citations` the
-    total of a citing source, `groups` unknown here (null)."""
-    plugin = SOURCES.get(source)
-    cited = plugin is not None and plugin.group is Group.CITED
+def v3_counts(group: Group | None, slots: Mapping[str, Any]) -> dict[str, Any]:
+    """v3's eight keys from v5's slots (of a source of `group`): `shares` are Mendeley-style
+    readers, `citations` the total of a citing source, `groups` unknown here (null)."""
+    cited = group is Group.CITED
     return {
         "pdf": slots.get("pdf"),
         "html": slots.get("html"),
@@ -47,48 +46,57 @@ def v3_counts(source: str, slots: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _entries(source: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+def _entries(group: Group | None, rows: Sequence[SlotRow]) -> list[dict[str, Any]] | None:
     if not rows:
         return None
-    period = ("year", "month", "day")
-    return [{**{k: r[k] for k in period if k in r}, **v3_counts(source, r)} for r in rows]
+    return [{**r.period, **v3_counts(group, {**r.slots, "total": r.total})} for r in rows]
 
 
-def _first_days(rows: list[dict[str, Any]], issued: date | None) -> list[dict[str, Any]]:
+def _first_days(rows: list[SlotRow], issued: date | None) -> list[SlotRow]:
     if issued is None:
         return rows
     last = issued + timedelta(days=DAYS_OF_BY_DAY)
-    return [r for r in rows if issued <= date(r["year"], r["month"], r["day"]) <= last]
+    return [r for r in rows if issued <= _day(r) <= last]
 
 
-def v3_source(view: SourceView, info: str, issued: date | None) -> dict[str, Any]:
+def _day(row: SlotRow) -> date:
+    year, month, day = (cast(int, row.period[k]) for k in ("year", "month", "day"))
+    return date(year, month, day)
+
+
+def v3_source(catalog: Catalog, view: SourceView, info: str, issued: date | None) -> dict[str, Any]:
     """One source as `info` asks: `history` the charts only, `event` the events only,
     `detail` both, anything else the totals."""
     state = view.state
     out: dict[str, Any] = {
         "name": view.name,
-        "display_name": SOURCES[view.name].display_name if view.name in SOURCES else view.name,
+        "display_name": catalog.display_name(view.name),
         "events_url": state.events_url if state else None,
         "update_date": to_alm_time(state.retrieved_at) if state and state.retrieved_at else None,
     }
+    group = catalog.group(view.name)
     fetched = state is not None and state.retrieved_at is not None
-    slots = slot_values(specs_of(view.name), state.metrics) if state and fetched else {}
-    out["metrics"] = v3_counts(view.name, slots)
+    slots = slot_values(catalog.specs(view.name), state.metrics) if state and fetched else {}
+    out["metrics"] = v3_counts(group, slots)
     if info in ("detail", "event"):
-        out["events"] = [v5_event(view.name, e) for e in view.events or ()]
+        out["events"] = [v5_event(view.name, group, e) for e in view.events or ()]
     if info in ("detail", "history"):
-        rows = histories(view)
-        out["by_day"] = _entries(view.name, _first_days(rows["by_day"], issued))
-        out["by_month"] = _entries(view.name, rows["by_month"])
-        out["by_year"] = _entries(view.name, rows["by_year"])
+        rows = histories(catalog, view)
+        out["by_day"] = _entries(group, _first_days(rows["by_day"], issued))
+        out["by_month"] = _entries(group, rows["by_month"])
+        out["by_year"] = _entries(group, rows["by_year"])
     return out
 
 
 def v3_article(
-    work: Work, states: Sequence[SourceState], views: Sequence[SourceView] | None, info: str
+    catalog: Catalog,
+    work: Work,
+    states: Sequence[SourceState],
+    views: Sequence[SourceView] | None,
+    info: str,
 ) -> dict[str, Any]:
     """One work as ALM 2.x wrote it; `views` None leaves out `sources` (`info=summary`)."""
-    groups = figures(states)
+    groups = figures(catalog, states)
     article: dict[str, Any] = {
         "doi": work.doi,
         "title": work.title,
@@ -104,5 +112,5 @@ def v3_article(
         "citations": groups["cited"],
     }
     if views is not None:
-        article["sources"] = [v3_source(v, info, work.issued) for v in views]
+        article["sources"] = [v3_source(catalog, v, info, work.issued) for v in views]
     return article

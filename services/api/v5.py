@@ -7,17 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api import publishers, totals
+from services.api import publishers
 from services.api.errors import NotFound
+from services.api.lookup import find_named, source_views
 from services.api.params import ids_param, int_param, lenient_choice, lenient_int, query_of
-from services.api.present import source_history
-from services.api.state import CLOCK, STORE, TOTALS
-from services.api.v5_present import SourceView, envelope, v5_article
+from services.api.state import CATALOG, STORE, TOTALS
+from services.api.v5_present import envelope, v5_article
 from services.core.aggregation import SourceState
-from services.core.history import PERIODS
 from services.core.identifiers import IdType
 from services.core.works import Work
-from services.fetchers.registry import SOURCES
 
 MAX_PER_PAGE = 50
 PARAMETERS = (  # of /api/v5/articles, also as form fields of its POST
@@ -36,10 +34,11 @@ async def articles(request: web.Request) -> web.Response:
     sources."""
     query = query_of(request)
     info = query.get("info", "")
+    catalog = request.app[CATALOG]
     named = query.get("source_id") or query.get("source")  # `source` until Lagotto 3.9
-    only = named if named in SOURCES else None
+    only = named if named in catalog else None
     id_type = lenient_choice(query.get("type"), [t.value for t in IdType], "doi") or "doi"
-    order = lenient_choice(query.get("order"), SOURCES, None)
+    order = lenient_choice(query.get("order"), catalog, None)
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = lenient_int(query.get("per_page"), MAX_PER_PAGE, 1, MAX_PER_PAGE)
     member_id = await publishers.publisher_of(request)
@@ -55,7 +54,7 @@ async def articles(request: web.Request) -> web.Response:
     else:
         works, total = await _listed(request, order, page, per_page)
     states = await store.states_for([w.work_id for w in works])
-    listed = (only,) if only else () if named else tuple(SOURCES)
+    listed = (only,) if only else () if named else tuple(catalog)
     data = []
     for work in works:
         mine = states.get(work.work_id, [])
@@ -64,32 +63,8 @@ async def articles(request: web.Request) -> web.Response:
             if info == "summary"
             else await source_views(request, work, mine, listed, info == "detail")
         )
-        data.append(v5_article(work, mine, views, info == "detail"))
+        data.append(v5_article(catalog, work, mine, views, info == "detail"))
     return web.json_response(envelope(data, total, page, per_page))
-
-
-async def source_views(
-    request: web.Request,
-    work: Work,
-    states: list[SourceState],
-    listed: tuple[str, ...],
-    with_events: bool,
-) -> list[SourceView]:
-    """The listed sources of one work, with their history and, if asked, their events."""
-    if not listed:
-        return []
-    store = request.app[STORE]
-    today = request.app[CLOCK]().date()
-    state_of = {s.source: s for s in states}
-    history = await store.history(work.work_id, listed[0] if len(listed) == 1 else None)
-    views = []
-    for name in listed:
-        state = state_of.get(name)
-        points = [p for p in history if p.source == name]
-        periods = {p: source_history(state, name, points, p, today) for p in PERIODS}
-        events = await store.events(work.work_id, name) if with_events and state else None
-        views.append(SourceView(name, state, periods, events))
-    return views
 
 
 async def _by_ids(
@@ -103,15 +78,13 @@ async def _by_ids(
     """The known works among `ids` (the publisher's, with a publisher filter), newest first
     (or by `order`'s count, highest first)."""
     store = request.app[STORE]
-    found: dict[str, Work] = {}
-    for _, ident in ids_param(request, id_type):
-        work = await store.find_work(ident)
-        if work is not None and member_id in (None, work.publisher_id):
-            found.setdefault(work.work_id, work)
-    works = sorted(found.values(), key=_newest_first)
+    named = await find_named(
+        request.app[STORE], [ident for _, ident in ids_param(request, id_type)]
+    )
+    works = sorted((w for w in named if member_id in (None, w.publisher_id)), key=_newest_first)
     if order:
-        states = await store.states_for(list(found))
-        metric = _count_metric(order)
+        states = await store.states_for([w.work_id for w in works])
+        metric = request.app[CATALOG][order].counting_metric
         works.sort(key=lambda w: -_count(states.get(w.work_id, []), order, metric))
     return works[(page - 1) * per_page : page * per_page], len(works)
 
@@ -119,10 +92,6 @@ async def _by_ids(
 def _newest_first(work: Work) -> tuple[bool, int, str]:
     """Publication date descending, undated works last, then by work id."""
     return (work.issued is None, -(work.issued.toordinal() if work.issued else 0), work.work_id)
-
-
-def _count_metric(source: str) -> str:
-    return next(s.name for s in SOURCES[source].metrics if s.in_total)
 
 
 def _count(states: list[SourceState], source: str, metric: str) -> int:
@@ -136,7 +105,7 @@ async def _with_counts(
     publisher's, with a publisher filter), highest first (the selection is kept
     ALM_STATUS_CACHE_SECONDS, as the other whole-table counts)."""
     store = request.app[STORE]
-    metric = _count_metric(source)
+    metric = request.app[CATALOG][source].counting_metric
 
     async def positive() -> list[str]:
         counted = [w for w, n in await store.top_works(source, metric, SELECTED_MAX) if n > 0]
@@ -159,12 +128,16 @@ async def _listed(
     publication date, undated works last, then by work id)."""
     store = request.app[STORE]
     if order:
-        top = await store.top_works(order, _count_metric(order), page * per_page)
+        top = await store.top_works(
+            order, request.app[CATALOG][order].counting_metric, page * per_page
+        )
         wanted = [w for w, _ in top[(page - 1) * per_page :]]
         picked = await store.get_works(wanted)
-        return [picked[w] for w in wanted if w in picked], await totals.works_total(request)
+        return [picked[w] for w in wanted if w in picked], await request.app[TOTALS].works_total(
+            request.app[STORE]
+        )
     works = await store.works_newest((page - 1) * per_page, per_page)
-    return works, await totals.works_total(request)
+    return works, await request.app[TOTALS].works_total(request.app[STORE])
 
 
 async def _ranked_of(
@@ -173,7 +146,7 @@ async def _ranked_of(
     """`order` with a publisher filter: the publisher's works among the source's RANKED top
     works, in their order (a bounded read of the leaderboard, whatever the publisher's size)."""
     store = request.app[STORE]
-    top = await store.top_works(order, _count_metric(order), RANKED)
+    top = await store.top_works(order, request.app[CATALOG][order].counting_metric, RANKED)
     picked = await store.get_works([w for w, _ in top])
     mine = [picked[w] for w, _ in top if w in picked and picked[w].publisher_id == member_id]
     return mine[(page - 1) * per_page : page * per_page], len(mine)
@@ -182,24 +155,24 @@ async def _ranked_of(
 async def sources(request: web.Request) -> web.Response:
     """`GET /api/v5/sources`: every source with its group, state and collection status."""
     rows = await _source_rows(request)
-    data = [rows[name] for name in sorted(SOURCES)]
+    data = [rows[name] for name in sorted(rows)]
     return web.json_response({"total": len(data), "error": None, "data": data})
 
 
 async def source(request: web.Request) -> web.Response:
     """`GET /api/v5/sources/{name}`."""
     name = request.match_info["name"]
-    if name not in SOURCES:
+    if name not in request.app[CATALOG]:
         raise NotFound(f"no source named {name!r}")
     return web.json_response({"error": None, "data": (await _source_rows(request))[name]})
 
 
 async def _source_rows(request: web.Request) -> dict[str, dict[str, Any]]:
     store = request.app[STORE]
-    summary = await totals.source_summary(request)
+    summary = await request.app[TOTALS].source_summary(request.app[STORE])
     statuses = await store.source_statuses()
     rows = {}
-    for name, plugin in SOURCES.items():
+    for name, plugin in request.app[CATALOG].items():
         counts = summary.get(name, {"works": 0, "errors": 0})
         status = statuses.get(name)
         paused = status is not None and status.paused

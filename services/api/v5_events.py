@@ -17,15 +17,15 @@ from typing import Any
 from services.core.events import SourceEvent
 from services.core.metrics import Group
 from services.core.timeutil import alm_time_of, from_iso
-from services.fetchers.registry import SOURCES
 
 
-def v5_event(source: str, event: SourceEvent) -> dict[str, Any]:
-    """One event entry; `event_time` in ALM's `YYYY-MM-DDTHH:MM:SSZ` form or null."""
+def v5_event(source: str, group: Group | None, event: SourceEvent) -> dict[str, Any]:
+    """One event entry of `source` (of `group`; None: no longer installed); `event_time` in
+    ALM's `YYYY-MM-DDTHH:MM:SSZ` form or null."""
     csl = event_csl(event.csl, event.url)
     when = alm_time_of(event.event_time)
     return {
-        "event": _event_object(source, event, csl, when),
+        "event": _event_object(source, group, event, csl, when),
         "event_time": when,
         "event_url": event.url or csl.get("url"),
         "event_csl": csl,
@@ -53,15 +53,16 @@ def _author(author: Mapping[str, Any]) -> dict[str, Any]:
     return {**author, "family": family, "given": author.get("given") or ""}
 
 
-def _event_object(source: str, event: SourceEvent, csl: Mapping[str, Any], when: str | None) -> Any:
-    plugin = SOURCES.get(source)
+def _event_object(
+    source: str, group: Group | None, event: SourceEvent, csl: Mapping[str, Any], when: str | None
+) -> Any:
     if source == "pubmed":  # Lagotto: the citing article's id as a string
         return event.event_id.split(":", 1)[-1]
     if source == "reddit":
         return _reddit(event, csl, when)
     if source == "datacite":
         return _datacite(csl)
-    if plugin is not None and plugin.group is Group.CITED:
+    if group is Group.CITED:
         return _journal_cite(csl)
     return {
         "id": event.event_id,

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from services.api.present import counting_total, specs_of
+from services.api.present import Counted, counted, figures, updated
 from services.api.v5_events import v5_event
 from services.core.aggregation import SourceState
+from services.core.catalog import Catalog
 from services.core.events import SourceEvent
 from services.core.history import History, Period
-from services.core.metrics import Slot, group_figures, slot_values
+from services.core.metrics import Slot, slot_values
 from services.core.timeutil import to_alm_time
 from services.core.works import Work
-from services.fetchers.registry import SOURCES
 
 WORK_IDS = ("mendeley_uuid", "scp", "wos", "ark")  # identifiers ALM had and this store has not
 
@@ -59,88 +59,94 @@ def issued_parts(work: Work) -> dict[str, list[list[int]]] | None:
 
 def updated_at(states: Sequence[SourceState]) -> str | None:
     """The latest retrieval over a work's sources, in ALM's timestamp form."""
-    latest = max((s.retrieved_at for s in states if s.retrieved_at), default=None)
+    latest = updated(states)
     return to_alm_time(latest) if latest else None
 
 
-def figures(states: Sequence[SourceState]) -> dict[str, int]:
-    """The work's group figures (`viewed`, `saved`, `discussed`, `cited`, `recommended`)."""
-    reported = [s for s in states if s.retrieved_at is not None]
-    return group_figures((specs_of(s.source), s.metrics) for s in reported)
+@dataclass(frozen=True, slots=True)
+class SlotRow:
+    """A v5 `by_day`/`by_month`/`by_year` row (Lagotto 4 form): the period, the ALM slots the
+    source reports in it (in the order they first appear), and `total`."""
+
+    period: Mapping[str, object]
+    slots: Mapping[str, int]
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as the clients read it."""
+        return {**self.period, **self.slots, "total": self.total}
 
 
-def period_rows(name: str, hist: History) -> list[dict[str, Any]]:
-    """v5 `by_day`/`by_month`/`by_year` rows (Lagotto 4 form): the period, the ALM slots the
-    source reports in it, and `total`."""
-    specs = specs_of(name)
-    rows = []
-    for bucket in hist.buckets:
-        if bucket.key is None:
-            continue
-        slots = slot_values(specs, bucket.counts)
-        reported = {k: v for k, v in slots.items() if k != "total" and v is not None}
-        rows.append({**bucket.label(), **reported, "total": counting_total(name, bucket.counts)})
-    return rows
+def slot_row(catalog: Catalog, source: str, bucket: Counted) -> SlotRow:
+    """The v5 row of one dated history bucket."""
+    slots = slot_values(catalog.specs(source), bucket.counts)
+    shown = {k: v for k, v in slots.items() if k != "total" and v is not None}
+    return SlotRow(bucket.period, shown, bucket.total)
 
 
-def v5_source(view: SourceView, detail: bool) -> dict[str, Any]:
+def v5_source(catalog: Catalog, view: SourceView, detail: bool) -> dict[str, Any]:
     """One source of one work; a source not fetched yet has every slot null and no history."""
-    plugin = SOURCES.get(view.name)
     state = view.state
+    group = catalog.group(view.name)
     fetched = state is not None and state.retrieved_at is not None
     out: dict[str, Any] = {
         "name": view.name,
-        "display_name": plugin.display_name if plugin else view.name,
-        "group_name": plugin.group.value if plugin else None,
+        "display_name": catalog.display_name(view.name),
+        "group_name": group.value if group else None,
         "events_url": state.events_url if state else None,
         "metrics": (
-            slot_values(specs_of(view.name), state.metrics)
+            slot_values(catalog.specs(view.name), state.metrics)
             if state is not None and fetched
             else {**{s.value: None for s in Slot}, "total": None}
         ),
-        **histories(view),
+        **{k: [r.to_dict() for r in rows] for k, rows in histories(catalog, view).items()},
         "update_date": (
             to_alm_time(state.retrieved_at) if state is not None and state.retrieved_at else None
         ),
     }
     if detail:
-        events = [v5_event(view.name, e) for e in view.events or ()]
+        events = [v5_event(view.name, group, e) for e in view.events or ()]
         out["events"] = events
         out["events_csl"] = [e["event_csl"] for e in events if e["event_csl"]]
     return out
 
 
-def histories(view: SourceView) -> dict[str, list[dict[str, Any]]]:
+def histories(catalog: Catalog, view: SourceView) -> dict[str, list[SlotRow]]:
     """`by_day`, `by_month` and `by_year`, years summed from the months where months exist."""
-    months = _rows(view, "month")
+    months = _rows(catalog, view, "month")
     return {
-        "by_day": _rows(view, "day"),
+        "by_day": _rows(catalog, view, "day"),
         "by_month": months,
-        "by_year": years_of(months) if months else _rows(view, "year"),
+        "by_year": years_of(months) if months else _rows(catalog, view, "year"),
     }
 
 
-def years_of(months: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per-year sums of month rows (every counted key but the period's own)."""
-    years: dict[int, dict[str, Any]] = {}
+def years_of(months: Sequence[SlotRow]) -> list[SlotRow]:
+    """Per-year sums of month rows (each slot and the total)."""
+    slots: dict[int, dict[str, int]] = {}
+    totals: dict[int, int] = {}
     for row in months:
-        year = years.setdefault(row["year"], {"year": row["year"]})
-        for key, value in row.items():
-            if key not in ("year", "month", "day"):
-                year[key] = year.get(key, 0) + value
-    return [
-        {**{k: v for k, v in y.items() if k != "total"}, "total": y["total"]}
-        for y in (years[k] for k in sorted(years))
-    ]
+        year = cast(int, row.period["year"])
+        summed = slots.setdefault(year, {})
+        for key, value in row.slots.items():
+            summed[key] = summed.get(key, 0) + value
+        totals[year] = totals.get(year, 0) + row.total
+    return [SlotRow({"year": y}, slots[y], totals[y]) for y in sorted(slots)]
 
 
-def _rows(view: SourceView, period: Period) -> list[dict[str, Any]]:
+def _rows(catalog: Catalog, view: SourceView, period: Period) -> list[SlotRow]:
     hist = view.history.get(period)
-    return period_rows(view.name, hist) if hist is not None else []
+    if hist is None:
+        return []
+    return [slot_row(catalog, view.name, b) for b in counted(catalog, view.name, hist) if b.dated]
 
 
 def v5_article(
-    work: Work, states: Sequence[SourceState], views: Sequence[SourceView] | None, detail: bool
+    catalog: Catalog,
+    work: Work,
+    states: Sequence[SourceState],
+    views: Sequence[SourceView] | None,
+    detail: bool,
 ) -> dict[str, Any]:
     """One work in Lagotto's key order; `views` None (`info=summary`) leaves out `sources`."""
     article: dict[str, Any] = {
@@ -153,11 +159,11 @@ def v5_article(
         "pmid": work.pmid,
         "pmcid": work.pmcid.removeprefix("PMC") if work.pmcid else None,
         **dict.fromkeys(WORK_IDS),
-        **figures(states),
+        **figures(catalog, states),
         "update_date": updated_at(states),
     }
     if views is not None:
-        article["sources"] = [v5_source(v, detail) for v in views]
+        article["sources"] = [v5_source(catalog, v, detail) for v in views]
     return article
 
 

@@ -8,31 +8,22 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import publishers, totals
+from services.api import publishers
 from services.api.errors import BadParameter, NotFound
+from services.api.lookup import find
 from services.api.params import choice_param, cursor_param, ids_param, int_param, read_json
 from services.api.present import present_history, present_work
-from services.api.state import BUS, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT
+from services.api.state import BUS, CATALOG, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
+from services.core.catalog import Catalog
+from services.core.control import describe_source, set_paused
 from services.core.history import PERIODS
-from services.core.identifiers import MAX_INPUT_LENGTH, parse_identifier
+from services.core.identifiers import MAX_INPUT_LENGTH
 from services.core.text import NAME_LIMIT
-from services.core.works import Work
-from services.fetchers.control import describe_source, set_paused
-from services.fetchers.registry import SOURCES
 from services.registration import register
 
 MAX_PER_PAGE = 1000
 MAX_REGISTER = 1000  # identifiers one POST registers
 MAX_REASON = NAME_LIMIT  # characters of a pause reason
-
-
-async def find(request: web.Request, raw_id: str) -> Work:
-    """The work any accepted form of `raw_id` names, or NotFound."""
-    ident = parse_identifier(raw_id)
-    work = await request.app[STORE].find_work(ident)
-    if work is None:
-        raise NotFound(f"no work registered with {ident.type.value} {ident.value}")
-    return work
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -57,14 +48,14 @@ async def metrics(request: web.Request) -> web.Response:
 async def list_sources(request: web.Request) -> web.Response:
     """Every installed source with its metrics, groups, limits and collection status."""
     store = request.app[STORE]
-    summary = await totals.source_summary(request)
+    summary = await request.app[TOTALS].source_summary(request.app[STORE])
     statuses = await store.source_statuses()
     data = [
         {
             **describe_source(s, statuses.get(name)),
             "status": summary.get(name, {"works": 0, "errors": 0}),
         }
-        for name, s in sorted(SOURCES.items())
+        for name, s in sorted(request.app[CATALOG].items())
     ]
     return web.json_response({"data": data, "total": len(data)})
 
@@ -72,12 +63,13 @@ async def list_sources(request: web.Request) -> web.Response:
 async def control_source(request: web.Request) -> web.Response:
     """`POST /api/v1/sources/{name}/pause|resume` (pause takes an optional {"reason": ...})."""
     name, action = request.match_info["name"], request.match_info["action"]
-    if name not in SOURCES:
+    catalog = request.app[CATALOG]
+    if name not in catalog:
         raise NotFound(f"no source named {name!r}")
     reason = await _pause_reason(request) if request.body_exists else None
     status = set_paused(name, action == "pause", reason, request.app[CLOCK]())
     await request.app[STORE].set_source_status(status)
-    return web.json_response(describe_source(SOURCES[name], status))
+    return web.json_response(describe_source(catalog[name], status))
 
 
 async def _pause_reason(request: web.Request) -> str | None:
@@ -98,7 +90,7 @@ async def _pause_reason(request: web.Request) -> str | None:
 
 async def list_works(request: web.Request) -> web.Response:
     """A page of works (or the works named by `ids=a,b`) with their totals."""
-    store = request.app[STORE]
+    store, catalog = request.app[STORE], request.app[CATALOG]
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
     if "ids" in request.query:
@@ -109,14 +101,14 @@ async def list_works(request: web.Request) -> web.Response:
         return await publishers.list_works(request, member_id, page, per_page)
     works = await store.list_works((page - 1) * per_page, per_page)
     states = await store.states_for([w.work_id for w in works])
-    total = await totals.works_total(request)
+    total = await request.app[TOTALS].works_total(request.app[STORE])
     return web.json_response(
         {
             "total": total,
             "page": page,
             "per_page": per_page,
             "total_pages": (total + per_page - 1) // per_page,
-            "data": [present_work(w, states[w.work_id]) for w in works],
+            "data": [present_work(catalog, w, states[w.work_id]) for w in works],
         }
     )
 
@@ -124,7 +116,7 @@ async def list_works(request: web.Request) -> web.Response:
 async def _keyset(request: web.Request, per_page: int) -> web.Response:
     """`cursor=`: the works after the cursor (all, or one publisher's) and the next cursor; each
     page costs the same however deep (no offset scanned), so a client can walk millions."""
-    store = request.app[STORE]
+    store, catalog = request.app[STORE], request.app[CATALOG]
     after = cursor_param(request)
     if (member_id := publishers.publisher_id(request)) is not None:
         works, next_cursor, total = await publishers.works_after(
@@ -133,33 +125,30 @@ async def _keyset(request: web.Request, per_page: int) -> web.Response:
     else:
         works = await store.works_after(after, per_page)
         next_cursor = works[-1].work_id if len(works) == per_page else None
-        total = await totals.works_total(request)
+        total = await request.app[TOTALS].works_total(request.app[STORE])
     states = await store.states_for([w.work_id for w in works])
     return web.json_response(
         {
             "total": total,
             "per_page": per_page,
             "next_cursor": next_cursor,
-            "data": [present_work(w, states[w.work_id]) for w in works],
+            "data": [present_work(catalog, w, states[w.work_id]) for w in works],
         }
     )
 
 
 async def _batch(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    found, missing = [], []
-    for raw, ident in ids_param(request):
-        work = await store.find_work(ident)
-        if work is None:
-            missing.append(raw)
-        else:
-            found.append(work)
+    store, catalog = request.app[STORE], request.app[CATALOG]
+    named = ids_param(request)
+    known = await store.find_works([ident for _, ident in named])
+    found = [known[ident] for _, ident in named if ident in known]
+    missing = [raw for raw, ident in named if ident not in known]
     states = await store.states_for([w.work_id for w in found])
     return web.json_response(
         {
             "total": len(found),
             "missing": missing,
-            "data": [present_work(w, states[w.work_id]) for w in found],
+            "data": [present_work(catalog, w, states[w.work_id]) for w in found],
         }
     )
 
@@ -168,13 +157,14 @@ async def get_work(request: web.Request) -> web.Response:
     """One work's totals per source and per group."""
     work = await find(request, request.match_info["id"])
     states = await request.app[STORE].states_for([work.work_id])
-    return web.json_response(present_work(work, states[work.work_id]))
+    return web.json_response(present_work(request.app[CATALOG], work, states[work.work_id]))
 
 
 async def work_history(request: web.Request) -> web.Response:
     """A work's counts per day, month or year, per source."""
     period = PERIODS[PERIODS.index(choice_param(request, "period", PERIODS) or "month")]
-    source = choice_param(request, "source", SOURCES)
+    catalog: Catalog = request.app[CATALOG]
+    source = choice_param(request, "source", catalog)
     work = await find(request, request.match_info["id"])
     store = request.app[STORE]
     points = await store.history(work.work_id, source)
@@ -184,7 +174,7 @@ async def work_history(request: web.Request) -> web.Response:
         if source in (None, s.source)
     ]
     today = request.app[CLOCK]().date()
-    data = present_history(points, states, period, today)
+    data = present_history(request.app[CATALOG], points, states, period, today)
     return web.json_response({"work_id": work.work_id, "period": period, "data": data})
 
 

@@ -21,6 +21,7 @@ from services.bootstrap import (
     utc_now,
 )
 from services.cli.common import UsageError, print_registration, register_file, serve_api, stop_event
+from services.core.control import describe_source, set_paused
 from services.core.ports import Bus, Store
 from services.embedded import (
     keep_checking,
@@ -29,7 +30,6 @@ from services.embedded import (
     keep_ticking,
     release_leases_at_start,
 )
-from services.fetchers.control import describe_source, set_paused
 from services.fetchers.registry import SOURCES, UnknownSource, get_source
 from services.registration import Scheduling, register
 from services.settings import FIXTURES, Settings
@@ -83,7 +83,7 @@ async def sources(settings: Settings, as_json: bool) -> int:
         statuses = await store.source_statuses()
     finally:
         await store.close()
-    described = [describe_source(s, statuses.get(s.name)) for s in SOURCES.values()]
+    described = [describe_source(s.info(), statuses.get(s.name)) for s in SOURCES.values()]
     if as_json:
         print(json.dumps(described, indent=2))
         return 0

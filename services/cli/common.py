@@ -15,6 +15,7 @@ from aiohttp import web
 from services.api import server as api_server
 from services.api.app import init_app
 from services.bootstrap import (
+    api_context,
     utc_now,
 )
 from services.cli.progress import Progress
@@ -53,7 +54,7 @@ async def serve_api(
 ) -> web.AppRunner:
     """Serve the API; with ALM_METRICS_PORT, Prometheus /metrics on a listener of its own (the
     API's public port has none unless ALM_API_PUBLIC_METRICS), stopped with the runner."""
-    app = init_app(settings, store=store, bus=bus)
+    app = init_app(api_context(settings, store=store, bus=bus))
     if settings.metrics_port:
         metrics, _ = prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
 

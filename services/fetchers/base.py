@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from services.core.catalog import SourceInfo
 from services.core.events import FetchError, PeriodCount, SourceEvent
 from services.core.identifiers import (
     InvalidIdentifier,
@@ -192,31 +193,24 @@ class Source:
             return None
         return self.events_url_template.format(doi=quote(work.doi, safe="/"))
 
+    def info(self) -> SourceInfo:
+        """What the API, the site and the CLI know of this source (services/core/catalog.py)."""
+        return SourceInfo(
+            name=self.name,
+            display_name=self.display_name,
+            group=self.group,
+            metrics=self.metrics,
+            description=self.description,
+            batch_size=self.batch_size,
+            auth=self.auth,
+            requests_per_second=self.limits.requests_per_second,
+            concurrency=self.limits.concurrency,
+            base_url=self.base_url,
+        )
+
     def describe(self) -> dict[str, Any]:
         """The source as `alm sources --json` and `GET /api/v1/sources` show it."""
-        return {
-            "name": self.name,
-            "display_name": self.display_name,
-            "group": self.group.value,
-            "description": self.description,
-            "metrics": [
-                {
-                    "name": m.name,
-                    "group": m.group.value,
-                    "slot": m.slot.value if m.slot else None,
-                    "in_total": m.in_total,
-                    "description": m.description,
-                }
-                for m in self.metrics
-            ],
-            "batch_size": self.batch_size,
-            "auth": self.auth,
-            "limits": {
-                "requests_per_second": self.limits.requests_per_second,
-                "concurrency": self.limits.concurrency,
-            },
-            "base_url": self.base_url,
-        }
+        return self.info().describe()
 
 
 def json_payload(response: UpstreamResponse) -> Any:

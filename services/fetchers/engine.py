@@ -160,7 +160,6 @@ async def fetch_batch(
     config: SourceConfig,
     caller: Caller,
     clock: Callable[[], datetime],
-    base_url: str = "",
 ) -> BatchResult:
     """Fetch `works` (at most the source's batch size) and return one observation per work;
     works of a call refused with a 4xx are fetched again in halves (see the module's doc)."""
@@ -172,7 +171,7 @@ async def fetch_batch(
         half = (len(again) + 1) // 2
         parts = await asyncio.gather(
             *(
-                fetch_batch(source, part, config, caller, clock, base_url)
+                fetch_batch(source, part, config, caller, clock)
                 for part in (again[:half], again[half:])
             )
         )
@@ -188,7 +187,7 @@ async def fetch_batch(
             result.observations.append(redone[work.work_id])
             continue
         final = _final(source, done.outcomes.get(work.work_id), done.cut_short)
-        url = done.urls.get(work.work_id, base_url or None)
+        url = done.urls.get(work.work_id)
         calls = done.calls.get(work.work_id, ())
         result.observations.append(observation(source, work, final, at, url, calls))
     return result

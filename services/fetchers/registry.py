@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.core.catalog import Catalog
 from services.fetchers.base import Source
 from services.fetchers.sources.counter import Counter
 from services.fetchers.sources.crossref import Crossref
@@ -49,3 +50,8 @@ def get_source(name: str) -> Source:
         raise UnknownSource(
             f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}"
         ) from None
+
+
+def catalog() -> Catalog:
+    """What the API, the site and the CLI know of every installed source (no plug-in code)."""
+    return Catalog(source.info() for source in SOURCES.values())

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from services.api.errors import NotFound
-from services.api.present import specs_of
-from services.api.state import STORE
-from services.api.views import find
+from services.api.lookup import find
+from services.api.present import figures
+from services.api.state import CATALOG, STORE
 from services.core.identifiers import InvalidIdentifier
-from services.core.metrics import Group, group_figures
+from services.core.metrics import Group
 from services.site.html import text
 
 CACHE_SECONDS = 300
@@ -111,10 +111,8 @@ async def badge(request: web.Request) -> web.Response:
     cached = cache.get(work.work_id)
     if cached is None:
         states = (await request.app[STORE].states_for([work.work_id]))[work.work_id]
-        figures = group_figures(
-            (specs_of(s.source), s.metrics) for s in states if s.retrieved_at is not None
-        )
-        parts = [f"{g.value} {figures[g.value]:,}" for g in ORDER if figures[g.value]]
+        groups = figures(request.app[CATALOG], states)
+        parts = [f"{g.value} {groups[g.value]:,}" for g in ORDER if groups[g.value]]
         title = "ALM: " + (", ".join(parts) if parts else "no metrics yet")
         svg = render("ALM", parts or ["no metrics yet"], title).encode()
         cached = svg, cache.put(work.work_id, svg)

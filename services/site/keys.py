@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.access import CALLER
-from services.api.state import CLOCK, GUARD, KEYS
+from services.api.access import CALLER, GUARD
+from services.api.state import CLOCK, KEYS
 from services.core.keys import ApiKey, valid_key_id
 from services.site.html import Alternate, page, text
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.access import CALLER, Refused
+from services.api.access import CALLER, GUARD, Refused
 from services.api.credentials import SITE_COOKIE, own_origin
-from services.api.state import GUARD
 from services.site.html import page, text
 
 TITLE = "Sign in"

@@ -9,11 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api.access import Refused
+from services.api.access import GUARD, Refused
 from services.api.credentials import API_KEY_PARAM, FORM_TYPES
 from services.api.errors import BadParameter
 from services.api.keys import SIGNUP_CLOSED, issue_reader_key
-from services.api.state import GUARD
 from services.site.html import Alternate, page, text
 
 TITLE = "Get an API key"

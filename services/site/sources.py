@@ -9,12 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api import totals
 from services.api.access import CALLER
-from services.api.state import CLOCK, STORE
+from services.api.state import CATALOG, CLOCK, STORE, TOTALS
 from services.api.views import MAX_REASON
-from services.fetchers.control import describe_source, set_paused
-from services.fetchers.registry import SOURCES
+from services.core.control import describe_source, set_paused
 from services.site.html import Alternate, page, text
 
 TITLE = "Sources"
@@ -42,11 +40,11 @@ def _controls(source: dict[str, Any]) -> str:
 
 async def sources_page(request: web.Request) -> web.Response:
     """`GET /sources`: the table (with pause and resume forms for an admin)."""
-    summary = await totals.source_summary(request)
+    summary = await request.app[TOTALS].source_summary(request.app[STORE])
     statuses = await request.app[STORE].source_statuses()
     admin = request[CALLER].admin
     rows = []
-    for name, source in sorted(SOURCES.items()):
+    for name, source in sorted(request.app[CATALOG].items()):
         shown = describe_source(source, statuses.get(name))
         counts = summary.get(name, {"works": 0, "errors": 0})
         controls = f'<td data-label="Control">{_controls(shown)}</td>' if admin else ""
@@ -85,7 +83,7 @@ async def control(request: web.Request) -> web.Response:
         link = '<p><a href="/signin">Sign in with an admin key</a>.</p>'
         return page("Not allowed", f"<p>{text(why)}.</p>{link}", status=code)
     name, action = request.match_info["name"], request.match_info["action"]
-    if name not in SOURCES:
+    if name not in request.app[CATALOG]:
         return page("No such source", f"<p>There is no source named {text(name)}.</p>", 404)
     form = await request.post()
     reason = form.get("reason")

@@ -19,6 +19,7 @@ from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.settings import REPO_ROOT, AccessSettings, Settings
 
 CHROMIUM = os.environ.get("ALM_CHROMIUM", "/usr/bin/chromium")
@@ -39,7 +40,9 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     store = SqliteStore(tmp_path / "alm.sqlite")
     await store.migrate()
     settings = Settings(data_dir=tmp_path, status_cache_seconds=0, access=AccessSettings())
-    server = TestServer(init_app(settings, store=store, bus=MemoryBus()), host="127.0.0.1")
+    server = TestServer(
+        init_app(api_context(settings, store=store, bus=MemoryBus())), host="127.0.0.1"
+    )
     await server.start_server()
     try:
         yield Site(str(server.make_url("")).rstrip("/"), SqliteKeyStore(store))

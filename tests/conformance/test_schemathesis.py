@@ -31,6 +31,7 @@ import pytest
 from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH
 from services.api.server import serve
+from services.bootstrap import api_context
 from services.embedded import Pacing, refresh_until_idle, run_services
 from services.notify_settings import NotifySettings
 from services.settings import SAMPLE_WORKS, AccessSettings, Settings
@@ -82,7 +83,9 @@ async def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path: Path
         settings = Settings(
             data_dir=tmp_path, status_cache_seconds=0, access=unlimited, notify=notify
         )
-        runner = await serve(init_app(settings, store=kit.store, bus=kit.bus), "127.0.0.1", 0)
+        runner = await serve(
+            init_app(api_context(settings, store=kit.store, bus=kit.bus)), "127.0.0.1", 0
+        )
         stop = asyncio.Event()
         pipeline = asyncio.create_task(run_services(kit.pipeline, stop, Pacing(tick_seconds=1.0)))
         try:

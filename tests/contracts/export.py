@@ -22,7 +22,7 @@ from services.adapters.memory.bus import MemoryBus
 from services.api.app import init_app
 from services.api.csv_export import COLUMNS
 from services.api.state import EXPORT_CHUNK
-from services.bootstrap import make_publishers
+from services.bootstrap import api_context, make_publishers
 from services.core.aggregation import Aggregate, SourceState
 from services.core.events import Status
 from services.core.ports import Store
@@ -77,7 +77,9 @@ async def fill(db: Store) -> None:
 
 @pytest.fixture
 async def client(store: Store, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    app = init_app(Settings(data_dir=tmp_path, status_cache_seconds=0), store, MemoryBus())
+    app = init_app(
+        api_context(Settings(data_dir=tmp_path, status_cache_seconds=0), store, MemoryBus())
+    )
     app[EXPORT_CHUNK] = CHUNK
     async with TestClient(ApiTestServer(app)) as c:
         yield c

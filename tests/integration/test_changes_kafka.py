@@ -19,6 +19,7 @@ from services.adapters.kafka import KafkaBus, ensure_topics, partition_of
 from services.adapters.kafka.feed import KafkaChangeFeed
 from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.core.changefeed import FeedItem, Gap
 from services.core.events import TOPIC_CHANGED, MetricChanged
 from services.fetchers.registry import SOURCES
@@ -125,7 +126,9 @@ async def replica(infra: Infra, prefix: str, tmp: Path) -> AsyncIterator[TestCli
     settings = Settings(data_dir=tmp, bus="kafka", kafka_bootstrap=infra.kafka, topic_prefix=prefix)
     bus = KafkaBus(infra.kafka, prefix=prefix)
     try:
-        async with TestClient(TestServer(init_app(settings, store=store, bus=bus))) as client:
+        async with TestClient(
+            TestServer(init_app(api_context(settings, store=store, bus=bus)))
+        ) as client:
             yield client
     finally:
         await bus.close()

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.core.events import TOPIC_CHANGED, MetricChanged
 from services.notify_settings import NotifySettings
 from services.settings import Settings
@@ -79,7 +80,7 @@ async def api(
     settings = Settings(data_dir=tmp, status_cache_seconds=0, api_store_timeout=store_timeout)
     settings = replace(settings, notify=replace(NotifySettings(), **notify))
     try:
-        app = init_app(settings, store=store, bus=bus)
+        app = init_app(api_context(settings, store=store, bus=bus))
         async with TestClient(TestServer(app), headers=headers if admin else None) as client:
             yield Api(client, bus, store, settings, headers)
     finally:

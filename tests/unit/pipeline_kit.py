@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,7 @@ from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
 from services.api.server import ApiRunner
-from services.api.state import CLOCK, SCHEDULING
-from services.bootstrap import Pipeline, make_pipeline
+from services.bootstrap import Pipeline, api_context, make_pipeline
 from services.core.keys import Role
 from services.fetchers.http import HttpSettings
 from services.fetchers.registry import SOURCES
@@ -135,9 +134,8 @@ async def api_client(
     """An aiohttp test client of the API over the kit's store, bus and clock; with `admin`,
     every request carries an admin key (for tests of what the write routes do)."""
     settings = settings or Settings(data_dir=tmp, status_cache_seconds=0)
-    app = init_app(settings, store=kit.store, bus=kit.bus)
-    app[CLOCK] = kit.clock
-    app[SCHEDULING] = kit.pipeline.scheduler.scheduling
+    context = api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock)
+    app = init_app(replace(context, scheduling=kit.pipeline.scheduler.scheduling))
     headers = await kit.admin_headers() if admin else None
     async with TestClient(ApiTestServer(app), headers=headers) as client:
         yield client

@@ -23,6 +23,7 @@ from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.access import (
     CALLER,
+    GUARD,
     NEEDS_KEY,
     REVOKED_KEY,
     WRONG_KEY,
@@ -36,7 +37,8 @@ from services.api.app import init_app
 from services.api.errors import json_errors
 from services.api.keycache import KeyCache
 from services.api.routes import ACCESS
-from services.api.state import GUARD, STORE_TIMEOUT
+from services.api.state import STORE_TIMEOUT
+from services.bootstrap import api_context
 from services.core.keys import Role
 from services.core.quota import Rate
 from services.keyring import create_key
@@ -70,7 +72,7 @@ async def api(tmp: Path, store: SqliteStore | None = None, **access: Any) -> Asy
         store = SqliteStore(tmp / "alm.sqlite")
         await store.migrate()
     settings = Settings(data_dir=tmp, status_cache_seconds=0, access=AccessSettings(**access))
-    app = init_app(settings, store=store, bus=MemoryBus())
+    app = init_app(api_context(settings, store=store, bus=MemoryBus()))
     try:
         async with TestClient(TestServer(app)) as client:
             yield Api(client, SqliteKeyStore(store), store)
@@ -96,7 +98,7 @@ async def _error(resp: aiohttp.ClientResponse, status: int) -> str:
 def test_every_route_declares_what_it_needs(tmp_path: Path) -> None:
     """The access table names every route of the app (HEAD follows GET) and nothing else, so
     no route falls back to the admin-only default by omission."""
-    app = init_app(Settings(data_dir=tmp_path, api_public_metrics=True))
+    app = init_app(api_context(Settings(data_dir=tmp_path, api_public_metrics=True)))
     routed = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()

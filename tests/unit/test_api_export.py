@@ -27,6 +27,7 @@ from services.api.app import init_app
 from services.api.csv_export import COLUMNS
 from services.api.server import ApiRunner
 from services.api.state import EXPORT_CHUNK
+from services.bootstrap import api_context
 from services.core.aggregation import Aggregate, SourceState
 from services.core.events import Status
 from services.core.keys import Role
@@ -248,7 +249,7 @@ async def _gated_client(
     store: GatedStore, tmp: Path, chunk: int, cancel: bool = False, **access: Any
 ) -> TestClient[Any, Any]:
     settings = Settings(data_dir=tmp, status_cache_seconds=0, access=AccessSettings(**access))
-    app = init_app(settings, store=store, bus=MemoryBus())
+    app = init_app(api_context(settings, store=store, bus=MemoryBus()))
     app[EXPORT_CHUNK] = chunk
     return TestClient((ServedCancelling if cancel else ServedLikeProduction)(app))
 

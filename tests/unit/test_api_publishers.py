@@ -15,6 +15,7 @@ from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.publishers import SqlitePublishers
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.core.publishers import Publisher
 from services.core.works import Work
 from services.settings import Settings
@@ -38,7 +39,9 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     await publishers.put_publisher(
         Publisher("340", "Public Library of Science (PLoS)", ("10.1371",), ("PLOS",))
     )
-    app = init_app(Settings(data_dir=tmp_path, status_cache_seconds=0), store, MemoryBus())
+    app = init_app(
+        api_context(Settings(data_dir=tmp_path, status_cache_seconds=0), store, MemoryBus())
+    )
     async with TestClient(TestServer(app)) as c:
         yield c
     await store.close()

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.core.schema_check import SCHEMA_DIR
 from services.settings import Settings
 
@@ -19,7 +20,7 @@ FILES = sorted(p.relative_to(SCHEMA_DIR).as_posix() for p in SCHEMA_DIR.rglob("*
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(init_app(Settings(data_dir=tmp_path)))) as c:
+    async with TestClient(TestServer(init_app(api_context(Settings(data_dir=tmp_path))))) as c:
         yield c
 
 

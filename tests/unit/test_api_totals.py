@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
-from services.api.totals import Totals
+from services.api.cache import TotalsCache
+from services.bootstrap import api_context
 from services.core.works import Work
 from services.settings import Settings
 
@@ -32,29 +33,29 @@ class Counting:
 
 async def test_a_figure_is_kept_for_its_max_age() -> None:
     compute = Counting()
-    totals = Totals(max_age=60)
+    totals = TotalsCache(max_age=60)
     assert [await totals.get("works", compute) for _ in range(3)] == [1, 1, 1]
     assert compute.calls == 1
 
 
 async def test_concurrent_requests_share_one_computation() -> None:
     compute = Counting()
-    totals = Totals(max_age=60)
+    totals = TotalsCache(max_age=60)
     assert await asyncio.gather(*(totals.get("works", compute) for _ in range(5))) == [1] * 5
     assert compute.calls == 1
 
 
 async def test_zero_max_age_is_always_exact() -> None:
     compute = Counting()
-    totals = Totals(max_age=0)
+    totals = TotalsCache(max_age=0)
     assert [await totals.get("works", compute) for _ in range(3)] == [1, 2, 3]
 
 
 async def test_an_expired_figure_is_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
     compute = Counting()
-    totals = Totals(max_age=30)
+    totals = TotalsCache(max_age=30)
     now = [1000.0]
-    monkeypatch.setattr("services.api.totals.monotonic", lambda: now[0])
+    monkeypatch.setattr("services.api.cache.monotonic", lambda: now[0])
     assert await totals.get("works", compute) == 1
     now[0] += 29
     assert await totals.get("works", compute) == 1
@@ -75,7 +76,7 @@ class NoCounting(SqliteStore):
 async def test_readiness_does_not_count_works(tmp_path: Path) -> None:
     store = NoCounting(tmp_path / "alm.sqlite")
     await store.migrate()
-    app = init_app(Settings(data_dir=tmp_path), store=store, bus=MemoryBus())
+    app = init_app(api_context(Settings(data_dir=tmp_path), store=store, bus=MemoryBus()))
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/readyz")
         assert resp.status == 200 and await resp.json() == {"status": "ready"}
@@ -87,7 +88,9 @@ async def test_listing_totals_lag_by_at_most_the_cache_age(tmp_path: Path) -> No
     await store.migrate()
     await store.register([Work("10.1234/a", doi="10.1234/a")])
     app = init_app(
-        Settings(data_dir=tmp_path, status_cache_seconds=60), store=store, bus=MemoryBus()
+        api_context(
+            Settings(data_dir=tmp_path, status_cache_seconds=60), store=store, bus=MemoryBus()
+        )
     )
     async with TestClient(TestServer(app)) as client:
         first: Any = await (await client.get("/api/v1/works")).json()

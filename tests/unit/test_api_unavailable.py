@@ -20,7 +20,7 @@ from services.adapters.sqlite.keys import SqliteKeyStore
 from services.adapters.sqlite.publishers import SqlitePublishers
 from services.api.app import init_app
 from services.api.errors import RETRY_AFTER
-from services.bootstrap import make_call_archive, make_checks
+from services.bootstrap import api_context, make_call_archive, make_checks
 from services.core.keys import Role
 from services.keyring import create_key
 from services.settings import Settings
@@ -85,14 +85,16 @@ async def client(kit: Kit, outage: Outage, tmp_path: Path) -> AsyncIterator[Test
     hooks = SqliteHooks(kit.store)  # webhooks are not what these tests take down
     publishers = SqlitePublishers(outage)  # type: ignore[arg-type]
     app = init_app(
-        settings,
-        store=outage,  # type: ignore[arg-type]
-        bus=kit.bus,
-        keys=keys,  # type: ignore[arg-type]
-        hooks=hooks,
-        publishers=publishers,
-        calls=make_call_archive(kit.store),
-        alerts=make_checks(settings, kit.store),
+        api_context(
+            settings,
+            store=outage,  # type: ignore[arg-type]
+            bus=kit.bus,
+            keys=keys,  # type: ignore[arg-type]
+            hooks=hooks,
+            publishers=publishers,
+            calls=make_call_archive(kit.store),
+            alerts=make_checks(settings, kit.store),
+        )
     )
     async with TestClient(TestServer(app)) as c:
         yield c

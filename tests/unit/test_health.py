@@ -64,7 +64,7 @@ async def test_refused_credentials_pause_source_until_resumed(tmp_path: Path) ->
         assert quiet.requested == 0
         assert kit.hits()["crossref"] == calls
 
-        from services.fetchers.control import set_paused
+        from services.core.control import set_paused
 
         await kit.store.set_source_status(set_paused("crossref", False, None, kit.clock()))
         kit.clock.advance(timedelta(minutes=1))  # fetchers re-read their status every few seconds

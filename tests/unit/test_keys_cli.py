@@ -17,6 +17,7 @@ from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.cli.main import main
 from services.core.keys import Role, split_key
 from services.keyring import KeyConflict, create_key, ensure_key, ensure_local_admin
@@ -154,7 +155,7 @@ def test_alm_run_leaves_an_admin_key_that_writes(
 
 async def _register_with(data: Path, key: str) -> int:
     store = SqliteStore(data / "alm.sqlite")
-    app = init_app(Settings(data_dir=data), store=store, bus=MemoryBus())
+    app = init_app(api_context(Settings(data_dir=data), store=store, bus=MemoryBus()))
     try:
         async with TestClient(TestServer(app)) as client:
             resp = await client.post(
@@ -191,7 +192,7 @@ async def test_the_api_stores_its_bootstrap_admin_key(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {"ALM_API_ADMIN_KEY_FILE": str(tmp_path / "secret"), "ALM_DATA_DIR": str(tmp_path)}
     )
-    async with TestClient(TestServer(init_app(settings))) as client:
+    async with TestClient(TestServer(init_app(api_context(settings)))) as client:
         resp = await client.get("/api/v1/keys", headers={"X-API-Key": key})
         assert resp.status == 200
         assert (await resp.json())["data"][0]["name"].startswith("bootstrap admin")

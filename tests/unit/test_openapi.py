@@ -21,6 +21,7 @@ from services.api.access import Access
 from services.api.app import init_app
 from services.api.docs import OPENAPI_PATH
 from services.api.routes import ACCESS
+from services.bootstrap import api_context
 from services.core.keys import Role
 from services.core.publishers import Publisher
 from services.core.schema_check import SCHEMA_DIR
@@ -90,7 +91,7 @@ def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: P
     """The app's router and the document name the same (method, path) pairs, and each
     operation's x-handler is the function that route calls (HEAD routes are aiohttp's
     automatic twins of GET routes; the site's HTML pages, services/site, are not the API)."""
-    app = init_app(Settings(data_dir=tmp_path))
+    app = init_app(api_context(Settings(data_dir=tmp_path)))
     routed = {
         (route.method.lower(), route.resource.canonical): route.handler
         for route in app.router.routes()
@@ -450,7 +451,7 @@ async def test_metrics_are_not_on_the_public_port(client: TestClient[Any, Any]) 
 async def test_metrics_on_the_public_port_when_asked(tmp_path: Path) -> None:
     """With ALM_API_PUBLIC_METRICS the API port serves the Prometheus text exposition too."""
     settings = Settings.from_env({"ALM_API_PUBLIC_METRICS": "true"}).with_(data_dir=tmp_path)
-    async with TestClient(TestServer(init_app(settings))) as client:
+    async with TestClient(TestServer(init_app(api_context(settings)))) as client:
         resp = await client.get("/metrics")
         assert resp.status == 200
         assert resp.content_type == "text/plain"

@@ -79,6 +79,9 @@ class FakeWorkStore:
         work_id = self.index.get(ident)
         return self.works[work_id] if work_id else None
 
+    async def find_works(self, idents: Sequence[Identifier]) -> dict[Identifier, Work]:
+        return {i: self.works[self.index[i]] for i in idents if i in self.index}
+
     async def list_works(self, offset: int, limit: int) -> list[Work]:
         return [self.works[w] for w in sorted(self.works)][offset : offset + limit]
 

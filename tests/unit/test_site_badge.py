@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.app import init_app
+from services.bootstrap import api_context
 from services.embedded import refresh_until_idle
 from services.settings import AccessSettings, Settings
 from services.site.badge import BadgeCache, render, text_width
@@ -29,7 +30,7 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
         await refresh_until_idle(kit.pipeline)
         access = AccessSettings(require_key=True)
         settings = Settings(data_dir=tmp_path, status_cache_seconds=0, access=access)
-        app = init_app(settings, store=kit.store, bus=kit.bus)
+        app = init_app(api_context(settings, store=kit.store, bus=kit.bus))
         async with TestClient(TestServer(app)) as c:
             yield c
 
@@ -56,7 +57,9 @@ async def test_a_badge_equals_the_api(tmp_path: Path) -> None:
         await kit.register([PEERJ])
         await refresh_until_idle(kit.pipeline)
         app = init_app(
-            Settings(data_dir=tmp_path, status_cache_seconds=0), store=kit.store, bus=kit.bus
+            api_context(
+                Settings(data_dir=tmp_path, status_cache_seconds=0), store=kit.store, bus=kit.bus
+            )
         )
         async with TestClient(TestServer(app)) as c:
             groups = (await (await c.get(f"/api/v1/works/{PEERJ}")).json())["groups"]

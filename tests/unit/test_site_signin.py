@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.api.state import GUARD
+from services.api.access import GUARD
 from services.core.keys import Role
 from services.core.quota import Rate
 from services.keyring import create_key

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.core.catalog import SourceInfo
 from services.core.health import SourceStatus
 from services.core.timeutil import to_iso
-from services.fetchers.base import Source
 
 
 def set_paused(source: str, paused: bool, reason: str | None, at: datetime) -> SourceStatus:
@@ -18,7 +18,7 @@ def set_paused(source: str, paused: bool, reason: str | None, at: datetime) -> S
     return SourceStatus(source, False, None, at)
 
 
-def describe_source(source: Source, status: SourceStatus | None) -> dict[str, Any]:
+def describe_source(source: SourceInfo, status: SourceStatus | None) -> dict[str, Any]:
     """The source's description with whether it is paused, why and since when."""
     paused = status is not None and status.paused
     return {

@@ -13,13 +13,11 @@ from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import Any
 
-from aiohttp import web
-
-from services.api.state import STORE, TOTALS
+from services.core.ports import Store
 
 
-class Totals:
-    """A few seconds' memory of the store's whole-table counts."""
+class TotalsCache:
+    """A few seconds' memory of the store's whole-table counts (a TTL cache per name)."""
 
     def __init__(self, max_age: float) -> None:
         self.max_age = max_age
@@ -39,17 +37,11 @@ class Totals:
             self._kept[name] = (monotonic(), value)
             return value
 
+    async def works_total(self, store: Store) -> int:
+        """How many works `store` has registered (at most `max_age` old)."""
+        return int(await self.get("works", store.count_works))
 
-async def works_total(request: web.Request) -> int:
-    """How many works are registered (at most ALM_STATUS_CACHE_SECONDS old)."""
-    store = request.app[STORE]
-    return int(await request.app[TOTALS].get("works", store.count_works))
-
-
-async def source_summary(request: web.Request) -> dict[str, dict[str, int]]:
-    """Per source: works with a state and works whose last attempt failed (same age bound)."""
-    store = request.app[STORE]
-    summary: dict[str, dict[str, int]] = await request.app[TOTALS].get(
-        "sources", store.source_summary
-    )
-    return summary
+    async def source_summary(self, store: Store) -> dict[str, dict[str, int]]:
+        """Per source: works with a state and works whose last attempt failed (same age)."""
+        summary: dict[str, dict[str, int]] = await self.get("sources", store.source_summary)
+        return summary
