@@ -1,5 +1,5 @@
 """The aiohttp application factory: `init_app(context)`, every dependency in the context
-(services/api/context.py; services/bootstrap.py `api_context` builds it)."""
+(services/api/context.py; services/bootstrap/ `api_context` builds it)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What the API application is built from: `ApiContext`, every dependency passed in.
 
-services/bootstrap.py (`api_context`) builds it from the settings and the adapters; tests
+services/bootstrap/ (`api_context`) builds it from the settings and the adapters; tests
 build it with theirs (a fake clock, a store of their own). The API imports no adapter, no
 fetcher plug-in and no bootstrap: what it knows of the sources is the `catalog`.
 """

@@ -1,0 +1,179 @@
+"""The adapters `ALM_STORE` and `ALM_BUS` name, and the stores kept beside the main one (keys,
+publishers, webhooks, provenance, checks), over the same connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from services.adapters.failures import register_adapter_failures
+from services.bootstrap.clock import utc_now
+from services.core.activity import CheckStore
+from services.core.changefeed import ChangeFeed
+from services.core.events import TOPIC_CHANGED
+from services.core.keys import KeyStore
+from services.core.ports import Bus, Store
+from services.core.provenance import CallArchive
+from services.core.publishers import PublisherStore
+from services.core.webhooks import HookStore
+from services.settings import Settings
+from services.telemetry.lag import PartitionLag
+from services.telemetry.store import instrument
+
+
+def make_bus(settings: Settings) -> Bus:
+    """The bus adapter `settings.bus` names (its failures registered: services/core/failures)."""
+    register_adapter_failures()
+    if settings.bus == "memory":
+        from services.adapters.memory.bus import MemoryBus
+
+        # alm.metrics.changed keeps its last records for SSE clients resuming from an id
+        return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,), lag=PartitionLag)
+    if settings.bus == "kafka":
+        from services.adapters.kafka import KafkaBus
+
+        return KafkaBus(
+            settings.kafka_bootstrap,
+            client_id="alm",
+            prefix=settings.topic_prefix,
+            lag=PartitionLag,
+        )
+    raise ValueError(f"unknown bus {settings.bus!r} (ALM_BUS): use memory or kafka")
+
+
+def make_store(
+    settings: Settings,
+    request_timeout: float | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Store:
+    """The store adapter `settings.store` names; `request_timeout` bounds each Cassandra
+    request (the API's is short: ALM_API_STORE_TIMEOUT). Registers the adapters' failures."""
+    register_adapter_failures()
+    ttl = timedelta(days=settings.raw_ttl_days)
+    if settings.store == "sqlite":
+        from services.adapters.sqlite import SqliteStore
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return instrument(SqliteStore(settings.data_dir / "alm.sqlite", raw_ttl=ttl), "sqlite")
+    if settings.store == "cassandra":
+        from services.adapters.cassandra import CassandraConnection, CassandraStore
+
+        store = CassandraStore(
+            settings.cassandra_hosts,
+            settings.cassandra_port,
+            settings.keyspace,
+            ttl,
+            connection=CassandraConnection.from_env(settings.cassandra_env),
+            request_timeout=20.0 if request_timeout is None else request_timeout,
+            clock=clock,
+        )
+        return instrument(store, "cassandra")
+    raise ValueError(f"unknown store {settings.store!r} (ALM_STORE): use sqlite or cassandra")
+
+
+def check_settings(settings: Settings) -> None:
+    """A ValueError naming what is wrong in the adapters' own settings (the Cassandra
+    connection's credentials and TLS), read before any command runs."""
+    if settings.cassandra_env:
+        from services.adapters.cassandra import CassandraConnection
+
+        CassandraConnection.from_env(settings.cassandra_env)
+
+
+def make_key_store(store: Store) -> KeyStore:
+    """The API keys' store beside `store`: its SQLite file or its Cassandra keyspace."""
+    from services.adapters.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite.keys import SqliteKeyStore
+
+        return SqliteKeyStore(store)
+    from services.adapters.cassandra import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra.keys import CassandraKeyStore
+
+        return CassandraKeyStore(store)
+    raise TypeError(f"no key store for a {type(store).__name__}")
+
+
+def make_publishers(store: Store) -> PublisherStore:
+    """The PublisherStore over the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite.publishers import SqlitePublishers
+
+        return SqlitePublishers(store)
+    from services.adapters.cassandra import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra.publishers import CassandraPublishers
+
+        return CassandraPublishers(store)
+    raise TypeError(f"no publisher store for {type(store).__name__}")
+
+
+def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
+    """Readers of alm.metrics.changed for the SSE stream: over the in-process bus itself, or
+    Kafka consumers of their own (no group) in the distributed mode."""
+    from services.adapters.memory.bus import MemoryBus
+
+    if isinstance(bus, MemoryBus):
+        from services.adapters.memory.feed import MemoryChangeFeed
+
+        return MemoryChangeFeed(bus)
+    from services.adapters.kafka.feed import KafkaChangeFeed
+
+    return KafkaChangeFeed(settings.kafka_bootstrap, settings.topic_prefix)
+
+
+def make_hook_store(store: Store) -> HookStore:
+    """The webhook store in the same database as `store` (its file or keyspace)."""
+    from services.adapters.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite.hooks import SqliteHooks
+
+        return SqliteHooks(store)
+    from services.adapters.cassandra import CassandraStore
+    from services.adapters.cassandra.hooks import CassandraHooks
+
+    if isinstance(store, CassandraStore):
+        return CassandraHooks(store)
+    raise TypeError(f"no webhook store for {type(store).__name__}")
+
+
+def make_call_archive(store: Store) -> CallArchive:
+    """The kept upstream calls (provenance) of the store `make_store` made."""
+    from services.adapters.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite.raw import SqliteCallArchive
+
+        return SqliteCallArchive(store)
+    from services.adapters.cassandra import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra.provenance import CassandraCallArchive
+
+        return CassandraCallArchive(store)
+    raise TypeError(f"no call archive for {type(store).__name__}")
+
+
+def make_checks(settings: Settings, store: Store) -> CheckStore:
+    """Where the data-quality checks keep alerts and read activity, over `store`."""
+    ttl = timedelta(days=settings.alerts_ttl_days)
+    from services.adapters.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from services.adapters.sqlite.checks import SqliteChecks
+
+        return SqliteChecks(store, ttl)
+    from services.adapters.cassandra import CassandraStore
+
+    if isinstance(store, CassandraStore):
+        from services.adapters.cassandra.checks import CassandraChecks
+
+        return CassandraChecks(store, ttl)
+    raise TypeError(f"no alert store for {type(store).__name__}")
