@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import badge, keys, signin, signup, sources
+from services.site import badge, keys, signin, signup, sources, work
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 
@@ -36,6 +36,7 @@ def setup_site(app: web.Application) -> None:
     app.router.add_post("/sources/{name}/{action:pause|resume}", sources.control)
     app.router.add_get("/keys", keys.keys_page)
     app.router.add_post("/keys/{id}/revoke", keys.revoke)
+    app.router.add_get("/works/{id:.+}", work.work_page)
 
 
 SITE_ACCESS: Rules = {
@@ -53,4 +54,5 @@ SITE_ACCESS: Rules = {
     ("POST", "/sources/{name}/{action}"): Access.OPEN,
     ("GET", "/keys"): Access.OPEN,  # an admin's page; the handler answers 401/403 as HTML
     ("POST", "/keys/{id}/revoke"): Access.OPEN,
+    ("GET", "/works/{id}"): Access.READ,  # like /api/v1/works/{id}
 }

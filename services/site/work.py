@@ -1,0 +1,101 @@
+"""`GET /works/{id}`: one work's page: its metadata with links to the DOI, PubMed and PMC; its
+figure per group and each source's ALM slots, as `GET /api/v1/works/{id}` gives them (the
+same presenter); each source's history as a chart by day, month or year (`?period=`, month by
+default) with a table beside it; its events; status, last error and when it was retrieved,
+with a link to the upstream calls behind the numbers; and the badge with the HTML to embed it.
+
+Any accepted form of the id (a DOI as a URL or `doi:`, a PMID, a PMCID); a wrong one is a 400
+page, an unknown work a 404 page, a wrong period a 400 page."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from services.api.errors import BadParameter, NotFound
+from services.api.lookup import find
+from services.api.params import choice_param
+from services.api.present import present_history, present_work
+from services.api.state import CATALOG, CLOCK, STORE
+from services.api.v5_events import v5_event
+from services.core.history import PERIODS, Period
+from services.core.identifiers import InvalidIdentifier
+from services.site.html import Alternate, page, text
+from services.site.work_parts import (
+    badge_snippet,
+    events_list,
+    groups_table,
+    history_section,
+    metadata,
+    period_switch,
+    sources_table,
+    work_path,
+)
+
+
+def _problem(title: str, why: str, status: int) -> web.Response:
+    body = f"""<p role="alert">{text(why)}</p>
+<p>A work is named by its DOI (<code>10.7717/peerj.4375</code>, or as a
+<code>https://doi.org/</code> link), its PMID or its PMCID.</p>"""
+    return page(title, body, status=status)
+
+
+async def work_page(request: web.Request) -> web.Response:
+    """The page (see the module's docstring)."""
+    try:
+        chosen = choice_param(request, "period", PERIODS) or "month"
+        work = await find(request, request.match_info["id"])
+    except InvalidIdentifier as exc:
+        return _problem("Not a work identifier", str(exc), 400)
+    except BadParameter as exc:
+        return _problem("Wrong parameter", str(exc), 400)
+    except NotFound as exc:
+        return _problem("Unknown work", f"{exc}.", 404)
+    period: Period = PERIODS[PERIODS.index(chosen)]
+    store, catalog = request.app[STORE], request.app[CATALOG]
+    states = (await store.states_for([work.work_id]))[work.work_id]
+    shown = present_work(catalog, work, states)
+    points = await store.history(work.work_id, None)
+    today = request.app[CLOCK]().date()
+    histories = {h["source"]: h for h in present_history(catalog, points, states, period, today)}
+    path = work_path(work.work_id)
+    api = f"/api/v1/works/{quote(work.work_id, safe='/:')}"
+    kind, value = next(((i.type.value, i.value) for i in work.identifiers()), ("doi", ""))
+    v5 = f"/api/v5/articles?type={kind}&ids={quote(value, safe='/:')}"
+    sections = []
+    for source in shown["sources"]:
+        name, display = source["name"], source["display_name"]
+        events = await store.events(work.work_id, name)
+        group = catalog.group(name)
+        listed = [v5_event(name, group, e) for e in events]
+        detail = f"{v5}&source_id={quote(name)}&info=detail"
+        sections.append(
+            f'<section id="source-{text(name)}" aria-labelledby="h-{text(name)}">'
+            f'<h3 id="h-{text(name)}">{text(display)}</h3>'
+            f"{history_section(name, display, histories.get(name))}"
+            f"{events_list(listed, len(listed), detail)}"
+            f'<p><a href="{text(source["provenance"])}">Upstream calls behind the '
+            f"{text(display)} numbers</a></p></section>"
+        )
+    title = work.title or work.work_id
+    body = f"""{metadata(shown)}
+<section aria-labelledby="h-numbers"><h2 id="h-numbers">Numbers</h2>
+{groups_table(shown["groups"])}
+{sources_table(shown["sources"])}
+</section>
+<section id="history" aria-labelledby="h-history"><h2 id="h-history">History</h2>
+{period_switch(path, period)}
+{"".join(sections) or "<p>No history yet.</p>"}
+</section>
+<section aria-labelledby="h-badge"><h2 id="h-badge">Badge</h2>
+{badge_snippet(_origin(request), work.work_id)}
+</section>"""
+    return page(title, body, alternate=Alternate(api, "This work as JSON"))
+
+
+def _origin(request: web.Request) -> str:
+    """This server as the browser reached it (the badge snippet's absolute URL)."""
+    origin: Any = request.url.origin()
+    return str(origin)

@@ -1,0 +1,96 @@
+"""A work's page in Chromium, over a store the pipeline filled from the stub upstream: its numbers
+are the API's, each source's chart has one point per period of the API's history, the period
+switch (a link, reached with the keyboard) redraws the charts by year, and the events and the
+provenance are linked."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Page
+
+from services.api.app import init_app
+from services.bootstrap import api_context
+from services.embedded import refresh_until_idle
+from services.settings import Settings
+from tests.browser.conftest import screenshot
+from tests.unit.pipeline_kit import pipeline_kit
+
+DOI = "10.7717/peerj.4375"
+
+
+@pytest.fixture
+async def url(tmp_path: Path) -> AsyncIterator[str]:
+    async with pipeline_kit(tmp_path) as kit:
+        await kit.register([DOI])
+        await refresh_until_idle(kit.pipeline)
+        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
+        app = init_app(api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
+
+
+async def _json(url: str) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+async def _points_match(page: Page, url: str, period: str) -> int:
+    """Each source's chart has one point per dated bucket of the API's history, with its
+    count; the number of points drawn."""
+    history = await _json(f"{url}/api/v1/works/{DOI}/history?period={period}")
+    drawn = 0
+    for h in history["data"]:
+        dated = [b["total"] for b in h["buckets"] if not b.get("undated")]
+        circles = page.locator(f"#source-{h['source']} svg circle.point")
+        values = [
+            int(v or 0)
+            for v in await circles.evaluate_all("cs => cs.map(c => c.getAttribute('data-value'))")
+        ]
+        assert values == dated, (h["source"], period)
+        drawn += len(values)
+    return drawn
+
+
+async def test_a_work_page_shows_the_api_s_numbers_and_history(url: str, page: Page) -> None:
+    await page.goto(f"{url}/works/https://doi.org/{DOI}")
+    work = await _json(f"{url}/api/v1/works/{DOI}")
+    assert await page.title() == f"{work['title']} · ALM"
+    for group, value in work["groups"].items():
+        shown = await page.locator(f'[data-group="{group}"]').inner_text()
+        assert int(shown.replace(",", "")) == value
+    for source in work["sources"]:
+        total = await page.locator(
+            f'[data-source="{source["name"]}"][data-slot="total"]'
+        ).inner_text()
+        expected = (source["alm"] or {}).get("total")
+        assert total == ("—" if expected is None else f"{expected:,}")
+        link = page.locator(f'#source-{source["name"]} a[href="{source["provenance"]}"]')
+        assert await link.count() == 1
+    assert await _points_match(page, url, "month") > 0
+    await screenshot(page, "month")
+
+    by_year = page.get_by_role("link", name="by year")
+    await by_year.focus()
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
+    assert page.url.endswith("?period=year#history")
+    assert await page.get_by_role("link", name="by year").get_attribute("aria-current") == "page"
+    assert await _points_match(page, url, "year") > 0
+    chart = page.locator("svg.chart").first
+    assert "by year" in (await chart.get_attribute("aria-label") or "")
+    await screenshot(page, "year")
+
+    await page.get_by_text("as a table").first.click()  # the chart's text alternative
+    assert await page.locator("table.history").first.is_visible()
+    await screenshot(page, "table")

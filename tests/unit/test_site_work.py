@@ -1,0 +1,179 @@
+"""A work's page (services/site/work.py) over HTTP: its numbers equal /api/v1/works/{id}'s (per
+group and each source's ALM slots), one chart point per period the API's history gives, the
+period switch, links to the DOI and the provenance, the badge snippet, escaping, and wrong or
+unknown ids as HTML pages; reads need a key when ALM_API_REQUIRE_KEY says so."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from services.core.works import Work
+from services.embedded import refresh_until_idle
+from services.settings import AccessSettings, Settings
+from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
+
+PEERJ = "10.7717/peerj.4375"
+PAGE = f"/works/{PEERJ}"
+
+
+class Cells(HTMLParser):
+    """The text of elements with a `data-group`, `data-slot` or `data-period` attribute,
+    and every link and `<svg>` title."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: dict[str, str] = {}
+        self.slots: dict[tuple[str, str], str] = {}
+        self.points: dict[str, list[tuple[str, int]]] = {}
+        self.links: list[str] = []
+        self._open: tuple[str, Any] | None = None
+        self._chart = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"] or "")
+        if tag == "section" and (a.get("id") or "").startswith("source-"):
+            self._chart = (a.get("id") or "")[7:]
+            self.points[self._chart] = []
+        if tag == "circle" and a.get("data-period"):
+            self.points[self._chart].append((a["data-period"] or "", int(a["data-value"] or 0)))
+        if "data-group" in a:
+            self._open = ("group", a["data-group"])
+        elif "data-slot" in a:
+            self._open = ("slot", (a["data-source"], a["data-slot"]))
+
+    def handle_data(self, data: str) -> None:
+        if self._open is None:
+            return
+        kind, key = self._open
+        if kind == "group":
+            self.groups[key] = data
+        else:
+            self.slots[key] = data
+        self._open = None
+
+
+def parse(html: str) -> Cells:
+    cells = Cells()
+    cells.feed(html)
+    return cells
+
+
+def count(shown: str) -> int | None:
+    return None if shown == "—" else int(shown.replace(",", ""))
+
+
+@pytest.fixture
+async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
+    async with pipeline_kit(tmp_path) as k:
+        await k.register([PEERJ, "10.1234/none.yet"])
+        await refresh_until_idle(k.pipeline)
+        yield k
+
+
+@pytest.fixture
+async def client(kit: Kit, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    async with api_client(kit, tmp_path) as c:
+        yield c
+
+
+async def test_the_numbers_equal_the_api_s(client: TestClient[Any, Any]) -> None:
+    resp = await client.get(PAGE)
+    assert resp.status == 200 and resp.content_type == "text/html"
+    cells = parse(await resp.text())
+    work = await (await client.get(f"/api/v1/works/{PEERJ}")).json()
+    assert {g: count(n) for g, n in cells.groups.items()} == work["groups"]
+    assert any(work["groups"].values())  # a work with numbers
+    expected = {
+        (s["name"], slot): value
+        for s in work["sources"]
+        for slot, value in (s["alm"] or dict.fromkeys(("pdf", "total"))).items()
+    }
+    shown = {key: count(v) for key, v in cells.slots.items()}
+    assert {k: v for k, v in shown.items() if k in expected} == expected
+    assert {name for name, _ in shown} == {s["name"] for s in work["sources"]}
+    for s in work["sources"]:
+        assert s["provenance"] in cells.links
+    assert f"https://doi.org/{PEERJ}" in cells.links
+
+
+@pytest.mark.parametrize("period", ["day", "month", "year"])
+async def test_one_chart_point_per_period_of_the_api_s_history(
+    client: TestClient[Any, Any], period: str
+) -> None:
+    html = await (await client.get(f"{PAGE}?period={period}")).text()
+    cells = parse(html)
+    history = await (await client.get(f"/api/v1/works/{PEERJ}/history?period={period}")).json()
+    assert history["data"]
+    for h in history["data"]:
+        dated = [b for b in h["buckets"] if not b.get("undated")]
+        assert [v for _, v in cells.points[h["source"]]] == [b["total"] for b in dated]
+        assert all(
+            label.count("-") == ("year", "month", "day").index(period)
+            for label, _ in cells.points[h["source"]]
+        )
+    assert f'href="{PAGE}?period={period}#history" aria-current="page"' in html
+
+
+async def test_the_page_has_its_json_twin_a_title_and_the_badge_snippet(
+    client: TestClient[Any, Any],
+) -> None:
+    resp = await client.get(f"/works/https://doi.org/{PEERJ.upper()}")  # another form of the id
+    html = await resp.text()
+    assert resp.status == 200
+    assert f'<link rel="alternate" type="application/json" href="/api/v1/works/{PEERJ}"' in html
+    assert re.search(r"<title>[^<]+ · ALM</title>", html)
+    assert f"/badge/{PEERJ}.svg&quot;&gt;" in html  # the snippet, escaped to be shown
+    assert "script" not in html.lower()
+    assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+async def test_a_work_without_numbers_yet(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/works/10.1234/none.yet")
+    assert resp.status == 200
+    cells = parse(await resp.text())
+    assert set(cells.groups.values()) == {"0"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "title"),
+    [
+        ("/works/10.9999/unknown", 404, "Unknown work"),
+        ("/works/not-an-id", 400, "Not a work identifier"),
+        (f"{PAGE}?period=week", 400, "Wrong parameter"),
+    ],
+)
+async def test_wrong_and_unknown_ids_are_pages(
+    client: TestClient[Any, Any], path: str, status: int, title: str
+) -> None:
+    resp = await client.get(path)
+    assert resp.status == status and resp.content_type == "text/html"
+    assert f"<h1>{title}</h1>" in await resp.text()
+
+
+async def test_metadata_from_upstream_is_escaped(kit: Kit, tmp_path: Path) -> None:
+    await kit.store.register(
+        [Work("10.5555/x", doi="10.5555/x", title='<script>alert("x")</script>', pmid="123")]
+    )
+    async with api_client(kit, tmp_path) as c:
+        html = await (await c.get("/works/10.5555/x")).text()
+    assert "<script>" not in html and "&lt;script&gt;alert(&quot;x&quot;)" in html
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/123/"' in html
+
+
+async def test_reads_need_a_key_when_the_api_s_do(kit: Kit, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, status_cache_seconds=0, access=AccessSettings(require_key=True)
+    )
+    async with api_client(kit, tmp_path, settings=settings) as c:
+        assert (await c.get(PAGE)).status == 401
+        headers = await kit.admin_headers()
+        assert (await c.get(PAGE, headers=headers)).status == 200
