@@ -2,9 +2,9 @@
 
 The same listing as `GET /api/v1/alerts` (same parameters, filters, keyset pages and admin
 check, services/api/alerts.py), as a table with a filter form, a link from each alert to its
-work and to the upstream calls behind that source's numbers, and a link to the next page.
-Every value is HTML-escaped; the page loads nothing (a Content-Security-Policy forbids scripts
-and other origins). Errors stay the API's JSON errors.
+work's page (`/works/{id}`), its JSON and the upstream calls behind that source's numbers, and
+a link to the next page. Every value is HTML-escaped; the page loads nothing (a
+Content-Security-Policy forbids scripts and other origins). Errors stay the API's JSON errors.
 """
 
 from __future__ import annotations
@@ -100,11 +100,13 @@ def _table(alerts: list[Alert]) -> str:
 def _row(alert: Alert) -> str:
     work = ""
     if alert.work_id:
-        work_url = f"/api/v1/works/{quote(alert.work_id, safe='/:')}"
-        work = f'<a href="{escape(work_url)}">{escape(alert.work_id)}</a>'
+        path = quote(alert.work_id, safe="/:")
+        work = f'<a href="{escape(f"/works/{path}")}">{escape(alert.work_id)}</a>'  # its page
+        work += f' (<a href="{escape(f"/api/v1/works/{path}")}">JSON</a>'
         if alert.source:
             calls = provenance_link(alert.work_id, alert.source)
-            work += f' (<a href="{escape(calls)}">calls</a>)'
+            work += f', <a href="{escape(calls)}">calls</a>'
+        work += ")"
     details = json.dumps(dict(alert.details), sort_keys=True, ensure_ascii=False, default=str)
     cells = (
         escape(alert.day.isoformat()),

@@ -177,6 +177,8 @@ async def test_the_admin_page_lists_alerts_with_links_and_pages(
     [shown] = [w for w in (PCBI, PEERJ) if f">{w}</a>" in first]
     assert shown == listing["data"][0]["work_id"]
     assert f'href="/api/v1/works/{shown}/provenance?source=crossref"' in first
+    page_link = f'<a href="/works/{shown}">{shown}</a>'
+    assert f'{page_link} (<a href="/api/v1/works/{shown}">JSON</a>' in first
     assert 'rel="next" href="/admin/alerts?kind=total_decreased&amp;per_page=1&amp;cursor=' in first
     [other] = {PCBI, PEERJ} - {shown}
     assert f">{other}</a>" in second and 'rel="next"' not in second
