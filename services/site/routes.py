@@ -10,6 +10,7 @@ from services.api.access import Access, Rules
 from services.site import badge, keys, signin, signup, sources, work
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
+_JS = files("services.site").joinpath("work.js").read_bytes()
 
 
 async def stylesheet(request: web.Request) -> web.Response:
@@ -22,9 +23,20 @@ async def stylesheet(request: web.Request) -> web.Response:
     )
 
 
+async def script(request: web.Request) -> web.Response:
+    """`GET /static/work.js`: the work page's live update (from the package)."""
+    return web.Response(
+        body=_JS,
+        content_type="text/javascript",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 def setup_site(app: web.Application) -> None:
     """Register the site's pages."""
     app.router.add_get("/static/site.css", stylesheet)
+    app.router.add_get("/static/work.js", script)
     app[badge.BADGES] = badge.BadgeCache()
     app.router.add_get("/badge/{id:.+}.svg", badge.badge)
     app.router.add_get("/signup", signup.signup_form)
@@ -41,6 +53,7 @@ def setup_site(app: web.Application) -> None:
 
 SITE_ACCESS: Rules = {
     ("GET", "/static/site.css"): Access.PUBLIC,
+    ("GET", "/static/work.js"): Access.PUBLIC,
     # embedded in other sites' pages, whose readers send no key: open even with
     # ALM_API_REQUIRE_KEY, under the per-address quota
     ("GET", "/badge/{id}.svg"): Access.OPEN,

@@ -3,6 +3,8 @@ figure per group and each source's ALM slots, as `GET /api/v1/works/{id}` gives 
 same presenter); each source's history as a chart by day, month or year (`?period=`, month by
 default) with a table beside it; its events; status, last error and when it was retrieved,
 with a link to the upstream calls behind the numbers; and the badge with the HTML to embed it.
+With script, the numbers and charts follow the change stream (work.js); without, the page is
+whole as served.
 
 Any accepted form of the id (a DOI as a URL or `doi:`, a PMID, a PMCID); a wrong one is a 400
 page, an unknown work a 404 page, a wrong period a 400 page."""
@@ -22,7 +24,7 @@ from services.api.state import CATALOG, CLOCK, STORE
 from services.api.v5_events import v5_event
 from services.core.history import PERIODS, Period
 from services.core.identifiers import InvalidIdentifier
-from services.site.html import Alternate, page, text
+from services.site.html import SECURITY_HEADERS, Alternate, page, text
 from services.site.work_parts import (
     badge_snippet,
     events_list,
@@ -33,6 +35,10 @@ from services.site.work_parts import (
     sources_table,
     work_path,
 )
+
+SCRIPT = "/static/work.js"  # the live update (progressive enhancement)
+# the site's policy, plus this origin's script and its reads (the page again, the change stream)
+CSP = SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
 
 
 def _problem(title: str, why: str, status: int) -> web.Response:
@@ -81,18 +87,21 @@ async def work_page(request: web.Request) -> web.Response:
         )
     title = work.title or work.work_id
     body = f"""{metadata(shown)}
-<section aria-labelledby="h-numbers"><h2 id="h-numbers">Numbers</h2>
+<p id="live" role="status" class="hint" data-work="{text(work.work_id)}"></p>
+<section id="numbers" aria-labelledby="h-numbers"><h2 id="h-numbers">Numbers</h2>
 {groups_table(shown["groups"])}
 {sources_table(shown["sources"])}
 </section>
 <section id="history" aria-labelledby="h-history"><h2 id="h-history">History</h2>
 {period_switch(path, period)}
-{"".join(sections) or "<p>No history yet.</p>"}
+<div id="charts">{"".join(sections) or "<p>No history yet.</p>"}</div>
 </section>
 <section aria-labelledby="h-badge"><h2 id="h-badge">Badge</h2>
 {badge_snippet(_origin(request), work.work_id)}
-</section>"""
-    return page(title, body, alternate=Alternate(api, "This work as JSON"))
+</section>
+<script src="{SCRIPT}" defer></script>"""
+    alternate = Alternate(api, "This work as JSON")
+    return page(title, body, alternate=alternate, headers={"Content-Security-Policy": CSP})
 
 
 def _origin(request: web.Request) -> str:

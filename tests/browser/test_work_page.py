@@ -94,3 +94,40 @@ async def test_a_work_page_shows_the_api_s_numbers_and_history(url: str, page: P
     await page.get_by_text("as a table").first.click()  # the chart's text alternative
     assert await page.locator("table.history").first.is_visible()
     await screenshot(page, "table")
+
+
+async def test_the_numbers_follow_the_change_stream(tmp_path: Path, page: Page) -> None:
+    """With script on, a page opened before the work's numbers came shows them when they come
+    (the change stream, then the page read again), without a reload."""
+    async with pipeline_kit(tmp_path) as kit:
+        await kit.register([DOI])  # registered, not fetched yet
+        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
+        app = init_app(api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            url = str(server.make_url("")).rstrip("/")
+            errors: list[str] = []
+            refused: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+            await page.goto(f"{url}/works/{DOI}")
+            cited = page.locator('[data-group="cited"]')
+            assert await cited.inner_text() == "0"
+            await page.wait_for_timeout(300)  # the stream is open before the numbers come
+            await refresh_until_idle(kit.pipeline)
+            work = await _json(f"{url}/api/v1/works/{DOI}")
+            expected = f"{work['groups']['cited']:,}"
+            assert expected != "0"
+            await page.wait_for_function(
+                "n => document.querySelector('[data-group=cited]').textContent === n",
+                arg=expected,
+                timeout=10_000,
+            )
+            assert "updated" in await page.locator("#live").inner_text()
+            assert await page.locator("svg.chart circle.point").count() > 0
+            assert [u for u in refused if not u.endswith("/favicon.ico")] == []
+            assert [e for e in errors if "Failed to load resource" not in e] == []  # no CSP refusal
+            await screenshot(page, "live")
+        finally:
+            await server.close()

@@ -132,8 +132,13 @@ async def test_the_page_has_its_json_twin_a_title_and_the_badge_snippet(
     assert f'<link rel="alternate" type="application/json" href="/api/v1/works/{PEERJ}"' in html
     assert re.search(r"<title>[^<]+ · ALM</title>", html)
     assert f"/badge/{PEERJ}.svg&quot;&gt;" in html  # the snippet, escaped to be shown
-    assert "script" not in html.lower()
-    assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/work.js" defer>']
+    csp = resp.headers["Content-Security-Policy"]
+    assert csp.startswith("default-src 'none'") and "script-src 'self'; connect-src 'self'" in csp
+    assert "unsafe" not in csp
+    js = await client.get("/static/work.js")
+    assert js.status == 200 and js.content_type == "text/javascript"
+    assert "/api/v1/changes?work=" in await js.text()
 
 
 async def test_a_work_without_numbers_yet(client: TestClient[Any, Any]) -> None:
