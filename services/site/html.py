@@ -20,6 +20,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 _NAV = (
+    ("/works", "Works"),
     ("/sources", "Sources"),
     ("/signup", "Get an API key"),
     ("/signin", "Sign in"),

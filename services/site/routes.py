@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import badge, keys, signin, signup, sources, work
+from services.site import badge, find, keys, signin, signup, sources, work
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 _JS = files("services.site").joinpath("work.js").read_bytes()
@@ -48,6 +48,7 @@ def setup_site(app: web.Application) -> None:
     app.router.add_post("/sources/{name}/{action:pause|resume}", sources.control)
     app.router.add_get("/keys", keys.keys_page)
     app.router.add_post("/keys/{id}/revoke", keys.revoke)
+    app.router.add_get("/works", find.find_work)
     app.router.add_get("/works/{id:.+}", work.work_page)
 
 
@@ -67,5 +68,6 @@ SITE_ACCESS: Rules = {
     ("POST", "/sources/{name}/{action}"): Access.OPEN,
     ("GET", "/keys"): Access.OPEN,  # an admin's page; the handler answers 401/403 as HTML
     ("POST", "/keys/{id}/revoke"): Access.OPEN,
+    ("GET", "/works"): Access.READ,
     ("GET", "/works/{id}"): Access.READ,  # like /api/v1/works/{id}
 }

@@ -182,3 +182,30 @@ async def test_reads_need_a_key_when_the_api_s_do(kit: Kit, tmp_path: Path) -> N
         assert (await c.get(PAGE)).status == 401
         headers = await kit.admin_headers()
         assert (await c.get(PAGE, headers=headers)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [
+        (f"https://doi.org/{PEERJ.upper()}", PAGE),
+        ("PMC5815332", "/works/pmcid:PMC5815332"),
+        ("29456894", "/works/pmid:29456894"),
+    ],
+)
+async def test_the_find_form_goes_to_the_work_s_page(
+    client: TestClient[Any, Any], raw: str, location: str
+) -> None:
+    form = await client.get("/works")
+    assert form.status == 200 and 'name="id"' in await form.text()
+    resp = await client.get("/works", params={"id": raw}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == location
+    landed = await client.get(location)
+    assert landed.status == 200
+    assert f'href="https://doi.org/{PEERJ}"' in await landed.text()  # the same work
+
+
+async def test_the_find_form_says_what_is_wrong(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/works", params={"id": "<nope>"})
+    html = await resp.text()
+    assert resp.status == 400 and 'role="alert"' in html and 'aria-describedby="problem"' in html
+    assert 'value="&lt;nope&gt;"' in html
