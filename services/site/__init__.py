@@ -1,2 +1,3 @@
 """The web site people use, server-rendered by the API process: plain HTML, one small
-stylesheet, no script and nothing fetched from elsewhere (docs/site.md)."""
+stylesheet, nothing fetched from elsewhere, no page needing script (the work page's live update
+is the one script, an enhancement) (docs/site.md)."""
