@@ -26,6 +26,7 @@ from services.core.history import PERIODS, Period
 from services.core.identifiers import InvalidIdentifier
 from services.site.html import SECURITY_HEADERS, Alternate, page, text
 from services.site.work_parts import (
+    MAX_EVENTS,
     badge_snippet,
     events_list,
     groups_table,
@@ -75,13 +76,13 @@ async def work_page(request: web.Request) -> web.Response:
         name, display = source["name"], source["display_name"]
         events = await store.events(work.work_id, name)
         group = catalog.group(name)
-        listed = [v5_event(name, group, e) for e in events]
+        listed = [v5_event(name, group, e) for e in events[:MAX_EVENTS]]
         detail = f"{v5}&source_id={quote(name)}&info=detail"
         sections.append(
             f'<section id="source-{text(name)}" aria-labelledby="h-{text(name)}">'
             f'<h3 id="h-{text(name)}">{text(display)}</h3>'
             f"{history_section(name, display, histories.get(name))}"
-            f"{events_list(listed, len(listed), detail)}"
+            f"{events_list(listed, len(events), detail)}"
             f'<p><a href="{text(source["provenance"])}">Upstream calls behind the '
             f"{text(display)} numbers</a></p></section>"
         )

@@ -135,6 +135,12 @@ def history_section(name: str, display: str, history: Mapping[str, Any] | None) 
         for b in buckets
     )
     origin = text(history["origin"]) if history else ""
+    undated = sum(b["total"] for b in buckets if b.get("undated"))
+    if undated:
+        svg += (
+            f'<p class="hint">Not on the chart: {number(undated)} earlier or not dated '
+            "(the table's <q>undated</q> row).</p>"
+        )
     return f"""{svg}
 <details><summary>{text(display)} by {text(period)} as a table</summary>
 <div class="scroll"><table class="history" data-source="{text(name)}">

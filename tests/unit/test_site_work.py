@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from services.core.works import Work
 from services.embedded import refresh_until_idle
 from services.settings import AccessSettings, Settings
+from services.site.work_parts import history_section
 from tests.unit.pipeline_kit import Kit, api_client, pipeline_kit
 
 PEERJ = "10.7717/peerj.4375"
@@ -209,3 +210,20 @@ async def test_the_find_form_says_what_is_wrong(client: TestClient[Any, Any]) ->
     html = await resp.text()
     assert resp.status == 400 and 'role="alert"' in html and 'aria-describedby="problem"' in html
     assert 'value="&lt;nope&gt;"' in html
+
+
+def test_the_undated_remainder_is_said_beside_the_chart() -> None:
+    history = {
+        "period": "year",
+        "origin": "upstream",
+        "buckets": [
+            {"undated": True, "metrics": {}, "total": 608},
+            {"year": 2020, "metrics": {}, "total": 2},
+        ],
+    }
+    html = history_section("europepmc", "Europe PMC", history)
+    assert "Not on the chart: 608 earlier or not dated" in html
+    assert html.count("<circle") == 1 and '<th scope="row">undated</th>' in html
+    assert "Not on the chart" not in history_section(
+        "x", "X", {**history, "buckets": [{"year": 2020, "metrics": {}, "total": 2}]}
+    )
