@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.core.aggregation import Aggregate
+from services.core.events import Status
 from services.core.works import Work
 from services.embedded import refresh_until_idle
 from services.settings import AccessSettings, Settings
@@ -227,3 +230,28 @@ def test_the_undated_remainder_is_said_beside_the_chart() -> None:
     assert "Not on the chart" not in history_section(
         "x", "X", {**history, "buckets": [{"year": 2020, "metrics": {}, "total": 2}]}
     )
+
+
+async def test_events_are_the_api_s_with_their_links(client: TestClient[Any, Any]) -> None:
+    html = await (await client.get(PAGE)).text()
+    cells = parse(html)
+    v5 = await client.get(
+        "/api/v5/articles", params={"ids": PEERJ, "info": "detail", "source_id": "europepmc"}
+    )
+    [source] = (await v5.json())["data"][0]["sources"]
+    urls = [e["event_url"] for e in source["events"] if e["event_url"]]
+    assert urls and all(u in cells.links for u in urls)
+    assert f"Events ({len(source['events']):,})" in html
+
+
+async def test_a_source_in_error_says_so(kit: Kit, tmp_path: Path) -> None:
+    [state] = (await kit.store.states([(PEERJ, "crossref")])).values()
+    failed = replace(state, status=Status.ERROR, error="http 503: <b>down</b>")
+    await kit.store.write_aggregates([Aggregate(failed, applied=True)])
+    async with api_client(kit, tmp_path) as c:
+        html = await (await c.get(PAGE)).text()
+        work = await (await c.get(f"/api/v1/works/{PEERJ}")).json()
+    [crossref] = [s for s in work["sources"] if s["name"] == "crossref"]
+    assert crossref["status"] == "error"
+    assert '<span class="error">error</span>: <span class="error">http 503: &lt;b&gt;down' in html
+    assert f"{crossref['alm']['total']:,}" in html  # the numbers it had stay
