@@ -11,11 +11,11 @@ page, an unknown work a 404 page, a wrong period a 400 page."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from services.api.credentials import own_origin
 from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
 from services.api.params import choice_param
@@ -98,14 +98,8 @@ async def work_page(request: web.Request) -> web.Response:
 <div id="charts">{"".join(sections) or "<p>No history yet.</p>"}</div>
 </section>
 <section aria-labelledby="h-badge"><h2 id="h-badge">Badge</h2>
-{badge_snippet(_origin(request), work.work_id)}
+{badge_snippet(own_origin(request), work.work_id)}
 </section>
 <script src="{SCRIPT}" defer></script>"""
     alternate = Alternate(api, "This work as JSON")
     return page(title, body, alternate=alternate, headers={"Content-Security-Policy": CSP})
-
-
-def _origin(request: web.Request) -> str:
-    """This server as the browser reached it (the badge snippet's absolute URL)."""
-    origin: Any = request.url.origin()
-    return str(origin)
