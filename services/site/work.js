@@ -40,6 +40,9 @@
   }
 
   var stream = new EventSource("/api/v1/changes?work=" + encodeURIComponent(work));
+  stream.onopen = function () {
+    live.setAttribute("data-stream", "open"); // following the changes (tests wait for it)
+  };
   stream.addEventListener("metric_changed", function () {
     if (waiting === null) waiting = setTimeout(reload, 500); // one read for a burst of changes
   });

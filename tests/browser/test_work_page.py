@@ -114,7 +114,8 @@ async def test_the_numbers_follow_the_change_stream(tmp_path: Path, page: Page) 
             await page.goto(f"{url}/works/{DOI}")
             cited = page.locator('[data-group="cited"]')
             assert await cited.inner_text() == "0"
-            await page.wait_for_timeout(300)  # the stream is open before the numbers come
+            await page.locator('#live[data-stream="open"]').wait_for(state="attached")
+            await page.wait_for_timeout(300)  # the stream's subscription follows its headers
             await refresh_until_idle(kit.pipeline)
             work = await _json(f"{url}/api/v1/works/{DOI}")
             expected = f"{work['groups']['cited']:,}"
