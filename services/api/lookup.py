@@ -59,5 +59,5 @@ async def source_views(
         points = [p for p in history if p.source == name]
         periods = {p: source_history(state, name, points, p, today) for p in PERIODS}
         events = await store.events(work.work_id, name) if with_events and state else None
-        views.append(SourceView(name, state, periods, events))
+        views.append(SourceView(name, state, periods, events, points))
     return views

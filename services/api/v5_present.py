@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from services.api.present import Counted, counted, figures, updated
 from services.api.v5_events import v5_event
-from services.core.aggregation import SourceState
+from services.core.aggregation import HistoryPoint, SourceState
 from services.core.catalog import Catalog
 from services.core.events import SourceEvent
 from services.core.history import History, Period
@@ -31,12 +31,14 @@ WORK_IDS = ("mendeley_uuid", "scp", "wos", "ark")  # identifiers ALM had and thi
 @dataclass(frozen=True, slots=True)
 class SourceView:
     """What one source knows of one work: its state (None: never fetched), its history by
-    period, and its events (None unless `info=detail`)."""
+    period, its events (None unless `info=detail`) and the daily snapshots its history was
+    built from (v3's `histories` list them)."""
 
     name: str
     state: SourceState | None
     history: Mapping[Period, History]
     events: Sequence[SourceEvent] | None = None
+    snapshots: Sequence[HistoryPoint] = ()
 
 
 def work_pid(work: Work) -> str:
