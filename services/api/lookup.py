@@ -13,10 +13,12 @@ from services.api.present import source_history
 from services.api.state import CLOCK, STORE
 from services.api.v5_present import SourceView
 from services.core.aggregation import SourceState
-from services.core.history import PERIODS
+from services.core.history import History, Period
 from services.core.identifiers import Identifier, parse_identifier
 from services.core.ports import Store
 from services.core.works import Work
+
+_DAY_MONTH: tuple[Period, ...] = ("day", "month")
 
 
 async def find(request: web.Request, raw_id: str) -> Work:
@@ -46,7 +48,9 @@ async def source_views(
     listed: tuple[str, ...],
     with_events: bool,
 ) -> list[SourceView]:
-    """The listed sources of one work, with their history and, if asked, their events."""
+    """The listed sources of one work, with their history and, if asked, their events. Years
+    are worked out only where no month is known: v5 and v3 sum `by_year` from `by_month`
+    otherwise (v5_present.histories)."""
     if not listed:
         return []
     store = request.app[STORE]
@@ -57,7 +61,11 @@ async def source_views(
     for name in listed:
         state = state_of.get(name)
         points = [p for p in history if p.source == name]
-        periods = {p: source_history(state, name, points, p, today) for p in PERIODS}
+        periods: dict[Period, History] = {
+            p: source_history(state, name, points, p, today) for p in _DAY_MONTH
+        }
+        if not any(b.key is not None for b in periods["month"].buckets):
+            periods["year"] = source_history(state, name, points, "year", today)
         events = await store.events(work.work_id, name) if with_events and state else None
-        views.append(SourceView(name, state, periods, events))
+        views.append(SourceView(name, state, periods, events, points))
     return views

@@ -2,11 +2,13 @@
 OJS ALM plugin (OJS 2.4.x), almviz's embed script and rOpenSci alm 0.1 read. Answers are JSON
 arrays of articles (ALM 2.x to Lagotto 3.8); nothing found is a 404 `{"error": "Article not
 found."}`, which the OJS plugin needs to fall back to its own figures.
-`days`/`months`/`year` ask for the figures as they stood at a cutoff day (v3_asof.py)."""
+`days`/`months`/`year` ask for the figures as they stood at a cutoff day (v3_asof.py);
+`info=history|detail` lists each source's `histories` (v3_histories.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from services.api.params import ids_param, lenient_choice, query_of
 from services.api.present import source_history, updated
 from services.api.state import CATALOG, CLOCK, STORE
 from services.api.v3_asof import parse_as_of, state_as_of
+from services.api.v3_histories import histories
 from services.api.v3_present import INFOS, v3_article
 from services.api.v5_present import SourceView
 from services.core.aggregation import HistoryPoint, SourceState
@@ -78,8 +81,9 @@ async def _answer(request: web.Request, works: list[Work]) -> web.Response:
         mine = states.get(work.work_id, [])
         cutoff = as_of.cutoff(work.issued, today)
         points: dict[str, list[HistoryPoint]] = {}
+        retrievals: dict[str, list[dict[str, Any]]] = {}
         if cutoff is not None:
-            mine, points = await _states_at(request, work, mine, cutoff)
+            mine, points, retrievals = await _states_at(request, work, mine, cutoff)
         fetched = tuple(
             s.source for s in mine if s.retrieved_at and (wanted is None or s.source in wanted)
         )
@@ -88,24 +92,30 @@ async def _answer(request: web.Request, works: list[Work]) -> web.Response:
         with_events = info in ("detail", "event")
         if info != "summary" and cutoff is None:
             views = await source_views(request, work, mine, listed, with_events)
+            retrievals = {
+                v.name: histories(catalog.specs(v.name), v.state, v.snapshots) for v in views
+            }
         elif info != "summary" and cutoff is not None:
             views = await _views_at(request, work, mine, points, listed, with_events, cutoff)
-        data.append(v3_article(catalog, work, mine, views, info))
+        data.append(v3_article(catalog, work, mine, views, info, retrievals))
     return web.json_response(data)
 
 
 async def _states_at(
     request: web.Request, work: Work, states: list[SourceState], cutoff: date
-) -> tuple[list[SourceState], dict[str, list[HistoryPoint]]]:
-    """`days`/`months`/`year`: each source's state and snapshots as of `cutoff`."""
+) -> tuple[list[SourceState], dict[str, list[HistoryPoint]], dict[str, list[dict[str, Any]]]]:
+    """`days`/`months`/`year`: each source's state, snapshots and `histories` as of `cutoff`."""
     history = await request.app[STORE].history(work.work_id, None)
+    catalog = request.app[CATALOG]
     cut: list[SourceState] = []
     points: dict[str, list[HistoryPoint]] = {}
+    retrievals: dict[str, list[dict[str, Any]]] = {}
     for state in states:
         mine = [p for p in history if p.source == state.source]
         at, points[state.source] = state_as_of(state, mine, cutoff)
+        retrievals[state.source] = histories(catalog.specs(state.source), state, mine, cutoff)
         cut.append(at)
-    return cut, points
+    return cut, points, retrievals
 
 
 async def _views_at(

@@ -64,9 +64,16 @@ def _day(row: SlotRow) -> date:
     return date(year, month, day)
 
 
-def v3_source(catalog: Catalog, view: SourceView, info: str, issued: date | None) -> dict[str, Any]:
-    """One source as `info` asks: `history` the charts only, `event` the events only,
-    `detail` both, anything else the totals."""
+def v3_source(
+    catalog: Catalog,
+    view: SourceView,
+    info: str,
+    issued: date | None,
+    retrievals: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """One source as `info` asks: `history` the charts and `histories` (`retrievals`,
+    v3_histories.py) only, `event` the events only, `detail` all of them, anything else the
+    totals."""
     state = view.state
     out: dict[str, Any] = {
         "name": view.name,
@@ -82,6 +89,7 @@ def v3_source(catalog: Catalog, view: SourceView, info: str, issued: date | None
         out["events"] = [v5_event(view.name, group, e) for e in view.events or ()]
     if info in ("detail", "history"):
         rows = histories(catalog, view)
+        out["histories"] = [dict(r) for r in retrievals]
         out["by_day"] = _entries(group, _first_days(rows["by_day"], issued))
         out["by_month"] = _entries(group, rows["by_month"])
         out["by_year"] = _entries(group, rows["by_year"])
@@ -94,8 +102,10 @@ def v3_article(
     states: Sequence[SourceState],
     views: Sequence[SourceView] | None,
     info: str,
+    retrievals: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """One work as ALM 2.x wrote it; `views` None leaves out `sources` (`info=summary`)."""
+    """One work as ALM 2.x wrote it; `views` None leaves out `sources` (`info=summary`);
+    `retrievals` are each source's `histories`."""
     groups = figures(catalog, states)
     article: dict[str, Any] = {
         "doi": work.doi,
@@ -112,5 +122,8 @@ def v3_article(
         "citations": groups["cited"],
     }
     if views is not None:
-        article["sources"] = [v3_source(catalog, v, info, work.issued) for v in views]
+        article["sources"] = [
+            v3_source(catalog, v, info, work.issued, (retrievals or {}).get(v.name, ()))
+            for v in views
+        ]
     return article

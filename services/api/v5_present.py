@@ -15,28 +15,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from services.api.present import Counted, counted, figures, updated
+from services.api.present import counting_total, figures, updated
 from services.api.v5_events import v5_event
-from services.core.aggregation import SourceState
+from services.core.aggregation import HistoryPoint, SourceState
 from services.core.catalog import Catalog
 from services.core.events import SourceEvent
-from services.core.history import History, Period
-from services.core.metrics import Slot, slot_values
+from services.core.history import Bucket, History, Period
+from services.core.metrics import SLOT_NAMES, MetricSpec, slot_values
 from services.core.timeutil import to_alm_time
 from services.core.works import Work
 
 WORK_IDS = ("mendeley_uuid", "scp", "wos", "ark")  # identifiers ALM had and this store has not
+_UNFETCHED = (*SLOT_NAMES, "total")  # the metrics of a source not fetched yet: all null
 
 
 @dataclass(frozen=True, slots=True)
 class SourceView:
     """What one source knows of one work: its state (None: never fetched), its history by
-    period, and its events (None unless `info=detail`)."""
+    period, its events (None unless `info=detail`) and the daily snapshots its history was
+    built from (v3's `histories` list them)."""
 
     name: str
     state: SourceState | None
     history: Mapping[Period, History]
     events: Sequence[SourceEvent] | None = None
+    snapshots: Sequence[HistoryPoint] = ()
 
 
 def work_pid(work: Work) -> str:
@@ -77,11 +80,12 @@ class SlotRow:
         return {**self.period, **self.slots, "total": self.total}
 
 
-def slot_row(catalog: Catalog, source: str, bucket: Counted) -> SlotRow:
-    """The v5 row of one dated history bucket."""
-    slots = slot_values(catalog.specs(source), bucket.counts)
+def slot_row(specs: Sequence[MetricSpec], bucket: Bucket) -> SlotRow:
+    """The v5 row of one dated history bucket of a source with `specs`: its slots and ALM
+    total (present.counted's)."""
+    slots = slot_values(specs, bucket.counts)
     shown = {k: v for k, v in slots.items() if k != "total" and v is not None}
-    return SlotRow(bucket.period, shown, bucket.total)
+    return SlotRow(bucket.label(), shown, counting_total(specs, bucket.counts))
 
 
 def v5_source(catalog: Catalog, view: SourceView, detail: bool) -> dict[str, Any]:
@@ -97,7 +101,7 @@ def v5_source(catalog: Catalog, view: SourceView, detail: bool) -> dict[str, Any
         "metrics": (
             slot_values(catalog.specs(view.name), state.metrics)
             if state is not None and fetched
-            else {**{s.value: None for s in Slot}, "total": None}
+            else dict.fromkeys(_UNFETCHED)
         ),
         **{k: [r.to_dict() for r in rows] for k, rows in histories(catalog, view).items()},
         "update_date": (
@@ -138,7 +142,8 @@ def _rows(catalog: Catalog, view: SourceView, period: Period) -> list[SlotRow]:
     hist = view.history.get(period)
     if hist is None:
         return []
-    return [slot_row(catalog, view.name, b) for b in counted(catalog, view.name, hist) if b.dated]
+    specs = catalog.specs(view.name)
+    return [slot_row(specs, b) for b in hist.buckets if b.key is not None]
 
 
 def v5_article(

@@ -185,7 +185,7 @@ def history(
     basis: dict[str, Basis] = {}
     undated: dict[str, int] = {}
     for metric in metrics:
-        from_upstream = upstream_series(upstream, metric, period, as_of)
+        from_upstream = upstream_series(upstream, metric, period, as_of) if upstream else None
         if from_upstream is None:
             basis[metric] = "snapshots"
             series[metric] = {k: c[metric] for k, c in rolled.items() if metric in c}

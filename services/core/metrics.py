@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Group(StrEnum):
@@ -44,16 +45,29 @@ def source_total(specs: Iterable[MetricSpec], values: Mapping[str, int | None]) 
     return sum(v for v in reported if v is not None) if reported else None
 
 
+SLOT_NAMES = tuple(slot.value for slot in Slot)  # in ALM's order
+
+
+@lru_cache(maxsize=1024)
+def _plan(specs: tuple[MetricSpec, ...]) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """(metric, slot) of the slotted metrics and the counting metrics of a source's specs,
+    worked out once per distinct specs (a source's are the same on every call)."""
+    slotted = tuple((s.name, s.slot.value) for s in specs if s.slot is not None)
+    return slotted, tuple(s.name for s in specs if s.in_total)
+
+
 def slot_values(
     specs: Iterable[MetricSpec], values: Mapping[str, int | None]
 ) -> dict[str, int | None]:
     """ALM's `metrics` object for one source: every slot (None where not reported) and total."""
-    spec_list = list(specs)
-    slots: dict[str, int | None] = {slot.value: None for slot in Slot}
-    for spec in spec_list:
-        if spec.slot is not None and values.get(spec.name) is not None:
-            slots[spec.slot.value] = (slots[spec.slot.value] or 0) + (values[spec.name] or 0)
-    slots["total"] = source_total(spec_list, values)
+    slotted, counting = _plan(specs if isinstance(specs, tuple) else tuple(specs))
+    slots: dict[str, int | None] = dict.fromkeys(SLOT_NAMES)
+    for name, slot in slotted:
+        value = values.get(name)
+        if value is not None:
+            slots[slot] = (slots[slot] or 0) + value
+    reported = [v for v in (values.get(n) for n in counting) if v is not None]
+    slots["total"] = sum(reported) if reported else None
     return slots
 
 

@@ -67,6 +67,32 @@ def years_sum_months(source: dict[str, Any]) -> None:
     assert {r["year"]: r["total"] for r in source["by_year"]} == sums
 
 
+def v3_histories(source: dict[str, Any]) -> None:
+    """ALM 2.x `histories` (`info=history|detail`): rOpenSci alm 0.1 reads each entry by
+    position, `str_split(x[[1]], "T")[[1]][[1]]` as the date and `x[[2]]` as the total (a null
+    makes `sapply` return a list its `data.frame` rejects); 2013's pyalm `strptime`s
+    `update_date` and `int()`s `total`. Newest first (ALM: `retrieved_at DESC`), the first
+    entry being the source's last retrieval: its `update_date` and `metrics.total`."""
+    rows = source["histories"]
+    assert isinstance(rows, list), rows
+    for entry in rows:
+        assert list(entry) == ["update_date", "total"], entry
+        alm_time(entry["update_date"], nullable=False)
+        datetime.strptime(entry["update_date"].split("T")[0], "%Y-%m-%d")
+        assert isinstance(entry["total"], int) and not isinstance(entry["total"], bool), entry
+        assert entry["total"] >= 0
+    stamps = [entry["update_date"] for entry in rows]
+    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps), stamps
+    if source["update_date"] is None:
+        assert rows == []
+    else:
+        assert rows, source["name"]
+        assert rows[0] == {
+            "update_date": source["update_date"],
+            "total": source["metrics"]["total"] or 0,
+        }
+
+
 def v5_envelope(body: Any) -> None:
     """pyalm: `data` a list, the rest handed over as meta; R: every other key a scalar."""
     assert isinstance(body, dict)

@@ -45,6 +45,7 @@ def _v3_entry(entry: dict[str, Any], fields: tuple[str, ...]) -> None:
 
 
 def _history(source: dict[str, Any]) -> None:
+    read.v3_histories(source)
     periods = {
         "by_day": ("year", "month", "day"),
         "by_month": ("year", "month"),

@@ -209,3 +209,48 @@ async def test_v3_events_as_of(client: TestClient[Any, Any]) -> None:
     then = await _reddit(client, "info=event&year=2018")
     assert [e["event_url"] for e in then["events"]] == ["https://reddit.com/2018"]
     assert (await _reddit(client, "info=event&days=6"))["events"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "info=history",
+            [
+                ("2026-11-20T09:00:00Z", 40),  # the last retrieval: the source's update_date
+                ("2019-06-10T23:59:59Z", 27),
+                ("2018-04-01T23:59:59Z", 13),
+                ("2018-02-20T23:59:59Z", 7),
+            ],
+        ),
+        ("info=detail&year=2026", None),  # ends after today: as without a cutoff
+        ("info=history&year=2018", [("2018-04-01T23:59:59Z", 13), ("2018-02-20T23:59:59Z", 7)]),
+        ("info=detail&days=7", [("2018-02-20T23:59:59Z", 7)]),  # the first snapshot's day
+        ("info=history&days=6", []),  # before any retrieval
+    ],
+)
+async def test_v3_histories_as_of(
+    client: TestClient[Any, Any], query: str, expected: list[tuple[str, int]] | None
+) -> None:
+    """`histories`: the last retrieval, then each earlier snapshot at its day's end, newest
+    first; none after the cutoff (v3_histories.py)."""
+    source = await _reddit(client, query)
+    rows = [(h["update_date"], h["total"]) for h in source["histories"]]
+    if expected is None:
+        expected = [
+            (h["update_date"], h["total"])
+            for h in (await _reddit(client, "info=history"))["histories"]
+        ]
+    assert rows == expected
+    if rows:
+        assert rows[0][1] == source["metrics"]["total"]
+
+
+@pytest.mark.parametrize("info", ["summary", "event", "totals", ""])
+async def test_v3_histories_only_with_history_or_detail(
+    client: TestClient[Any, Any], info: str
+) -> None:
+    """ALM 2.x: `histories` with `info=history` or `info=detail` only."""
+    resp = await client.get(f"/api/v3/articles?ids={PEERJ}&source=reddit&info={info}")
+    [article] = await resp.json()
+    assert all("histories" not in s for s in article.get("sources", []))
