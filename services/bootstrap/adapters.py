@@ -3,8 +3,10 @@ publishers, webhooks, provenance, checks), over the same connection."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from services.adapters.failures import register_adapter_failures
 from services.bootstrap.clock import utc_now
@@ -80,38 +82,88 @@ def check_settings(settings: Settings) -> None:
         CassandraConnection.from_env(settings.cassandra_env)
 
 
-def make_key_store(store: Store) -> KeyStore:
-    """The API keys' store beside `store`: its SQLite file or its Cassandra keyspace."""
+def _beside(store: Store, what: str, sqlite: str, cassandra: str, *args: object) -> Any:
+    """The `what` over the same database as `store` (its SQLite file or its Cassandra
+    keyspace): the class `sqlite` or `cassandra` names ("module:Class", imported only when
+    used, so the embedded mode never loads the Cassandra driver), built with `args`."""
     from services.adapters.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from services.adapters.sqlite.keys import SqliteKeyStore
+        chosen = sqlite
+    else:
+        from services.adapters.cassandra import CassandraStore
 
-        return SqliteKeyStore(store)
-    from services.adapters.cassandra import CassandraStore
+        if not isinstance(store, CassandraStore):
+            raise TypeError(f"no {what} for a {type(store).__name__}")
+        chosen = cassandra
+    module, _, name = chosen.partition(":")
+    return getattr(importlib.import_module(module), name)(store, *args)
 
-    if isinstance(store, CassandraStore):
-        from services.adapters.cassandra.keys import CassandraKeyStore
 
-        return CassandraKeyStore(store)
-    raise TypeError(f"no key store for a {type(store).__name__}")
+def make_key_store(store: Store) -> KeyStore:
+    """The API keys' store beside `store`."""
+    return cast(
+        KeyStore,
+        _beside(
+            store,
+            "key store",
+            "services.adapters.sqlite.keys:SqliteKeyStore",
+            "services.adapters.cassandra.keys:CassandraKeyStore",
+        ),
+    )
 
 
 def make_publishers(store: Store) -> PublisherStore:
-    """The PublisherStore over the same database as `store` (its file or keyspace)."""
-    from services.adapters.sqlite import SqliteStore
+    """The PublisherStore beside `store`."""
+    return cast(
+        PublisherStore,
+        _beside(
+            store,
+            "publisher store",
+            "services.adapters.sqlite.publishers:SqlitePublishers",
+            "services.adapters.cassandra.publishers:CassandraPublishers",
+        ),
+    )
 
-    if isinstance(store, SqliteStore):
-        from services.adapters.sqlite.publishers import SqlitePublishers
 
-        return SqlitePublishers(store)
-    from services.adapters.cassandra import CassandraStore
+def make_hook_store(store: Store) -> HookStore:
+    """The webhook store beside `store`."""
+    return cast(
+        HookStore,
+        _beside(
+            store,
+            "webhook store",
+            "services.adapters.sqlite.hooks:SqliteHooks",
+            "services.adapters.cassandra.hooks:CassandraHooks",
+        ),
+    )
 
-    if isinstance(store, CassandraStore):
-        from services.adapters.cassandra.publishers import CassandraPublishers
 
-        return CassandraPublishers(store)
-    raise TypeError(f"no publisher store for {type(store).__name__}")
+def make_call_archive(store: Store) -> CallArchive:
+    """The kept upstream calls (provenance) beside `store`."""
+    return cast(
+        CallArchive,
+        _beside(
+            store,
+            "call archive",
+            "services.adapters.sqlite.raw:SqliteCallArchive",
+            "services.adapters.cassandra.provenance:CassandraCallArchive",
+        ),
+    )
+
+
+def make_checks(settings: Settings, store: Store) -> CheckStore:
+    """Where the data-quality checks keep alerts and read activity, beside `store`."""
+    return cast(
+        CheckStore,
+        _beside(
+            store,
+            "alert store",
+            "services.adapters.sqlite.checks:SqliteChecks",
+            "services.adapters.cassandra.checks:CassandraChecks",
+            timedelta(days=settings.alerts_ttl_days),
+        ),
+    )
 
 
 def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
@@ -126,54 +178,3 @@ def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:
     from services.adapters.kafka.feed import KafkaChangeFeed
 
     return KafkaChangeFeed(settings.kafka_bootstrap, settings.topic_prefix)
-
-
-def make_hook_store(store: Store) -> HookStore:
-    """The webhook store in the same database as `store` (its file or keyspace)."""
-    from services.adapters.sqlite import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        from services.adapters.sqlite.hooks import SqliteHooks
-
-        return SqliteHooks(store)
-    from services.adapters.cassandra import CassandraStore
-    from services.adapters.cassandra.hooks import CassandraHooks
-
-    if isinstance(store, CassandraStore):
-        return CassandraHooks(store)
-    raise TypeError(f"no webhook store for {type(store).__name__}")
-
-
-def make_call_archive(store: Store) -> CallArchive:
-    """The kept upstream calls (provenance) of the store `make_store` made."""
-    from services.adapters.sqlite import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        from services.adapters.sqlite.raw import SqliteCallArchive
-
-        return SqliteCallArchive(store)
-    from services.adapters.cassandra import CassandraStore
-
-    if isinstance(store, CassandraStore):
-        from services.adapters.cassandra.provenance import CassandraCallArchive
-
-        return CassandraCallArchive(store)
-    raise TypeError(f"no call archive for {type(store).__name__}")
-
-
-def make_checks(settings: Settings, store: Store) -> CheckStore:
-    """Where the data-quality checks keep alerts and read activity, over `store`."""
-    ttl = timedelta(days=settings.alerts_ttl_days)
-    from services.adapters.sqlite import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        from services.adapters.sqlite.checks import SqliteChecks
-
-        return SqliteChecks(store, ttl)
-    from services.adapters.cassandra import CassandraStore
-
-    if isinstance(store, CassandraStore):
-        from services.adapters.cassandra.checks import CassandraChecks
-
-        return CassandraChecks(store, ttl)
-    raise TypeError(f"no alert store for {type(store).__name__}")
