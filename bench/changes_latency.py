@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import statistics
 import sys
@@ -48,6 +49,7 @@ from services.notifier.service import Notifier
 from services.notify_settings import NotifySettings
 from services.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_bench"
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -132,6 +134,38 @@ async def receiver(clock: Clock) -> tuple[asyncio.subprocess.Process, str, async
     return proc, url, asyncio.create_task(note())
 
 
+async def notifier_process(
+    args: argparse.Namespace, prefix: str, keyspace: str
+) -> asyncio.subprocess.Process:
+    """`alm notifier` as its own process (as the distributed mode runs it), over this run's
+    topic prefix and keyspace; it reads the hook the bench registered."""
+    if not (args.kafka and args.cassandra):
+        raise SystemExit("--notifier-process needs --kafka and --cassandra")
+    host, _, port = args.cassandra.partition(":")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ALM_BUS": "kafka",
+        "ALM_KAFKA_BOOTSTRAP": args.kafka,
+        "ALM_TOPIC_PREFIX": prefix,
+        "ALM_STORE": "cassandra",
+        "ALM_CASSANDRA_HOSTS": host,
+        "ALM_CASSANDRA_PORT": port or "9042",
+        "ALM_CASSANDRA_KEYSPACE": keyspace,
+        "ALM_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        "notifier",
+        env=env,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+
+
 async def sse_client(url: str, clock: Clock, connected: asyncio.Event) -> None:
     """Read the stream, noting each change's arrival by its event id."""
     async with aiohttp.ClientSession() as http, http.get(url, timeout=None) as resp:
@@ -196,10 +230,14 @@ async def run(args: argparse.Namespace) -> None:
     hooks = make_hook_store(store)
     await hooks.add_hook(Hook("wh_bench", hook_url, SECRET, ChangeFilter(), AT, AT))
     tasks: list[asyncio.Task[None]] = []
+    separate = await notifier_process(args, prefix, keyspace) if args.notifier_process else None
     async with Sender(notify.webhook_timeout, True, settings.user_agent) as sender:
-        notifier = Notifier(bus, hooks, store, sender, notify, make_catalog())
-        tasks.append(asyncio.create_task(keep_stepping("notifier", notifier.step, stop, 0.2)))
-        tasks.append(asyncio.create_task(notifier.keep_draining(stop)))
+        if separate is None:
+            notifier = Notifier(bus, hooks, store, sender, notify, make_catalog())
+            tasks.append(asyncio.create_task(keep_stepping("notifier", notifier.step, stop, 0.2)))
+            tasks.append(asyncio.create_task(notifier.keep_draining(stop)))
+        else:
+            tasks += [asyncio.create_task(stop.wait()), asyncio.create_task(stop.wait())]
         connected = asyncio.Event()
         url = f"http://127.0.0.1:{api_port}/api/v1/changes"
         tasks.append(asyncio.create_task(sse_client(url, clock, connected)))
@@ -220,12 +258,21 @@ async def run(args: argparse.Namespace) -> None:
             await api.cleanup()
             recv.terminate()
             await recv.wait()
+            if separate is not None:
+                separate.terminate()
+                await separate.wait()
             noting.cancel()
             await bus.close()
             await store.close()
             if args.cassandra:
                 await _drop_keyspace(args.cassandra, keyspace)
+    _report(args, clock, separate is not None)
+
+
+def _report(args: argparse.Namespace, clock: Clock, separate: bool) -> None:
     mode = "distributed (Kafka + Cassandra)" if args.kafka else "embedded (in-process bus)"
+    if separate:
+        mode += ", `alm notifier` in a process of its own"
     if args.kafka and not args.cassandra:
         mode = "Kafka + SQLite"
     print(f"{mode}: {len(clock.sent)} changes at {args.rate}/s for {args.seconds} s")
@@ -295,6 +342,11 @@ def main() -> None:
     parser.add_argument("--kafka", help="bootstrap host:port (else the in-process bus)")
     parser.add_argument("--cassandra", help="host[:port] (else SQLite)")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--notifier-process",
+        action="store_true",
+        help="run `alm notifier` as a process of its own (needs --kafka and --cassandra)",
+    )
     parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     asyncio.run(serve_receiver() if args.serve_receiver else run(args))
