@@ -11,6 +11,7 @@ import json
 import pkgutil
 import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +145,15 @@ def test_a_fetcher_per_enabled_source_and_every_service_schedules_them(case: str
         assert set(_plain_settings(workload).sources) == enabled, workload["metadata"]["name"]
 
 
-def _literals() -> set[str]:
+@cache
+def _literals() -> frozenset[str]:
     """Every ALM_* string literal in services/ (the names the code reads)."""
     found = set()
     for path in Path(services.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 found.update(re.findall(r"ALM_[A-Z0-9_]+", node.value))
-    return found
+    return frozenset(found)
 
 
 _PER_SOURCE = {"_API_KEY": "api_keys", "_RATE": "rates", "_BASE_URL": "base_urls"}
@@ -395,6 +397,7 @@ _SUFFIXES = {
 }
 
 
+@cache
 def _definitions() -> dict[str, tuple[str, set[str]]]:
     """Metric family -> (type, label names), read from the definitions in the telemetry
     modules (services/fetchers/telemetry.py, services/telemetry/)."""
@@ -414,6 +417,7 @@ def _definitions() -> dict[str, tuple[str, set[str]]]:
     return out
 
 
+@cache
 def _telemetry() -> dict[str, set[str]]:
     """Exported sample name -> label names."""
     return {

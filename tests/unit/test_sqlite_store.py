@@ -620,3 +620,27 @@ async def test_state_round_trips_through_the_store(store: SqliteStore) -> None:
     await store.write_aggregates([result])
 
     assert await store.states([(DOI, "crossref")]) == {(DOI, "crossref"): result.state}
+
+
+def test_migrations_are_applied_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration that fails leaves the file as it was: the ones before it in the same start
+    are neither applied nor recorded, so the next start applies each exactly once (a migration
+    applied but unrecorded would be applied again, and an ALTER TABLE twice fails)."""
+    from services.adapters.sqlite import migrations
+
+    path = tmp_path / "alm.db"
+    good = "CREATE TABLE first (a INTEGER); ALTER TABLE first ADD COLUMN b INTEGER"
+    monkeypatch.setattr(migrations, "MIGRATIONS", (good, "CREATE TABLE second (a INTEGER); oops"))
+    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.OperationalError):
+        migrations.apply_migrations(conn)
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert not tables & {"first", "second"}
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
+    monkeypatch.setattr(migrations, "MIGRATIONS", (good, "CREATE TABLE second (a INTEGER)"))
+    with sqlite3.connect(path) as conn:
+        migrations.apply_migrations(conn)
+        migrations.apply_migrations(conn)
+    assert migration_versions(path) == [1, 2]

@@ -118,10 +118,21 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def apply_migrations(conn: sqlite3.Connection) -> None:
-    """Apply the migrations this file has not seen yet, recording each."""
+    """Apply the migrations this file has not seen yet, recording each: all of them in one
+    transaction with their version rows (SQLite's DDL is transactional), so a crash leaves the
+    file as it was or fully migrated, never a migration applied but unrecorded (which the next
+    start would apply again: an ALTER TABLE twice fails), and a new file costs one commit."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    for version, script in enumerate(MIGRATIONS, start=1):
-        if version not in done:
-            conn.executescript(script)
-            conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+    pending = [
+        f"{script};\nINSERT INTO schema_migrations VALUES ({version});"
+        for version, script in enumerate(MIGRATIONS, start=1)
+        if version not in done
+    ]
+    if pending:
+        try:
+            conn.executescript("BEGIN;\n" + "\n".join(pending) + "\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.rollback()  # a script stopped by an error leaves its transaction open
+            raise
