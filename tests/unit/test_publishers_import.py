@@ -1,21 +1,14 @@
 """`alm publishers import` end to end in the embedded mode (SQLite) against the stub upstream:
-PLOS (member 340) imported whole, interrupted half-way (an outage, a crash mid-page, a stop, a
-kill -9) and resumed with every work exactly once, then kept up to date with `--since`."""
+PLOS (member 340) imported whole, interrupted half-way (an outage, a crash mid-page, a stop)
+and resumed with every work exactly once, then kept up to date with `--since` (the kill -9 of
+the real process is in tests/faults/test_embedded_publishers_import.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,86 +27,23 @@ from services.core.catalogue_state import ImportState, Scope
 from services.core.publishers import Publisher
 from services.fetchers.catalogue import CatalogueClient
 from services.fetchers.http import HttpSettings
-from services.fetchers.registry import SOURCES, get_source
-from services.settings import FIXTURES, REPO_ROOT, Settings
-from services.stub import server as stub_server
-from services.stub.crossref_catalogue import CatalogueStub, PageFault
-
-CATALOGUE = 2504  # PLOS in the stub: 4 recorded works and 2,500 generated ones
-
-
-@dataclass
-class Upstream:
-    """The stub upstream, served from a thread of its own so it outlives each command."""
-
-    stub: CatalogueStub
-    root: str
-
-    def dois(self) -> set[str]:
-        catalogue = self.stub.catalogues["340"]
-        return {str(catalogue.item(p)["DOI"]).lower() for p in range(catalogue.size)}
-
-
-@pytest.fixture
-def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Upstream]:
-    """The stub upstream on loopback; commands reach it through ALM_UPSTREAM_ROOT, without
-    Crossref's pacing (ALM_CROSSREF_RATE), and retry after failures at once."""
-    app = stub_server.init_app(SOURCES, FIXTURES)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    runner, root = asyncio.run_coroutine_threadsafe(stub_server.start(app), loop).result()
-    monkeypatch.setenv("ALM_UPSTREAM_ROOT", root)
-    monkeypatch.setenv("ALM_CROSSREF_RATE", "1000")
-    monkeypatch.setenv("ALM_GC_THRESHOLD", "python")
-    quick = functools.partial(ImportOptions, backoff=0.01, max_backoff=0.01)
-    monkeypatch.setattr(publishers_cli, "ImportOptions", quick)
-    try:
-        yield Upstream(app[stub_server.STUBS]["crossref"].catalogue, root)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+from services.fetchers.registry import get_source
+from services.settings import Settings
+from services.stub.crossref_catalogue import PageFault
+from tests.publishers_kit import (
+    CATALOGUE,
+    Upstream,
+    exactly_once,
+    import_state,
+    upstream_fixture,  # noqa: F401 (the `upstream` fixture)
+    works_of,
+)
 
 
 def _alm(capsys: pytest.CaptureFixture[str], data: Path, *args: str) -> tuple[int, str, str]:
     code = main(["--data-dir", str(data), *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def _works(data: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(data / "alm.sqlite") as conn:
-        return conn.execute(
-            "SELECT work_id, title, issued, work_type, publisher, publisher_id FROM works"
-        ).fetchall()
-
-
-def _import_state(data: Path, scope: str = "member:340") -> ImportState:
-    with sqlite3.connect(data / "alm.sqlite") as conn:
-        row = conn.execute("SELECT state FROM catalogue_imports WHERE scope=?", (scope,))
-        return ImportState.from_dict(json.loads(row.fetchone()[0]))
-
-
-def _exactly_once(data: Path, upstream: Upstream) -> None:
-    """Every catalogue work registered once, with its metadata and every due entry it is owed."""
-    rows = _works(data)
-    ids = [r[0] for r in rows]
-    assert len(ids) == len(set(ids)) == CATALOGUE
-    assert set(ids) == upstream.dois()
-    assert all(r[1] and r[2] and r[3] and r[4] and r[5] == "340" for r in rows)
-    scheduling = make_scheduling(Settings())
-    owed = {s.name for s in scheduling.sources if s.fetchable(_ref(ids[0]))}
-    with sqlite3.connect(data / "alm.sqlite") as conn:
-        per_source = dict(conn.execute("SELECT source, count(*) FROM due GROUP BY source"))
-    assert per_source == dict.fromkeys(owed, CATALOGUE)
-
-
-def _ref(doi: str) -> Any:
-    from services.core.works import WorkRef
-
-    return WorkRef(doi, doi=doi)
 
 
 def test_a_member_is_imported_whole_with_its_metadata_and_schedule(
@@ -137,8 +67,8 @@ def test_a_member_is_imported_whole_with_its_metadata_and_schedule(
     assert "member 340: Public Library of Science (PLoS) (10.1371, 2,504 works at Crossref)" in out
     assert "member:340: import complete, 2,504 works: 2,504 registered, 0 already known" in out
     assert "importing: 500 of 2,504 (19%) works" in err and " left" in err
-    _exactly_once(tmp_path, upstream)
-    assert _import_state(tmp_path).complete
+    exactly_once(tmp_path, upstream)
+    assert import_state(tmp_path).complete
 
 
 def test_an_outage_half_way_stops_the_import_and_the_next_run_finishes_it(
@@ -153,9 +83,9 @@ def test_an_outage_half_way_stops_the_import_and_the_next_run_finishes_it(
     assert code == 1
     assert "import stopped" in err and "run the command again to resume" in err
     assert "starting the window again" in err
-    half = len(_works(tmp_path))
+    half = len(works_of(tmp_path))
     assert 0 < half < CATALOGUE
-    assert not _import_state(tmp_path).complete
+    assert not import_state(tmp_path).complete
     code, out, _ = _alm(capsys, tmp_path, "publishers", "list")
     assert "unfinished" in out
     upstream.stub.fault = None
@@ -164,7 +94,7 @@ def test_an_outage_half_way_stops_the_import_and_the_next_run_finishes_it(
     )
     assert code == 0, err
     assert "resuming the import of member:340" in err
-    _exactly_once(tmp_path, upstream)
+    exactly_once(tmp_path, upstream)
 
 
 def test_a_429_asks_the_same_page_again_after_retry_after(
@@ -180,8 +110,8 @@ def test_a_429_asks_the_same_page_again_after_retry_after(
     assert err.count("asking again") == 2 and "Too Many Requests" in err
     assert time.monotonic() - started >= 1.0
     assert upstream.stub.pages_served == CATALOGUE // 500 + 1
-    assert _import_state(tmp_path).restarts == 0
-    _exactly_once(tmp_path, upstream)
+    assert import_state(tmp_path).restarts == 0
+    exactly_once(tmp_path, upstream)
 
 
 def test_a_crash_mid_page_restarts_only_that_window(
@@ -210,7 +140,7 @@ def test_a_crash_mid_page_restarts_only_that_window(
     args = ("publishers", "import", "--member", "340", "--rows", "100")
     code, _, _ = _alm(capsys, tmp_path, *args)
     assert code == 130
-    crashed = _import_state(tmp_path)
+    crashed = import_state(tmp_path)
     assert crashed.in_flight and crashed.cursor and len(crashed.windows) >= 3
     assert crashed.window >= 1 and crashed.before > 0  # a window was done before the crash
     monkeypatch.setattr(catalogue_import, "register_works", real)
@@ -221,8 +151,8 @@ def test_a_crash_mid_page_restarts_only_that_window(
     whole_import = sum((w.expected or 0) // 100 + 1 for w in crashed.windows)
     done_before = sum((w.expected or 0) // 100 + 1 for w in crashed.windows[: crashed.window])
     assert upstream.stub.pages_served - served == whole_import - done_before
-    _exactly_once(tmp_path, upstream)
-    assert _import_state(tmp_path).restarts == 1
+    exactly_once(tmp_path, upstream)
+    assert import_state(tmp_path).restarts == 1
 
 
 def test_since_imports_what_was_indexed_since_and_updates_what_changed(
@@ -240,7 +170,7 @@ def test_since_imports_what_was_indexed_since_and_updates_what_changed(
     assert code == 0, err
     assert f"10 works indexed from {today.isoformat()} to {today.isoformat()}" in out
     assert "10 works: 7 registered, 3 already known, 1 updated, 0 invalid" in out
-    works = {r[0]: r for r in _works(tmp_path)}
+    works = {r[0]: r for r in works_of(tmp_path)}
     assert len(works) == CATALOGUE + 7 and {d.lower() for d in added} <= set(works)
     first = str(catalogue.item(0)["DOI"]).lower()
     assert works[first][1] == "A corrected title"
@@ -393,36 +323,4 @@ async def test_a_stop_between_pages_goes_on_with_the_cursor_while_it_lives(
     assert state.complete and state.restarts == restarts
     assert upstream.stub.pages_served == CATALOGUE // 250 + 1 + stopped.within // 250 * restarts
     await store.close()
-    _exactly_once(tmp_path, upstream)
-
-
-def test_a_kill_9_half_way_then_a_rerun_registers_every_work_once(
-    upstream: Upstream, tmp_path: Path
-) -> None:
-    """The real thing: `alm publishers import` killed with SIGKILL while it imports, then run
-    again, ends with every work exactly once."""
-    env = {**os.environ, "ALM_CROSSREF_RATE": "15", "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "services.cli.main", "--data-dir", str(tmp_path)]
-    command += ["publishers", "import", "--member", "340", "--rows", "50"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (tmp_path / "alm.sqlite").exists() and len(_safe_works(tmp_path)) >= 400:
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert 0 < len(_safe_works(tmp_path)) < CATALOGUE
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "resuming the import of member:340" in done.stderr
-    _exactly_once(tmp_path, upstream)
-
-
-def _safe_works(data: Path) -> list[Any]:
-    try:
-        return _works(data)
-    except sqlite3.Error:
-        return []
+    exactly_once(tmp_path, upstream)
