@@ -4,7 +4,7 @@ own part) and all of them together (`make_pipeline`: the embedded mode and the t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +15,7 @@ from services.bootstrap.clock import utc_now
 from services.checks.service import Checker
 from services.core.events import refresh_topic
 from services.core.metrics import MetricSpec
-from services.core.ports import Bus, Store
+from services.core.ports import Bus, QueueDepth, Store
 from services.core.staleness import Policy
 from services.fetchers.base import Source
 from services.fetchers.http import HttpCaller, HttpSettings
@@ -96,7 +96,7 @@ def make_scheduler(
         bus,
         store,
         policy or settings.policy(),
-        SchedulerSettings(),
+        SchedulerSettings(rates=settings.rates),
         clock,
         rng or random.Random(),
         backlog=_backlog(bus),
@@ -182,14 +182,18 @@ def make_pipeline(
     )
 
 
-def _backlog(bus: Bus) -> Callable[[str], int] | None:
-    """How many refresh requests of a source its fetcher has not committed, where the bus can
-    tell (the in-process one); the scheduler keeps each source's queue short with it."""
-    from services.adapters.memory.bus import MemoryBus
-
-    if not isinstance(bus, MemoryBus):
+def _backlog(bus: Bus) -> Callable[[str, int], Awaitable[int]] | None:
+    """(source, up_to) -> how many refresh requests of the source its fetchers have not
+    committed, counted up to `up_to`, where the bus can tell (both adapters can): the
+    scheduler's backpressure."""
+    if not isinstance(bus, QueueDepth):
         return None
-    return lambda source: bus.pending(refresh_topic(source), FetcherService.group_of(source))
+    depth = bus
+
+    def waiting(source: str, up_to: int) -> Awaitable[int]:
+        return depth.waiting(refresh_topic(source), FetcherService.group_of(source), up_to)
+
+    return waiting
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
@@ -74,6 +74,16 @@ class Bus(Protocol):
     def consumer(self, topics: Sequence[str], group: str) -> Consumer: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class QueueDepth(Protocol):
+    """A bus that tells how many events of a topic a consumer group has not committed yet:
+    the scheduler's backpressure on each source's refresh topic."""
+
+    async def waiting(self, topic: str, group: str, up_to: int) -> int:
+        """Uncommitted events of `topic` for `group`, counted up to `up_to`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ registration, a source enabled later, an identifier learned later) is closed by 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -45,15 +46,25 @@ UNREADABLE = (KeyError, TypeError, ValueError)
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     """Pacing: how many requests a source gets per tick, how long a request may be lost, how
-    many works a reconcile reads at a time, and (where the bus can tell a source's backlog) how
-    many upstream calls' worth of requests may wait for a source's fetcher."""
+    often the due index is scanned, how many works a reconcile reads at a time, and how many
+    requests may wait for a source's fetchers (its queue: `queued_calls` upstream calls' worth,
+    or two ticks' worth of calls at the source's rate limit if that is more)."""
 
     per_source_per_tick: int = 5000
     lease: timedelta = timedelta(hours=1)
-    tick_seconds: float = 30.0
+    tick_seconds: float = 5.0
     reconcile_page: int = 1000
     queued_calls: int = 40  # a source's queue: this many calls' worth (batch size x this)
     min_queue: int = 128
+    rates: Mapping[str, float] = field(default_factory=dict)  # calls/s by source (ALM_*_RATE)
+
+    def queue(self, source: Source) -> int:
+        """How many refresh requests of `source` may wait for its fetchers: enough that they
+        never run dry between two ticks at the upstream's rate limit, and no more, so a
+        request waits seconds, not the lease's hour (it is never handed out twice)."""
+        rate = self.rates.get(source.name, source.limits.requests_per_second)
+        calls = max(self.queued_calls, math.ceil(rate * 2 * self.tick_seconds))
+        return max(self.min_queue, source.batch_size * calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,7 @@ class Scheduler:
         settings: SchedulerSettings,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
-        backlog: Callable[[str], int] | None = None,
+        backlog: Callable[[str, int], Awaitable[int]] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.bus = bus
@@ -94,8 +105,8 @@ class Scheduler:
         self.clock = clock
         self.rng = rng or random.Random()
         self.scheduling = Scheduling(tuple(sources), policy)
-        # requests of a source not yet taken by its fetcher (the in-process bus knows; with
-        # Kafka, None: the lease and `per_source_per_tick` pace emission)
+        # (source, up_to) -> its requests its fetchers have not committed, counted up to
+        # `up_to` (the bus's QueueDepth); None: the lease and `per_source_per_tick` pace alone
         self.backlog = backlog
         self.consumer = bus.consumer([TOPIC_WORKS, TOPIC_RETRY, TOPIC_DEADLETTER], self.GROUP)
         self.emitted = 0
@@ -104,12 +115,15 @@ class Scheduler:
         self.reconciled = 0  # missing due entries the reconcile wrote
         self._reconcile_after: str | None = None  # where the current pass continues
 
-    def _room(self, source: Source) -> int:
-        """How many requests `source` may get now: its tick's share, less what still waits."""
+    async def _room(self, source: Source) -> int:
+        """How many requests `source` may get now: its tick's share, and no more than its
+        queue has room for (what its fetchers have not taken yet fills it). A source whose
+        fetchers stall, or run slower than the queue assumes, gets nothing more until they
+        take what waits: its due works stay due in the index, not in the topic."""
         room = self.settings.per_source_per_tick
         if self.backlog is not None:
-            queue = max(self.settings.min_queue, source.batch_size * self.settings.queued_calls)
-            room = min(room, queue - self.backlog(source.name))
+            queue = self.settings.queue(source)
+            room = min(room, queue - await self.backlog(source.name, queue))
         return room
 
     async def tick(self) -> int:
@@ -121,7 +135,7 @@ class Scheduler:
             status = statuses.get(source.name)
             if status is not None and status.paused:
                 continue  # due works stay due; they are emitted once the source resumes
-            room = self._room(source)
+            room = await self._room(source)
             if room <= 0:
                 continue
             handoff = Handoff()  # what `due` read that leasing the entries needs

@@ -16,8 +16,9 @@ from services.core.ports import DueEntry
 from services.core.works import Work
 from services.embedded import refresh_until_idle, release_dead_leases
 from services.fetchers.http import HttpSettings
-from services.fetchers.registry import SOURCES
+from services.fetchers.registry import SOURCES, get_source
 from services.registration import work_event
+from services.scheduler.service import SchedulerSettings
 from tests.unit.pipeline_kit import pipeline_kit
 
 DOIS = [f"10.5555/sched.{n}" for n in range(30)]
@@ -125,3 +126,16 @@ async def test_emission_waits_for_the_source_to_take_its_queue(tmp_path: Path) -
         assert third == taken  # the queue is topped up to 128 again
         assert kit.bus.pending(refresh_topic("datacite"), "alm-fetcher-datacite") == 128
         assert len(await kit.store.due("datacite", kit.clock(), 1000)) == 300 - 128 - taken
+
+
+def test_a_sources_queue_holds_two_ticks_of_calls_at_its_rate() -> None:
+    """The queue a source may have waiting: at least `min_queue` requests and `queued_calls`
+    calls' worth, and two ticks of calls at its rate limit (ALM_<SOURCE>_RATE where set), so
+    fetchers at that rate never run dry between ticks, and a request never waits long enough
+    for its lease to run out."""
+    datacite = get_source("datacite")  # one work a call, 3 calls/s by default
+    settings = SchedulerSettings(tick_seconds=5.0)
+    assert settings.queue(datacite) == 128
+    assert replace(settings, rates={"datacite": 100.0}).queue(datacite) == 1000
+    assert replace(settings, rates={"datacite": 100.0}, tick_seconds=0.5).queue(datacite) == 128
+    assert replace(settings, min_queue=1).queue(datacite) == 40

@@ -63,6 +63,11 @@ class KafkaBus:
         self._consumers.append(member)
         return member
 
+    async def waiting(self, topic: str, group: str, up_to: int) -> int:
+        """Events of `topic` that `group` has not committed, counted up to `up_to` (the
+        scheduler's backpressure: a source's refresh requests its fetchers have not taken)."""
+        return await self.reader.waiting(topic, group, up_to)
+
     async def partitions(self, topic: str) -> int:
         """How many partitions `topic` has (0 if it does not exist)."""
         return await self.reader.partitions(topic)

@@ -142,6 +142,10 @@ class MemoryBus:
         log = self.topic(topic)
         return log.events_total - log.events_before(log.committed.get(group, log.base))
 
+    async def waiting(self, topic: str, group: str, up_to: int) -> int:
+        """`pending` of `topic` for `group`, at most `up_to` (KafkaBus.waiting's answer)."""
+        return min(self.pending(topic, group), up_to)
+
     def backlog(self) -> int:
         """Records some group has not committed yet, over every topic (0: nothing in flight)."""
         return sum(
