@@ -631,6 +631,9 @@ def test_migrations_are_applied_whole_or_not_at_all(
     from services.adapters.sqlite import migrations
 
     path = tmp_path / "alm.db"
+    with sqlite3.connect(path) as conn:  # an older file: migrated step by step
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE earlier (a INTEGER)")
     good = "CREATE TABLE first (a INTEGER); ALTER TABLE first ADD COLUMN b INTEGER"
     monkeypatch.setattr(migrations, "MIGRATIONS", (good, "CREATE TABLE second (a INTEGER); oops"))
     with sqlite3.connect(path) as conn, pytest.raises(sqlite3.OperationalError):
@@ -644,3 +647,33 @@ def test_migrations_are_applied_whole_or_not_at_all(
         migrations.apply_migrations(conn)
         migrations.apply_migrations(conn)
     assert migration_versions(path) == [1, 2]
+
+
+def _schema(path: Path) -> tuple[set[tuple[str, str, str]], list[int]]:
+    with sqlite3.connect(path) as conn:
+        objects = {
+            (kind, name, " ".join(sql.split()))
+            for kind, name, sql in conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL"
+            )
+        }
+    return objects, migration_versions(path)
+
+
+def test_a_new_file_gets_the_schema_the_migrations_end_with(tmp_path: Path) -> None:
+    """A new file is made from the final schema in one go; a file migrated step by step (as
+    an older file is, one migration after another) ends with the same tables, columns,
+    indexes and versions."""
+    from services.adapters.sqlite import migrations
+
+    new, stepwise = tmp_path / "new.db", tmp_path / "stepwise.db"
+    with sqlite3.connect(new) as conn:
+        migrations.apply_migrations(conn)
+    with sqlite3.connect(stepwise) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+        conn.executescript(MIGRATIONS[0])  # an old file: the first migration only
+        conn.execute("INSERT INTO schema_migrations VALUES (1)")
+        migrations.apply_migrations(conn)
+    assert _schema(new) == _schema(stepwise)
+    assert len(_schema(new)[0]) > len(MIGRATIONS)
+    assert _schema(new)[1] == list(range(1, len(MIGRATIONS) + 1))
