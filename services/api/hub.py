@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
-from services.core.change_filter import Catalog, ChangeFilter
+from services.core.change_filter import ChangeFilter, MetricGroups
 from services.core.change_publishers import PublisherLookup
 from services.core.changefeed import (
     ChangeFeed,
@@ -123,7 +123,7 @@ class ChangeHub:
     def __init__(
         self,
         feed: ChangeFeed,
-        catalog: Catalog,
+        catalog: MetricGroups,
         publishers: PublisherLookup,
         queue_size: int,
         catch_ups: int = 16,

@@ -20,7 +20,7 @@ from services.bootstrap.adapters import (
 from services.bootstrap.clock import utc_now
 from services.bootstrap.pipeline import make_scheduling
 from services.core.alerts import AlertStore
-from services.core.change_filter import Catalog
+from services.core.change_filter import MetricGroups
 from services.core.keys import KeyStore
 from services.core.ports import Bus, Store
 from services.core.provenance import CallArchive
@@ -75,6 +75,6 @@ def api_context(
     )
 
 
-def make_catalog() -> Catalog:
+def make_catalog() -> MetricGroups:
     """Every installed source's metrics with their groups (change filters by group)."""
     return source_catalog().metric_groups()

@@ -6,7 +6,7 @@ group=cited: Crossref's changes to a cited metric). An empty criterion matches e
 
 - source: the change's source.
 - group: the group of a metric that changed (one in `delta`); a source declares each metric's
-  group, given here as a `Catalog` (source -> metric -> group).
+  group, given here as `MetricGroups` (source -> metric -> group).
 - publisher: the work's publisher, compared without case and with runs of spaces as one.
 - work: the work id (the API turns any accepted identifier into the registered work's id).
 """
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-Catalog = Mapping[str, Mapping[str, str]]
+MetricGroups = Mapping[str, Mapping[str, str]]
 """source -> metric -> group, from the installed sources."""
 
 MAX_VALUES = 100  # values of one criterion
@@ -58,7 +58,9 @@ class ChangeFilter:
         """Whether matching needs the work's publisher."""
         return bool(self.publishers)
 
-    def matches(self, change: Mapping[str, Any], publisher: str | None, catalog: Catalog) -> bool:
+    def matches(
+        self, change: Mapping[str, Any], publisher: str | None, catalog: MetricGroups
+    ) -> bool:
         """Whether `change` (a metric_changed event) passes; `publisher` is its work's."""
         if self.works and change.get("work_id") not in self.works:
             return False

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 import structlog
 
-from services.core.change_filter import Catalog
+from services.core.change_filter import MetricGroups
 from services.core.change_publishers import PublisherLookup
 from services.core.delivery import retry_delay
 from services.core.events import TOPIC_CHANGED, change_event_id
@@ -75,7 +75,7 @@ class Notifier:
         works: WorkStore,
         sender: Sender,
         settings: NotifySettings,
-        catalog: Catalog,
+        catalog: MetricGroups,
         now: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
