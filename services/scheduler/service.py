@@ -59,12 +59,15 @@ class SchedulerSettings:
     rates: Mapping[str, float] = field(default_factory=dict)  # calls/s by source (ALM_*_RATE)
 
     def queue(self, source: Source) -> int:
-        """How many refresh requests of `source` may wait for its fetchers: enough that they
-        never run dry between two ticks at the upstream's rate limit, and no more, so a
-        request waits seconds, not the lease's hour (it is never handed out twice)."""
+        """How many refresh requests of `source` may wait for its fetchers: `queued_calls`
+        calls' worth, or more where two ticks of calls at the upstream's rate limit need more
+        (up to one tick's `per_source_per_tick`), so they never run dry between ticks, and no
+        more: a request waits seconds, not the lease's hour (it is never handed out twice),
+        and the in-process bus holds a bounded number of them."""
         rate = self.rates.get(source.name, source.limits.requests_per_second)
-        calls = max(self.queued_calls, math.ceil(rate * 2 * self.tick_seconds))
-        return max(self.min_queue, source.batch_size * calls)
+        by_rate = source.batch_size * math.ceil(rate * 2 * self.tick_seconds)
+        calls = source.batch_size * self.queued_calls
+        return max(self.min_queue, calls, min(by_rate, self.per_source_per_tick))
 
 
 @dataclass(frozen=True, slots=True)

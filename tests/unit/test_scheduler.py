@@ -134,8 +134,10 @@ def test_a_sources_queue_holds_two_ticks_of_calls_at_its_rate() -> None:
     fetchers at that rate never run dry between ticks, and a request never waits long enough
     for its lease to run out."""
     datacite = get_source("datacite")  # one work a call, 3 calls/s by default
-    settings = SchedulerSettings(tick_seconds=5.0)
+    settings = SchedulerSettings(tick_seconds=5.0, per_source_per_tick=5000)
     assert settings.queue(datacite) == 128
     assert replace(settings, rates={"datacite": 100.0}).queue(datacite) == 1000
     assert replace(settings, rates={"datacite": 100.0}, tick_seconds=0.5).queue(datacite) == 128
     assert replace(settings, min_queue=1).queue(datacite) == 40
+    # a loopback stub at 1,000 calls/s: no more than a tick's share waits
+    assert replace(settings, rates={"datacite": 1000.0}).queue(datacite) == 5000
