@@ -1,0 +1,279 @@
+"""Benchmark: a publisher's catalogue in the distributed mode (real Kafka + Cassandra, the stub
+upstream). Registers N synthetic works (10.5555/) through the registration path production
+uses (each work written with its due entries, then announced on alm.works), in three stages
+(10 %, 50 % and 100 % of N), while every service runs as its own process: the scheduler, a
+fetcher per source, the faust aggregator and the API. After each stage the pipeline runs for
+--settle seconds, then it prints:
+
+- registration works/s of the stage (and due entries written per second);
+- due-scan time: one scan of each source's due index (`due(source, now, 5000)`), the scan a
+  scheduler tick makes;
+- emission: refresh requests the scheduler handed out per second over the settle window (its
+  `alm_refresh_requests_total`), and how many wait in the refresh topics (its backpressure
+  keeps each source's queue short: docs/operations.md);
+- RSS of every service process (invariant 7: flat in the number of works);
+- API p50/p99 of `GET /api/v1/works` at the first page and at a deep page (a cursor near the
+  last work), and of one work, sequential requests from this process.
+
+Not a test: it asserts nothing, it measures.
+
+    .venv/bin/python bench/scale.py --works 1000000
+    .venv/bin/python bench/scale.py --works 20000 --settle 20    # a quick look
+
+Kafka and Cassandra are started with deploy/local/infra-up if they are not running. The run
+uses its own keyspace and topic prefix and removes them at the end (--keep keeps them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.distributed import (  # noqa: E402
+    CASSANDRA,
+    CASSANDRA_PORT,
+    KAFKA,
+    STATE,
+    Proc,
+    Run,
+    cleanup,
+    free_port,
+    infra_up,
+    memory,
+    start_services,
+    stop_all,
+)
+from services.adapters.cassandra import CassandraStore  # noqa: E402
+from services.adapters.kafka import KafkaBus, ensure_topics  # noqa: E402
+from services.bootstrap import make_scheduling  # noqa: E402
+from services.core.events import refresh_topic  # noqa: E402
+from services.fetchers.registry import SOURCES  # noqa: E402
+from services.fetchers.service import FetcherService  # noqa: E402
+from services.registration import CHUNK, register  # noqa: E402
+from services.settings import Settings  # noqa: E402
+
+STAGES = (0.1, 0.5, 1.0)
+
+
+class ScaleRun(Run):
+    """The benchmark's processes; the scheduler serves its Prometheus /metrics on a port of its
+    own (ALM_METRICS_PORT), where the emission rate is read."""
+
+    metrics_port = 0
+
+    def start(self, name: str, *args: str) -> Proc:
+        """Start `alm ARGS...`, the scheduler with its metrics port."""
+        if name != "scheduler":
+            return super().start(name, *args)
+        env, self.env = self.env, {**self.env, "ALM_METRICS_PORT": str(self.metrics_port)}
+        try:
+            return super().start(name, *args)
+        finally:
+            self.env = env
+
+
+def work_id(n: int) -> str:
+    """The n-th synthetic work of the run."""
+    return f"10.5555/scale.{n:08d}"
+
+
+async def scheduler_emitted(url: str) -> float:
+    """The scheduler's alm_refresh_requests_total, over every source."""
+    async with aiohttp.ClientSession() as s, s.get(url) as resp:
+        text = await resp.text()
+    return sum(
+        float(m[1]) for m in re.finditer(r"^alm_refresh_requests_total\{[^}]*\} (\S+)$", text, re.M)
+    )
+
+
+async def latencies(url: str, count: int) -> tuple[float, float]:
+    """p50 and p99 (ms) of `count` sequential GETs of `url`."""
+    taken = []
+    async with aiohttp.ClientSession() as s:
+        for _ in range(count):
+            t = time.perf_counter()
+            async with s.get(url) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{url}: HTTP {resp.status}")
+            taken.append((time.perf_counter() - t) * 1000)
+    taken.sort()
+    return statistics.median(taken), taken[min(len(taken) - 1, int(len(taken) * 0.99))]
+
+
+async def register_stage(
+    store: CassandraStore, bus: KafkaBus, settings: Settings, start: int, end: int
+) -> float:
+    """Register works [start, end) as `alm works import` does; seconds it took."""
+    scheduling = make_scheduling(settings)
+    t = time.perf_counter()
+    for i in range(start, end, CHUNK):
+        ids = [work_id(n) for n in range(i, min(end, i + CHUNK))]
+        results = await register(ids, store, bus, datetime.now(UTC), scheduling)
+        bad = [r for r in results if r.error]
+        if bad:
+            raise RuntimeError(f"registration refused {bad[0]}")
+    return time.perf_counter() - t
+
+
+async def due_scan(store: CassandraStore, sources: list[str]) -> float:
+    """Seconds one scan of every source's due index takes (5,000 entries at most each)."""
+    t = time.perf_counter()
+    for source in sources:
+        await store.due(source, datetime.now(UTC), 5000)
+    return time.perf_counter() - t
+
+
+async def waiting(bus: KafkaBus, sources: list[str]) -> int:
+    """Refresh requests handed out and not yet taken by the fetchers, over every source."""
+    total = 0
+    for source in sources:
+        topic, group = refresh_topic(source), FetcherService.group_of(source)
+        total += await bus.waiting(topic, group, 1_000_000)
+    return total
+
+
+async def stage(
+    run: Run,
+    store: CassandraStore,
+    bus: KafkaBus,
+    settings: Settings,
+    span: tuple[int, int],
+    args: argparse.Namespace,
+    urls: dict[str, str],
+) -> dict[str, object]:
+    """Register one stage's works, let the pipeline run, measure."""
+    start, end = span
+    seconds = await register_stage(store, bus, settings, start, end)
+    entries = len(make_scheduling(settings).sources) * (end - start)
+    before, t0 = await scheduler_emitted(urls["metrics"]), time.monotonic()
+    await asyncio.sleep(args.settle)
+    emitted = await scheduler_emitted(urls["metrics"]) - before
+    window = time.monotonic() - t0
+    deep = work_id(max(0, end - 2 * args.page))
+    api = urls["api"]
+    return {
+        "works": end,
+        "registered_per_s": (end - start) / seconds,
+        "due_entries_per_s": entries / seconds,
+        "due_scan_s": await due_scan(store, list(settings.sources)),
+        "emitted_per_s": emitted / window,
+        "waiting": await waiting(bus, list(settings.sources)),
+        "rss": {p.name: memory(p.proc.pid)[0] for p in run.procs},
+        "list_first": await latencies(f"{api}/api/v1/works?per_page={args.page}", args.requests),
+        "list_deep": await latencies(
+            f"{api}/api/v1/works?per_page={args.page}&cursor={deep}", args.requests
+        ),
+        "one_work": await latencies(f"{api}/api/v1/works/{work_id(end // 2)}", args.requests),
+    }
+
+
+def report(figures: list[dict[str, object]], procs: list[Proc]) -> None:
+    """Print the stages side by side."""
+    print(f"\n{'works':>28}" + "".join(f"{f['works']:>14,}" for f in figures))
+
+    def row(label: str, values: list[str]) -> None:
+        print(f"{label:>28}" + "".join(f"{v:>14}" for v in values))
+
+    row("registered works/s", [f"{f['registered_per_s']:,.0f}" for f in figures])
+    row("due entries written/s", [f"{f['due_entries_per_s']:,.0f}" for f in figures])
+    row("due scan, all sources (s)", [f"{f['due_scan_s']:.3f}" for f in figures])
+    row("emitted requests/s", [f"{f['emitted_per_s']:,.0f}" for f in figures])
+    row("requests waiting in Kafka", [f"{f['waiting']:,}" for f in figures])
+    for key, label in (
+        ("list_first", "list first page p50/p99 ms"),
+        ("list_deep", "list deep page p50/p99 ms"),
+        ("one_work", "one work p50/p99 ms"),
+    ):
+        row(label, [f"{f[key][0]:.1f}/{f[key][1]:.1f}" for f in figures])  # type: ignore[index]
+    for p in procs:
+        row(f"RSS {p.name} MB", [str(f["rss"][p.name]) for f in figures])  # type: ignore[index]
+    first, last = figures[0]["rss"], figures[-1]["rss"]
+    growth = {n: (last[n] - first[n]) / first[n] * 100 for n in first if first[n]}  # type: ignore[index]
+    worst = max(growth.items(), key=lambda kv: kv[1])
+    print(f"\nRSS growth from the first to the last stage: at most {worst[1]:+.1f} % ({worst[0]})")
+
+
+async def main() -> None:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--works", type=int, default=1_000_000)
+    parser.add_argument("--sources", default="crossref,openalex,europepmc,datacite")
+    parser.add_argument("--rate", type=float, default=200.0, help="stub calls/s per source")
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds after each stage")
+    parser.add_argument("--page", type=int, default=50, help="works per listing page")
+    parser.add_argument("--requests", type=int, default=200, help="API requests per figure")
+    parser.add_argument("--keep", action="store_true", help="keep keyspace, topics and logs")
+    args = parser.parse_args()
+    sources = [s for s in args.sources.split(",") if s]
+    if unknown := [s for s in sources if s not in SOURCES]:
+        parser.error(f"unknown sources {unknown}")
+
+    infra_up()
+    tag = secrets.token_hex(3)
+    logs = STATE / "logs" / f"scale-{tag}"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALM_")}
+    stub_port, api_port, metrics_port = free_port(), free_port(), free_port()
+    env.update(
+        ALM_BUS="kafka",
+        ALM_STORE="cassandra",
+        ALM_KAFKA_BOOTSTRAP=KAFKA,
+        ALM_CASSANDRA_HOSTS=CASSANDRA,
+        ALM_CASSANDRA_PORT=str(CASSANDRA_PORT),
+        ALM_CASSANDRA_KEYSPACE=f"alm_scale_{tag}",
+        ALM_TOPIC_PREFIX=f"scale{tag}.",
+        ALM_DATA_DIR=str(logs / "data"),
+        ALM_UPSTREAM_ROOT=f"http://127.0.0.1:{stub_port}",
+        ALM_SOURCES=",".join(sources),
+        PYTHONPATH=str(ROOT),
+        **{f"ALM_{s.upper()}_RATE": str(args.rate) for s in sources},
+    )
+    os.environ.update({k: v for k, v in env.items() if k.startswith("ALM_")})
+    settings = Settings.from_env()
+    run = ScaleRun(env["ALM_CASSANDRA_KEYSPACE"], env["ALM_TOPIC_PREFIX"], env, logs)
+    run.metrics_port = metrics_port
+    store = CassandraStore([CASSANDRA], CASSANDRA_PORT, run.keyspace)
+    bus = KafkaBus(KAFKA, client_id="scale", prefix=run.prefix)
+    try:
+        print(f"scale: keyspace {run.keyspace}, topics {run.prefix}*, logs {logs}")
+        run.alm("db", "migrate")
+        await ensure_topics(KAFKA, sorted(SOURCES), 6, prefix=run.prefix)
+        await start_services(run, sources, stub_port, api_port, 1)
+        urls = {
+            "api": f"http://127.0.0.1:{api_port}",
+            "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+        }
+        print(f"scale: services ready; {args.works:,} works x {sources}")
+        figures, done = [], 0
+        for share in STAGES:
+            end = int(args.works * share)
+            figures.append(await stage(run, store, bus, settings, (done, end), args, urls))
+            done = end
+            print(f"scale: {end:,} works registered and measured", flush=True)
+        report(figures, [p for p in run.procs if p.name != "stub-upstream"])
+    finally:
+        await bus.close()
+        await store.close()
+        await stop_all(run)
+        if not args.keep:
+            cleanup(run)
+            shutil.rmtree(logs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
