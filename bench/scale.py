@@ -140,11 +140,8 @@ async def due_scan(store: CassandraStore, sources: list[str]) -> float:
 
 async def waiting(bus: KafkaBus, sources: list[str]) -> int:
     """Refresh requests handed out and not yet taken by the fetchers, over every source."""
-    total = 0
-    for source in sources:
-        topic, group = refresh_topic(source), FetcherService.group_of(source)
-        total += await bus.waiting(topic, group, 1_000_000)
-    return total
+    queues = {refresh_topic(s): (FetcherService.group_of(s), 10_000_000) for s in sources}
+    return sum((await bus.waiting(queues)).values())
 
 
 async def stage(

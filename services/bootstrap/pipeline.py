@@ -4,7 +4,7 @@ own part) and all of them together (`make_pipeline`: the embedded mode and the t
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +22,7 @@ from services.fetchers.http import HttpCaller, HttpSettings
 from services.fetchers.registry import SOURCES, get_source
 from services.fetchers.service import FetcherService
 from services.registration import Scheduling
-from services.scheduler.service import Scheduler, SchedulerSettings
+from services.scheduler.service import Backlog, Scheduler, SchedulerSettings
 from services.settings import Settings
 
 
@@ -182,16 +182,20 @@ def make_pipeline(
     )
 
 
-def _backlog(bus: Bus) -> Callable[[str, int], Awaitable[int]] | None:
-    """(source, up_to) -> how many refresh requests of the source its fetchers have not
+def _backlog(bus: Bus) -> Backlog | None:
+    """source -> up_to to source -> how many of its refresh requests its fetchers have not
     committed, counted up to `up_to`, where the bus can tell (both adapters can): the
     scheduler's backpressure."""
     if not isinstance(bus, QueueDepth):
         return None
     depth = bus
 
-    def waiting(source: str, up_to: int) -> Awaitable[int]:
-        return depth.waiting(refresh_topic(source), FetcherService.group_of(source), up_to)
+    async def waiting(up_to: Mapping[str, int]) -> dict[str, int]:
+        queues = {
+            refresh_topic(s): (FetcherService.group_of(s), limit) for s, limit in up_to.items()
+        }
+        found = await depth.waiting(queues)
+        return {s: found.get(refresh_topic(s), 0) for s in up_to}
 
     return waiting
 

@@ -81,8 +81,9 @@ class QueueDepth(Protocol):
     """A bus that tells how many events of a topic a consumer group has not committed yet:
     the scheduler's backpressure on each source's refresh topic."""
 
-    async def waiting(self, topic: str, group: str, up_to: int) -> int:
-        """Uncommitted events of `topic` for `group`, counted up to `up_to`."""
+    async def waiting(self, queues: Mapping[str, tuple[str, int]]) -> dict[str, int]:
+        """For each topic -> (group, up_to): the events of the topic the group has not
+        committed, counted up to `up_to`."""
         ...
 
 

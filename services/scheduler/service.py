@@ -79,6 +79,11 @@ class ReconcileStep:
     done: bool  # the pass reached the last work (the next step starts over)
 
 
+# source -> the requests that may wait for it, to source -> how many of its refresh requests
+# its fetchers have not taken, counted up to that (the bus's QueueDepth)
+Backlog = Callable[[Mapping[str, int]], Awaitable[Mapping[str, int]]]
+
+
 class SchedulerStore(WorkStore, DueIndex, SourceControl, Protocol):
     """The store's ports the scheduler uses: the due index it scans and leases, the works it
     pages through (reconcile) and reads (dead letters), the sources' paused status."""
@@ -98,7 +103,7 @@ class Scheduler:
         settings: SchedulerSettings,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
-        backlog: Callable[[str, int], Awaitable[int]] | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
         self.sources = list(sources)
         self.bus = bus
@@ -108,8 +113,7 @@ class Scheduler:
         self.clock = clock
         self.rng = rng or random.Random()
         self.scheduling = Scheduling(tuple(sources), policy)
-        # (source, up_to) -> its requests its fetchers have not committed, counted up to
-        # `up_to` (the bus's QueueDepth); None: the lease and `per_source_per_tick` pace alone
+        # None: the lease and `per_source_per_tick` pace emission alone
         self.backlog = backlog
         self.consumer = bus.consumer([TOPIC_WORKS, TOPIC_RETRY, TOPIC_DEADLETTER], self.GROUP)
         self.emitted = 0
@@ -118,27 +122,30 @@ class Scheduler:
         self.reconciled = 0  # missing due entries the reconcile wrote
         self._reconcile_after: str | None = None  # where the current pass continues
 
-    async def _room(self, source: Source) -> int:
-        """How many requests `source` may get now: its tick's share, and no more than its
-        queue has room for (what its fetchers have not taken yet fills it). A source whose
-        fetchers stall, or run slower than the queue assumes, gets nothing more until they
-        take what waits: its due works stay due in the index, not in the topic."""
-        room = self.settings.per_source_per_tick
-        if self.backlog is not None:
-            queue = self.settings.queue(source)
-            room = min(room, queue - await self.backlog(source.name, queue))
-        return room
+    async def _rooms(self, sources: Sequence[Source]) -> dict[str, int]:
+        """How many requests each source may get now: its tick's share, and no more than its
+        queue has room for (what its fetchers have not taken yet fills it), read once a tick.
+        A source whose fetchers stall, or run slower than the queue assumes, gets nothing
+        more until they take what waits: its due works stay due in the index, not in the
+        topic. A backlog that cannot be read fails the tick before anything is emitted."""
+        share = self.settings.per_source_per_tick
+        if self.backlog is None or not sources:
+            return {s.name: share for s in sources}
+        queues = {s.name: self.settings.queue(s) for s in sources}
+        waiting = await self.backlog(queues)
+        return {n: min(share, q - waiting.get(n, 0)) for n, q in queues.items()}
 
     async def tick(self) -> int:
         """Emit refresh requests for every due (work, source) and lease them; returns how many."""
         now = self.clock()
         total = 0
         statuses = await self.store.source_statuses()
-        for source in self.sources:
-            status = statuses.get(source.name)
-            if status is not None and status.paused:
-                continue  # due works stay due; they are emitted once the source resumes
-            room = await self._room(source)
+        running = [
+            s for s in self.sources if (st := statuses.get(s.name)) is None or not st.paused
+        ]  # a paused source's due works stay due; they are emitted once it resumes
+        rooms = await self._rooms(running)
+        for source in running:
+            room = rooms[source.name]
             if room <= 0:
                 continue
             handoff = Handoff()  # what `due` read that leasing the entries needs

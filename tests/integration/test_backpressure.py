@@ -51,8 +51,8 @@ async def test_a_source_gets_no_more_than_its_fetchers_take(infra: Infra, tmp_pa
     try:
         first, second = await scheduler.tick(), await scheduler.tick()
         assert (first, second) == (queue, 0)  # nothing taken yet: no room
-        assert await kafka.waiting(topic, group, 10_000) == queue
-        assert await kafka.waiting(topic, group, 10) == 10
+        assert await kafka.waiting({topic: (group, 10_000)}) == {topic: queue}
+        assert await kafka.waiting({topic: (group, 10)}) == {topic: 10}
         assert len(await store.due(SOURCE, now, 1000)) == len(ids) - queue  # due, not leased
 
         received: list[str] = []
@@ -61,11 +61,11 @@ async def test_a_source_gets_no_more_than_its_fetchers_take(infra: Infra, tmp_pa
             taken = await drain(fetcher, 1, within=20)
             received += [m.value["work_id"] for m in taken]
             await fetcher.commit()
-            waiting = await kafka.waiting(topic, group, 10_000)
+            waiting = (await kafka.waiting({topic: (group, 10_000)}))[topic]
             topped = await scheduler.tick()
             assert topped == min(queue - waiting, len(ids) - emitted)  # topped up, no more
             emitted += topped
-            assert await kafka.waiting(topic, group, 10_000) <= queue
+            assert (await kafka.waiting({topic: (group, 10_000)}))[topic] <= queue
             if len(received) == len(ids):
                 break
         assert sorted(received) == sorted(ids)  # every work once, none twice

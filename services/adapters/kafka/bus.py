@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from services.adapters.kafka.backlog import BacklogProbe
 from services.adapters.kafka.consumer import KafkaBusConsumer
 from services.adapters.kafka.producer import KafkaPublisher
 from services.adapters.kafka.reader import KafkaPartitionReader
@@ -33,6 +34,7 @@ class KafkaBus:
         self.connection = KafkaConnection(bootstrap, prefix, client_id)
         self.producer = KafkaPublisher(self.connection, linger_ms=linger_ms)
         self.reader = KafkaPartitionReader(self.connection)
+        self.backlog = BacklogProbe(self.connection)
         self._lag = lag  # group -> the lag export of one of its members
         self._consumers: list[KafkaBusConsumer] = []
 
@@ -63,10 +65,11 @@ class KafkaBus:
         self._consumers.append(member)
         return member
 
-    async def waiting(self, topic: str, group: str, up_to: int) -> int:
-        """Events of `topic` that `group` has not committed, counted up to `up_to` (the
-        scheduler's backpressure: a source's refresh requests its fetchers have not taken)."""
-        return await self.reader.waiting(topic, group, up_to)
+    async def waiting(self, queues: Mapping[str, tuple[str, int]]) -> dict[str, int]:
+        """For each topic -> (group, up_to): its events the group has not committed, counted
+        up to `up_to` (the scheduler's backpressure: the refresh requests of a source its
+        fetchers have not taken), in one round of requests to the brokers (backlog.py)."""
+        return await self.backlog.waiting(queues, self.reader.count)
 
     async def partitions(self, topic: str) -> int:
         """How many partitions `topic` has (0 if it does not exist)."""
@@ -85,7 +88,9 @@ class KafkaBus:
         return await self.reader.count(topic, ranges)
 
     async def close(self) -> None:
-        """Flush and close the producer and every consumer this bus made (none commits)."""
+        """Flush and close the producer and every consumer this bus made (none commits), and
+        the backlog probe's admin client."""
         await self.producer.close()
         for member in self._consumers:
             await member.close()
+        self.backlog.close()

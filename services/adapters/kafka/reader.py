@@ -57,43 +57,6 @@ class KafkaPartitionReader:
 
         return await asyncio.to_thread(run)
 
-    async def waiting(self, topic: str, group: str, up_to: int) -> int:
-        """How many events of `topic` `group` has not committed yet, counted up to `up_to`
-        (a larger backlog answers `up_to`): the records between each partition's committed
-        offset (its first kept one where the group has committed nothing: it reads from the
-        earliest) and its end, read and counted only while they may hold fewer than `up_to`
-        events (a record holds one or more). A consumer with the group's id that never
-        subscribes reads its offsets without joining it."""
-
-        def ranges() -> dict[int, tuple[int, int]]:
-            name = self.connection.topic(topic)
-            probe = KafkaConsumer(
-                bootstrap_servers=self.connection.bootstrap,
-                client_id=f"{self.connection.client_id}-backlog",
-                group_id=self.connection.topic(group),
-                enable_auto_commit=False,
-            )
-            try:
-                known = sorted(probe.partitions_for_topic(name) or ())
-                tps = [TopicPartition(name, p) for p in known]
-                if not tps:
-                    return {}
-                ends, firsts = probe.end_offsets(tps), probe.beginning_offsets(tps)
-                out = {}
-                for tp in tps:
-                    committed = probe.committed(tp)
-                    start = max(firsts[tp], committed if committed is not None else 0)
-                    out[tp.partition] = (start, int(ends[tp]))
-                return out
-            finally:
-                probe.close(autocommit=False)
-
-        lag = await asyncio.to_thread(ranges)
-        records = sum(max(0, end - start) for start, end in lag.values())
-        if records >= up_to or records == 0:
-            return min(records, up_to)
-        return min(sum((await self.count(topic, lag)).values()), up_to)
-
     async def read(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> list[Message]:
         """The events of `topic` whose records' offsets are in [start, end) of their partition."""
         out: list[Message] = []

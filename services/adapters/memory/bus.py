@@ -142,9 +142,9 @@ class MemoryBus:
         log = self.topic(topic)
         return log.events_total - log.events_before(log.committed.get(group, log.base))
 
-    async def waiting(self, topic: str, group: str, up_to: int) -> int:
-        """`pending` of `topic` for `group`, at most `up_to` (KafkaBus.waiting's answer)."""
-        return min(self.pending(topic, group), up_to)
+    async def waiting(self, queues: Mapping[str, tuple[str, int]]) -> dict[str, int]:
+        """For each topic -> (group, up_to): `pending`, at most `up_to` (KafkaBus.waiting)."""
+        return {t: min(self.pending(t, group), up_to) for t, (group, up_to) in queues.items()}
 
     def backlog(self) -> int:
         """Records some group has not committed yet, over every topic (0: nothing in flight)."""
