@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from services.adapters.sqlite import search_index
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE works (
@@ -114,7 +116,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS works_by_issued ON works (issued DESC, work_id);
     """,
+    # Search (services/adapters/sqlite/search_index.py): an FTS5 index of the works' folded
+    # title and publisher words; `search_index.backfill` then indexes the works already there.
+    search_index.SCHEMA,
 )
+SEARCH_MIGRATION = MIGRATIONS.index(search_index.SCHEMA) + 1  # then `search_index.backfill`
 
 
 def apply_migrations(conn: sqlite3.Connection) -> None:
@@ -124,4 +130,6 @@ def apply_migrations(conn: sqlite3.Connection) -> None:
     for version, script in enumerate(MIGRATIONS, start=1):
         if version not in done:
             conn.executescript(script)
+            if version == SEARCH_MIGRATION:
+                search_index.backfill(conn)
             conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
