@@ -36,6 +36,7 @@ class Found:
     works: list[Work]
     states: dict[str, list[SourceState]]
     next_cursor: str | None
+    by_identifier: bool = False  # the query was an identifier, and these are its work
 
 
 def counted_by(states: list[SourceState], source: str) -> bool:
@@ -63,7 +64,7 @@ async def search(request: web.Request, per_page: int) -> Found:
             works = [w for w in works if member in (None, w.publisher_id)]
             states = await store.states_for([w.work_id for w in works])
             works = [w for w in works if source is None or counted_by(states[w.work_id], source)]
-            return Found(raw, works, states, None)
+            return Found(raw, works, states, None, by_identifier=bool(works))
     try:
         return await _by_words(request, raw, query, after, per_page, member, source)
     except InvalidQuery as exc:
