@@ -90,12 +90,14 @@ async def form_for(request: web.Request) -> str:
 async def search_page(request: web.Request) -> web.Response:
     """A page of results (an identifier found: its work's page, 303); a query that cannot be
     searched is the form again with the problem (400)."""
-    query = {k: request.query[k] for k in FILTERS if request.query.get(k)}
+    query = {k: request.query[k] for k in FILTERS if request.query.get(k)}  # the form's blanks
+    cursor = {"cursor": request.query["cursor"]} if "cursor" in request.query else {}
     catalog: Catalog = request.app[CATALOG]
     known = await request.app[PUBLISHERS].list_publishers()
     form = search_form(query, catalog, known)
     try:
-        found = await search(request, PER_PAGE)
+        cleaned = request.clone(rel_url=request.rel_url.with_query({"q": "", **query, **cursor}))
+        found = await search(cleaned, PER_PAGE)
     except BadParameter as exc:
         problem = f'<p class="error" role="alert">{text(str(exc))}</p>'
         return page(TITLE, problem + form, status=400)

@@ -82,6 +82,8 @@ async def test_an_identifier_goes_to_its_page(client: TestClient[Any, Any]) -> N
 
 
 async def test_filters_and_escaping(client: TestClient[Any, Any]) -> None:
+    blank = await client.get("/works?q=kelp&publisher_id=&source=")  # the form's "any"
+    assert blank.status == 200 and (await blank.text()).count('<li><a href="/works/10.') == 6
     html = await (await client.get("/works", params={"q": "kelp", "publisher_id": "999"})).text()
     assert "No work matches" in html
     html = await (await client.get("/works", params={"q": "kelp co"})).text()
