@@ -1,11 +1,13 @@
 """`GET /api/v1/works?q=`: searching works by title and publisher words, or by an identifier
 (services/core/search.py says which), a keyset page at a time, with the list's publisher filter
 (`publisher_id`) and a source filter (`source`: works with a non-zero count from it).
+A query of more than MAX_WORDS words asks the index for the longest and checks the others on
+what it gives (a pasted title finds its work).
 
 A page costs a bounded amount however deep: the store reads its index after the cursor; with
-`source`, at most SCAN_ROUNDS reads of the index, each asking for what the page still lacks,
-so a page may hold fewer than `per_page` works (and still have a `next_cursor`) when few
-matches have counts from the source. The site's search page (services/site/search.py) shows
+`source` or more than MAX_WORDS words, at most SCAN_ROUNDS reads of the index, each asking for
+what the page still lacks, so a page may hold fewer than `per_page` works (and still have a
+`next_cursor`) when few matches pass. The site's search page (services/site/search.py) shows
 the same pages.
 """
 
@@ -22,7 +24,7 @@ from services.api.present import present_work
 from services.api.state import CATALOG, STORE
 from services.core.aggregation import SourceState
 from services.core.catalog import Catalog
-from services.core.search import InvalidQuery, SearchQuery, parse_query
+from services.core.search import InvalidQuery, SearchQuery, parse_query, split_words, terms
 from services.core.works import Work
 
 SCAN_ROUNDS = 5  # index reads one page may make with a source filter
@@ -84,8 +86,10 @@ async def _by_words(
     works: list[Work] = []
     states: dict[str, list[SourceState]] = {}
     cursor = after
-    for _ in range(SCAN_ROUNDS if source else 1):
-        batch, cursor = await store.search_works(query.words, cursor, per_page - len(works), member)
+    asked, rest = split_words(query.words)
+    for _ in range(SCAN_ROUNDS if source or rest else 1):
+        batch, cursor = await store.search_works(asked, cursor, per_page - len(works), member)
+        batch = [w for w in batch if rest <= terms(w)]
         got = await store.states_for([w.work_id for w in batch])
         kept = [w for w in batch if source is None or counted_by(got[w.work_id], source)]
         works += kept

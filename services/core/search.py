@@ -2,7 +2,8 @@
 
 A query is either an identifier (a DOI in any form, `pmid:`/`pmcid:`, `PMC123`, a bare number)
 looked up by the identifier index, or words, all of which must occur in the work's title or its
-publisher's name (ANDed). Words are folded the same way on both sides (Unicode compatibility
+publisher's name (ANDed; past MAX_WORDS, the index is asked for the longest and the others are
+checked on what it gives). Words are folded the same way on both sides (Unicode compatibility
 form, diacritics dropped, case folded, runs of letters and digits), so "Café" finds "cafe" in
 SQLite's FTS5 index and in Cassandra's storage-attached index on the terms set alike. Nothing of
 the query reaches a store as syntax: only folded words of letters and digits.
@@ -18,7 +19,7 @@ from services.core.identifiers import Identifier, InvalidIdentifier, parse_ident
 from services.core.works import Work
 
 MAX_QUERY = 500  # characters of a query
-MAX_WORDS = 10  # words of a query (each narrows; more only cost)
+MAX_WORDS = 10  # words a store's index is asked for at once (the others are checked after)
 MAX_WORD = 64  # characters of a word kept (longer ones are cut, on both sides)
 MAX_TERMS = 200  # distinct words a work is indexed by
 
@@ -78,6 +79,11 @@ def parse_query(raw: str) -> SearchQuery:
             return SearchQuery(ident, tuple(found) if text.isdigit() else ())
     if not found:
         raise InvalidQuery("the query has no word to search for (letters or digits)")
-    if len(found) > MAX_WORDS:
-        raise InvalidQuery(f"the query has {len(found)} words; at most {MAX_WORDS} are searched")
     return SearchQuery(None, tuple(found))
+
+
+def split_words(found: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The words to ask the index for (at most MAX_WORDS, the longest: likely the rarest) and
+    the rest, which each result must also have (a pasted whole title is still every word)."""
+    ranked = sorted(found, key=lambda w: (-len(w), found.index(w)))
+    return tuple(ranked[:MAX_WORDS]), frozenset(ranked[MAX_WORDS:])
