@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from services.api import publishers
+from services.api import publishers, search_sort
 from services.api.errors import BadParameter
 from services.api.params import choice_param, cursor_param, query_of
 from services.api.present import present_work
@@ -56,8 +56,7 @@ async def search(request: web.Request, per_page: int) -> Found:
         raise BadParameter(f"parameter 'q': {exc}") from exc
     after = cursor_param(request)
     member = publishers.publisher_id(request)
-    catalog: Catalog = request.app[CATALOG]
-    source = choice_param(request, "source", catalog)
+    source, order = check_params(request)
     store = request.app[STORE]
     if query.ident is not None:
         found = await store.find_works([query.ident])
@@ -68,9 +67,43 @@ async def search(request: web.Request, per_page: int) -> Found:
             works = [w for w in works if source is None or counted_by(states[w.work_id], source)]
             return Found(raw, works, states, None, by_identifier=bool(works))
     try:
+        if order is not None:
+            return await _sorted(request, raw, query, order, after, per_page, member, source)
         return await _by_words(request, raw, query, after, per_page, member, source)
     except InvalidQuery as exc:
         raise BadParameter(f"parameter 'cursor': {exc}") from exc
+
+
+def check_params(request: web.Request) -> tuple[str | None, str | None]:
+    """`source` (a source's name) and `sort` (a source's or a group's), or BadParameter."""
+    catalog: Catalog = request.app[CATALOG]
+    source = choice_param(request, "source", catalog)
+    return source, choice_param(request, "sort", search_sort.orders(catalog))
+
+
+async def _sorted(
+    request: web.Request,
+    raw: str,
+    query: SearchQuery,
+    order: str,
+    after: str | None,
+    per_page: int,
+    member: str | None,
+    source: str | None,
+) -> Found:
+    store = request.app[STORE]
+    asked, rest = split_words(query.words)
+
+    async def read(cursor: str | None, limit: int) -> tuple[list[Work], str | None]:
+        return await store.search_works(asked, cursor, limit, member)
+
+    def keep(work: Work, states: list[SourceState]) -> bool:
+        return rest <= terms(work) and (source is None or counted_by(states, source))
+
+    works, states, next_cursor = await search_sort.sorted_page(
+        request.app[CATALOG], order, read, store.states_for, keep, after, per_page
+    )
+    return Found(raw, works, states, next_cursor)
 
 
 async def _by_words(

@@ -93,6 +93,7 @@ async def list_works(request: web.Request) -> web.Response:
     store, catalog = request.app[STORE], request.app[CATALOG]
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
+    search.check_params(request)  # `source`, `sort`: checked always, applied with `q`
     if "ids" in request.query:
         return await _batch(request)
     if "q" in request.query:

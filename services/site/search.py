@@ -1,7 +1,8 @@
 """`GET /works?q=`: the search page. Words of titles and publishers' names, or an identifier
 (which goes straight to its work's page, 303, as `?id=` does), a page of results at a time
 with a link to the next (the API's cursor), filters by publisher and by a source with a
-non-zero count, and a `<link rel=alternate>` to the same page of `/api/v1/works?q=` as JSON."""
+non-zero count, sorting by a group's figure or a source's count (at most 1,000 matches), and
+a `<link rel=alternate>` to the same page of `/api/v1/works?q=` as JSON."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.api.errors import BadParameter
 from services.api.search import Found, search
 from services.api.state import CATALOG, PUBLISHERS
 from services.core.catalog import Catalog
+from services.core.metrics import Group
 from services.core.publishers import Publisher
 from services.core.search import MAX_QUERY
 from services.core.works import Work
@@ -22,7 +24,7 @@ from services.site.work_parts import work_path
 TITLE = "Search works"
 PER_PAGE = 20
 MAX_LISTED_PUBLISHERS = 200  # more than this: the publisher filter is a member id field
-FILTERS = ("q", "publisher_id", "source")
+FILTERS = ("q", "publisher_id", "source", "sort")
 
 
 def _option(value: str, label: str, chosen: str) -> str:
@@ -44,6 +46,12 @@ def search_form(query: dict[str, str], catalog: Catalog, known: list[Publisher])
     sources = "".join(
         _option(name, catalog[name].display_name, chosen_src) for name in sorted(catalog)
     )
+    chosen_sort = query.get("sort", "")
+    groups = "".join(_option(g.value, f"Most {g.value}", chosen_sort) for g in Group)
+    by_source = "".join(
+        _option(name, f"{catalog[name].display_name} count", chosen_sort)
+        for name in sorted(catalog)
+    )
     return f"""<form method="get" action="/works" role="search" class="search">
 <label>Title words, publisher, DOI, PMID or PMCID
 <input type="search" name="q" required maxlength="{MAX_QUERY}"
@@ -51,6 +59,8 @@ def search_form(query: dict[str, str], catalog: Catalog, known: list[Publisher])
 {publisher}
 <label>Counted by <select name="source">{_option("", "Any source", chosen_src)}{sources}</select>
 </label>
+<label>Sort by <select name="sort">{_option("", "Registration", chosen_sort)}{groups}{by_source}
+</select></label>
 <button type="submit">Search</button>
 </form>"""
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
-from services.api import search
+from services.api import search, search_sort
 from services.api.app import init_app
 from services.bootstrap import api_context
 from services.core.aggregation import Aggregate, SourceState
@@ -46,7 +46,10 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     await store.write_aggregates(
         [
             Aggregate(
-                SourceState(d, "crossref", {"citations": int(n % 2 == 0)}, AT, AT, Status.OK), True
+                SourceState(
+                    d, "crossref", {"citations": (n + 1) * (n % 2 == 0)}, AT, AT, Status.OK
+                ),
+                True,
             )
             for n, d in enumerate(CORAL)
         ]
@@ -128,6 +131,37 @@ async def test_publisher_and_source_filters(client: TestClient[Any, Any]) -> Non
     assert sorted(w for p in cited for w in p) == CORAL[0::2]
     body = await _get(client, "/api/v1/works?q=coral&source=nosuch", 400)
     assert "source" in body["error"]
+
+
+@pytest.mark.parametrize("order", ["crossref", "cited"])
+async def test_sorted_by_a_source_or_group_highest_first(
+    client: TestClient[Any, Any], order: str
+) -> None:
+    pages = await _walk(client, f"coral&sort={order}", 2)
+    assert [w for p in pages for w in p] == [CORAL[n] for n in (6, 4, 2, 0, 1, 3, 5)]
+    assert [len(p) for p in pages] == [2, 2, 2, 1]
+    body = await _get(client, f"/api/v1/works?q=coral&sort={order}&source=crossref")
+    assert [w["work_id"] for w in body["data"]] == [CORAL[n] for n in (6, 4, 2, 0)]
+
+
+async def test_sorting_reads_a_bounded_number_of_matches(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_sort, "SORT_LIMIT", 6)
+    monkeypatch.setattr(search_sort, "READ", 4)
+    body = await _get(client, "/api/v1/works?q=coral&sort=crossref", 400)
+    assert "narrow the search" in body["error"]
+    body = await _get(client, "/api/v1/works?q=coral&sort=crossref&publisher_id=340&source=x", 400)
+    assert "source" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "query", ["q=coral&sort=nosuch", "q=coral&sort=crossref&cursor=abc", "sort=x", "source=x"]
+)
+async def test_a_wrong_sort_source_or_sorted_cursor_is_a_400(
+    client: TestClient[Any, Any], query: str
+) -> None:
+    await _get(client, f"/api/v1/works?{query}", 400)
 
 
 async def test_source_filter_reads_a_bounded_number_of_index_pages(

@@ -91,6 +91,8 @@ async def test_filters_and_escaping(client: TestClient[Any, Any]) -> None:
     html = await (await client.get("/works", params={"q": "kelp", "source": "crossref"})).text()
     assert "No work matches" in html  # nothing counted yet
     assert '<option value="crossref" selected>' in html
+    html = await (await client.get("/works", params={"q": "kelp", "sort": "cited"})).text()
+    assert '<option value="cited" selected>' in html and html.count('<li><a href="/works/10.') == 6
 
 
 @pytest.mark.parametrize("q", ["", '"*"', "x" * 600, "doi:10.1/"])
