@@ -22,21 +22,35 @@ CREATE VIRTUAL TABLE IF NOT EXISTS works_search USING fts5(
     terms, publisher_id, tokenize = 'unicode61 remove_diacritics 0');
 """
 BACKFILL_CHUNK = 2000
+_IN_CHUNK = 500  # values bound in one IN (...) list
 
 
 def index_works(conn: sqlite3.Connection, works: Iterable[Work]) -> None:
-    """Write the search rows of `works` (replacing what they had)."""
-    rows = [(w.work_id, " ".join(sorted(terms(w))), w.publisher_id or "") for w in works]
+    """Write the search rows of `works` (replacing what they had: an FTS5 delete of a row that
+    is not there costs several inserts, so only works indexed before are deleted)."""
+    rows = {w.work_id: (" ".join(sorted(terms(w))), w.publisher_id or "") for w in works}
+    known = _docs(conn, list(rows))
+    conn.executemany("DELETE FROM works_search WHERE rowid=?", [(d,) for d in known.values()])
+    new = [w for w in rows if w not in known]
+    conn.executemany("INSERT INTO search_docs (work_id) VALUES (?)", [(w,) for w in new])
+    docs = {**known, **_docs(conn, new)}
     conn.executemany(
-        "INSERT OR IGNORE INTO search_docs (work_id) VALUES (?)", [r[:1] for r in rows]
+        "INSERT INTO works_search (rowid, terms, publisher_id) VALUES (?,?,?)",
+        [(d, *rows[w]) for w, d in docs.items()],
     )
-    for work_id, words, publisher_id in rows:
-        (doc,) = conn.execute("SELECT doc FROM search_docs WHERE work_id=?", (work_id,)).fetchone()
-        conn.execute("DELETE FROM works_search WHERE rowid=?", (doc,))
-        conn.execute(
-            "INSERT INTO works_search (rowid, terms, publisher_id) VALUES (?,?,?)",
-            (doc, words, publisher_id),
+
+
+def _docs(conn: sqlite3.Connection, work_ids: list[str]) -> dict[str, int]:
+    """The search row numbers of those of `work_ids` that have one."""
+    out: dict[str, int] = {}
+    for start in range(0, len(work_ids), _IN_CHUNK):
+        part = work_ids[start : start + _IN_CHUNK]
+        rows = conn.execute(
+            f"SELECT work_id, doc FROM search_docs WHERE work_id IN ({','.join('?' * len(part))})",
+            part,
         )
+        out.update(rows)
+    return out
 
 
 def backfill(conn: sqlite3.Connection) -> None:
