@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import publishers
+from services.api import publishers, search
 from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
 from services.api.params import choice_param, cursor_param, ids_param, int_param, read_json
@@ -93,8 +93,11 @@ async def list_works(request: web.Request) -> web.Response:
     store, catalog = request.app[STORE], request.app[CATALOG]
     page = int_param(request, "page", 1, 1, 10**9)
     per_page = int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
+    search.check_params(request)  # `source`, `sort`: checked always, applied with `q`
     if "ids" in request.query:
         return await _batch(request)
+    if "q" in request.query:
+        return await search.search_works(request, per_page)
     if "cursor" in request.query:
         return await _keyset(request, per_page)
     if (member_id := publishers.publisher_id(request)) is not None:

@@ -186,6 +186,20 @@ class WorkStore(Protocol):
     async def count_works(self) -> int: ...
 
 
+class WorkSearch(Protocol):
+    """Finding works by the words of their titles and publishers' names (services/core/search.py
+    folds them), a keyset page at a time."""
+
+    async def search_works(
+        self, words: Sequence[str], after: str | None, limit: int, publisher_id: str | None = None
+    ) -> tuple[list[Work], str | None]:
+        """Up to `limit` works having every one of `words` (folded by `search.words`), after the
+        cursor `after` (None: from the first), of the publisher `publisher_id` if given; and the
+        cursor of the next page (None at the end). The order is the store's own and stable; the
+        cursor is opaque to callers. Each page reads an index, never skipping an offset."""
+        ...
+
+
 class MetricState(Protocol):
     """The per-source states the aggregator reads, folds into and writes back."""
 
@@ -297,7 +311,9 @@ class Lifecycle(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(WorkStore, MetricStore, RawResponses, DueIndex, SourceControl, Lifecycle, Protocol):
+class Store(
+    WorkStore, WorkSearch, MetricStore, RawResponses, DueIndex, SourceControl, Lifecycle, Protocol
+):
     """One adapter implementing every storage port, with its lifecycle: what bootstrap builds
     (SQLite or Cassandra) and hands, narrowed, to each service."""
 

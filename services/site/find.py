@@ -1,11 +1,12 @@
 """`GET /works`: find a work's page by any of its identifiers (a form; `?id=` goes to
-`/works/{id}`, 303, where an unknown work is the 404 page)."""
+`/works/{id}`, 303, where an unknown work is the 404 page), or search (`?q=`: search.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from services.core.identifiers import MAX_INPUT_LENGTH, InvalidIdentifier, parse_identifier
+from services.site import search
 from services.site.html import page, text
 from services.site.work_parts import work_path
 
@@ -30,9 +31,11 @@ def _form(value: str = "", error: str = "") -> str:
 async def find_work(request: web.Request) -> web.Response:
     """The form, or to the page of the work `?id=` names (303); a wrong id is the form again
     with the problem (400)."""
+    if "q" in request.query:
+        return await search.search_page(request)
     raw = request.query.get("id", "").strip()
     if not raw:
-        return page(TITLE, _form())
+        return page(TITLE, await search.form_for(request) + _form())
     try:
         ident = parse_identifier(raw)
     except InvalidIdentifier as exc:

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.adapters.cassandra import issued
+from services.adapters.cassandra import issued, search_terms
 from services.adapters.cassandra.rows import us
 from services.adapters.cassandra.session import CqlSession, SchemaMissing
 
@@ -77,6 +77,8 @@ async def migrate(
             await copy_due_lookup(cql)
         elif version == issued.MIGRATION:
             await issued.backfill(cql, lambda: us(clock()))
+        elif version == search_terms.MIGRATION:
+            await search_terms.backfill(cql)
         await cql.query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
             (version, name, clock()),

@@ -29,9 +29,10 @@ from services.adapters.cassandra.due import CassandraDue, copy_due_lookup
 from services.adapters.cassandra.keyspace import Clock, Keyspace
 from services.adapters.cassandra.metrics import CassandraMetrics
 from services.adapters.cassandra.raw import CassandraRaw
+from services.adapters.cassandra.search import CassandraSearch
 from services.adapters.cassandra.session import CqlSession
 from services.adapters.cassandra.settings import CassandraConnection
-from services.adapters.cassandra.works import CassandraWorks
+from services.adapters.cassandra.works import WORK_COLS, CassandraWorks, work_of
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.health import SourceStatus
@@ -73,6 +74,7 @@ class CassandraStore:
         self.metrics = CassandraMetrics(self._ks, self.due_index)
         self.raw = CassandraRaw(self._ks, raw_ttl)
         self.control = CassandraControl(self._ks)
+        self.search = CassandraSearch(self._ks, WORK_COLS, work_of)
 
     @property
     def clock(self) -> Clock:
@@ -131,6 +133,11 @@ class CassandraStore:
 
     async def works_after(self, after: str | None, limit: int) -> list[Work]:
         return await self.works.works_after(after, limit)
+
+    async def search_works(
+        self, words: Sequence[str], after: str | None, limit: int, publisher_id: str | None = None
+    ) -> tuple[list[Work], str | None]:
+        return await self.search.search_works(words, after, limit, publisher_id)
 
     async def count_works(self) -> int:
         return await self.works.count_works()

@@ -26,6 +26,8 @@ from services.adapters.cassandra.issued import STATEMENTS as ISSUED_STATEMENTS
 from services.adapters.cassandra.issued import IssuedIndex
 from services.adapters.cassandra.keyspace import Keyspace
 from services.adapters.cassandra.rows import SHARDS, day, shard, unset
+from services.adapters.cassandra.search_terms import STATEMENTS as TERMS_STATEMENTS
+from services.adapters.cassandra.search_terms import terms_calls
 from services.adapters.cassandra.session import CqlSession, Row
 from services.adapters.cassandra.window import bounded
 from services.core.identifiers import Identifier
@@ -48,6 +50,7 @@ STATEMENTS: dict[str, str] = {
     "id_get": "SELECT work_id FROM work_ids WHERE id_type=? AND value=?",
     "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
     **ISSUED_STATEMENTS,
+    **TERMS_STATEMENTS,
 }
 CONCURRENT = 64  # registrations (or identifier reads) in flight at once
 
@@ -65,6 +68,16 @@ def work_of(row: Row) -> Work:
         canonical_url=row.canonical_url,
         type=row.work_type,
         publisher_id=row.publisher_id,
+    )
+
+
+def _as_stored(work: Work, before: Work) -> Work:
+    """`work` as its row is after an update over `before` (a None leaves a column as it was)."""
+    return replace(
+        work,
+        issued=work.issued or before.issued,
+        title=work.title if work.title is not None else before.title,
+        publisher=work.publisher if work.publisher is not None else before.publisher,
     )
 
 
@@ -138,6 +151,7 @@ class CassandraWorks:
                     [
                         ("work_insert", [work.work_id, *_work_values(work), self._ks.clock()]),
                         ("index_insert", (shard(work.work_id), work.work_id)),
+                        *terms_calls([work]),
                         *by_date,
                     ]
                 )
@@ -149,7 +163,9 @@ class CassandraWorks:
         existing = work_of(rows[0]) if rows else Work(work_id=existing_id)
         merged = existing.merged(work)
         if merged != existing or not rows:
-            await cql.run("work_update", [*_work_values(merged), merged.work_id])
+            await cql.run_many(
+                [("work_update", [*_work_values(merged), merged.work_id]), *terms_calls([merged])]
+            )
             await self._move_by_date(cql, {existing_id: existing.issued} if rows else {}, [merged])
         known = {i for i, rows in zip(idents, mapped, strict=True) if rows}
         await self._claim_ids(cql, merged, skip=known)
@@ -196,10 +212,9 @@ class CassandraWorks:
             cql.batches(("work_update", [*_work_values(w), w.work_id]) for w in works)
         )
         stored = {  # as the rows now are: an update's None leaves a column unset
-            w.work_id: replace(w, issued=w.issued or before[w.work_id].issued)
-            for w in works
-            if w.work_id in before
+            w.work_id: _as_stored(w, before[w.work_id]) for w in works if w.work_id in before
         }
+        await cql.run_many(cql.batches(terms_calls(stored.values())))
         dates = {w: before[w].issued for w in stored}
         await self._move_by_date(cql, dates, stored.values())
 

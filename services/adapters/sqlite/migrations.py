@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from functools import cache
 
+from services.adapters.sqlite import search_index
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE works (
@@ -115,7 +117,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS works_by_issued ON works (issued DESC, work_id);
     """,
+    # Search (services/adapters/sqlite/search_index.py): an FTS5 index of the works' folded
+    # title and publisher words; `search_index.backfill` then indexes the works already there.
+    search_index.SCHEMA,
 )
+SEARCH_MIGRATION = MIGRATIONS.index(search_index.SCHEMA) + 1  # then `search_index.backfill`
 
 
 def apply_migrations(conn: sqlite3.Connection) -> None:
@@ -128,39 +134,66 @@ def apply_migrations(conn: sqlite3.Connection) -> None:
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     if not done and _only_the_version_table(conn):
         versions = range(1, len(MIGRATIONS) + 1)
-        recorded = (f"INSERT INTO schema_migrations VALUES ({v})" for v in versions)
-        pending = [*final_schema(), *recorded]
+        steps = [(v, list(final_schema()) if v == 1 else []) for v in versions]
+        data = False  # a new file has no rows for a data step to change
     else:
-        pending = [
-            f"{script};\nINSERT INTO schema_migrations VALUES ({version})"
+        steps = [
+            (version, statements(script))
             for version, script in enumerate(MIGRATIONS, start=1)
             if version not in done
         ]
-    if pending:
-        try:
-            conn.executescript("BEGIN;\n" + ";\n".join(pending) + ";\nCOMMIT;")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.rollback()  # a script stopped by an error leaves its transaction open
-            raise
+        data = True
+    if not steps:
+        return
+    if conn.in_transaction:
+        conn.commit()  # what the caller wrote before (executescript did the same)
+    conn.execute("BEGIN")
+    try:
+        for version, step in steps:
+            for statement in step:
+                conn.execute(statement)
+            if data and version == SEARCH_MIGRATION:
+                search_index.backfill(conn)
+            conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def statements(script: str) -> list[str]:
+    """The statements of `script`, split where SQLite says a statement is complete (so a `;`
+    in a string literal or a trigger's body does not split it)."""
+    out, buffer = [], ""
+    for part in script.split(";"):
+        buffer += part + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\n;"):
+                out.append(buffer.strip())
+            buffer = ""
+    return out
 
 
 @cache
 def final_schema() -> tuple[str, ...]:
-    """The statements that make the schema every migration ends with: the tables and indexes
-    of an in-memory database migrated step by step, once per process. A new file costs a
-    third of the steps (each ALTER TABLE rewrites the schema). The migrations change schema
-    only (a new file has no rows to change); tests/unit/test_sqlite_store.py checks that both
-    ways give the same file."""
+    """The statements that make the schema every migration ends with: the tables, indexes and
+    virtual tables of an in-memory database migrated step by step (without their shadow
+    tables, which a virtual table makes itself), once per process. A new file costs a third
+    of the steps (each ALTER TABLE rewrites the schema). Data steps (the search backfill) have
+    nothing to do in a new file; tests/unit/test_sqlite_store.py checks that both ways give
+    the same file."""
     memory = sqlite3.connect(":memory:")
     try:
         memory.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
         memory.executescript(";\n".join(MIGRATIONS))
         rows = memory.execute(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
+            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"
             " AND name NOT IN ('schema_migrations', 'sqlite_sequence') ORDER BY rowid"
+        ).fetchall()
+        virtual = [name for name, sql in rows if sql.upper().startswith("CREATE VIRTUAL TABLE")]
+        return tuple(
+            sql for name, sql in rows if not any(name.startswith(f"{v}_") for v in virtual)
         )
-        return tuple(sql for (sql,) in rows)
     finally:
         memory.close()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import add_missing_due_rows
+from services.adapters.sqlite.search_index import index_works
 from services.core.identifiers import Identifier, IdType
 from services.core.ports import DueEntry, Registration, Schedule
 from services.core.timeutil import to_iso
@@ -29,7 +30,7 @@ class SqliteWorks(SqliteFile):
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, claims = _merge_registrations(conn, works)
             conn.executemany(
-                f"INSERT INTO works ({_WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                f"INSERT INTO works ({WORK_COLUMNS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(work_id) DO UPDATE SET"
                 " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
                 " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
@@ -38,6 +39,7 @@ class SqliteWorks(SqliteFile):
                 [(*_work_row(w), now) for w in final.values()],
             )
             conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
+            index_works(conn, final.values())
             if schedule is not None:
                 add_missing_due_rows(conn, _plan(final.values(), schedule))
             return out
@@ -53,6 +55,8 @@ class SqliteWorks(SqliteFile):
                 " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
                 [(*_work_row(w)[1:], w.work_id) for w in works],
             )
+            known = _works_by_id(conn, {w.work_id for w in works})
+            index_works(conn, (w for w in works if w.work_id in known))
 
         await self.run(write)
 
@@ -61,9 +65,9 @@ class SqliteWorks(SqliteFile):
 
         def read(conn: sqlite3.Connection) -> Work | None:
             row = conn.execute(
-                f"SELECT {_WORK_COLS} FROM works WHERE work_id=?", (work_id,)
+                f"SELECT {WORK_COLUMNS} FROM works WHERE work_id=?", (work_id,)
             ).fetchone()
-            return _work(row) if row else None
+            return work_of(row) if row else None
 
         return await self.run(read)
 
@@ -81,9 +85,10 @@ class SqliteWorks(SqliteFile):
 
         def read(conn: sqlite3.Connection) -> list[Work]:
             rows = conn.execute(
-                f"SELECT {_WORK_COLS} FROM works ORDER BY work_id LIMIT ? OFFSET ?", (limit, offset)
+                f"SELECT {WORK_COLUMNS} FROM works ORDER BY work_id LIMIT ? OFFSET ?",
+                (limit, offset),
             )
-            return [_work(r) for r in rows]
+            return [work_of(r) for r in rows]
 
         return await self.run(read)
 
@@ -92,11 +97,11 @@ class SqliteWorks(SqliteFile):
 
         def read(conn: sqlite3.Connection) -> list[Work]:
             rows = conn.execute(
-                f"SELECT {_WORK_COLS} FROM works ORDER BY issued DESC NULLS LAST, work_id"
+                f"SELECT {WORK_COLUMNS} FROM works ORDER BY issued DESC NULLS LAST, work_id"
                 " LIMIT ? OFFSET ?",
                 (limit, offset),
             )
-            return [_work(r) for r in rows]
+            return [work_of(r) for r in rows]
 
         return await self.run(read)
 
@@ -105,10 +110,10 @@ class SqliteWorks(SqliteFile):
 
         def read(conn: sqlite3.Connection) -> list[Work]:
             rows = conn.execute(
-                f"SELECT {_WORK_COLS} FROM works WHERE work_id > ? ORDER BY work_id LIMIT ?",
+                f"SELECT {WORK_COLUMNS} FROM works WHERE work_id > ? ORDER BY work_id LIMIT ?",
                 (after or "", limit),
             )
-            return [_work(r) for r in rows]
+            return [work_of(r) for r in rows]
 
         return await self.run(read)
 
@@ -125,16 +130,16 @@ class SqliteWorks(SqliteFile):
             out = {}
             for work_id in work_ids:
                 row = conn.execute(
-                    f"SELECT {_WORK_COLS} FROM works WHERE work_id=?", (work_id,)
+                    f"SELECT {WORK_COLUMNS} FROM works WHERE work_id=?", (work_id,)
                 ).fetchone()
                 if row:
-                    out[work_id] = _work(row)
+                    out[work_id] = work_of(row)
             return out
 
         return await self.run(read)
 
 
-_WORK_COLS = (
+WORK_COLUMNS = (
     "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
 )
 
@@ -154,7 +159,7 @@ def _work_row(work: Work) -> tuple[Any, ...]:
     )
 
 
-def _work(row: Sequence[Any]) -> Work:
+def work_of(row: Sequence[Any]) -> Work:
     return Work(
         work_id=row[0],
         doi=row[1],
@@ -172,12 +177,12 @@ def _work(row: Sequence[Any]) -> Work:
 def _find_any(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> Work | None:
     for ident in idents:
         row = conn.execute(
-            f"SELECT {', '.join('w.' + c.strip() for c in _WORK_COLS.split(','))} FROM work_ids i"
+            f"SELECT {', '.join('w.' + c.strip() for c in WORK_COLUMNS.split(','))} FROM work_ids i"
             " JOIN works w ON w.work_id = i.work_id WHERE i.id_type=? AND i.value=?",
             (ident.type.value, ident.value),
         ).fetchone()
         if row:
-            return _work(row)
+            return work_of(row)
     return None
 
 
@@ -185,7 +190,7 @@ def _find_each(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> dict[I
     by_type: dict[IdType, list[str]] = {}
     for ident in dict.fromkeys(idents):
         by_type.setdefault(ident.type, []).append(ident.value)
-    cols = ", ".join("w." + c.strip() for c in _WORK_COLS.split(","))
+    cols = ", ".join("w." + c.strip() for c in WORK_COLUMNS.split(","))
     out: dict[Identifier, Work] = {}
     for id_type, values in by_type.items():
         for start in range(0, len(values), _IN_CHUNK):
@@ -195,7 +200,7 @@ def _find_each(conn: sqlite3.Connection, idents: Sequence[Identifier]) -> dict[I
                 f" WHERE i.id_type=? AND i.value IN ({','.join('?' * len(part))})",
                 (id_type.value, *part),
             )
-            out.update((Identifier(id_type, r[0]), _work(r[1:])) for r in rows)
+            out.update((Identifier(id_type, r[0]), work_of(r[1:])) for r in rows)
     return out
 
 
@@ -255,10 +260,10 @@ def _works_by_id(conn: sqlite3.Connection, work_ids: set[str]) -> dict[str, Work
     for start in range(0, len(ids), _IN_CHUNK):
         part = ids[start : start + _IN_CHUNK]
         rows = conn.execute(
-            f"SELECT {_WORK_COLS} FROM works WHERE work_id IN ({','.join('?' * len(part))})",
+            f"SELECT {WORK_COLUMNS} FROM works WHERE work_id IN ({','.join('?' * len(part))})",
             part,
         )
-        out.update((r[0], _work(r)) for r in rows)
+        out.update((r[0], work_of(r)) for r in rows)
     return out
 
 
