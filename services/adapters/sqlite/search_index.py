@@ -4,8 +4,8 @@ own transactions (services/adapters/sqlite/search.py reads it; see there).
 `works_search` holds, per work, the words `services.core.search.terms` gives (title and
 publisher name, already folded) and the publisher's member id in a column of its own, so a
 filtered search is one index intersection. Its rowid is the work's number in `search_docs`
-(an INTEGER PRIMARY KEY: stable across VACUUM). Its migration (SEARCH_MIGRATION) creates the tables and `backfill`
-indexes the works already there.
+(an INTEGER PRIMARY KEY: stable across VACUUM). Its migration (SEARCH_MIGRATION) creates the
+tables and `backfill` indexes the works already there.
 """
 
 from __future__ import annotations
