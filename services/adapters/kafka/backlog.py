@@ -98,10 +98,12 @@ class BacklogProbe:
 
     def _client(self) -> Any:
         if self._admin is None:
+            bound = int(self.timeout * 1000 * 2 / 3)  # a call gives up before its caller does
             self._admin = KafkaAdminClient(
                 bootstrap_servers=self.connection.bootstrap,
                 client_id=f"{self.connection.client_id}-backlog",
-                request_timeout_ms=int(self.timeout * 1000 * 2 / 3),
+                request_timeout_ms=bound,
+                bootstrap_timeout_ms=bound,
             )
         return self._admin
 
