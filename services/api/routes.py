@@ -12,6 +12,7 @@ from services.api import (
     deposit,
     docs,
     export,
+    home,
     keys,
     legacy,
     provenance,
@@ -38,6 +39,7 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v1/sources", views.list_sources)
     app.router.add_post("/api/v1/sources/{name}/{action:pause|resume}", views.control_source)
     app.router.add_get("/api/v1/sources/{name}/top", board.top_json)
+    app.router.add_get("/api/v1/summary", home.summary_json)
     app.router.add_get("/api/v1/works", views.list_works)
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works.csv", export.works_csv)
@@ -87,6 +89,7 @@ _ROUTES: Rules = {
     ("GET", "/api/v1/sources"): Access.READ,
     ("POST", "/api/v1/sources/{name}/{action}"): Access.ADMIN,
     ("GET", "/api/v1/sources/{name}/top"): Access.READ,
+    ("GET", "/api/v1/summary"): Access.READ,
     ("GET", "/api/v1/works"): Access.READ,
     ("POST", "/api/v1/works"): Access.ADMIN,
     ("GET", "/api/v1/works.csv"): Access.READ,

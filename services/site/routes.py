@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import badge, board, find, keys, signin, signup, sources, work
+from services.site import badge, board, find, home, keys, signin, signup, sources, work
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 _JS = files("services.site").joinpath("work.js").read_bytes()
@@ -35,6 +35,7 @@ async def script(request: web.Request) -> web.Response:
 
 def setup_site(app: web.Application) -> None:
     """Register the site's pages."""
+    app.router.add_get("/", home.home_page)
     app.router.add_get("/static/site.css", stylesheet)
     app.router.add_get("/static/work.js", script)
     app[badge.BADGES] = badge.BadgeCache()
@@ -54,6 +55,7 @@ def setup_site(app: web.Application) -> None:
 
 
 SITE_ACCESS: Rules = {
+    ("GET", "/"): Access.READ,  # the home page
     ("GET", "/static/site.css"): Access.PUBLIC,
     ("GET", "/static/work.js"): Access.PUBLIC,
     # embedded in other sites' pages, whose readers send no key: open even with

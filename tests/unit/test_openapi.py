@@ -209,6 +209,7 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top", None, 200),
     ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top?per_page=1", None, 200),
     ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/nope/top", None, 404),
+    ("/api/v1/summary", "get", "/api/v1/summary", None, 200),
     ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top?cursor=x", None, 400),
     ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top?per_page=0", None, 400),
     (
