@@ -143,16 +143,26 @@ class SqliteMetrics(SqliteFile):
         self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
     ) -> list[tuple[str, int]]:
         """The works with the highest value of `metric` from `source`, after the (value,
-        work id) `after` in board order: one range of the board's index per page."""
+        work id) `after` in board order: the rest of `after`'s tie, then the lower values,
+        each one range of the board's index (no offset, no scan of a long tie)."""
 
         def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
             sql = "SELECT work_id, value FROM leaderboard WHERE source=? AND metric=?"
-            args: tuple[object, ...] = (source, metric)
-            if after is not None:
+            if after is None:
+                rows = conn.execute(
+                    sql + " ORDER BY value DESC, work_id LIMIT ?", (source, metric, limit)
+                ).fetchall()
+            else:
                 value, work_id = after
-                sql += " AND value <= ? AND (value < ? OR work_id > ?)"
-                args += (value, value, work_id)
-            rows = conn.execute(sql + " ORDER BY value DESC, work_id LIMIT ?", (*args, limit))
+                rows = conn.execute(
+                    sql + " AND value=? AND work_id>? ORDER BY work_id LIMIT ?",
+                    (source, metric, value, work_id, limit),
+                ).fetchall()
+                if len(rows) < limit:
+                    rows += conn.execute(
+                        sql + " AND value<? ORDER BY value DESC, work_id LIMIT ?",
+                        (source, metric, value, limit - len(rows)),
+                    ).fetchall()
             return [(w, int(v)) for w, v in rows]
 
         return await self.run(read)
