@@ -24,6 +24,7 @@ HEADLINE = (Group.CITED, Group.VIEWED, Group.DISCUSSED)  # the home page's group
 LEADERS = 5  # works a group
 RECENT = 10  # recently changed works shown
 RECENT_TAIL = 50  # events read from the end of each partition of the change topic
+READ_WAIT = 1.0  # seconds a read of that tail may wait for its records
 
 
 async def recent_changes(feed: ChangeFeed, limit: int = RECENT) -> list[dict[str, Any]]:
@@ -31,11 +32,13 @@ async def recent_changes(feed: ChangeFeed, limit: int = RECENT) -> list[dict[str
     partition of the change topic (at most RECENT_TAIL events a partition are read)."""
     end = await feed.end()
     start = {p: max(0, offset - RECENT_TAIL) for p, offset in end.items()}
+    if start == end:
+        return []  # nothing was ever published
     reader = feed.reader(start)
     items = []
     try:
-        while True:
-            got, _ = await reader.read(RECENT_TAIL * max(len(end), 1), 0.0, until=end)
+        while True:  # a read waits up to READ_WAIT for the first records (a Kafka fetch)
+            got, _ = await reader.read(RECENT_TAIL * len(end), READ_WAIT, until=end)
             items += got
             if not got or all(reader.position.get(p, 0) >= o for p, o in end.items()):
                 break
