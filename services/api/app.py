@@ -18,6 +18,7 @@ from services.api.legacy import legacy_clients
 from services.api.routes import ACCESS, setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import (
+    ACTIVITY,
     ALERTS,
     ALERTS_TTL,
     BUS,
@@ -66,6 +67,8 @@ def init_app(context: ApiContext) -> web.Application:
     app[PUBLISHERS] = context.publishers
     app[CALLS] = context.calls
     app[ALERTS] = context.alerts
+    if context.activity is not None:
+        app[ACTIVITY] = context.activity
     app[KEYS] = context.keys
     app[HOOKS] = context.hooks
     cache = KeyCache(

@@ -1,9 +1,10 @@
 """Counts that cost O(works) in the distributed store, kept for a few seconds per API process.
 
-`count_works` (listing totals) and `source_summary` (the sources pages) read every row of a
-Cassandra table; on a large deployment, answering every request with a full read would let
-status pages load the cluster. Each figure is recomputed at most once per
-ALM_STATUS_CACHE_SECONDS (default 30; 0 = always exact) and shared by concurrent requests.
+`source_summary` (the sources pages) reads every row of a Cassandra table (`count_works`, the
+listing totals, reads its 16 counter rows since migration 014); on a large deployment,
+answering every request with a full read would let status pages load the cluster. Each
+figure is recomputed at most once per ALM_STATUS_CACHE_SECONDS (default 30; 0 = always
+exact) and shared by concurrent requests.
 """
 
 from __future__ import annotations

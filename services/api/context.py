@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.core.activity import ActivityStore
 from services.core.alerts import AlertStore
 from services.core.catalog import Catalog
 from services.core.changefeed import ChangeFeed
@@ -46,5 +47,6 @@ class ApiContext:
     alerts_ttl: timedelta  # how long alerts are kept
     store_timeout: float  # seconds a store call may take
     public_metrics: bool = False  # /metrics on the API's own port
+    activity: ActivityStore | None = None  # the fetchers' hourly windows (the sources page)
     owned: bool = False  # the app closes the store and the bus when it stops
     migrate: bool = False  # the app migrates the store when it starts (an embedded file)

@@ -7,10 +7,12 @@ from aiohttp import web
 from services.api import (
     admin_page,
     alerts,
+    board,
     changes,
     deposit,
     docs,
     export,
+    home,
     keys,
     legacy,
     provenance,
@@ -36,6 +38,8 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
         app.router.add_get("/metrics", views.metrics)
     app.router.add_get("/api/v1/sources", views.list_sources)
     app.router.add_post("/api/v1/sources/{name}/{action:pause|resume}", views.control_source)
+    app.router.add_get("/api/v1/sources/{name}/top", board.top_json)
+    app.router.add_get("/api/v1/summary", home.summary_json)
     app.router.add_get("/api/v1/works", views.list_works)
     app.router.add_post("/api/v1/works", views.register_works)
     app.router.add_get("/api/v1/works.csv", export.works_csv)
@@ -84,6 +88,8 @@ _ROUTES: Rules = {
     ("GET", "/api/v1/openapi.json"): Access.OPEN,
     ("GET", "/api/v1/sources"): Access.READ,
     ("POST", "/api/v1/sources/{name}/{action}"): Access.ADMIN,
+    ("GET", "/api/v1/sources/{name}/top"): Access.READ,
+    ("GET", "/api/v1/summary"): Access.READ,
     ("GET", "/api/v1/works"): Access.READ,
     ("POST", "/api/v1/works"): Access.ADMIN,
     ("GET", "/api/v1/works.csv"): Access.READ,

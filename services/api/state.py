@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.api.cache import TotalsCache
+from services.core.activity import ActivityStore
 from services.core.alerts import AlertStore
 from services.core.catalog import Catalog
 from services.core.keys import KeyStore
@@ -32,6 +33,7 @@ PUBLISHERS = web.AppKey("publishers", PublisherStore)
 CALLS = web.AppKey("calls", CallArchive)  # kept upstream calls (provenance)
 RAW_TTL: web.AppKey[timedelta] = web.AppKey("raw_ttl")  # how long they are kept
 ALERTS = web.AppKey("alerts", AlertStore)  # stored data-quality alerts
+ACTIVITY = web.AppKey("activity", ActivityStore)  # the fetchers' hourly windows (if kept)
 ALERTS_TTL: web.AppKey[timedelta] = web.AppKey("alerts_ttl")  # how long they are kept
 STORE_TIMEOUT: web.AppKey[float] = web.AppKey("store_timeout")  # seconds a store call may take
 CATALOG = web.AppKey("catalog", Catalog)  # the installed sources (services/core/catalog.py)

@@ -13,6 +13,7 @@ from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
 from services.api.params import choice_param, cursor_param, ids_param, int_param, read_json
 from services.api.present import present_history, present_work
+from services.api.source_figures import source_figures
 from services.api.state import BUS, CATALOG, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
 from services.core.catalog import Catalog
 from services.core.control import describe_source, set_paused
@@ -50,10 +51,12 @@ async def list_sources(request: web.Request) -> web.Response:
     store = request.app[STORE]
     summary = await request.app[TOTALS].source_summary(request.app[STORE])
     statuses = await store.source_statuses()
+    figures = await source_figures(request.app)
     data = [
         {
             **describe_source(s, statuses.get(name)),
             "status": summary.get(name, {"works": 0, "errors": 0}),
+            "activity": figures[name].json(),
         }
         for name, s in sorted(request.app[CATALOG].items())
     ]

@@ -19,6 +19,7 @@ from services.bootstrap.adapters import (
 )
 from services.bootstrap.clock import utc_now
 from services.bootstrap.pipeline import make_scheduling
+from services.core.activity import ActivityStore
 from services.core.alerts import AlertStore
 from services.core.change_filter import MetricGroups
 from services.core.keys import KeyStore
@@ -49,6 +50,9 @@ def api_context(
     owned = store is None
     store = store or make_store(settings, request_timeout=settings.api_store_timeout)
     bus = bus or make_bus(settings)
+    checks: ActivityStore | None = None  # the checks' store keeps the fetchers' windows
+    if alerts is None:
+        alerts = checks = make_checks(settings, store)
     return ApiContext(
         store=store,
         bus=bus,
@@ -56,7 +60,7 @@ def api_context(
         hooks=hooks or make_hook_store(store),
         publishers=publishers or make_publishers(store),
         calls=calls or make_call_archive(store),
-        alerts=alerts or make_checks(settings, store),
+        alerts=alerts,
         feed=make_feed(settings, bus),
         catalog=source_catalog(),
         scheduling=make_scheduling(settings),
@@ -68,6 +72,7 @@ def api_context(
         alerts_ttl=timedelta(days=settings.alerts_ttl_days),
         store_timeout=settings.api_store_timeout,
         public_metrics=settings.api_public_metrics,
+        activity=checks,
         # a shared Cassandra keyspace is migrated once, by `alm db migrate` (a Job), not by
         # every API replica at start-up; the embedded file is the API's own
         owned=owned,

@@ -235,8 +235,13 @@ class MetricStore(MetricState, Protocol):
         """Per source: `works` with a state and `errors` (works whose last attempt failed)."""
         ...
 
-    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
-        """The works with the highest value of `metric` from `source` (the leaderboard)."""
+    async def top_works(
+        self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
+    ) -> list[tuple[str, int]]:
+        """The works with the highest value of `metric` from `source` (the leaderboard), as
+        (work id, value), highest first, ties by work id; with `after` (the last (value, work
+        id) of the previous page), the page after it: a keyset page, read from an index in
+        board order, as cheap deep in the board as at its top (no offset)."""
         ...
 
 

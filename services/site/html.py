@@ -67,7 +67,7 @@ def page(
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
-<header><nav aria-label="Site"><a class="brand" href="/signup">ALM</a><ul>{nav}</ul></nav></header>
+<header><nav aria-label="Site"><a class="brand" href="/">ALM</a><ul>{nav}</ul></nav></header>
 <main id="main">
 <h1>{text(title)}</h1>
 {body}

@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from services.api.access import Access, Rules
-from services.site import badge, find, keys, signin, signup, sources, work
+from services.site import badge, board, find, home, keys, signin, signup, sources, work
 
 _CSS = files("services.site").joinpath("site.css").read_bytes()
 _JS = files("services.site").joinpath("work.js").read_bytes()
@@ -35,6 +35,7 @@ async def script(request: web.Request) -> web.Response:
 
 def setup_site(app: web.Application) -> None:
     """Register the site's pages."""
+    app.router.add_get("/", home.home_page)
     app.router.add_get("/static/site.css", stylesheet)
     app.router.add_get("/static/work.js", script)
     app[badge.BADGES] = badge.BadgeCache()
@@ -46,6 +47,7 @@ def setup_site(app: web.Application) -> None:
     app.router.add_post("/signout", signin.signout)
     app.router.add_get("/sources", sources.sources_page)
     app.router.add_post("/sources/{name}/{action:pause|resume}", sources.control)
+    app.router.add_get("/sources/{name}", board.board_page)
     app.router.add_get("/keys", keys.keys_page)
     app.router.add_post("/keys/{id}/revoke", keys.revoke)
     app.router.add_get("/works", find.find_work)
@@ -53,6 +55,7 @@ def setup_site(app: web.Application) -> None:
 
 
 SITE_ACCESS: Rules = {
+    ("GET", "/"): Access.READ,  # the home page
     ("GET", "/static/site.css"): Access.PUBLIC,
     ("GET", "/static/work.js"): Access.PUBLIC,
     # embedded in other sites' pages, whose readers send no key: open even with
@@ -66,6 +69,7 @@ SITE_ACCESS: Rules = {
     ("GET", "/sources"): Access.READ,
     # a page: the handler answers 401/403 as HTML (an admin key, from the signed-in cookie)
     ("POST", "/sources/{name}/{action}"): Access.OPEN,
+    ("GET", "/sources/{name}"): Access.READ,  # a source's leaderboard
     ("GET", "/keys"): Access.OPEN,  # an admin's page; the handler answers 401/403 as HTML
     ("POST", "/keys/{id}/revoke"): Access.OPEN,
     ("GET", "/works"): Access.READ,

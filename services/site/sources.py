@@ -1,5 +1,7 @@
 """`/sources`: every source, whether it collects or is paused (why, since when), how many
-works it has numbers for and how many of those failed last time; with an admin key (signed in
+works it has numbers for and how many of those failed last time, its last successful fetch,
+its error rate and upstream calls per refresh over 24 h and how many works are due from it
+(services/api/source_figures.py), each name linking to its leaderboard; with an admin key (signed in
 on the site) a form per source to pause it with a reason or resume it, which does what
 `POST /api/v1/sources/{name}/pause|resume` does."""
 
@@ -10,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from services.api.access import CALLER
+from services.api.source_figures import SourceFigures, source_figures
 from services.api.state import CATALOG, CLOCK, STORE, TOTALS
 from services.api.views import MAX_REASON
 from services.core.control import describe_source, set_paused
@@ -38,10 +41,30 @@ def _controls(source: dict[str, Any]) -> str:
 <button type="submit">Pause {title}</button></form>"""
 
 
+def _figures(f: SourceFigures | None) -> str:
+    """The recent-activity cells: last success, error rate, calls per refresh, works due."""
+    if f is None:
+        return '<td data-label="Last success">—</td>' + "<td class=num>—</td>" * 3
+    last = "never"
+    if f.last_ok:
+        shown = f.last_ok.strftime("%Y-%m-%d %H:%M")
+        last = f'<time datetime="{text(f.last_ok.isoformat())}">{text(shown)}</time>'
+    rate = f"{f.error_rate:.1%}" if f.error_rate is not None else "—"
+    calls = f"{f.calls_per_refresh:.2f}" if f.calls_per_refresh is not None else "—"
+    due = f"{f.due:,}+" if f.due_capped else f"{f.due:,}"
+    return (
+        f'<td data-label="Last success">{last}</td>'
+        f'<td class=num data-label="Errors in 24 h">{rate}</td>'
+        f'<td class=num data-label="Calls a refresh">{calls}</td>'
+        f'<td class=num data-label="Works due">{due}</td>'
+    )
+
+
 async def sources_page(request: web.Request) -> web.Response:
     """`GET /sources`: the table (with pause and resume forms for an admin)."""
     summary = await request.app[TOTALS].source_summary(request.app[STORE])
     statuses = await request.app[STORE].source_statuses()
+    figures = await source_figures(request.app)
     admin = request[CALLER].admin
     rows = []
     for name, source in sorted(request.app[CATALOG].items()):
@@ -50,11 +73,13 @@ async def sources_page(request: web.Request) -> web.Response:
         controls = f'<td data-label="Control">{_controls(shown)}</td>' if admin else ""
         group, works, errors = text(shown["group"]), counts["works"], counts["errors"]
         rows.append(
-            f'<tr id="{text(name)}"><th scope="row">{text(shown["display_name"])} '
+            f'<tr id="{text(name)}"><th scope="row"><a href="/sources/{text(name)}">'
+            f"{text(shown['display_name'])}</a> "
             f'<code>{text(name)}</code></th><td data-label="Group">{group}</td>'
             f'<td data-label="State">{_state(shown)}</td>'
             f'<td class=num data-label="Works">{works:,}</td>'
-            f'<td class=num data-label="In error">{errors:,}</td>{controls}</tr>'
+            f'<td class=num data-label="In error">{errors:,}</td>'
+            f"{_figures(figures.get(name))}{controls}</tr>"
         )
     head = "<th scope=col>Pause or resume</th>" if admin else ""
     note = (
@@ -66,7 +91,9 @@ async def sources_page(request: web.Request) -> web.Response:
 <div class="scroll"><table>
 <caption>Every source and its state</caption>
 <thead><tr><th scope=col>Source</th><th scope=col>Group</th><th scope=col>State</th>
-<th scope=col>Works</th><th scope=col>In error</th>{head}</tr></thead>
+<th scope=col>Works</th><th scope=col>In error</th><th scope=col>Last success</th>
+<th scope=col>Errors in 24 h</th><th scope=col>Calls a refresh</th><th scope=col>Works due</th>
+{head}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table></div>"""

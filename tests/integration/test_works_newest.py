@@ -20,7 +20,7 @@ from services.cli import commands
 from services.core.ports import Store
 from services.settings import Settings
 from tests.contracts.works_newest import *  # noqa: F403  (the contract's tests, run here)
-from tests.contracts.works_newest import DATES, check_listing, uid, work
+from tests.contracts.works_newest import DATES, check_listing, every_work, uid, work
 from tests.integration.conftest import Infra, _cleanup_keyspace
 
 pytestmark = pytest.mark.integration
@@ -116,3 +116,20 @@ async def test_reindex_dates_writes_the_rows_of_works_that_lack_one(
     assert "indexed (cassandra)" in capsys.readouterr().out
     listed = await check_listing(cassandra, 9)
     assert [w for w in listed if u in w] == [f"10.5555/{u}.{n}" for n in (3, 2, 1, 0, 4)]
+
+
+@pytest.mark.integration
+async def test_migration_013_counts_works_registered_before_it(cassandra: CassandraStore) -> None:
+    """`count_works` reads the works_count counters, which registration keeps (a work known
+    already is not counted again) and `migrate` fills for works registered before 014."""
+    u = uid()
+    before = await cassandra.count_works()
+    await cassandra.register([work(f"10.5555/{u}.c{n}", DATES[n]) for n in range(5)])
+    await cassandra.register([work(f"10.5555/{u}.c0", DATES[0])])  # known: not counted again
+    assert await cassandra.count_works() == before + 5 == len(await every_work(cassandra))
+    cql = await cassandra.session()
+    await cql.query("TRUNCATE works_count")
+    await cql.query("DELETE FROM schema_migrations WHERE version=13")
+    assert await cassandra.count_works() == 0
+    await cassandra.migrate()
+    assert await cassandra.count_works() == len(await every_work(cassandra)) == before + 5

@@ -206,6 +206,12 @@ CALLS: list[tuple[str, str, str, Any, int]] = [
     ("/readyz", "get", "/readyz", None, 200),
     ("/api/v1/openapi.json", "get", "/api/v1/openapi.json", None, 200),
     ("/api/v1/sources", "get", "/api/v1/sources", None, 200),
+    ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top", None, 200),
+    ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top?per_page=1", None, 200),
+    ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/nope/top", None, 404),
+    ("/api/v1/summary", "get", "/api/v1/summary", None, 200),
+    ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top?cursor=x", None, 400),
+    ("/api/v1/sources/{name}/top", "get", "/api/v1/sources/crossref/top?per_page=0", None, 400),
     (
         "/api/v1/sources/{name}/{action}",
         "post",

@@ -42,6 +42,11 @@ STATEMENTS: dict[str, str] = {
     " AND work_id=?",
     "board_top": "SELECT value, work_id FROM leaderboard WHERE source=? AND metric=? AND shard=?"
     " LIMIT ?",
+    # a keyset page after (value, work id): the ties after the work id, then the lower values
+    "board_tie": "SELECT value, work_id FROM leaderboard WHERE source=? AND metric=? AND shard=?"
+    " AND value=? AND work_id>? LIMIT ?",
+    "board_below": "SELECT value, work_id FROM leaderboard WHERE source=? AND metric=?"
+    " AND shard=? AND value<? LIMIT ?",
 }
 
 
@@ -128,10 +133,27 @@ class CassandraMetrics:
             entry["errors"] += row.status == Status.ERROR.value
         return dict(sorted(out.items()))
 
-    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
-        """The works with the highest value of `metric` from `source`."""
+    async def top_works(
+        self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
+    ) -> list[tuple[str, int]]:
+        """The works with the highest value of `metric` from `source`, after the (value, work
+        id) `after` in board order: every shard's next `limit` rows (each a clustering-order
+        slice), merged; `limit` rows a shard at most, so a page costs the same at any depth."""
         cql = await self._ks.ready()
-        pages = await cql.run_many(("board_top", (source, metric, s, limit)) for s in range(SHARDS))
+        calls: list[Call]
+        if after is None:
+            calls = [("board_top", (source, metric, s, limit)) for s in range(SHARDS)]
+        else:
+            value, work_id = after
+            calls = [
+                call
+                for s in range(SHARDS)
+                for call in (
+                    ("board_tie", (source, metric, s, value, work_id, limit)),
+                    ("board_below", (source, metric, s, value, limit)),
+                )
+            ]
+        pages = await cql.run_many(calls)
         rows = sorted((-int(r.value), r.work_id) for page in pages for r in page)[:limit]
         return [(work_id, -neg) for neg, work_id in rows]
 

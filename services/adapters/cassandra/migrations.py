@@ -1,5 +1,6 @@
-"""The keyspace's schema: creating it, applying migrations/*.cql in order, and the two data
-migrations that go with a schema change (004: due positions, 012: works by date).
+"""The keyspace's schema: creating it, applying migrations/*.cql in order, and the data
+migrations that go with a schema change (004: due positions, 012: works by date, 013: the
+search terms, 014: the works counter).
 
 Applied migrations are recorded in `schema_migrations`; every process checks, before its first
 statement, that the keyspace has every migration this code needs (`check_migrated`).
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from services.adapters.cassandra import issued, search_terms
-from services.adapters.cassandra.rows import us
+from services.adapters.cassandra.rows import SHARDS, us
 from services.adapters.cassandra.session import CqlSession, SchemaMissing
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 DUE_POSITION_MIGRATION = 4  # 004_due_position.cql, then `copy_due_lookup`
 LOOKUP_ALL = "SELECT source, work_id, at, attempt FROM due_lookup"
+WORKS_COUNT_MIGRATION = 14  # 014_works_count.cql, then `count_works_backfill`
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, list[str]]]:
@@ -79,10 +81,22 @@ async def migrate(
             await issued.backfill(cql, lambda: us(clock()))
         elif version == search_terms.MIGRATION:
             await search_terms.backfill(cql)
+        elif version == WORKS_COUNT_MIGRATION:
+            await count_works_backfill(cql)
         await cql.query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
             (version, name, clock()),
         )
+
+
+async def count_works_backfill(cql: CqlSession) -> None:
+    """Migration 014's data step: count the works already registered (each work_index shard,
+    server-side) into `works_count`, once, when the migration is applied. Registrations made
+    while it runs may be counted twice: migrate before the services start (`alm db migrate`)."""
+    for s in range(SHARDS):
+        rows = await cql.query("SELECT count(*) FROM work_index WHERE shard=%s", (s,))
+        if n := int(rows[0][0]):
+            await cql.query("UPDATE works_count SET works = works + %s WHERE shard=%s", (n, s))
 
 
 async def has_table(cql: CqlSession, table: str) -> bool:

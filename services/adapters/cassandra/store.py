@@ -169,8 +169,10 @@ class CassandraStore:
     async def source_summary(self) -> dict[str, dict[str, int]]:
         return await self.metrics.source_summary()
 
-    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
-        return await self.metrics.top_works(source, metric, limit)
+    async def top_works(
+        self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
+    ) -> list[tuple[str, int]]:
+        return await self.metrics.top_works(source, metric, limit, after)
 
     async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
         await self.raw.add_raw_responses(raws)

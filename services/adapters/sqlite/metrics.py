@@ -71,6 +71,17 @@ class SqliteMetrics(SqliteFile):
                     "INSERT OR REPLACE INTO source_totals VALUES (?,?,?)",
                     (st.work_id, st.source, json.dumps(st.to_dict())),
                 )
+                conn.execute(
+                    "DELETE FROM leaderboard WHERE work_id=? AND source=?", (st.work_id, st.source)
+                )
+                conn.executemany(
+                    "INSERT INTO leaderboard VALUES (?,?,?,?)",
+                    [
+                        (st.work_id, st.source, m, int(v))
+                        for m, v in st.metrics.items()
+                        if v is not None
+                    ],
+                )
                 if item.history is not None:
                     h = item.history
                     conn.execute(
@@ -128,16 +139,30 @@ class SqliteMetrics(SqliteFile):
 
         return await self.run(read)
 
-    async def top_works(self, source: str, metric: str, limit: int) -> list[tuple[str, int]]:
-        """The works with the highest value of `metric` from `source`."""
+    async def top_works(
+        self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
+    ) -> list[tuple[str, int]]:
+        """The works with the highest value of `metric` from `source`, after the (value,
+        work id) `after` in board order: the rest of `after`'s tie, then the lower values,
+        each one range of the board's index (no offset, no scan of a long tie)."""
 
         def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            rows = conn.execute(
-                "SELECT work_id, CAST(json_extract(state, '$.metrics.' || ?) AS INTEGER) AS v"
-                " FROM source_totals WHERE source=? AND v IS NOT NULL"
-                " ORDER BY v DESC, work_id LIMIT ?",
-                (metric, source, limit),
-            )
+            sql = "SELECT work_id, value FROM leaderboard WHERE source=? AND metric=?"
+            if after is None:
+                rows = conn.execute(
+                    sql + " ORDER BY value DESC, work_id LIMIT ?", (source, metric, limit)
+                ).fetchall()
+            else:
+                value, work_id = after
+                rows = conn.execute(
+                    sql + " AND value=? AND work_id>? ORDER BY work_id LIMIT ?",
+                    (source, metric, value, work_id, limit),
+                ).fetchall()
+                if len(rows) < limit:
+                    rows += conn.execute(
+                        sql + " AND value<? ORDER BY value DESC, work_id LIMIT ?",
+                        (source, metric, value, limit - len(rows)),
+                    ).fetchall()
             return [(w, int(v)) for w, v in rows]
 
         return await self.run(read)

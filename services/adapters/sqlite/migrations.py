@@ -120,6 +120,20 @@ MIGRATIONS: tuple[str, ...] = (
     # Search (services/adapters/sqlite/search_index.py): an FTS5 index of the works' folded
     # title and publisher words; `search_index.backfill` then indexes the works already there.
     search_index.SCHEMA,
+    # The leaderboards (`top_works`): each state's metrics as rows, kept with the state by
+    # `write_aggregates`, read by an index in board order (a keyset page, no scan of the
+    # source's states); filled here from the states already stored.
+    """
+    CREATE TABLE IF NOT EXISTS leaderboard (
+        work_id TEXT NOT NULL, source TEXT NOT NULL, metric TEXT NOT NULL,
+        value INTEGER NOT NULL, PRIMARY KEY (work_id, source, metric)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS leaderboard_order
+        ON leaderboard (source, metric, value DESC, work_id);
+    INSERT OR REPLACE INTO leaderboard
+        SELECT t.work_id, t.source, m.key, m.value
+        FROM source_totals AS t, json_each(t.state, '$.metrics') AS m
+        WHERE m.type = 'integer';
+    """,
 )
 SEARCH_MIGRATION = MIGRATIONS.index(search_index.SCHEMA) + 1  # then `search_index.backfill`
 
