@@ -1,5 +1,6 @@
 """The keyspace's schema: creating it, applying migrations/*.cql in order, and the two data
-migrations that go with a schema change (004: due positions, 012: works by date).
+migrations that go with a schema change (004: due positions, 012: works by date, 013: failed
+refreshes).
 
 Applied migrations are recorded in `schema_migrations`; every process checks, before its first
 statement, that the keyspace has every migration this code needs (`check_migrated`).
@@ -13,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.adapters.cassandra import issued
+from services.adapters.cassandra import failed, issued
 from services.adapters.cassandra.rows import us
 from services.adapters.cassandra.session import CqlSession, SchemaMissing
 
@@ -77,6 +78,8 @@ async def migrate(
             await copy_due_lookup(cql)
         elif version == issued.MIGRATION:
             await issued.backfill(cql, lambda: us(clock()))
+        elif version == failed.MIGRATION:
+            await failed.backfill(cql)
         await cql.query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
             (version, name, clock()),
