@@ -105,8 +105,9 @@ def newest_first(
     up to its `before` offset, in offset order), and the `before` of the next page: per
     partition, the lowest offset taken (or its `before` unchanged when none was taken).
 
-    Each step takes the partition whose highest remaining letter is the newest (an unreadable
-    time counts as older than any); a packed record's letters go together."""
+    Each step takes the partition whose highest remaining letter is the newest; a letter with
+    no readable time is taken as soon as it is on top of its partition (never held back, so it
+    holds back none under it); a packed record's letters go together."""
     left = {p: sorted(rows, key=lambda d: d.offset) for p, rows in letters.items() if rows}
     taken: list[DeadLetter] = []
     after = dict(before)
@@ -123,4 +124,4 @@ def newest_first(
 
 
 def _sortable(letter: DeadLetter) -> float:
-    return letter.failed_at.timestamp() if letter.failed_at else float("-inf")
+    return letter.failed_at.timestamp() if letter.failed_at else float("inf")
