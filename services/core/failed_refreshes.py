@@ -82,14 +82,6 @@ def in_order(rows: Sequence[FailedRefresh], order: FailureOrder) -> list[FailedR
     return sorted(rows, key=lambda f: (f.failed_at, f.work_id, f.source), reverse=True)
 
 
-def is_after(failure: FailedRefresh, cursor: FailureCursor, order: FailureOrder) -> bool:
-    """Whether `failure` comes after `cursor` in `order`."""
-    if order is FailureOrder.WORK or cursor.failed_at is None:
-        return (failure.work_id, failure.source) > (cursor.work_id, cursor.source)
-    key = (cursor.failed_at, cursor.work_id, cursor.source)
-    return (failure.failed_at, failure.work_id, failure.source) < key
-
-
 def cursor_of(failure: FailedRefresh, order: FailureOrder) -> FailureCursor:
     """The cursor standing for `failure` in `order`."""
     at = failure.failed_at if order is FailureOrder.NEWEST else None
