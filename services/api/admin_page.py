@@ -33,6 +33,12 @@ STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.3em .5em;
 vertical-align:top;text-align:left}th{background:#f3f3f3}code{font-size:12px;white-space:pre-wrap}
 .error{color:#a00}.warning{color:#a60}.info{color:#06a}form{margin:1em 0}"""
+ADMIN_LINKS = (
+    ("/sources", "Sources"),
+    ("/admin/alerts", "Data-quality alerts"),
+    ("/admin/failures", "Failed refreshes"),
+    ("/admin/deadletters", "Dead letters"),
+)
 COLUMNS = ("day", "at", "severity", "kind", "source", "work", "message", "details")
 
 
@@ -45,15 +51,16 @@ async def alerts_page(request: web.Request) -> web.Response:
         '<html lang="en"><head><meta charset="utf-8">',
         "<title>ALM: data-quality alerts</title>",
         f"<style>{STYLE}</style></head><body>",
+        nav(PATH),
         "<h1>Data-quality alerts</h1>",
         _form(request),
         f"<p>{len(page.alerts)} alert(s) on this page, newest day first. "
-        f'<a href="{escape(_url("/api/v1/alerts", query))}">This page as JSON</a>.</p>',
+        f'<a href="{escape(url("/api/v1/alerts", query))}">This page as JSON</a>.</p>',
         _table(page.alerts) if page.alerts else "<p>No alert matches.</p>",
     ]
     if page.next_query is not None:
         parts.append(
-            f'<p><a rel="next" href="{escape(_url(PATH, page.next_query))}">Next page</a></p>'
+            f'<p><a rel="next" href="{escape(url(PATH, page.next_query))}">Next page</a></p>'
         )
     parts.append("</body></html>")
     return web.Response(
@@ -61,7 +68,19 @@ async def alerts_page(request: web.Request) -> web.Response:
     )
 
 
-def _url(path: str, query: str) -> str:
+def nav(current: str) -> str:
+    """The links between the admin pages (the current one not a link)."""
+    items = [
+        f"<strong>{escape(label)}</strong>"
+        if path == current
+        else f'<a href="{escape(path)}">{escape(label)}</a>'
+        for path, label in ADMIN_LINKS
+    ]
+    return '<nav aria-label="admin pages">' + " | ".join(items) + "</nav>"
+
+
+def url(path: str, query: str) -> str:
+    """`path` with `query` (none if empty)."""
     return f"{path}?{query}" if query else path
 
 

@@ -29,6 +29,7 @@ from services.api.state import (
     HOOKS,
     HUB,
     KEYS,
+    LETTERS,
     NOTIFY,
     PUBLISHERS,
     RAW_TTL,
@@ -64,6 +65,7 @@ def init_app(context: ApiContext) -> web.Application:
     app[EXPORT_CHUNK] = CHUNK
     app[STORE] = context.store
     app[BUS] = context.bus
+    app[LETTERS] = context.letters
     app[PUBLISHERS] = context.publishers
     app[CALLS] = context.calls
     app[ALERTS] = context.alerts

@@ -16,7 +16,7 @@ from services.core.alerts import AlertStore
 from services.core.catalog import Catalog
 from services.core.changefeed import ChangeFeed
 from services.core.keys import KeyStore
-from services.core.ports import Bus, Store
+from services.core.ports import Bus, PartitionReader, Store
 from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.webhooks import HookStore
@@ -50,3 +50,4 @@ class ApiContext:
     activity: ActivityStore | None = None  # the fetchers' hourly windows (the sources page)
     owned: bool = False  # the app closes the store and the bus when it stops
     migrate: bool = False  # the app migrates the store when it starts (an embedded file)
+    letters: PartitionReader | None = None  # reads alm.deadletter (the dead-letter pages)

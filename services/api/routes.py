@@ -9,9 +9,13 @@ from services.api import (
     alerts,
     board,
     changes,
+    deadletters,
+    deadletters_page,
     deposit,
     docs,
     export,
+    failures,
+    failures_page,
     home,
     keys,
     legacy,
@@ -52,6 +56,10 @@ def setup_routes(app: web.Application, public_metrics: bool = False) -> None:
     app.router.add_get("/api/v3/articles/{id:.+}", v3.article)
     app.router.add_get("/api/v1/alerts", alerts.list_alerts)
     app.router.add_get(admin_page.PATH, admin_page.alerts_page)
+    app.router.add_get("/api/v1/failures", failures.list_failures)
+    app.router.add_get(failures_page.PATH, failures_page.failures_page)
+    app.router.add_get("/api/v1/deadletters", deadletters.list_deadletters)
+    app.router.add_get(deadletters_page.PATH, deadletters_page.deadletters_page)
     app.router.add_get("/api/v5/articles", v5.articles)
     app.router.add_post("/api/v5/articles", legacy.overridable(v5.articles, v5.PARAMETERS))
     app.router.add_get("/api/v5/sources", v5.sources)
@@ -116,6 +124,10 @@ _ROUTES: Rules = {
     ("GET", "/api/v1/works/{id}/provenance"): Access.READ,
     ("GET", "/api/v1/alerts"): Access.ADMIN,
     ("GET", "/admin/alerts"): Access.ADMIN,
+    ("GET", "/api/v1/failures"): Access.ADMIN,
+    ("GET", "/admin/failures"): Access.ADMIN,
+    ("GET", "/api/v1/deadletters"): Access.ADMIN,
+    ("GET", "/admin/deadletters"): Access.ADMIN,
     # the ALM-compatible APIs (v3, v5; their POST is a GET with X-HTTP-Method-Override) and
     # the OJS plugin's deposit, which registers works (an admin key, as its api_key field)
     ("GET", "/api/v3/articles"): Access.READ,

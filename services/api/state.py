@@ -13,7 +13,7 @@ from services.core.activity import ActivityStore
 from services.core.alerts import AlertStore
 from services.core.catalog import Catalog
 from services.core.keys import KeyStore
-from services.core.ports import Bus, Store
+from services.core.ports import Bus, PartitionReader, Store
 from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.webhooks import HookStore
@@ -40,4 +40,5 @@ CATALOG = web.AppKey("catalog", Catalog)  # the installed sources (services/core
 NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
 HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients
 HOOKS = web.AppKey("hooks", HookStore)  # registered webhooks and their delivery logs
+LETTERS: web.AppKey[PartitionReader | None] = web.AppKey("letters")  # alm.deadletter
 EXPORT_CHUNK: web.AppKey[int] = web.AppKey("export_chunk")  # works a CSV export reads at a time

@@ -12,9 +12,9 @@ from services.adapters.failures import register_adapter_failures
 from services.bootstrap.clock import utc_now
 from services.core.activity import CheckStore
 from services.core.changefeed import ChangeFeed
-from services.core.events import TOPIC_CHANGED
+from services.core.events import TOPIC_CHANGED, TOPIC_DEADLETTER
 from services.core.keys import KeyStore
-from services.core.ports import Bus, Store
+from services.core.ports import Bus, PartitionReader, Store
 from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.webhooks import HookStore
@@ -29,8 +29,10 @@ def make_bus(settings: Settings) -> Bus:
     if settings.bus == "memory":
         from services.adapters.memory.bus import MemoryBus
 
-        # alm.metrics.changed keeps its last records for SSE clients resuming from an id
-        return MemoryBus(window=settings.event_window, retained=(TOPIC_CHANGED,), lag=PartitionLag)
+        # alm.metrics.changed keeps its last records for SSE clients resuming from an id, and
+        # alm.deadletter its last ones for the admin page of dead letters
+        retained = (TOPIC_CHANGED, TOPIC_DEADLETTER)
+        return MemoryBus(window=settings.event_window, retained=retained, lag=PartitionLag)
     if settings.bus == "kafka":
         from services.adapters.kafka import KafkaBus
 
@@ -164,6 +166,20 @@ def make_checks(settings: Settings, store: Store) -> CheckStore:
             timedelta(days=settings.alerts_ttl_days),
         ),
     )
+
+
+def make_letter_reader(bus: Bus) -> PartitionReader | None:
+    """What reads a bus's topics directly (the API's dead-letter pages): the in-process bus's
+    reader, or the Kafka bus itself; None for another bus."""
+    from services.adapters.memory.bus import MemoryBus
+
+    if isinstance(bus, MemoryBus):
+        from services.adapters.memory.reader import MemoryPartitionReader
+
+        return MemoryPartitionReader(bus)
+    from services.adapters.kafka import KafkaBus
+
+    return bus if isinstance(bus, KafkaBus) else None
 
 
 def make_feed(settings: Settings, bus: Bus) -> ChangeFeed:

@@ -14,6 +14,7 @@ from services.bootstrap.adapters import (
     make_feed,
     make_hook_store,
     make_key_store,
+    make_letter_reader,
     make_publishers,
     make_store,
 )
@@ -62,6 +63,7 @@ def api_context(
         calls=calls or make_call_archive(store),
         alerts=alerts,
         feed=make_feed(settings, bus),
+        letters=make_letter_reader(bus),
         catalog=source_catalog(),
         scheduling=make_scheduling(settings),
         clock=clock,

@@ -86,6 +86,9 @@ class Aggregate:
     changed: MetricChanged | None = None
     history: HistoryPoint | None = None
     events: tuple[SourceEvent, ...] = ()
+    # when the state this one replaced had failed (its last attempt, if its status was an
+    # error): the failed-refresh listing's row of that time is replaced or removed
+    failed_before: datetime | None = None
 
 
 def _describe(error: FetchError | None) -> str:
@@ -107,6 +110,7 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
     observation its totals come from (an error keeps those of the last success).
     """
     prev = previous or SourceState(obs.work_id, obs.source)
+    failed_before = prev.last_attempt_at if prev.status is Status.ERROR else None
     if obs.status is Status.ERROR:
         if not _is_newer(obs.retrieved_at, prev.last_attempt_at):
             return Aggregate(prev, applied=False)
@@ -116,7 +120,7 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
             status=Status.ERROR,
             error=_describe(obs.error),
         )
-        return Aggregate(state, applied=True)
+        return Aggregate(state, applied=True, failed_before=failed_before)
 
     if not _is_newer(obs.retrieved_at, prev.retrieved_at):
         return Aggregate(prev, applied=False)
@@ -141,6 +145,7 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
         changed=_change(prev.metrics, state.metrics, obs),
         history=history,
         events=obs.events,
+        failed_before=failed_before,
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
+from services.core.failed_refreshes import FailedRefreshes
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
 from services.core.provenance import RawResponse
@@ -317,7 +318,15 @@ class Lifecycle(Protocol):
 
 
 class Store(
-    WorkStore, WorkSearch, MetricStore, RawResponses, DueIndex, SourceControl, Lifecycle, Protocol
+    WorkStore,
+    WorkSearch,
+    MetricStore,
+    FailedRefreshes,
+    RawResponses,
+    DueIndex,
+    SourceControl,
+    Lifecycle,
+    Protocol,
 ):
     """One adapter implementing every storage port, with its lifecycle: what bootstrap builds
     (SQLite or Cassandra) and hands, narrowed, to each service."""

@@ -72,18 +72,23 @@ async def sources_page(request: web.Request) -> web.Response:
         counts = summary.get(name, {"works": 0, "errors": 0})
         controls = f'<td data-label="Control">{_controls(shown)}</td>' if admin else ""
         group, works, errors = text(shown["group"]), counts["works"], counts["errors"]
+        failed = f"{errors:,}"
+        if admin and errors:  # the works behind the count (services/api/failures_page.py)
+            failed = f'<a href="/admin/failures?source={text(name)}">{failed}</a>'
         rows.append(
             f'<tr id="{text(name)}"><th scope="row"><a href="/sources/{text(name)}">'
             f"{text(shown['display_name'])}</a> "
             f'<code>{text(name)}</code></th><td data-label="Group">{group}</td>'
             f'<td data-label="State">{_state(shown)}</td>'
             f'<td class=num data-label="Works">{works:,}</td>'
-            f'<td class=num data-label="In error">{errors:,}</td>'
+            f'<td class=num data-label="In error">{failed}</td>'
             f"{_figures(figures.get(name))}{controls}</tr>"
         )
     head = "<th scope=col>Pause or resume</th>" if admin else ""
     note = (
-        '<p>Signed in with an admin key: <a href="/keys">API keys</a>.</p>'
+        '<p>Signed in with an admin key: <a href="/keys">API keys</a>,'
+        ' <a href="/admin/failures">failed refreshes</a>, <a href="/admin/deadletters">dead'
+        ' letters</a>, <a href="/admin/alerts">data-quality alerts</a>.</p>'
         if admin
         else '<p><a href="/signin">Sign in with an admin key</a> to pause or resume a source.</p>'
     )

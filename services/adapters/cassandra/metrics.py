@@ -9,9 +9,9 @@ caller's Handoff so the write needs no read of its own.
 
 Batching: the driver's per-request CPU is what limits a Python writer, so the aggregator's
 reads are `IN` queries over up to 50 partitions of one replica set, and its writes go as
-UNLOGGED batches grouped by replica set (`CqlSession.batches`). History, events and
-leaderboard rows go in one round, the state rows in the next, so the state is still stored
-last. Upserts only, no counter columns; every write can be retried.
+UNLOGGED batches grouped by replica set (`CqlSession.batches`). History, events, leaderboard
+and failed-refresh rows (failed.py) go in one round, the state rows in the next, so the state
+is still stored last. Upserts only, no counter columns; every write can be retried.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.adapters.cassandra.due import CassandraDue
+from services.adapters.cassandra.failed import failure_writes
 from services.adapters.cassandra.keyspace import Keyspace
 from services.adapters.cassandra.rows import SHARDS, day, position, shard, state
 from services.adapters.cassandra.session import Call
@@ -98,7 +99,7 @@ class CassandraMetrics:
                 event = (st.work_id, st.source, e.event_id, json.dumps(e.to_dict()))
                 first[("e", st.work_id, st.source, e.event_id)] = ("event_put", event)
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
-        writes = [*first.values(), *_leaderboard_writes(applied)]
+        writes = [*first.values(), *_leaderboard_writes(applied), *failure_writes(applied)]
         await self._due.write_rounds(writes, final, due or {}, handoff)
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:

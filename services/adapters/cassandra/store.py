@@ -26,6 +26,7 @@ from typing import Any
 from services.adapters.cassandra import issued, migrations
 from services.adapters.cassandra.control import CassandraControl
 from services.adapters.cassandra.due import CassandraDue, copy_due_lookup
+from services.adapters.cassandra.failed import CassandraFailed
 from services.adapters.cassandra.keyspace import Clock, Keyspace
 from services.adapters.cassandra.metrics import CassandraMetrics
 from services.adapters.cassandra.raw import CassandraRaw
@@ -35,6 +36,7 @@ from services.adapters.cassandra.settings import CassandraConnection
 from services.adapters.cassandra.works import WORK_COLS, CassandraWorks, work_of
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
+from services.core.failed_refreshes import FailedRefresh, FailureQuery
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
 from services.core.ports import DueEntry, Handoff, Registration, Schedule
@@ -72,6 +74,7 @@ class CassandraStore:
         self.due_index = CassandraDue(self._ks)
         self.works = CassandraWorks(self._ks, self.due_index)
         self.metrics = CassandraMetrics(self._ks, self.due_index)
+        self.failed = CassandraFailed(self._ks)
         self.raw = CassandraRaw(self._ks, raw_ttl)
         self.control = CassandraControl(self._ks)
         self.search = CassandraSearch(self._ks, WORK_COLS, work_of)
@@ -173,6 +176,9 @@ class CassandraStore:
         self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
     ) -> list[tuple[str, int]]:
         return await self.metrics.top_works(source, metric, limit, after)
+
+    async def failed_refreshes(self, query: FailureQuery) -> list[FailedRefresh]:
+        return await self.failed.failed_refreshes(query)
 
     async def add_raw_responses(self, raws: Sequence[RawResponse]) -> None:
         await self.raw.add_raw_responses(raws)

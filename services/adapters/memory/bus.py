@@ -94,6 +94,10 @@ class MemoryBus:
         self.published: dict[str, int] = {}
         self.lag_sink = lag  # group -> the lag export (alm_consumer_lag) of one of its members
 
+    def topics(self) -> frozenset[str]:
+        """The names of the topics in use."""
+        return frozenset(self._topics)
+
     def topic(self, name: str) -> _Topic:
         """The log of `name`, created on first use."""
         found = self._topics.get(name)

@@ -1,6 +1,6 @@
 """SQLite adapter of the MetricState and MetricStore ports: per-source states (`source_totals`,
 one JSON state a row), daily history and deduplicated events; the aggregator's writes store the
-next due entries in the same transaction."""
+next due entries and the failed-refresh listing (failed.py) in the same transaction."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import date
 
 from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import put_due_rows
+from services.adapters.sqlite.failed import write_failures
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.ports import DueEntry, Handoff
@@ -95,6 +96,7 @@ class SqliteMetrics(SqliteFile):
                         for e in item.events
                     ],
                 )
+            write_failures(conn, items)
 
         await self.run(write)
 

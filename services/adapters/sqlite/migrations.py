@@ -134,6 +134,25 @@ MIGRATIONS: tuple[str, ...] = (
         FROM source_totals AS t, json_each(t.state, '$.metrics') AS m
         WHERE m.type = 'integer';
     """,
+    # Failed refreshes (services/core/failed_refreshes.py): a row per (work, source) whose state
+    # is an error, written with the states; the states that failed before it are listed too
+    # (to_iso's '...SSZ' or '...SS.ffffffZ' as the fixed-width time of every time column).
+    """
+    CREATE TABLE IF NOT EXISTS failed_refreshes (
+        source TEXT NOT NULL, work_id TEXT NOT NULL, failed_at TEXT NOT NULL,
+        error TEXT NOT NULL, PRIMARY KEY (source, work_id));
+    CREATE INDEX IF NOT EXISTS failed_by_time ON failed_refreshes (failed_at, work_id, source);
+    CREATE INDEX IF NOT EXISTS failed_by_source_time
+        ON failed_refreshes (source, failed_at, work_id);
+    CREATE INDEX IF NOT EXISTS failed_by_work ON failed_refreshes (work_id, source);
+    INSERT OR REPLACE INTO failed_refreshes
+        SELECT source, work_id,
+            CASE WHEN length(t) = 20 THEN substr(t, 1, 19) || '.000000Z' ELSE t END,
+            coalesce(json_extract(state, '$.error'), '')
+        FROM (SELECT source, work_id, state, json_extract(state, '$.last_attempt_at') AS t
+              FROM source_totals WHERE json_extract(state, '$.status') = 'error')
+        WHERE t IS NOT NULL;
+    """,
 )
 SEARCH_MIGRATION = MIGRATIONS.index(search_index.SCHEMA) + 1  # then `search_index.backfill`
 

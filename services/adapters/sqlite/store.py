@@ -12,13 +12,16 @@ from pathlib import Path
 
 from services.adapters.sqlite.control import SqliteControl
 from services.adapters.sqlite.due import SqliteDue
+from services.adapters.sqlite.failed import SqliteFailed
 from services.adapters.sqlite.metrics import SqliteMetrics
 from services.adapters.sqlite.raw import SqliteRaw
 from services.adapters.sqlite.search import SqliteSearch
 from services.adapters.sqlite.works import SqliteWorks
 
 
-class SqliteStore(SqliteWorks, SqliteSearch, SqliteMetrics, SqliteRaw, SqliteDue, SqliteControl):
+class SqliteStore(
+    SqliteWorks, SqliteSearch, SqliteMetrics, SqliteFailed, SqliteRaw, SqliteDue, SqliteControl
+):
     """Works, metric state, history, events, raw responses and the due index in one file."""
 
     def __init__(self, path: Path | str, raw_ttl: timedelta = timedelta(days=7)) -> None:
