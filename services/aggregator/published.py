@@ -30,7 +30,7 @@ import structlog
 
 from services.aggregator.records import id_of, id_of_value
 from services.core.events import TOPIC_CHANGED, TOPIC_RAW, MetricChanged
-from services.core.ports import PartitionReader
+from services.core.partitions import PartitionReader
 
 log = structlog.get_logger("alm.aggregator")
 

@@ -14,7 +14,8 @@ from services.core.activity import CheckStore
 from services.core.changefeed import ChangeFeed
 from services.core.events import TOPIC_CHANGED, TOPIC_DEADLETTER
 from services.core.keys import KeyStore
-from services.core.ports import Bus, PartitionReader, Store
+from services.core.partitions import PartitionReader
+from services.core.ports import Bus, Store
 from services.core.provenance import CallArchive
 from services.core.publishers import PublisherStore
 from services.core.webhooks import HookStore

@@ -16,7 +16,8 @@ from services.adapters.kafka.consumer import KafkaBusConsumer
 from services.adapters.kafka.producer import KafkaPublisher
 from services.adapters.kafka.reader import KafkaPartitionReader
 from services.adapters.kafka.settings import KafkaConnection
-from services.core.ports import LagSink, Message, NoLag
+from services.core.partitions import LagSink, NoLag
+from services.core.ports import Message
 
 
 class KafkaBus:

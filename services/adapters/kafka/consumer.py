@@ -16,7 +16,8 @@ import structlog
 
 from services.adapters.kafka.lag import observe_lag
 from services.adapters.kafka.records import messages_of
-from services.core.ports import LagSink, Message
+from services.core.partitions import LagSink
+from services.core.ports import Message
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's importlib use

@@ -25,7 +25,8 @@ from typing import Any
 
 from services.core.packing import decode, encode, unpack
 from services.core.packing import pack as _pack
-from services.core.ports import LagSink, Message, NoLag
+from services.core.partitions import LagSink, NoLag
+from services.core.ports import Message
 
 DEFAULT_WINDOW = 10_000  # records an unread topic keeps (ALM_EVENT_WINDOW)
 
