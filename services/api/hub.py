@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
+from services.api.rendered import RenderedCache
 from services.core.change_filter import Catalog, ChangeFilter
 from services.core.change_publishers import PublisherLookup
 from services.core.changefeed import (
@@ -127,11 +128,13 @@ class ChangeHub:
         publishers: PublisherLookup,
         queue_size: int,
         catch_ups: int = 16,
+        rendered: RenderedCache | None = None,
     ) -> None:
         self.feed = feed
         self.catalog = catalog
         self.publishers = publishers
         self.queue_size = queue_size
+        self.rendered = rendered  # works' kept answers, dropped as their numbers change
         self.catch_ups = asyncio.Semaphore(catch_ups)  # readers of clients resuming at once
         self.clients = 0  # open streams (live or catching up)
         self._subs: set[Subscription] = set()
@@ -159,6 +162,10 @@ class ChangeHub:
         """Stop offering frames to `sub`."""
         self._subs.discard(sub)
 
+    async def start(self) -> None:
+        """Follow the topic from now on, with or without clients (for the kept answers)."""
+        await self._start()
+
     async def _start(self) -> None:
         async with self._lock:
             if self._task is not None or self._closed:
@@ -177,9 +184,12 @@ class ChangeHub:
                 raise
             except Exception:
                 log.exception("change_hub_read_failed_retrying")
+                if self.rendered is not None:  # changes may be missed meanwhile
+                    self.rendered.clear()
                 await asyncio.sleep(RETRY)
 
     async def _dispatch(self, items: list[FeedItem], gaps: list[Gap]) -> None:
+        self._forget(items, gaps)  # before any client hears of a change
         for gap in gaps:
             self._position[gap.partition] = gap.end
             notice = Frame(gap_frame(gap, self._position), self.position)
@@ -202,6 +212,15 @@ class ChangeHub:
                         )
                     sub.offer(frame)
                     SSE_FRAMES.inc()
+
+    def _forget(self, items: list[FeedItem], gaps: list[Gap]) -> None:
+        """Drop the kept answers of the works changed (all of them after a gap)."""
+        if self.rendered is None:
+            return
+        if gaps:
+            self.rendered.clear()
+        elif items:
+            self.rendered.changed(i.value for i in items)
 
     async def close(self) -> None:
         """Tell every client the server is going away, stop reading."""

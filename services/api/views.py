@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import publishers
+from services.api import publishers, work_json
 from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
-from services.api.params import choice_param, cursor_param, ids_param, int_param, read_json
+from services.api.params import choice_param, cursor_param, int_param, read_json
 from services.api.present import present_history, present_work
 from services.api.state import BUS, CATALOG, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
 from services.core.catalog import Catalog
@@ -138,26 +138,12 @@ async def _keyset(request: web.Request, per_page: int) -> web.Response:
 
 
 async def _batch(request: web.Request) -> web.Response:
-    store, catalog = request.app[STORE], request.app[CATALOG]
-    named = ids_param(request)
-    known = await store.find_works([ident for _, ident in named])
-    found = [known[ident] for _, ident in named if ident in known]
-    missing = [raw for raw, ident in named if ident not in known]
-    states = await store.states_for([w.work_id for w in found])
-    return web.json_response(
-        {
-            "total": len(found),
-            "missing": missing,
-            "data": [present_work(catalog, w, states[w.work_id]) for w in found],
-        }
-    )
+    return await work_json.batch(request)
 
 
 async def get_work(request: web.Request) -> web.Response:
-    """One work's totals per source and per group."""
-    work = await find(request, request.match_info["id"])
-    states = await request.app[STORE].states_for([work.work_id])
-    return web.json_response(present_work(request.app[CATALOG], work, states[work.work_id]))
+    """One work's totals per source and per group (services/api/work_json.py)."""
+    return await work_json.get_work(request)
 
 
 async def work_history(request: web.Request) -> web.Response:
