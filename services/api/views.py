@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import publishers, work_json
+from services.api import publishers
 from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
 from services.api.params import choice_param, cursor_param, int_param, read_json
 from services.api.present import present_history, present_work
 from services.api.state import BUS, CATALOG, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
+from services.api.work_json import batch, one_work
 from services.core.catalog import Catalog
 from services.core.control import describe_source, set_paused
 from services.core.history import PERIODS
@@ -138,12 +139,12 @@ async def _keyset(request: web.Request, per_page: int) -> web.Response:
 
 
 async def _batch(request: web.Request) -> web.Response:
-    return await work_json.batch(request)
+    return await batch(request)
 
 
 async def get_work(request: web.Request) -> web.Response:
-    """One work's totals per source and per group (services/api/work_json.py)."""
-    return await work_json.get_work(request)
+    """One work's totals per source and per group (kept as bytes: services/api/work_json.py)."""
+    return await one_work(request)
 
 
 async def work_history(request: web.Request) -> web.Response:

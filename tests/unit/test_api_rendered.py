@@ -220,3 +220,24 @@ async def test_a_batch_is_the_works_as_read_one_by_one(tmp_path: Path) -> None:
         await _heard_all(a)
         batch = await (await a.client.get(f"/api/v1/works?ids={DOI}")).json()
         assert batch["data"][0]["sources"][0]["metrics"]["citations"] == 14
+
+
+async def test_every_form_a_work_was_asked_by_shows_its_change(tmp_path: Path) -> None:
+    """Answers are kept by the entry as given; a change drops them all, and an entry that
+    names no identifier is a 400 even beside kept ones."""
+    async with api(tmp_path) as a:
+        await _seeded(a)
+        forms = [f"/api/v1/works/https://doi.org/{DOI}", f"/api/v1/works?ids=doi:{DOI.upper()}"]
+        assert await _citations(a, forms[0]) == 10
+        assert (await (await a.client.get(forms[1])).json())["total"] == 1
+        assert len(a.client.server.app[RENDERED]) == 3
+        bad = await a.client.get(f"/api/v1/works?ids={DOI},not-an-id")
+        assert bad.status == 400 and "not-an-id" in (await bad.json())["error"]
+        later = AT + timedelta(hours=1)
+        await publish(a.bus, _change(10, 15, later))
+        await _write(a.store, 15, later)
+        await _heard_all(a)
+        assert len(a.client.server.app[RENDERED]) == 0
+        assert await _citations(a, forms[0]) == 15
+        batch = await (await a.client.get(forms[1])).json()
+        assert batch["data"][0]["sources"][0]["metrics"]["citations"] == 15
