@@ -3,7 +3,8 @@
 Reading one work costs two store reads and presenting it about a millisecond of Python; most
 reads ask for works whose numbers have not changed since the last read. So each answer the
 API renders of one work (a representation: v1's JSON of it, by the identifier it was asked
-by) is kept here as its encoded bytes with an ETag, and served as they are until:
+by; its page by id, period and origin) is kept here as its encoded bytes with an ETag, and
+served as they are until:
 
 - the work's numbers change: the API process follows `alm.metrics.changed` (the SSE hub's
   reader, services/api/hub.py) and drops every answer of a work named by a change before
@@ -40,6 +41,7 @@ from services.core.timeutil import from_iso
 
 OVERHEAD = 200  # bytes an entry costs beyond its body (key, tuple, index), roughly
 MAX_HEARD = 100_000  # works whose last changes are remembered
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +52,13 @@ class Rendered:
     body: bytes
     etag: str
     expires: float
+    headers: Mapping[str, str]  # Content-Type and the answer's own (a page's policy)
 
-    def response(
-        self, request: web.Request, content_type: str = "application/json"
-    ) -> web.Response:
+    def response(self, request: web.Request) -> web.Response:
         """The answer, or a 304 when the client holds these very bytes (`If-None-Match`)."""
-        headers = {"ETag": self.etag}
         if self.etag in request.headers.getall("If-None-Match", ()):
-            return web.Response(status=304, headers=headers)
-        return web.Response(body=self.body, content_type=content_type, headers=headers)
+            return web.Response(status=304, headers={"ETag": self.etag})
+        return web.Response(body=self.body, headers={**self.headers, "ETag": self.etag})
 
 
 def etag_of(body: bytes) -> str:
@@ -101,11 +101,17 @@ class RenderedCache:
         return entry
 
     def put(
-        self, key: Hashable, work_id: str, body: bytes, states: Sequence[SourceState]
+        self,
+        key: Hashable,
+        work_id: str,
+        body: bytes,
+        states: Sequence[SourceState],
+        headers: Mapping[str, str] = JSON,
     ) -> Rendered:
-        """Keep `body`, made from the work's `states`, as the answer under `key` unless those
-        states are older than a change heard of; the answer either way."""
-        entry = Rendered(work_id, body, etag_of(body), self._clock() + self.ttl)
+        """Keep `body` (sent with `headers`), made from the work's `states`, as the answer
+        under `key` unless those states are older than a change heard of; the answer either
+        way."""
+        entry = Rendered(work_id, body, etag_of(body), self._clock() + self.ttl, headers)
         cost = len(body) + OVERHEAD
         if not self.enabled or cost > self.max_bytes or not self._holds_heard(work_id, states):
             return entry

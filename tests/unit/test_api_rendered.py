@@ -241,3 +241,22 @@ async def test_every_form_a_work_was_asked_by_shows_its_change(tmp_path: Path) -
         assert await _citations(a, forms[0]) == 15
         batch = await (await a.client.get(forms[1])).json()
         assert batch["data"][0]["sources"][0]["metrics"]["citations"] == 15
+
+
+async def test_the_work_page_is_kept_with_its_headers_and_shows_a_change(tmp_path: Path) -> None:
+    async with api(tmp_path) as a:
+        await _seeded(a)
+        first = await a.client.get(f"/works/{DOI}")
+        again = await a.client.get(f"/works/{DOI}")
+        assert first.status == again.status == 200
+        assert await first.read() == await again.read()
+        for name in ("Content-Type", "Content-Security-Policy", "X-Content-Type-Options"):
+            assert again.headers[name] == first.headers[name]
+        assert len(a.client.server.app[RENDERED]) == 2  # the JSON and the page
+        other = await a.client.get(f"/works/{DOI}", headers={"Host": "alm.example.org"})
+        assert "http://alm.example.org/badge/" in await other.text()  # its own origin's snippet
+        later = AT + timedelta(hours=1)
+        await publish(a.bus, _change(10, 16, later))
+        await _write(a.store, 16, later)
+        await _heard_all(a)
+        assert ">16<" in await (await a.client.get(f"/works/{DOI}")).text()
