@@ -91,7 +91,7 @@ def init_app(context: ApiContext) -> web.Application:
             rendered=app[RENDERED],
         )
         if app[RENDERED].enabled:  # kept answers are dropped as the works' numbers change
-            await app[HUB].start()
+            app[HUB].follow()
         yield
         await app[HUB].close()
         if context.owned:

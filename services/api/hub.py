@@ -140,6 +140,7 @@ class ChangeHub:
         self._subs: set[Subscription] = set()
         self._position: Position = {}
         self._task: asyncio.Task[None] | None = None
+        self._follow: asyncio.Task[None] | None = None
         self._reader: FeedReader | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -162,9 +163,20 @@ class ChangeHub:
         """Stop offering frames to `sub`."""
         self._subs.discard(sub)
 
-    async def start(self) -> None:
-        """Follow the topic from now on, with or without clients (for the kept answers)."""
-        await self._start()
+    def follow(self) -> None:
+        """Follow the topic from now on, with or without clients (for the kept answers:
+        they are kept only while it is followed), trying again while it cannot be read."""
+        if self._follow is None:
+            self._follow = asyncio.create_task(self._start_following())
+
+    async def _start_following(self) -> None:
+        while not self._closed:
+            try:
+                await self._start()
+                return
+            except Exception:
+                log.exception("change_hub_start_failed_retrying")
+                await asyncio.sleep(RETRY)
 
     async def _start(self) -> None:
         async with self._lock:
@@ -174,17 +186,22 @@ class ChangeHub:
             self._reader = self.feed.reader(start)
             self._position = dict(start)
             self._task = asyncio.create_task(self._run(self._reader))
+            if self.rendered is not None:
+                self.rendered.live = True  # every change from here on is heard
 
     async def _run(self, reader: FeedReader) -> None:
         while not self._closed:
             try:
                 items, gaps = await reader.read(BATCH, READ_WAIT)
                 await self._dispatch(items, gaps)
+                if self.rendered is not None:
+                    self.rendered.live = True
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("change_hub_read_failed_retrying")
                 if self.rendered is not None:  # changes may be missed meanwhile
+                    self.rendered.live = False
                     self.rendered.clear()
                 await asyncio.sleep(RETRY)
 
@@ -227,6 +244,12 @@ class ChangeHub:
         self._closed = True
         for sub in list(self._subs):
             sub.close("shutdown")
+        if self.rendered is not None:
+            self.rendered.live = False
+        for task in (self._follow, self._task):
+            if task is not None:
+                task.cancel()
+        self._follow = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

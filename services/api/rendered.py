@@ -9,7 +9,8 @@ served as they are until:
 - the work's numbers change: the API process follows `alm.metrics.changed` (the SSE hub's
   reader, services/api/hub.py) and drops every answer of a work named by a change before
   the change is offered to any SSE client, so a client reacting to an event sees the new
-  numbers; a gap in the topic or a failed read of it drops everything;
+  numbers; a gap in the topic or a failed read of it drops everything, and nothing is kept
+  while the topic is not followed (`live`: a broker away at start-up, a reader failing);
 - `ttl` seconds pass (ALM_API_WORK_CACHE_SECONDS, default 30; 0 = no cache): the backstop
   for what no change event says (a work's metadata, a change missed while the topic was
   away), so a replica never serves an answer older than that;
@@ -75,6 +76,7 @@ class RenderedCache:
     ) -> None:
         self.ttl = ttl
         self.max_bytes = max_bytes
+        self.live = False  # the changes are followed (services/api/hub.py): answers are kept
         self.size = 0  # bytes held (bodies and OVERHEAD per entry)
         self._clock = clock
         self._entries: OrderedDict[Hashable, Rendered] = OrderedDict()
@@ -113,7 +115,8 @@ class RenderedCache:
         way."""
         entry = Rendered(work_id, body, etag_of(body), self._clock() + self.ttl, headers)
         cost = len(body) + OVERHEAD
-        if not self.enabled or cost > self.max_bytes or not self._holds_heard(work_id, states):
+        kept = self.enabled and self.live and cost <= self.max_bytes
+        if not kept or not self._holds_heard(work_id, states):
             return entry
         self._drop(key)
         self._entries[key] = entry

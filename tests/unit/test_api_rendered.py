@@ -4,19 +4,29 @@ heard, never kept older than a change heard of, and what the API serves from the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from services.adapters.memory.bus import MemoryBus
+from services.adapters.sqlite import SqliteStore
 from services.aggregator.service import fold
+from services.api import hub as hub_module
 from services.api import rendered as rendered_module
+from services.api.app import init_app
 from services.api.rendered import OVERHEAD, RenderedCache
 from services.api.state import HUB, RENDERED
+from services.bootstrap import api_context
 from services.core.aggregation import SourceState
+from services.core.changefeed import ChangeFeed, FeedReader, Position
 from services.core.events import TOPIC_CHANGED, MetricChanged, Observation, Status
 from services.core.works import Work
+from services.settings import Settings
 from tests.unit.changes_kit import Api, api, publish
 
 AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -42,9 +52,14 @@ def heard(work: str, source: str, at: datetime) -> dict[str, Any]:
 # the cache alone
 
 
+def following(cache: RenderedCache) -> RenderedCache:
+    cache.live = True  # as the hub sets it once it follows the change topic
+    return cache
+
+
 def test_an_answer_is_kept_until_its_ttl_and_then_read_again() -> None:
     clock = Ticks()
-    cache = RenderedCache(ttl=30, max_bytes=10_000, clock=clock)
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000, clock=clock))
     cache.put("k", "w", b"{}", [])
     entry = cache.get("k")
     assert entry is not None and entry.body == b"{}"
@@ -57,7 +72,7 @@ def test_an_answer_is_kept_until_its_ttl_and_then_read_again() -> None:
 
 def test_memory_stays_within_its_bound_least_recently_used_first() -> None:
     body = b"x" * 800
-    cache = RenderedCache(ttl=30, max_bytes=5 * (len(body) + OVERHEAD))
+    cache = following(RenderedCache(ttl=30, max_bytes=5 * (len(body) + OVERHEAD)))
     for n in range(5):
         cache.put(n, f"w{n}", body, [])
     assert cache.get(0) is not None  # 0 is now the most recently used
@@ -71,7 +86,7 @@ def test_memory_stays_within_its_bound_least_recently_used_first() -> None:
 
 
 def test_a_change_drops_every_answer_of_its_work_and_no_other() -> None:
-    cache = RenderedCache(ttl=30, max_bytes=10_000)
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000))
     cache.put(("v1", "doi", "a"), "a", b"1", [])
     cache.put(("v1", "pmid", "1"), "a", b"1", [])
     cache.put(("v1", "doi", "b"), "b", b"2", [])
@@ -84,7 +99,7 @@ def test_a_change_drops_every_answer_of_its_work_and_no_other() -> None:
 
 def test_states_older_than_a_change_heard_are_served_but_not_kept() -> None:
     clock = Ticks()
-    cache = RenderedCache(ttl=30, max_bytes=10_000, clock=clock)
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000, clock=clock))
     cache.changed([heard("a", "crossref", AT)])
     cache.put("k", "a", b"old", [state("a", "crossref", AT - timedelta(days=1))])
     assert cache.get("k") is None
@@ -101,7 +116,7 @@ def test_states_older_than_a_change_heard_are_served_but_not_kept() -> None:
 
 def test_what_is_remembered_of_changes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rendered_module, "MAX_HEARD", 3)
-    cache = RenderedCache(ttl=30, max_bytes=10_000)
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000))
     cache.changed([heard(f"w{n}", "crossref", AT) for n in range(10)])
     cache.changed([{"work_id": "w", "source": "crossref", "at": "not a time"}, {"nothing": 1}])
     assert len(cache._heard) == 3
@@ -111,7 +126,7 @@ def test_what_is_remembered_of_changes_is_bounded(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_ttl_of_zero_keeps_nothing() -> None:
-    cache = RenderedCache(ttl=0, max_bytes=10_000)
+    cache = following(RenderedCache(ttl=0, max_bytes=10_000))
     assert cache.put("k", "w", b"{}", []).body == b"{}"
     assert cache.get("k") is None and not cache.enabled
 
@@ -260,3 +275,58 @@ async def test_the_work_page_is_kept_with_its_headers_and_shows_a_change(tmp_pat
         await _write(a.store, 16, later)
         await _heard_all(a)
         assert ">16<" in await (await a.client.get(f"/works/{DOI}")).text()
+
+
+def test_nothing_is_kept_while_the_changes_are_not_followed() -> None:
+    cache = RenderedCache(ttl=30, max_bytes=10_000)
+    assert cache.put("k", "w", b"{}", []).body == b"{}"
+    assert cache.get("k") is None
+
+
+class AwayAtFirst:
+    """A change feed whose broker does not answer the first `away` times it is asked."""
+
+    def __init__(self, feed: ChangeFeed, away: int) -> None:
+        self.feed, self.away = feed, away
+
+    async def end(self) -> Position:
+        if self.away > 0:
+            self.away -= 1
+            raise ConnectionError("broker away")
+        return await self.feed.end()
+
+    def reader(self, start: Mapping[int, int]) -> FeedReader:
+        return self.feed.reader(start)
+
+
+async def test_a_broker_away_at_start_up_serves_without_keeping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API starts and answers with the change topic away, keeps nothing until it follows
+    the topic, then keeps answers and drops them on a change as usual."""
+    monkeypatch.setattr(hub_module, "RETRY", 0.2)
+    store = SqliteStore(tmp_path / "alm.sqlite")
+    await store.migrate()
+    bus = MemoryBus(retained=(TOPIC_CHANGED,))
+    context = api_context(Settings(data_dir=tmp_path), store=store, bus=bus)
+    feed = AwayAtFirst(context.feed, away=2)
+    app = init_app(replace(context, feed=feed))
+    try:
+        async with TestClient(TestServer(app)) as client:
+            a = Api(client, bus, store, Settings(data_dir=tmp_path), {})
+            await a.store.register([Work(DOI, doi=DOI, title="Kept")])
+            await _write(a.store, 10, AT)
+            assert await _citations(a) == 10
+            assert len(app[RENDERED]) == 0 and feed.away > 0
+            for _ in range(100):
+                if app[RENDERED].live:
+                    break
+                await asyncio.sleep(0.05)
+            assert await _citations(a) == 10 and len(app[RENDERED]) == 1
+            later = AT + timedelta(hours=1)
+            await publish(a.bus, _change(10, 17, later))
+            await _write(a.store, 17, later)
+            await _heard_all(a)
+            assert await _citations(a) == 17
+    finally:
+        await store.close()
