@@ -330,3 +330,13 @@ async def test_a_broker_away_at_start_up_serves_without_keeping(
             assert await _citations(a) == 17
     finally:
         await store.close()
+
+
+def test_the_settings_size_the_cache(tmp_path: Path) -> None:
+    env = {"ALM_DATA_DIR": str(tmp_path), "ALM_API_WORK_CACHE_SECONDS": "0"}
+    settings = Settings.from_env({**env, "ALM_API_WORK_CACHE_MB": "8"})
+    context = api_context(settings, store=SqliteStore(tmp_path / "a.sqlite"), bus=MemoryBus())
+    assert (context.work_cache_seconds, context.work_cache_bytes) == (0, 8 * 1024 * 1024)
+    assert not init_app(context)[RENDERED].enabled
+    default = api_context(Settings.from_env({"ALM_DATA_DIR": str(tmp_path)}), bus=MemoryBus())
+    assert (default.work_cache_seconds, default.work_cache_bytes) == (30, 64 * 1024 * 1024)
