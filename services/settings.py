@@ -278,10 +278,8 @@ class Settings:
     audit_textfile: str | None = None  # ALM_AUDIT_TEXTFILE: `alm audit` gauges, textfile collector
     audit_pushgateway: str | None = None  # ALM_AUDIT_PUSHGATEWAY: ... or pushed there
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
-    # ALM_API_WORK_CACHE_SECONDS, ALM_API_WORK_CACHE_MB: works' answers kept by each API process
-    # until their numbers change, at most this long (0: none) in at most this much memory
-    work_cache_seconds: float = 30.0
-    work_cache_mb: int = 64
+    work_cache_seconds: float = 30.0  # ALM_API_WORK_CACHE_SECONDS: works' answers kept (0: none)
+    work_cache_mb: int = 64  # ALM_API_WORK_CACHE_MB: ... in at most this much memory
     api_store_timeout: float = 3.0  # ALM_API_STORE_TIMEOUT: seconds an API store call may take
     # ALM_RETRY_BASE, ALM_RETRY_MAX, ALM_RETRY_ATTEMPTS: a failed fetch is tried again after
     # BASE, doubling up to MAX, ATTEMPTS times in all, then dead-lettered (until its next refresh)

@@ -7,7 +7,8 @@ With script, the numbers and charts follow the change stream (work.js); without,
 whole as served.
 
 Any accepted form of the id (a DOI as a URL or `doi:`, a PMID, a PMCID); a wrong one is a 400
-page, an unknown work a 404 page, a wrong period a 400 page."""
+page, an unknown work a 404 page, a wrong period a 400 page. The page is kept as bytes by id,
+period and origin until the work's numbers change (services/api/rendered.py)."""
 
 from __future__ import annotations
 
