@@ -15,6 +15,7 @@ from services.api.export import CHUNK
 from services.api.hub import ChangeHub
 from services.api.keycache import KeyCache
 from services.api.legacy import legacy_clients
+from services.api.rendered import RenderedCache
 from services.api.routes import ACCESS, setup_routes
 from services.api.server import HANDLER_ARGS, MAX_BODY_SIZE
 from services.api.state import (
@@ -33,6 +34,7 @@ from services.api.state import (
     NOTIFY,
     PUBLISHERS,
     RAW_TTL,
+    RENDERED,
     SCHEDULING,
     STORE,
     STORE_TIMEOUT,
@@ -56,6 +58,7 @@ def init_app(context: ApiContext) -> web.Application:
     app.on_response_prepare.append(quota_headers)
     app[CLOCK] = context.clock
     app[TOTALS] = TotalsCache(context.status_cache_seconds)
+    app[RENDERED] = RenderedCache(context.work_cache_seconds, context.work_cache_bytes)
     app[SCHEDULING] = context.scheduling
     app[RAW_TTL] = context.raw_ttl
     app[ALERTS_TTL] = context.alerts_ttl
@@ -90,7 +93,10 @@ def init_app(context: ApiContext) -> web.Application:
             context.catalog.metric_groups(),
             PublisherLookup(app[STORE]),
             context.notify.client_queue,
+            rendered=app[RENDERED],
         )
+        if app[RENDERED].enabled:  # kept answers are dropped as the works' numbers change
+            app[HUB].follow()
         yield
         await app[HUB].close()
         if context.owned:

@@ -47,6 +47,8 @@ class ApiContext:
     raw_ttl: timedelta  # how long upstream calls are kept
     alerts_ttl: timedelta  # how long alerts are kept
     store_timeout: float  # seconds a store call may take
+    work_cache_seconds: float = 0.0  # works' answers kept (services/api/rendered.py); 0: none
+    work_cache_bytes: int = 0  # ... in at most this many bytes
     public_metrics: bool = False  # /metrics on the API's own port
     activity: ActivityStore | None = None  # the fetchers' hourly windows (the sources page)
     owned: bool = False  # the app closes the store and the bus when it stops

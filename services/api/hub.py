@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
+from services.api.rendered import RenderedCache
 from services.core.change_filter import ChangeFilter, MetricGroups
 from services.core.change_publishers import PublisherLookup
 from services.core.changefeed import (
@@ -127,16 +128,19 @@ class ChangeHub:
         publishers: PublisherLookup,
         queue_size: int,
         catch_ups: int = 16,
+        rendered: RenderedCache | None = None,
     ) -> None:
         self.feed = feed
         self.catalog = catalog
         self.publishers = publishers
         self.queue_size = queue_size
+        self.rendered = rendered  # works' kept answers, dropped as their numbers change
         self.catch_ups = asyncio.Semaphore(catch_ups)  # readers of clients resuming at once
         self.clients = 0  # open streams (live or catching up)
         self._subs: set[Subscription] = set()
         self._position: Position = {}
         self._task: asyncio.Task[None] | None = None
+        self._follow: asyncio.Task[None] | None = None
         self._reader: FeedReader | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -159,6 +163,21 @@ class ChangeHub:
         """Stop offering frames to `sub`."""
         self._subs.discard(sub)
 
+    def follow(self) -> None:
+        """Follow the topic from now on, with or without clients (for the kept answers:
+        they are kept only while it is followed), trying again while it cannot be read."""
+        if self._follow is None:
+            self._follow = asyncio.create_task(self._start_following())
+
+    async def _start_following(self) -> None:
+        while not self._closed:
+            try:
+                await self._start()
+                return
+            except Exception:
+                log.exception("change_hub_start_failed_retrying")
+                await asyncio.sleep(RETRY)
+
     async def _start(self) -> None:
         async with self._lock:
             if self._task is not None or self._closed:
@@ -167,19 +186,27 @@ class ChangeHub:
             self._reader = self.feed.reader(start)
             self._position = dict(start)
             self._task = asyncio.create_task(self._run(self._reader))
+            if self.rendered is not None:
+                self.rendered.live = True  # every change from here on is heard
 
     async def _run(self, reader: FeedReader) -> None:
         while not self._closed:
             try:
                 items, gaps = await reader.read(BATCH, READ_WAIT)
                 await self._dispatch(items, gaps)
+                if self.rendered is not None:
+                    self.rendered.live = True
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("change_hub_read_failed_retrying")
+                if self.rendered is not None:  # changes may be missed meanwhile
+                    self.rendered.live = False
+                    self.rendered.clear()
                 await asyncio.sleep(RETRY)
 
     async def _dispatch(self, items: list[FeedItem], gaps: list[Gap]) -> None:
+        self._forget(items, gaps)  # before any client hears of a change
         for gap in gaps:
             self._position[gap.partition] = gap.end
             notice = Frame(gap_frame(gap, self._position), self.position)
@@ -203,11 +230,26 @@ class ChangeHub:
                     sub.offer(frame)
                     SSE_FRAMES.inc()
 
+    def _forget(self, items: list[FeedItem], gaps: list[Gap]) -> None:
+        """Drop the kept answers of the works changed (all of them after a gap)."""
+        if self.rendered is None:
+            return
+        if gaps:
+            self.rendered.clear()
+        elif items:
+            self.rendered.changed(i.value for i in items)
+
     async def close(self) -> None:
         """Tell every client the server is going away, stop reading."""
         self._closed = True
         for sub in list(self._subs):
             sub.close("shutdown")
+        if self.rendered is not None:
+            self.rendered.live = False
+        for task in (self._follow, self._task):
+            if task is not None:
+                task.cancel()
+        self._follow = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.api.cache import TotalsCache
+from services.api.rendered import RenderedCache
 from services.core.activity import ActivityStore
 from services.core.alerts import AlertStore
 from services.core.catalog import Catalog
@@ -42,4 +43,6 @@ NOTIFY = web.AppKey("notify", NotifySettings)  # SSE and webhook settings
 HUB: web.AppKey[ChangeHub] = web.AppKey("hub")  # the SSE stream's reader and clients
 HOOKS = web.AppKey("hooks", HookStore)  # registered webhooks and their delivery logs
 LETTERS: web.AppKey[PartitionReader | None] = web.AppKey("letters")  # alm.deadletter
+# works' answers kept as bytes until their numbers change (services/api/rendered.py)
+RENDERED = web.AppKey("rendered", RenderedCache)
 EXPORT_CHUNK: web.AppKey[int] = web.AppKey("export_chunk")  # works a CSV export reads at a time

@@ -11,10 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.api import publishers, search
 from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
-from services.api.params import choice_param, cursor_param, ids_param, int_param, read_json
+from services.api.params import choice_param, cursor_param, int_param, read_json
 from services.api.present import present_history, present_work
 from services.api.source_figures import source_figures
 from services.api.state import BUS, CATALOG, CLOCK, SCHEDULING, STORE, STORE_TIMEOUT, TOTALS
+from services.api.work_json import batch, one_work
 from services.core.catalog import Catalog
 from services.core.control import describe_source, set_paused
 from services.core.history import PERIODS
@@ -144,26 +145,12 @@ async def _keyset(request: web.Request, per_page: int) -> web.Response:
 
 
 async def _batch(request: web.Request) -> web.Response:
-    store, catalog = request.app[STORE], request.app[CATALOG]
-    named = ids_param(request)
-    known = await store.find_works([ident for _, ident in named])
-    found = [known[ident] for _, ident in named if ident in known]
-    missing = [raw for raw, ident in named if ident not in known]
-    states = await store.states_for([w.work_id for w in found])
-    return web.json_response(
-        {
-            "total": len(found),
-            "missing": missing,
-            "data": [present_work(catalog, w, states[w.work_id]) for w in found],
-        }
-    )
+    return await batch(request)
 
 
 async def get_work(request: web.Request) -> web.Response:
-    """One work's totals per source and per group."""
-    work = await find(request, request.match_info["id"])
-    states = await request.app[STORE].states_for([work.work_id])
-    return web.json_response(present_work(request.app[CATALOG], work, states[work.work_id]))
+    """One work's totals per source and per group (kept as bytes: services/api/work_json.py)."""
+    return await one_work(request)
 
 
 async def work_history(request: web.Request) -> web.Response:

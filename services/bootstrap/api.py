@@ -70,6 +70,8 @@ def api_context(
         access=settings.access,
         notify=settings.notify,
         status_cache_seconds=settings.status_cache_seconds,
+        work_cache_seconds=settings.work_cache_seconds,
+        work_cache_bytes=settings.work_cache_mb * 1024 * 1024,
         raw_ttl=timedelta(days=settings.raw_ttl_days),
         alerts_ttl=timedelta(days=settings.alerts_ttl_days),
         store_timeout=settings.api_store_timeout,

@@ -7,7 +7,8 @@ With script, the numbers and charts follow the change stream (work.js); without,
 whole as served.
 
 Any accepted form of the id (a DOI as a URL or `doi:`, a PMID, a PMCID); a wrong one is a 400
-page, an unknown work a 404 page, a wrong period a 400 page."""
+page, an unknown work a 404 page, a wrong period a 400 page. The page is kept as bytes by id,
+period and origin until the work's numbers change (services/api/rendered.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from services.api.errors import BadParameter, NotFound
 from services.api.lookup import find
 from services.api.params import choice_param
 from services.api.present import present_history, present_work
-from services.api.state import CATALOG, CLOCK, STORE
+from services.api.state import CATALOG, CLOCK, RENDERED, STORE
 from services.api.v5_events import v5_event
 from services.core.history import PERIODS, Period
 from services.core.identifiers import InvalidIdentifier
@@ -37,6 +38,7 @@ from services.site.work_parts import (
     work_path,
 )
 
+PAGE = "page"  # its answers' kind among the kept ones
 SCRIPT = "/static/work.js"  # the live update (progressive enhancement)
 # the site's policy, plus this origin's script and its reads (the page again, the change stream)
 CSP = SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
@@ -51,8 +53,12 @@ def _problem(title: str, why: str, status: int) -> web.Response:
 
 async def work_page(request: web.Request) -> web.Response:
     """The page (see the module's docstring)."""
+    cache = request.app[RENDERED]
     try:
         chosen = choice_param(request, "period", PERIODS) or "month"
+        key = (PAGE, request.match_info["id"], chosen, own_origin(request))
+        if (kept := cache.get(key)) is not None:  # services/api/rendered.py
+            return kept.response(request)
         work = await find(request, request.match_info["id"])
     except InvalidIdentifier as exc:
         return _problem("Not a work identifier", str(exc), 400)
@@ -102,4 +108,7 @@ async def work_page(request: web.Request) -> web.Response:
 </section>
 <script src="{SCRIPT}" defer></script>"""
     alternate = Alternate(api, "This work as JSON")
-    return page(title, body, alternate=alternate, headers={"Content-Security-Policy": CSP})
+    shown_page = page(title, body, alternate=alternate, headers={"Content-Security-Policy": CSP})
+    assert isinstance(shown_page.body, bytes)
+    headers = {k: v for k, v in shown_page.headers.items() if k != "Content-Length"}
+    return cache.put(key, work.work_id, shown_page.body, states, headers).response(request)
