@@ -1,6 +1,6 @@
 """The stub upstream's Crossref catalogue on loopback for `alm publishers import` tests, and the
 checks on what an import left in the embedded store (the unit tests in
-tests/unit/test_publishers_import.py and the kill -9 scenario in tests/faults/)."""
+tests/e2e/test_publishers_import.py and the kill -9 scenario in tests/faults/)."""
 
 from __future__ import annotations
 
