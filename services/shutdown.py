@@ -1,5 +1,5 @@
 """How long a service takes to stop on SIGTERM, at most: the Kubernetes manifests'
-terminationGracePeriodSeconds leave room for it (tests/unit/test_deploy_manifests.py).
+terminationGracePeriodSeconds leave room for it (tests/deploy/test_deploy_manifests.py).
 
 A worker service (scheduler, fetcher, aggregator, notifier) stops taking batches, lets the one in
 progress finish and commit for up to DRAIN_SECONDS (then cancels it: never committed, so

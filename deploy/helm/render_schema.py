@@ -7,7 +7,7 @@ values.schema.json is edited by hand; this rewrites the sources part only.
     python3 deploy/helm/render_schema.py --check  # exit 1 if it is not what this renders
 
 Adding a source: its plug-in and registry line, then run this (and give it an entry under
-`sources:` in values.yaml; tests/unit/test_deploy_manifests.py checks both). Standard library
+`sources:` in values.yaml; tests/deploy/test_deploy_manifests.py checks both). Standard library
 only, plus the registry, whose plug-ins import nothing else.
 """
 

@@ -3,7 +3,9 @@ routes and handlers, and describes what the running API really answers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from importlib.metadata import version
@@ -167,20 +169,39 @@ def _response_object(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+async def _seed(k: Kit) -> None:
+    """The works every test reads: refreshed, one with a failed call, one typed."""
+    await k.register([PCBI, UNKNOWN_UPSTREAM])
+    await refresh_until_idle(k.pipeline)
+    # alone in its batch, so the failed call (Crossref batches works) fails only PEERJ
+    k.fail("crossref", PEERJ, 503, "Service Unavailable", "text/plain")
+    await k.register([PEERJ])
+    await refresh_until_idle(k.pipeline)
+    # one work as a publisher import leaves it: type and publisher id set
+    pcbi = await k.store.get_work(PCBI)
+    assert pcbi is not None
+    await k.store.update_works([replace(pcbi, type="journal-article", publisher_id="340")])
+    await SqlitePublishers(k.store).put_publisher(Publisher("340", "Public Library of Science"))
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded store's file, made once for the module (refreshing through the stub is most
+    of what a test here would cost): each test gets a copy of it."""
+    folder = tmp_path_factory.mktemp("openapi-seed")
+
+    async def make() -> None:
+        async with pipeline_kit(folder) as k:
+            await _seed(k)
+
+    asyncio.run(make())
+    return folder / "alm.sqlite"
+
+
 @pytest.fixture
-async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
+async def kit(tmp_path: Path, seeded: Path) -> AsyncIterator[Kit]:
+    shutil.copyfile(seeded, tmp_path / "alm.sqlite")
     async with pipeline_kit(tmp_path) as k:
-        await k.register([PCBI, UNKNOWN_UPSTREAM])
-        await refresh_until_idle(k.pipeline)
-        # alone in its batch, so the failed call (Crossref batches works) fails only PEERJ
-        k.fail("crossref", PEERJ, 503, "Service Unavailable", "text/plain")
-        await k.register([PEERJ])
-        await refresh_until_idle(k.pipeline)
-        # one work as a publisher import leaves it: type and publisher id set
-        pcbi = await k.store.get_work(PCBI)
-        assert pcbi is not None
-        await k.store.update_works([replace(pcbi, type="journal-article", publisher_id="340")])
-        await SqlitePublishers(k.store).put_publisher(Publisher("340", "Public Library of Science"))
         yield k
 
 

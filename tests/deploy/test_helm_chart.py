@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.helm_kit import (
+from tests.deploy.helm_kit import (
     CASES,
     CHART,
     MINIMAL,

@@ -36,7 +36,7 @@ from services.fetchers import telemetry as fetcher_telemetry
 from services.fetchers.registry import SOURCES
 from services.fetchers.service import FetcherService
 from services.settings import Settings
-from tests.unit.helm_kit import (
+from tests.deploy.helm_kit import (
     CASES,
     ROOT,
     Doc,
