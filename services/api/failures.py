@@ -81,14 +81,20 @@ def format_cursor(cursor: FailureCursor) -> str:
 
 
 def parse_cursor(raw: str | None, order: FailureOrder) -> FailureCursor | None:
-    """The position a cursor stands for (BadParameter if it is not one of `order`)."""
+    """The position a cursor stands for (BadParameter if it is not a cursor at all). A cursor
+    of the other order (a link kept while `order` was changed) is read in this one: by work
+    id its time does not count; newest first, one without a time starts from the first page."""
     if raw is None:
         return None
     found = CURSOR.fullmatch(raw)
     try:
-        if found is None or (found[1] == "-") != (order is FailureOrder.WORK):
+        if found is None:
             raise ValueError(raw)
         stamp, source, work_id = found.groups()
+        if order is FailureOrder.WORK:
+            stamp = "-"
+        elif stamp == "-":
+            return None
         at = None if stamp == "-" else EPOCH + timedelta(microseconds=int(stamp))
     except (ValueError, OverflowError):
         raise BadParameter(

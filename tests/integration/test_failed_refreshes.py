@@ -122,7 +122,7 @@ async def test_migration_015_lists_the_states_that_failed_before_it(store: Cassa
     cql = await store.session()
     await cql.query("TRUNCATE failed_refreshes")
     await cql.query("TRUNCATE failed_refreshes_by_time")
-    await cql.query("DELETE FROM schema_migrations WHERE version=13")
+    await cql.query("DELETE FROM schema_migrations WHERE version=15")
     assert await store.failed_refreshes(FailureQuery()) == []
     await store.migrate()
     for order in FailureOrder:

@@ -129,7 +129,7 @@ async def test_migration_013_counts_works_registered_before_it(cassandra: Cassan
     assert await cassandra.count_works() == before + 5 == len(await every_work(cassandra))
     cql = await cassandra.session()
     await cql.query("TRUNCATE works_count")
-    await cql.query("DELETE FROM schema_migrations WHERE version=13")
+    await cql.query("DELETE FROM schema_migrations WHERE version=14")
     assert await cassandra.count_works() == 0
     await cassandra.migrate()
     assert await cassandra.count_works() == len(await every_work(cassandra)) == before + 5
