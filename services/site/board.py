@@ -56,7 +56,7 @@ async def board_page(request: web.Request) -> web.Response:
     if cursor:
         links.append(f'<a href="{text(here)}">First page</a>')
     if board.next:
-        more = f"?cursor={encode(board.next)}" + (
+        more = f"?cursor={quote(encode(board.next), safe='')}" + (
             f"&per_page={per_page}" if per_page != PER_PAGE else ""
         )
         links.append(f'<a rel="next" href="{text(here + more)}">Next page</a>')
