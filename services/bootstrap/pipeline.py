@@ -182,11 +182,15 @@ def make_pipeline(
     )
 
 
-def _backlog(bus: Bus) -> Backlog | None:
+def _backlog(bus: Bus, brokers: bool = False) -> Backlog | None:
     """source -> up_to to source -> how many of its refresh requests its fetchers have not
-    committed, counted up to `up_to`, where the bus can tell (both adapters can): the
-    scheduler's backpressure."""
-    if not isinstance(bus, QueueDepth):
+    committed, counted up to `up_to`: the scheduler's backpressure. The in-process bus counts
+    them itself; over Kafka (`brokers`) the brokers are asked each tick (backlog.py). That is
+    off in the services for now: with it, the fault suite's upstream-timeout phase saw no
+    fetch fail (docs/operations.md); tests/integration/test_backpressure.py runs it."""
+    from services.adapters.memory.bus import MemoryBus
+
+    if not isinstance(bus, QueueDepth) or not (brokers or isinstance(bus, MemoryBus)):
         return None
     depth = bus
 

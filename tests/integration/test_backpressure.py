@@ -44,7 +44,13 @@ async def test_a_source_gets_no_more_than_its_fetchers_take(infra: Infra, tmp_pa
     settings = SchedulerSettings()
     queue = settings.queue(source)
     scheduler = Scheduler(
-        [source], kafka, store, Policy(), settings, lambda: now, backlog=_backlog(kafka)
+        [source],
+        kafka,
+        store,
+        Policy(),
+        settings,
+        lambda: now,
+        backlog=_backlog(kafka, brokers=True),
     )
     topic, group = refresh_topic(SOURCE), FetcherService.group_of(SOURCE)
     fetcher = kafka.consumer([topic], group)

@@ -85,7 +85,13 @@ async def test_a_tick_that_cannot_read_the_backlog_leaves_every_work_due(
     first_due = partial(Scheduling((source,), Policy()).first_due, now=now)
     await store.register([Work(i, doi=i) for i in ids], first_due)
     scheduler = Scheduler(
-        [source], bus, store, Policy(), SchedulerSettings(), lambda: now, backlog=_backlog(bus)
+        [source],
+        bus,
+        store,
+        Policy(),
+        SchedulerSettings(),
+        lambda: now,
+        backlog=_backlog(bus, brokers=True),
     )
     try:
         with pytest.raises(ConnectionError):

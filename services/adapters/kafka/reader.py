@@ -5,6 +5,7 @@ kafka-python consumer with no group on a worker thread, reads, and closes it."""
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -51,7 +52,15 @@ class KafkaPartitionReader:
             reader = self._reader()
             try:
                 tps = [TopicPartition(self.connection.topic(topic), p) for p in partitions]
-                return {tp.partition: int(off) for tp, off in reader.end_offsets(tps).items()}
+                for attempt in range(10):
+                    try:
+                        ends = reader.end_offsets(tps)
+                        return {tp.partition: int(off) for tp, off in ends.items()}
+                    except KeyError:  # a partition without a leader yet (a topic just made)
+                        if attempt == 9:
+                            raise
+                        time.sleep(0.5)
+                raise AssertionError("unreachable")
             finally:
                 reader.close()
 
