@@ -6,6 +6,7 @@ until every letter was listed once, the malformed one shown as such."""
 
 from __future__ import annotations
 
+import secrets
 import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -39,14 +40,16 @@ async def served(
     infra: Infra, tmp_path: Path
 ) -> AsyncIterator[tuple[TestClient[Any, Any], KafkaBus]]:
     """The API over this run's Kafka topics (the bus its context builds) and an SQLite store,
-    every request with an admin key."""
-    await ensure_topics(infra.kafka, ["crossref"], 3, prefix=infra.prefix)
+    every request with an admin key. Its topics have their own prefix: the session's topics
+    are made with 6 partitions by other files, and one made here first with 3 would keep 3."""
+    prefix = f"{infra.prefix}dl{secrets.token_hex(2)}."
+    await ensure_topics(infra.kafka, ["crossref"], 3, prefix=prefix)
     settings = Settings(
-        data_dir=tmp_path, bus="kafka", kafka_bootstrap=infra.kafka, topic_prefix=infra.prefix
+        data_dir=tmp_path, bus="kafka", kafka_bootstrap=infra.kafka, topic_prefix=prefix
     )
     store = SqliteStore(tmp_path / "alm.sqlite")
     await store.migrate()
-    bus = KafkaBus(infra.kafka, client_id="it-letters", prefix=infra.prefix)
+    bus = KafkaBus(infra.kafka, client_id="it-letters", prefix=prefix)
     context = api_context(settings, store=store, bus=bus)
     headers = await admin_headers(store)
     try:

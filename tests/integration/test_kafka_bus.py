@@ -271,6 +271,24 @@ async def test_a_member_exports_the_lag_of_its_partitions(infra: Infra) -> None:
         await kafka.close()
 
 
+async def test_end_offsets_of_a_partition_the_topic_lacks_is_a_clear_error(infra: Infra) -> None:
+    """Asking a 2-partition topic for partitions 0..3 names the topic and the missing
+    partitions (kafka-python alone answers a bare KeyError); the partitions it has answer."""
+    prefix = f"{infra.prefix}eo{secrets.token_hex(2)}."
+    await ensure_topics(infra.kafka, ["crossref"], 2, prefix=prefix)
+    kafka = KafkaBus(infra.kafka, prefix=prefix)
+    try:
+        await kafka.publish(TOPIC_RAW, [(f"w{i}", {"n": i}) for i in range(4)])
+        with pytest.raises(
+            ValueError, match=r"alm\.metrics\.raw has 2 partitions: no partition \[2, 3\]"
+        ):
+            await kafka.end_offsets(TOPIC_RAW, [0, 1, 2, 3])
+        ends = await kafka.end_offsets(TOPIC_RAW, [0, 1])
+        assert set(ends) == {0, 1} and sum(ends.values()) == 4
+    finally:
+        await kafka.close()
+
+
 async def test_topics_create_with_the_brokers_replication_factor(infra: Infra) -> None:
     """`alm topics create` (replication factor -1: the brokers' default.replication.factor)
     creates every topic with the partitions asked for, and a second run creates nothing."""

@@ -49,18 +49,26 @@ class KafkaPartitionReader:
         """The next offset to be written in each of `partitions` of `topic`."""
 
         def run() -> dict[int, int]:
+            name = self.connection.topic(topic)
             reader = self._reader()
             try:
-                tps = [TopicPartition(self.connection.topic(topic), p) for p in partitions]
-                for attempt in range(10):
+                known = reader.partitions_for_topic(name) or set()
+                missing = sorted(set(partitions) - known)
+                if missing:
+                    raise ValueError(
+                        f"topic {name} has {len(known)} partitions: no partition {missing}"
+                    )
+                tps = [TopicPartition(name, p) for p in partitions]
+                attempt = 0
+                while True:
                     try:
                         ends = reader.end_offsets(tps)
                         return {tp.partition: int(off) for tp, off in ends.items()}
-                    except KeyError:  # a partition without a leader yet (a topic just made)
-                        if attempt == 9:
+                    except KeyError:  # kafka-python drops a partition without a leader yet
+                        attempt += 1
+                        if attempt == 10:
                             raise
                         time.sleep(0.5)
-                raise AssertionError("unreachable")
             finally:
                 reader.close()
 
