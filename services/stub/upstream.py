@@ -14,10 +14,34 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 SYNTHETIC_PREFIX = "10.5555/"
+
+
+def recorded(path: Path) -> Any:
+    """A recorded JSON file, parsed once per process while it is unchanged (a stub is built per
+    test server: tests start hundreds). Stubs only read what it returns: never change it."""
+    stat = path.stat()
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
+def recorded_bytes(path: Path) -> bytes:
+    """A recorded body file's bytes, read once per process while it is unchanged."""
+    stat = path.stat()
+    return _read(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4096)
+def _read(path: Path, mtime_ns: int, size: int) -> bytes:
+    return path.read_bytes()
+
+
+@lru_cache(maxsize=4096)
+def _parsed(path: Path, mtime_ns: int, size: int) -> Any:
+    return json.loads(_read(path, mtime_ns, size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +113,15 @@ class StubUpstream:
         self.synthetic = synthetic
         self.records: dict[str, Any] = {}
         for path in sorted((fixtures / "records").glob("*.json")):
-            record = json.loads(path.read_text())
+            record = recorded(path)
             key = self.record_doi(record) or path.stem.replace("_", "/", 1)
             if key:
                 self.records[key.lower()] = record
         self.errors: dict[str, StubAnswer] = {}
         errors_file = fixtures / "errors.json"
         if errors_file.exists():
-            for entry in json.loads(errors_file.read_text()):
-                body = (fixtures / entry["body_file"]).read_bytes()
+            for entry in recorded(errors_file):
+                body = recorded_bytes(fixtures / entry["body_file"])
                 key = entry.get("doi") or entry["key"]  # a DOI, or another id the stub names
                 self.errors[key.lower()] = StubAnswer(
                     entry["status"], body, entry.get("headers", {})

@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,17 @@ def _response(path: str, method: str, status: int) -> dict[str, Any]:
 
 
 def _validator(schema: dict[str, Any]) -> jsonschema_rs.Validator:
-    """A validator of `schema` in which `#/components/...` refs resolve against the document."""
+    """A validator of `schema` in which `#/components/...` refs resolve against the document
+    (built once per schema: each carries the document's components)."""
+    return _compiled(json.dumps(schema, sort_keys=True))
+
+
+@cache
+def _compiled(schema: str) -> jsonschema_rs.Validator:
     root = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "components": DOC["components"],
-        **schema,
+        **json.loads(schema),
     }
     return jsonschema_rs.validator_for(root)
 

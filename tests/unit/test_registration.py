@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from services import registration
 from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
 from services.core.events import TOPIC_WORKS
@@ -20,7 +21,6 @@ from services.core.staleness import Policy
 from services.core.works import Work
 from services.fetchers.registry import get_source
 from services.registration import (
-    CHUNK,
     RegisterResult,
     Scheduling,
     register,
@@ -322,11 +322,16 @@ async def test_works_and_their_entries_are_one_transaction(sqlite: SqliteStore) 
     assert await sqlite.count_works() == 0
 
 
-async def test_a_large_registration_schedules_every_work(store: WorkStore) -> None:
-    """More works than one chunk: every one is registered, scheduled and announced once."""
+async def test_a_large_registration_schedules_every_work(
+    store: WorkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More works than one chunk (made small here: the chunking is what is tested, not the
+    size): every one is registered, scheduled and announced once."""
+    assert registration.CHUNK >= 1000  # the real chunk bounds memory, not one work a write
+    monkeypatch.setattr(registration, "CHUNK", 40)
     bus = MemoryBus(window=0)
     consumer = bus.consumer([TOPIC_WORKS], "subscriber")
-    ids = [f"10.5555/large.{n}" for n in range(CHUNK * 2 + 7)]
+    ids = [f"10.5555/large.{n}" for n in range(registration.CHUNK * 2 + 7)]
 
     results = await register(ids, store, bus, NOW, SCHEDULING)
 

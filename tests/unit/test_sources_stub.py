@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from services.fetchers.registry import SOURCES
 from services.settings import FIXTURES
 from services.stub import server
 from services.stub import sources as stub_sources
-from services.stub.upstream import StubUpstream
+from services.stub.upstream import StubUpstream, recorded, recorded_bytes
 from tests.unit.sources_kit import config_for, error_entries, work
 
 FAST = HttpSettings(
@@ -268,3 +269,16 @@ async def test_a_synthetic_work_is_one_pmid_everywhere_and_in_a_restarted_stub()
     ]
     assert all(o.status is Status.OK for o in by_doi)
     assert any(o.metrics["citations"] > 0 for o in by_doi)
+
+
+def test_a_recorded_file_is_parsed_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    """Stubs share each recorded file's parse (one per process, not one per test server), and
+    a file written again is read again, not served from the old parse."""
+    path = tmp_path / "r.json"
+    path.write_text('{"n": 1}')
+    first = recorded(path)
+    assert first == {"n": 1} and recorded(path) is first
+    path.write_text('{"n": 22}')
+    assert recorded(path) == {"n": 22}
+    path.write_bytes(b"abc")
+    assert recorded_bytes(path) == b"abc"

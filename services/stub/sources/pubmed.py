@@ -3,7 +3,6 @@ tests/fixtures/upstream/pubmed/ (the plug-in: services/fetchers/sources/pubmed.p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from services.stub.upstream import (
     StubRequest,
     StubUpstream,
     is_synthetic_pmid,
+    recorded,
     synthetic_count,
     synthetic_pmid,
 )
@@ -28,7 +28,7 @@ class PubMedStub(StubUpstream):
         super().__init__(fixtures, synthetic)
         self.linksets: dict[str, Any] = {}
         for path in sorted((fixtures / "linksets").glob("*.json")):
-            linkset = json.loads(path.read_text())
+            linkset = recorded(path)
             self.linksets[str(linkset["ids"][0])] = linkset
 
     def record_doi(self, record: Any) -> str | None:

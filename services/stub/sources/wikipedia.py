@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from services.stub.upstream import (
     StubAnswer,
     StubRequest,
     StubUpstream,
+    recorded,
     synthetic_count,
 )
 
@@ -29,7 +29,7 @@ class WikipediaStub(StubUpstream):
         super().__init__(fixtures, synthetic)
         for path in sorted((fixtures / "records").glob("*/*.json")):
             doi = path.stem.replace("_", "/", 1).lower()
-            self.records[f"{path.parent.name}:{doi}"] = json.loads(path.read_text())
+            self.records[f"{path.parent.name}:{doi}"] = recorded(path)
 
     def record_doi(self, record: Any) -> str | None:
         """Records are keyed by their path instead (search answers do not name the DOI)."""
