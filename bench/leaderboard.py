@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import secrets
 import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+
+from stores import bench_store  # bench/stores.py: this folder is first on sys.path
 
 from services.api.leaders import group_leaders
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
@@ -35,21 +36,6 @@ SOURCES = ("crossref", "openalex", "europepmc")
 PER_PAGE = 25
 CHUNK = 2000
 AT = datetime(2026, 11, 25, tzinfo=UTC)
-
-
-async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
-    if kind == "sqlite":
-        from services.adapters.sqlite import SqliteStore
-
-        return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra import CassandraConnection, CassandraStore
-
-    return CassandraStore(
-        settings.cassandra_hosts,
-        settings.cassandra_port,
-        f"alm_bench_{secrets.token_hex(3)}",
-        connection=CassandraConnection.from_env(settings.cassandra_env),
-    )
 
 
 async def _fill(store: Store, works: int) -> None:
@@ -87,7 +73,7 @@ async def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
-        store = await _store(args.store, Path(tmp), settings)
+        store = await bench_store(args.store, Path(tmp), settings)
         await store.migrate()
         try:
             start = time.perf_counter()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp.test_utils import TestClient, TestServer
+from stores import bench_store  # bench/stores.py: this folder is first on sys.path
 
 from services.adapters.memory.bus import MemoryBus
 from services.api.app import init_app
@@ -38,21 +38,6 @@ from services.settings import Settings
 
 MEMBER = "340"
 CHUNK = 5000
-
-
-async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
-    if kind == "sqlite":
-        from services.adapters.sqlite import SqliteStore
-
-        return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra import CassandraConnection, CassandraStore
-
-    return CassandraStore(
-        settings.cassandra_hosts,
-        settings.cassandra_port,
-        f"alm_bench_{secrets.token_hex(3)}",
-        connection=CassandraConnection.from_env(settings.cassandra_env),
-    )
 
 
 async def _fill(store: Store, works: int) -> list[str]:
@@ -89,7 +74,7 @@ async def _timed(client: TestClient[Any, Any], url: str, runs: int) -> tuple[flo
 
 async def bench(kind: str, works: int, per_page: int, runs: int, settings: Settings) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = await _store(kind, Path(tmp), settings)
+        store = await bench_store(kind, Path(tmp), settings)
         try:
             await store.migrate()
             started = time.perf_counter()

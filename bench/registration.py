@@ -20,26 +20,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stores import bench_store  # bench/stores.py: this folder is first on sys.path
+
 from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_scheduling
 from services.core.ports import Store
 from services.registration import CHUNK, register
 from services.settings import Settings
-
-
-async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
-    if kind == "sqlite":
-        from services.adapters.sqlite import SqliteStore
-
-        return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra import CassandraConnection, CassandraStore
-
-    return CassandraStore(
-        settings.cassandra_hosts,
-        settings.cassandra_port,
-        f"alm_bench_{secrets.token_hex(3)}",
-        connection=CassandraConnection.from_env(settings.cassandra_env),
-    )
 
 
 async def _pass(store: Store, ids: list[str], settings: Settings) -> float:
@@ -55,7 +42,7 @@ async def bench(kind: str, works: int, settings: Settings) -> None:
     ids = [f"10.5555/reg.{secrets.token_hex(2)}.{i}" for i in range(works)]
     sources = len(make_scheduling(settings).sources)
     with tempfile.TemporaryDirectory() as tmp:
-        store = await _store(kind, Path(tmp), settings)
+        store = await bench_store(kind, Path(tmp), settings)
         try:
             await store.migrate()
             new = await _pass(store, ids, settings)

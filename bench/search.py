@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import time
 from dataclasses import replace
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp.test_utils import TestClient, TestServer
+from stores import bench_store  # bench/stores.py: this folder is first on sys.path
 
 from services.adapters.memory.bus import MemoryBus
 from services.api.app import init_app
@@ -35,21 +35,6 @@ from services.settings import Settings
 
 CHUNK = 5000
 WORDS = ["coral", "reef", "ocean", "kelp", "forest", "climate", "genome", "protein", "cell"]
-
-
-async def _store(kind: str, tmp: Path, settings: Settings) -> Store:
-    if kind == "sqlite":
-        from services.adapters.sqlite import SqliteStore
-
-        return SqliteStore(tmp / "alm.sqlite")
-    from services.adapters.cassandra import CassandraConnection, CassandraStore
-
-    return CassandraStore(
-        settings.cassandra_hosts,
-        settings.cassandra_port,
-        f"alm_bench_{secrets.token_hex(3)}",
-        connection=CassandraConnection.from_env(settings.cassandra_env),
-    )
 
 
 async def _timed(client: TestClient[Any, Any], url: str, runs: int) -> tuple[float, float]:
@@ -92,7 +77,7 @@ async def _deep(client: TestClient[Any, Any], query: str, pages: int) -> str:
 
 async def bench(kind: str, works: int, per_page: int, runs: int, deep: int, env: Settings) -> None:
     with TemporaryDirectory() as tmp:
-        store = await _store(kind, Path(tmp), env)
+        store = await bench_store(kind, Path(tmp), env)
         try:
             await store.migrate()
             started = time.perf_counter()
