@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from services.adapters.kafka import KafkaBus
+from services.adapters.memory.bus import MemoryBus
 from services.adapters.sqlite import SqliteStore
-from services.bootstrap import _backlog
+from services.bootstrap import _backlog, make_scheduler
 from services.core.staleness import Policy
 from services.core.works import Work
 from services.fetchers.registry import get_source
 from services.registration import Scheduling
 from services.scheduler.service import Scheduler, SchedulerSettings
+from services.settings import Settings
 
 QUEUES = {"alm.refresh.datacite": ("alm-fetcher-datacite", 100)}
 
@@ -103,3 +105,21 @@ async def test_a_tick_that_cannot_read_the_backlog_leaves_every_work_due(
     finally:
         await bus.close()
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "on"), [({}, False), ({"ALM_SCHEDULER_BACKPRESSURE": "true"}, True)]
+)
+async def test_alm_scheduler_over_kafka_reads_the_backlog_only_when_asked(
+    tmp_path: Path, env: dict[str, str], on: bool
+) -> None:
+    """ALM_SCHEDULER_BACKPRESSURE switches the brokers' backlog read on for `alm scheduler`
+    over Kafka (off by default); the in-process bus always has its own."""
+    settings = Settings.from_env({"ALM_DATA_DIR": str(tmp_path), "ALM_BUS": "kafka", **env})
+    store = SqliteStore(tmp_path / "alm.sqlite")
+    bus = KafkaBus("127.0.0.1:9", prefix="dead.")
+    try:
+        assert (make_scheduler(settings, bus, store).backlog is not None) is on
+        assert make_scheduler(settings, MemoryBus(), store).backlog is not None
+    finally:
+        await bus.close()
