@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, async_playwright
@@ -20,7 +23,9 @@ from services.adapters.sqlite import SqliteStore
 from services.adapters.sqlite.keys import SqliteKeyStore
 from services.api.app import init_app
 from services.bootstrap import api_context
+from services.embedded import refresh_until_idle
 from services.settings import REPO_ROOT, AccessSettings, Settings
+from tests.unit.pipeline_kit import Kit, pipeline_kit
 
 CHROMIUM = os.environ.get("ALM_CHROMIUM", "/usr/bin/chromium")
 FOUND = Path(CHROMIUM).exists()
@@ -49,6 +54,30 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     finally:
         await server.close()
         await store.close()
+
+
+@asynccontextmanager
+async def refreshed_site(tmp_path: Path, dois: list[str]) -> AsyncIterator[tuple[str, Kit]]:
+    """The site over a pipeline that registered `dois` and refreshed them from the stub
+    upstream: its base URL and the kit (to add data before the page is opened)."""
+    async with pipeline_kit(tmp_path) as kit:
+        await kit.register(dois)
+        await refresh_until_idle(kit.pipeline)
+        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
+        app = init_app(api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield str(server.make_url("")).rstrip("/"), kit
+        finally:
+            await server.close()
+
+
+async def get_json(url: str) -> Any:
+    """The JSON of a 200 answer to GET `url`."""
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200
+        return await resp.json()
 
 
 @pytest.fixture

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Page
 
-from services.api.app import init_app
-from services.bootstrap import api_context
 from services.core.works import Work
-from services.embedded import refresh_until_idle
-from services.settings import Settings
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import get_json, refreshed_site, screenshot
 from tests.contracts.store import T0, apply, obs
-from tests.unit.pipeline_kit import pipeline_kit
 
 DOI = "10.7717/peerj.4375"
 CROSSREF = {"10.5555/b1": 400, "10.5555/b2": 7, "10.5555/b3": 400, "10.5555/b4": 52}
@@ -32,31 +24,16 @@ CROSSREF = {"10.5555/b1": 400, "10.5555/b2": 7, "10.5555/b3": 400, "10.5555/b4":
 
 @pytest.fixture
 async def url(tmp_path: Path) -> AsyncIterator[str]:
-    async with pipeline_kit(tmp_path) as kit:
-        await kit.register([DOI])
-        await refresh_until_idle(kit.pipeline)
+    async with refreshed_site(tmp_path, [DOI]) as (base, kit):
         await kit.store.register([Work(w, doi=w, title=f"Known work {w[-2:]}") for w in CROSSREF])
         await apply(
             kit.store, [obs(w, "crossref", T0, {"citations": n}) for w, n in CROSSREF.items()]
         )
-        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
-        app = init_app(api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        try:
-            yield str(server.make_url("")).rstrip("/")
-        finally:
-            await server.close()
-
-
-async def _json(url: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        assert resp.status == 200
-        return await resp.json()
+        yield base
 
 
 async def _crossref_count(url: str, work_path: str) -> int:
-    work = await _json(f"{url}/api/v1{work_path}")
+    work = await get_json(f"{url}/api/v1{work_path}")
     return next(s["alm"]["total"] for s in work["sources"] if s["name"] == "crossref")
 
 
@@ -105,7 +82,7 @@ async def test_the_home_page_shows_the_group_leaders(url: str, page: Page) -> No
     await page.goto(url + "/")
     assert await page.title() == "Article-Level Metrics · ALM"
     await screenshot(page, "home")
-    summary = await _json(f"{url}/api/v1/summary")
+    summary = await get_json(f"{url}/api/v1/summary")
     for group in ("cited", "viewed", "discussed"):
         items = page.locator(f'#leaders-{group} li[data-group="{group}"]')
         hrefs = [await i.locator("a").first.get_attribute("href") for i in await items.all()]
@@ -113,7 +90,7 @@ async def test_the_home_page_shows_the_group_leaders(url: str, page: Page) -> No
     cited = summary["leaders"]["cited"]["data"]
     assert [w["id"] for w in cited] == [DOI, "10.5555/b1", "10.5555/b3", "10.5555/b4", "10.5555/b2"]
     for w in cited:  # each figure is its work's, as the work's API gives it
-        assert (await _json(f"{url}/api/v1/works/{w['id']}"))["groups"]["cited"] == w["value"]
+        assert (await get_json(f"{url}/api/v1/works/{w['id']}"))["groups"]["cited"] == w["value"]
     assert [w["value"] for w in cited] == sorted((w["value"] for w in cited), reverse=True)
     shown = await page.locator("#leaders-cited li .num").first.inner_text()
     assert int(shown.replace(",", "")) == cited[0]["value"]

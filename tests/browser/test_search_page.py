@@ -8,46 +8,23 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Page
 
-from services.api.app import init_app
-from services.bootstrap import api_context
-from services.embedded import refresh_until_idle
-from services.settings import Settings
-from tests.browser.conftest import screenshot
-from tests.unit.pipeline_kit import pipeline_kit
+from tests.browser.conftest import get_json, refreshed_site, screenshot
 
 DOI = "10.7717/peerj.4375"
 
 
 @pytest.fixture
 async def url(tmp_path: Path) -> AsyncIterator[str]:
-    async with pipeline_kit(tmp_path) as kit:
-        await kit.register([DOI])
-        await refresh_until_idle(kit.pipeline)
-        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
-        app = init_app(api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        try:
-            yield str(server.make_url("")).rstrip("/")
-        finally:
-            await server.close()
-
-
-async def _json(url: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        assert resp.status == 200
-        return await resp.json()
+    async with refreshed_site(tmp_path, [DOI]) as (base, _):
+        yield base
 
 
 async def test_search_finds_a_sample_work_by_a_title_word(url: str, page: Page) -> None:
-    work = await _json(f"{url}/api/v1/works/{DOI}")
+    work = await get_json(f"{url}/api/v1/works/{DOI}")
     title = work["title"]
     word = max(re.findall(r"[A-Za-z]{4,}", title), key=len)  # a word of the learned title
     await page.goto(f"{url}/works")
@@ -65,7 +42,7 @@ async def test_search_finds_a_sample_work_by_a_title_word(url: str, page: Page) 
     )
     await screenshot(page, "results")
     alternate = await page.locator('link[rel="alternate"]').get_attribute("href")
-    listed = await _json(f"{url}{alternate}")
+    listed = await get_json(f"{url}{alternate}")
     assert DOI in [w["work_id"] for w in listed["data"]]
     counted = next(s["name"] for s in work["sources"] if any(v for v in s["metrics"].values()))
     await page.get_by_label("Counted by").select_option(counted)
