@@ -14,7 +14,7 @@ import secrets
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -119,6 +119,12 @@ def infra() -> Iterator[Infra]:
 def cassandra_store(infra: Infra) -> Iterator[Any]:
     """This run's keyspace, migrated once for the session: a CassandraStore usable from any
     test's loop (the contract tests of every port over it share it)."""
+    yield from migrated_store(infra)
+
+
+def migrated_store(infra: Infra) -> Iterator[Any]:
+    """A CassandraStore on `infra`'s keyspace, migrated, usable from any test's loop (a
+    fixture's body: it yields the store, then closes it)."""
     from services.adapters.cassandra import CassandraStore
 
     store = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
@@ -126,3 +132,11 @@ def cassandra_store(infra: Infra) -> Iterator[Any]:
         pool.submit(asyncio.run, store.migrate()).result()
         yield store
         pool.submit(asyncio.run, store.close()).result()
+
+
+def own_keyspace(infra: Infra, tag: str) -> Iterator[Any]:
+    """`migrated_store` on a keyspace of the caller's own (a module's data apart from the
+    session's), dropped afterwards."""
+    mine = replace(infra, keyspace=f"{infra.keyspace}_{tag}{secrets.token_hex(3)}")
+    yield from migrated_store(mine)
+    _cleanup_keyspace(mine)

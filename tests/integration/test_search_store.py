@@ -4,11 +4,7 @@ tests/unit/test_search_store.py."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import pytest
 
@@ -17,7 +13,7 @@ from services.core.ports import Store
 from services.core.search import words
 from tests.contracts.search import *  # noqa: F403  (the contract's tests, run here)
 from tests.contracts.search import uid, work
-from tests.integration.conftest import Infra, _cleanup_keyspace
+from tests.integration.conftest import Infra, own_keyspace
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cassandra(infra: Infra) -> Iterator[CassandraStore]:
     """A keyspace of this module's own, migrated; the store usable from any test's loop."""
-    mine = replace(infra, keyspace=f"{infra.keyspace}_s{uuid.uuid4().hex[:6]}")
-    store = CassandraStore([mine.cassandra_host], mine.cassandra_port, mine.keyspace)
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, store.migrate()).result()
-        yield store
-        pool.submit(asyncio.run, store.close()).result()
-    _cleanup_keyspace(mine)
+    yield from own_keyspace(infra, "s")
 
 
 @pytest.fixture

@@ -4,11 +4,7 @@ Cassandra's date index. The SQLite run is tests/unit/test_works_newest.py."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +17,7 @@ from services.core.ports import Store
 from services.settings import Settings
 from tests.contracts.works_newest import *  # noqa: F403  (the contract's tests, run here)
 from tests.contracts.works_newest import DATES, check_listing, every_work, uid, work
-from tests.integration.conftest import Infra, _cleanup_keyspace
+from tests.integration.conftest import Infra, own_keyspace
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cassandra(infra: Infra) -> Iterator[CassandraStore]:
     """A keyspace of this module's own, migrated; the store usable from any test's loop."""
-    mine = replace(infra, keyspace=f"{infra.keyspace}_w{uuid.uuid4().hex[:6]}")
-    store = CassandraStore([mine.cassandra_host], mine.cassandra_port, mine.keyspace)
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, store.migrate()).result()
-        yield store
-        pool.submit(asyncio.run, store.close()).result()
-    _cleanup_keyspace(mine)
+    yield from own_keyspace(infra, "w")
 
 
 @pytest.fixture
