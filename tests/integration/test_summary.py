@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from services.adapters.cassandra import CassandraStore
 from services.adapters.cassandra.rows import SHARDS
 from services.aggregator.service import fold
+from services.cli import commands
 from services.core.events import Status
+from services.settings import Settings
 from tests.contracts.store import T0, apply, obs
 from tests.contracts.summary import *  # noqa: F403  (the contract's tests, run here)
 from tests.contracts.summary import summary_of, uid
@@ -86,6 +89,31 @@ async def test_a_batch_whose_states_failed_to_be_written_moves_no_counter(
     assert await summary_of(store, src) is None
     monkeypatch.setattr(store.due_index, "write_rounds", real)
     await apply(store, batch)
+    assert await summary_of(store, src) == {"works": 3, "errors": 0}
+
+
+async def test_alm_db_recount_summary_repairs_cassandra(
+    store: CassandraStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alm db recount-summary` over Cassandra prints what a source was off by and fixes it."""
+    u = uid()
+    src = f"src{u}"
+    await apply(store, [obs(f"10.5555/{u}.{i}", src, T0, {"n": 1}) for i in range(3)])
+    cql = await store.session()
+    await cql.query(
+        "UPDATE source_summary SET works = works + 5, errors = errors + 1"
+        " WHERE source=%s AND shard=0",
+        (src,),
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        store="cassandra",
+        cassandra_hosts=(store._cql.hosts[0],),
+        cassandra_port=store._cql.port,
+        keyspace=store.keyspace,
+    )
+    assert await commands.db_recount_summary(settings) == 0
+    assert f"{src}: works -5, errors -1" in capsys.readouterr().out
     assert await summary_of(store, src) == {"works": 3, "errors": 0}
 
 
