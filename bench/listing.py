@@ -3,10 +3,15 @@ offset: `page=N`) and by cursor (a keyset page: `cursor=`), all works and one pu
 ALM v5's listing newest first (`/api/v5/articles?info=summary`, by page number), over SQLite or
 Cassandra holding N registered works (dated over 36 years, a tenth undated). Prints p50 and p99
 latency (ms) of each.
+With `--summary`, instead: the per-source status counts (`source_summary`, what /sources and
+the summary views read) over N works with a state from each of `--sources` sources (one in ten
+failed), from the summary rows, against a full read of the states (what it did before
+migration 016): p50 and p99 of each.
 Not a test: it asserts nothing, it measures.
 
     .venv/bin/python bench/listing.py --store sqlite --works 100000
     .venv/bin/python bench/listing.py --store cassandra --works 50000   # ALM_CASSANDRA_*
+    .venv/bin/python bench/listing.py --store sqlite --works 100000 --summary
 
 The works are written with the store's `register` (no due entries: the listing does not read
 them); the Cassandra run uses a keyspace of its own, dropped at the end. The requests go
@@ -20,8 +25,9 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,8 +36,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from stores import bench_store  # bench/stores.py: this folder is first on sys.path
 
 from services.adapters.memory.bus import MemoryBus
+from services.adapters.sqlite import SqliteStore
 from services.api.app import init_app
 from services.bootstrap import api_context, make_publishers
+from services.core.aggregation import aggregate
+from services.core.events import FetchError, Observation, Status
 from services.core.ports import Store
 from services.core.works import Work
 from services.settings import Settings
@@ -123,16 +132,98 @@ async def bench(kind: str, works: int, per_page: int, runs: int, settings: Setti
             await store.close()
 
 
+async def _fill_states(store: Store, works: int, sources: int) -> None:
+    """A state of each of N works from each source, one in ten an error (the aggregator's
+    writes: the summary rows move with them)."""
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    failed = FetchError("http", "down")
+    for start in range(0, works, CHUNK):
+        for s in range(sources):
+            items = [
+                aggregate(
+                    Observation(
+                        f"10.5555/sum.{i:09d}", f"source{s}", at, Status.ERROR, {}, error=failed
+                    )
+                    if i % 10 == 0
+                    else Observation(f"10.5555/sum.{i:09d}", f"source{s}", at, Status.OK, {"n": i}),
+                    None,
+                )
+                for i in range(start, min(works, start + CHUNK))
+            ]
+            await store.write_aggregates(items)
+
+
+async def _full_read(store: Store) -> dict[str, dict[str, int]]:
+    """The counts from every state (what `source_summary` read before the summary rows)."""
+    out: dict[str, dict[str, int]] = {}
+    if isinstance(store, SqliteStore):
+        rows = await store.run(
+            lambda conn: conn.execute(
+                "SELECT source, count(*), sum(json_extract(state, '$.status') = 'error')"
+                " FROM source_totals GROUP BY source"
+            ).fetchall()
+        )
+        return {s: {"works": int(w), "errors": int(e or 0)} for s, w, e in rows}
+    cql = await store.session()  # type: ignore[attr-defined]
+    for row in await cql.query("SELECT source, status FROM source_totals"):
+        entry = out.setdefault(row.source, {"works": 0, "errors": 0})
+        entry["works"] += 1
+        entry["errors"] += row.status == Status.ERROR.value
+    return out
+
+
+async def _timed_call(call: Callable[[], Awaitable[object]], runs: int) -> tuple[float, float]:
+    took = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await call()
+        took.append((time.perf_counter() - started) * 1000)
+    took.sort()
+    return statistics.median(took), took[min(len(took) - 1, round(0.99 * (len(took) - 1)))]
+
+
+async def bench_summary(kind: str, works: int, sources: int, runs: int, settings: Settings) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await _store(kind, Path(tmp), settings)
+        try:
+            await store.migrate()
+            started = time.perf_counter()
+            await _fill_states(store, works, sources)
+            filled = time.perf_counter() - started
+            print(f"store={kind} works={works:,} sources={sources} calls={runs} each")
+            print(f"(states written in {filled:.0f} s)")
+            rows, full = await store.source_summary(), await _full_read(store)
+            print(f"summary rows == full read: {rows == full}")
+            for name, call in (
+                ("summary rows", store.source_summary),
+                ("full read", lambda: _full_read(store)),
+            ):
+                p50, p99 = await _timed_call(call, runs)
+                print(f"{name:28} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")
+        finally:
+            if kind == "cassandra":
+                from services.adapters.cassandra import CassandraStore
+
+                assert isinstance(store, CassandraStore)
+                await store._cql.query(f"DROP KEYSPACE IF EXISTS {store.keyspace}", keyspace=None)
+            await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
     parser.add_argument("--works", type=int, default=100_000)
     parser.add_argument("--per-page", type=int, default=50)
     parser.add_argument("--requests", type=int, default=50, help="per case")
+    parser.add_argument("--summary", action="store_true", help="time source_summary instead")
+    parser.add_argument("--sources", type=int, default=2, help="with --summary")
     args = parser.parse_args()
     env = Settings.from_env()  # no quota: the bench sends more than a client may a minute
     settings = env.with_(status_cache_seconds=60, access=replace(env.access, rate_anonymous=None))
-    asyncio.run(bench(args.store, args.works, args.per_page, args.requests, settings))
+    if args.summary:
+        asyncio.run(bench_summary(args.store, args.works, args.sources, args.requests, settings))
+    else:
+        asyncio.run(bench(args.store, args.works, args.per_page, args.requests, settings))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""Counts that cost O(works) in the distributed store, kept for a few seconds per API process.
+"""Whole-store counts, kept for a few seconds per API process.
 
-`source_summary` (the sources pages) reads every row of a Cassandra table (`count_works`, the
-listing totals, reads its 16 counter rows since migration 014); on a large deployment,
-answering every request with a full read would let status pages load the cluster. Each
-figure is recomputed at most once per ALM_STATUS_CACHE_SECONDS (default 30; 0 = always
-exact) and shared by concurrent requests.
+They read summary rows, not the tables they count (`count_works`, the listing totals: the 16
+`works_count` counters since migration 014; `source_summary`, the sources pages: sources x 16
+counters since migration 016, a row a source in SQLite), but status pages are requested often
+and a busy deployment need not read them on every request. Each figure is recomputed at most
+once per ALM_STATUS_CACHE_SECONDS (default 30; 0 = always exact) and shared by concurrent
+requests.
 """
 
 from __future__ import annotations

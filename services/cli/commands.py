@@ -134,6 +134,21 @@ async def db_reindex_dates(settings: Settings) -> int:
     return 0
 
 
+async def db_recount_summary(settings: Settings) -> int:
+    """`alm db recount-summary`: the per-source counts (`alm sources`, /sources) made the
+    counts of the stored states again; prints what each source's counts were off by."""
+    store = make_store(settings)
+    try:
+        await store.migrate()
+        fixed = await store.recount_summary()
+    finally:
+        await store.close()
+    for source, off in fixed.items():
+        print(f"{source}: works {off['works']:+d}, errors {off['errors']:+d}")
+    print(f"summary recounted ({settings.store}): {len(fixed)} source(s) corrected")
+    return 0
+
+
 async def topics_create(settings: Settings, partitions: int, replication: int = -1) -> int:
     """`alm topics create`: create every topic on Kafka (idempotent; existing topics keep
     their partitions and replicas)."""

@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         help="write every work's row of the publication-date listing again (Cassandra; after "
         "a rolling upgrade from a version before migration 012)",
     )
+    db.add_parser(
+        "recount-summary",
+        help="count every source's works and failures again from the stored states (repairs "
+        "the summary rows the sources pages read; exact with the aggregator stopped)",
+    )
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
         dest="topics_cmd", required=True
     )
@@ -211,6 +216,8 @@ async def _setup(args: argparse.Namespace, settings: Settings) -> int:
     """`alm db migrate` and `alm topics create`."""
     if args.command == "db" and args.db_cmd == "reindex-dates":
         return await commands.db_reindex_dates(settings)
+    if args.command == "db" and args.db_cmd == "recount-summary":
+        return await commands.db_recount_summary(settings)
     if args.command == "db":
         return await commands.db_migrate(settings)
     return await commands.topics_create(settings, args.partitions, args.replication_factor)

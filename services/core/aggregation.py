@@ -89,6 +89,9 @@ class Aggregate:
     # when the state this one replaced had failed (its last attempt, if its status was an
     # error): the failed-refresh listing's row of that time is replaced or removed
     failed_before: datetime | None = None
+    # the first state of its (work, source): nothing was stored before it (the per-source
+    # summary counts one more work, services/core/summary.py)
+    new: bool = False
 
 
 def _describe(error: FetchError | None) -> str:
@@ -120,7 +123,7 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
             status=Status.ERROR,
             error=_describe(obs.error),
         )
-        return Aggregate(state, applied=True, failed_before=failed_before)
+        return Aggregate(state, applied=True, failed_before=failed_before, new=previous is None)
 
     if not _is_newer(obs.retrieved_at, prev.retrieved_at):
         return Aggregate(prev, applied=False)
@@ -146,6 +149,7 @@ def aggregate(obs: Observation, previous: SourceState | None) -> Aggregate:
         history=history,
         events=obs.events,
         failed_before=failed_before,
+        new=previous is None,
     )
 
 

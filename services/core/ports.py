@@ -233,7 +233,9 @@ class MetricStore(MetricState, Protocol):
     async def events(self, work_id: str, source: str) -> list[SourceEvent]: ...
 
     async def source_summary(self) -> dict[str, dict[str, int]]:
-        """Per source: `works` with a state and `errors` (works whose last attempt failed)."""
+        """Per source: `works` with a state and `errors` (works whose last attempt failed), from
+        summary rows the aggregator's writes keep (services/core/summary.py): O(sources)
+        rows read, never one a state."""
         ...
 
     async def top_works(
@@ -312,6 +314,12 @@ class Lifecycle(Protocol):
     async def reindex_dates(self) -> None:
         """Rebuild the publication-date listing index from the works (`alm db reindex-dates`;
         nothing to do where the database maintains that index itself)."""
+        ...
+
+    async def recount_summary(self) -> dict[str, dict[str, int]]:
+        """Make `source_summary`'s rows the counts of the states themselves (one pass over
+        every state: `alm db recount-summary`, a repair); returns what it added per source
+        (`works`, `errors`; the sources already right left out)."""
         ...
 
     async def close(self) -> None: ...

@@ -11,7 +11,8 @@ Batching: the driver's per-request CPU is what limits a Python writer, so the ag
 reads are `IN` queries over up to 50 partitions of one replica set, and its writes go as
 UNLOGGED batches grouped by replica set (`CqlSession.batches`). History, events, leaderboard
 and failed-refresh rows (failed.py) go in one round, the state rows in the next, so the state
-is still stored last. Upserts only, no counter columns; every write can be retried.
+is still stored last. Upserts only, every write can be retried; but for the per-source counts
+(summary.py), counters added after the states, which a recount repairs.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from services.adapters.cassandra.failed import failure_writes
 from services.adapters.cassandra.keyspace import Keyspace
 from services.adapters.cassandra.rows import SHARDS, day, position, shard, state
 from services.adapters.cassandra.session import Call
+from services.adapters.cassandra.summary import summary_writes
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
-from services.core.events import SourceEvent, Status
+from services.core.events import SourceEvent
 from services.core.ports import DueEntry, Handoff
 
 STATEMENTS: dict[str, str] = {
     "states_of": "SELECT * FROM source_totals WHERE work_id=?",
     "states_in": "SELECT * FROM source_totals WHERE work_id IN ?",
-    "state_all": "SELECT source, status FROM source_totals",
     "history_put": "INSERT INTO source_history (work_id, source, day, metrics) VALUES (?,?,?,?)",
     "history_get": "SELECT day, metrics FROM source_history WHERE work_id=? AND source=?",
     "event_put": "INSERT INTO source_events (work_id, source, event_id, event) VALUES (?,?,?,?)",
@@ -86,7 +87,8 @@ class CassandraMetrics:
         handoff: Handoff | None = None,
     ) -> None:
         """Persist applied aggregates: history, events, leaderboard and new due rows first,
-        then the states (with their due positions), then the replaced due rows' deletion."""
+        then the states (with their due positions), then the replaced due rows' deletion and
+        the per-source counters (summary.py)."""
         applied = [item for item in items if item.applied]
         first: dict[tuple[Any, ...], Call] = {}  # by primary key: the last write of a row wins
         for item in applied:
@@ -101,6 +103,8 @@ class CassandraMetrics:
         final = {(i.state.work_id, i.state.source): i.state for i in applied}
         writes = [*first.values(), *_leaderboard_writes(applied), *failure_writes(applied)]
         await self._due.write_rounds(writes, final, due or {}, handoff)
+        # the per-source counts' transitions, once the states are stored (summary.py)
+        await (await self._ks.ready()).run_many(summary_writes(applied))
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         """Daily snapshots of a work (one source or all), oldest first."""
@@ -121,18 +125,6 @@ class CassandraMetrics:
         """The deduplicated events of a work from one source."""
         rows = await (await self._ks.ready()).run("events_get", (work_id, source))
         return [SourceEvent.from_dict(json.loads(r.event)) for r in rows]
-
-    async def source_summary(self) -> dict[str, dict[str, int]]:
-        """Per source: works with a state, works whose last attempt failed (reads every row)."""
-        rows = await (await self._ks.ready()).run("state_all", ())
-        out: dict[str, dict[str, int]] = {}
-        for row in rows:
-            if not row.status:
-                continue  # a due position only: no state yet
-            entry = out.setdefault(row.source, {"works": 0, "errors": 0})
-            entry["works"] += 1
-            entry["errors"] += row.status == Status.ERROR.value
-        return dict(sorted(out.items()))
 
     async def top_works(
         self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None

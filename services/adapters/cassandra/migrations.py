@@ -1,6 +1,6 @@
 """The keyspace's schema: creating it, applying migrations/*.cql in order, and the data
 migrations that go with a schema change (004: due positions, 012: works by date, 013: the
-search terms, 014: the works counter, 015: failed refreshes).
+search terms, 014: the works counter, 015: failed refreshes, 016: the per-source counts).
 
 Applied migrations are recorded in `schema_migrations`; every process checks, before its first
 statement, that the keyspace has every migration this code needs (`check_migrated`).
@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.adapters.cassandra import failed, issued, search_terms
+from services.adapters.cassandra import failed, issued, search_terms, summary
 from services.adapters.cassandra.rows import SHARDS, us
 from services.adapters.cassandra.session import CqlSession, SchemaMissing
 
@@ -85,6 +85,8 @@ async def migrate(
             await count_works_backfill(cql)
         elif version == failed.MIGRATION:
             await failed.backfill(cql)
+        elif version == summary.MIGRATION:
+            await summary.recount(cql)
         await cql.query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
             (version, name, clock()),

@@ -6,6 +6,7 @@ one part per port over one keyspace:
 - raw.py: raw upstream responses (MetricStore's raw part);
 - due.py: the due index (DueIndex) and the write path moving due positions;
 - control.py: paused sources (SourceControl);
+- summary.py: the per-source status counts (`source_summary`, `recount_summary`);
 - migrations.py (+ migrations/*.cql): the keyspace and its schema (`migrate`).
 
 Tables follow DESIGN.md. The adapters of the other ports (keys, hooks, checks, publishers,
@@ -33,6 +34,7 @@ from services.adapters.cassandra.raw import CassandraRaw
 from services.adapters.cassandra.search import CassandraSearch
 from services.adapters.cassandra.session import CqlSession
 from services.adapters.cassandra.settings import CassandraConnection
+from services.adapters.cassandra.summary import CassandraSummary
 from services.adapters.cassandra.works import WORK_COLS, CassandraWorks, work_of
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
@@ -78,6 +80,7 @@ class CassandraStore:
         self.raw = CassandraRaw(self._ks, raw_ttl)
         self.control = CassandraControl(self._ks)
         self.search = CassandraSearch(self._ks, WORK_COLS, work_of)
+        self.summary = CassandraSummary(self._ks)
 
     @property
     def clock(self) -> Clock:
@@ -101,6 +104,10 @@ class CassandraStore:
         """`alm db reindex-dates`: a `works_by_issued` row for every work (migration 012's
         data step, again)."""
         await issued.backfill(await self._ks.ready(), self._ks.now_us)
+
+    async def recount_summary(self) -> dict[str, dict[str, int]]:
+        """`alm db recount-summary`: the per-source counters made the counts of the states."""
+        return await self.summary.recount_summary()
 
     async def close(self) -> None:
         """Shut the driver down."""
@@ -170,7 +177,7 @@ class CassandraStore:
         return await self.metrics.events(work_id, source)
 
     async def source_summary(self) -> dict[str, dict[str, int]]:
-        return await self.metrics.source_summary()
+        return await self.summary.source_summary()
 
     async def top_works(
         self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None

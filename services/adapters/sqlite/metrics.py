@@ -1,6 +1,7 @@
 """SQLite adapter of the MetricState and MetricStore ports: per-source states (`source_totals`,
 one JSON state a row), daily history and deduplicated events; the aggregator's writes store the
-next due entries and the failed-refresh listing (failed.py) in the same transaction."""
+next due entries, the failed-refresh listing (failed.py) and the per-source status counts
+(summary.py) in the same transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import date
 from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import put_due_rows
 from services.adapters.sqlite.failed import write_failures
+from services.adapters.sqlite.summary import write_summary
 from services.core.aggregation import Aggregate, HistoryPoint, SourceState
 from services.core.events import SourceEvent
 from services.core.ports import DueEntry, Handoff
@@ -97,6 +99,7 @@ class SqliteMetrics(SqliteFile):
                     ],
                 )
             write_failures(conn, items)
+            write_summary(conn, items)
 
         await self.run(write)
 
@@ -123,21 +126,6 @@ class SqliteMetrics(SqliteFile):
                 (work_id, source),
             )
             return [SourceEvent.from_dict(json.loads(r[0])) for r in rows]
-
-        return await self.run(read)
-
-    async def source_summary(self) -> dict[str, dict[str, int]]:
-        """Per source: works with a state, works whose last attempt failed."""
-
-        def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-            out: dict[str, dict[str, int]] = {}
-            rows = conn.execute(
-                "SELECT source, count(*), sum(json_extract(state, '$.status') = 'error')"
-                " FROM source_totals GROUP BY source"
-            )
-            for source, works, errors in rows:
-                out[source] = {"works": int(works), "errors": int(errors or 0)}
-            return out
 
         return await self.run(read)
 

@@ -153,6 +153,16 @@ MIGRATIONS: tuple[str, ...] = (
               FROM source_totals WHERE json_extract(state, '$.status') = 'error')
         WHERE t IS NOT NULL;
     """,
+    # The per-source status counts (services/adapters/sqlite/summary.py): a row per source,
+    # moved by the aggregator's transitions with the states; filled from the states already
+    # stored (what `alm db recount-summary` does again).
+    """
+    CREATE TABLE IF NOT EXISTS source_summary (
+        source TEXT PRIMARY KEY, works INTEGER NOT NULL, errors INTEGER NOT NULL);
+    INSERT OR REPLACE INTO source_summary
+        SELECT source, count(*), coalesce(sum(json_extract(state, '$.status') = 'error'), 0)
+        FROM source_totals GROUP BY source;
+    """,
 )
 SEARCH_MIGRATION = MIGRATIONS.index(search_index.SCHEMA) + 1  # then `search_index.backfill`
 

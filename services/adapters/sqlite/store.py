@@ -16,11 +16,19 @@ from services.adapters.sqlite.failed import SqliteFailed
 from services.adapters.sqlite.metrics import SqliteMetrics
 from services.adapters.sqlite.raw import SqliteRaw
 from services.adapters.sqlite.search import SqliteSearch
+from services.adapters.sqlite.summary import SqliteSummary
 from services.adapters.sqlite.works import SqliteWorks
 
 
 class SqliteStore(
-    SqliteWorks, SqliteSearch, SqliteMetrics, SqliteFailed, SqliteRaw, SqliteDue, SqliteControl
+    SqliteWorks,
+    SqliteSearch,
+    SqliteMetrics,
+    SqliteSummary,
+    SqliteFailed,
+    SqliteRaw,
+    SqliteDue,
+    SqliteControl,
 ):
     """Works, metric state, history, events, raw responses and the due index in one file."""
 
