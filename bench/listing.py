@@ -184,7 +184,7 @@ async def _timed_call(call: Callable[[], Awaitable[object]], runs: int) -> tuple
 
 async def bench_summary(kind: str, works: int, sources: int, runs: int, settings: Settings) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = await _store(kind, Path(tmp), settings)
+        store = await bench_store(kind, Path(tmp), settings)
         try:
             await store.migrate()
             started = time.perf_counter()
