@@ -233,7 +233,8 @@ def test_cassandra_credentials_and_tls_reach_the_store() -> None:
 
 def test_access_values_reach_the_api_only(tmp_path: Path) -> None:
     """api.access becomes the API's access settings (the admin key Secret mounted where
-    ALM_API_ADMIN_KEY_FILE points); no other workload gets ALM_API_* settings."""
+    ALM_API_ADMIN_KEY_FILE points), api.workCache* its works cache; no other workload gets
+    ALM_API_* settings; config.backpressure reaches the scheduler."""
     docs = render(*CASES["all-on-values"])
     api = _only(docs, "api")
     env = env_of(api)
@@ -244,7 +245,9 @@ def test_access_values_reach_the_api_only(tmp_path: Path) -> None:
     key = tmp_path / "admin.key"
     key.write_text(new_secret_key())
     plain = {n: e["value"] for n, e in env.items() if "value" in e and not _CREDENTIALS.match(n)}
-    access = Settings.from_env({**plain, "ALM_API_ADMIN_KEY_FILE": str(key)}).access
+    settings = Settings.from_env({**plain, "ALM_API_ADMIN_KEY_FILE": str(key)})
+    assert (settings.work_cache_seconds, settings.work_cache_mb) == (10.0, 32)
+    access = settings.access
     assert access.require_key and not access.signup
     assert (str(access.rate_anonymous), str(access.rate_reader), str(access.rate_signup)) == (
         "30/min",
@@ -257,6 +260,11 @@ def test_access_values_reach_the_api_only(tmp_path: Path) -> None:
     for workload in workloads(docs):
         if workload is not api:
             assert not [n for n in env_of(workload) if n.startswith("ALM_API_")], workload
+    scheduler = env_of(_only(docs, "scheduler"))
+    assert Settings.from_env(
+        {"ALM_SCHEDULER_BACKPRESSURE": "x"}
+        | {n: e["value"] for n, e in scheduler.items() if "value" in e}
+    ).backpressure
 
 
 @pytest.mark.parametrize("case", CASES)

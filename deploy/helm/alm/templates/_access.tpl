@@ -1,6 +1,11 @@
-{{/* The API's access settings (services/api/access.py, docs/access.md) as environment. */}}
+{{/* The API's own settings as environment: its works cache, and its access settings
+(services/api/access.py, docs/access.md). */}}
 {{- define "alm.accessEnv" -}}
 {{- $a := .Values.api.access -}}
+- name: ALM_API_WORK_CACHE_SECONDS
+  value: {{ .Values.api.workCacheSeconds | quote }}
+- name: ALM_API_WORK_CACHE_MB
+  value: {{ .Values.api.workCacheMb | quote }}
 - name: ALM_API_REQUIRE_KEY
   value: {{ ternary "true" "false" $a.requireKey | quote }}
 - name: ALM_API_SIGNUP

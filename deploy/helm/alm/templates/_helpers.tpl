@@ -138,6 +138,8 @@ the works they register from exactly those sources; a fetcher's --source narrows
   value: /var/lib/alm
 - name: ALM_STATUS_CACHE_SECONDS
   value: {{ $v.config.statusCacheSeconds | quote }}
+- name: ALM_SCHEDULER_BACKPRESSURE
+  value: {{ ternary "true" "false" $v.config.backpressure | quote }}
 - name: ALM_LOG_LEVEL
   value: {{ $v.logging.level | quote }}
 - name: ALM_LOG_JSON
