@@ -77,20 +77,23 @@ async def work_page(request: web.Request) -> web.Response:
     api = f"/api/v1/works/{quote(work.work_id, safe='/:')}"
     kind, value = next(((i.type.value, i.value) for i in work.identifiers()), ("doi", ""))
     v5 = f"/api/v5/articles?type={kind}&ids={quote(value, safe='/:')}"
+    names = [source["name"] for source in shown["sources"]]
+    events_of = await store.events_by_source(work.work_id, names)  # one read for all
     sections = []
     for source in shown["sources"]:
         name, display = source["name"], source["display_name"]
-        events = await store.events(work.work_id, name)
+        events = events_of.get(name, [])
         group = catalog.group(name)
         listed = [v5_event(name, group, e) for e in events[:MAX_EVENTS]]
         detail = f"{v5}&source_id={quote(name)}&info=detail"
+        shown_name, shown_display = text(name), text(display)
         sections.append(
-            f'<section id="source-{text(name)}" aria-labelledby="h-{text(name)}">'
-            f'<h3 id="h-{text(name)}">{text(display)}</h3>'
+            f'<section id="source-{shown_name}" aria-labelledby="h-{shown_name}">'
+            f'<h3 id="h-{shown_name}">{shown_display}</h3>'
             f"{history_section(name, display, histories.get(name))}"
             f"{events_list(listed, len(events), detail)}"
             f'<p><a href="{text(source["provenance"])}">Upstream calls behind the '
-            f"{text(display)} numbers</a></p></section>"
+            f"{shown_display} numbers</a></p></section>"
         )
     title = work.title or work.work_id
     body = f"""{metadata(shown)}

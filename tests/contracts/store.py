@@ -147,6 +147,20 @@ async def test_states_history_and_events_round_trip(store: Store) -> None:
     assert [s.source for s in (await store.states_for([w, "10.1/none"]))[w]] == [src]
 
 
+async def test_events_of_many_sources_in_one_read_are_each_source_s(store: Store) -> None:
+    """`events_by_source` gives per source what `events` gives: every asked source (none
+    without events), no other source's or work's events."""
+    w, other, a, b = f"10.1/e.{uid()}", f"10.1/e.{uid()}", f"a{uid()}", f"b{uid()}"
+    e1, e2 = SourceEvent("e2", None, "https://x/2", {}), SourceEvent("e1", "2026-01-01")
+    e3 = SourceEvent("e3", "2026-02-01", None, {"title": "t"})
+    await apply(store, [obs(w, a, T0, {"c": 2}, events=(e1, e2)), obs(w, b, T0, {"c": 1})])
+    await apply(store, [obs(other, a, T0, {"c": 1}, events=(e3,))])
+    got = await store.events_by_source(w, [a, b, "none", a])
+    assert got == {s: await store.events(w, s) for s in (a, b, "none")}
+    assert got[a] == [e2, e1] and got[b] == [] and got["none"] == []  # by event id
+    assert await store.events_by_source(w, []) == {}
+
+
 async def test_the_same_observation_twice_changes_nothing(store: Store) -> None:
     """Redelivery: the second fold of a stored observation is not applied and emits nothing."""
     w, src = f"10.1/r.{uid()}", f"src{uid()}"

@@ -169,6 +169,11 @@ class CassandraStore:
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         return await self.metrics.events(work_id, source)
 
+    async def events_by_source(
+        self, work_id: str, sources: Sequence[str]
+    ) -> dict[str, list[SourceEvent]]:
+        return await self.metrics.events_by_source(work_id, sources)
+
     async def source_summary(self) -> dict[str, dict[str, int]]:
         return await self.metrics.source_summary()
 

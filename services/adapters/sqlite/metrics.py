@@ -126,6 +126,26 @@ class SqliteMetrics(SqliteFile):
 
         return await self.run(read)
 
+    async def events_by_source(
+        self, work_id: str, sources: Sequence[str]
+    ) -> dict[str, list[SourceEvent]]:
+        """The deduplicated events of a work from each of `sources`, in one query."""
+        asked = list(dict.fromkeys(sources))
+
+        def read(conn: sqlite3.Connection) -> dict[str, list[SourceEvent]]:
+            out: dict[str, list[SourceEvent]] = {s: [] for s in asked}
+            marks = ",".join("?" * len(asked))
+            rows = conn.execute(
+                "SELECT source, event FROM source_events WHERE work_id=?"
+                f" AND source IN ({marks}) ORDER BY source, event_id",
+                (work_id, *asked),
+            )
+            for source, event in rows:
+                out[source].append(SourceEvent.from_dict(json.loads(event)))
+            return out
+
+        return await self.run(read) if asked else {}
+
     async def source_summary(self) -> dict[str, dict[str, int]]:
         """Per source: works with a state, works whose last attempt failed."""
 
