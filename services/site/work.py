@@ -12,6 +12,7 @@ period and origin until the work's numbers change (services/api/rendered.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from aiohttp import web
@@ -70,15 +71,16 @@ async def work_page(request: web.Request) -> web.Response:
     store, catalog = request.app[STORE], request.app[CATALOG]
     states = (await store.states_for([work.work_id]))[work.work_id]
     shown = present_work(catalog, work, states)
-    points = await store.history(work.work_id, None)
+    names = [source["name"] for source in shown["sources"]]
+    points, events_of = await asyncio.gather(  # both at once; every source's events in one read
+        store.history(work.work_id, None), store.events_by_source(work.work_id, names)
+    )
     today = request.app[CLOCK]().date()
     histories = {h["source"]: h for h in present_history(catalog, points, states, period, today)}
     path = work_path(work.work_id)
     api = f"/api/v1/works/{quote(work.work_id, safe='/:')}"
     kind, value = next(((i.type.value, i.value) for i in work.identifiers()), ("doi", ""))
     v5 = f"/api/v5/articles?type={kind}&ids={quote(value, safe='/:')}"
-    names = [source["name"] for source in shown["sources"]]
-    events_of = await store.events_by_source(work.work_id, names)  # one read for all
     sections = []
     for source in shown["sources"]:
         name, display = source["name"], source["display_name"]
