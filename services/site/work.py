@@ -73,7 +73,7 @@ async def work_page(request: web.Request) -> web.Response:
     shown = present_work(catalog, work, states)
     names = [source["name"] for source in shown["sources"]]
     points, events_of = await asyncio.gather(  # both at once; every source's events in one read
-        store.history(work.work_id, None), store.events_by_source(work.work_id, names)
+        store.history_of(work.work_id, names), store.events_by_source(work.work_id, names)
     )
     today = request.app[CLOCK]().date()
     histories = {h["source"]: h for h in present_history(catalog, points, states, period, today)}

@@ -164,7 +164,8 @@ async def test_events_of_many_sources_in_one_read_are_each_source_s(store: Store
 
 async def test_history_of_every_source_is_by_source_then_day(store: Store) -> None:
     """`history(work, None)`: each source's snapshots (every source with a state), sources in
-    name order, each oldest first; no other work's; one source's alone with its name."""
+    name order, each oldest first; no other work's; one source's alone with its name; and
+    `history_of` for the sources named, the same."""
     w, other, a, b = f"10.1/h.{uid()}", f"10.1/h.{uid()}", f"a{uid()}", f"b{uid()}"
     for n, at in enumerate((T0, T0 + timedelta(days=1))):
         await apply(store, [obs(w, b, at, {"c": n}), obs(w, a, at, {"c": 10 + n})])
@@ -173,6 +174,10 @@ async def test_history_of_every_source_is_by_source_then_day(store: Store) -> No
     d0, d1 = T0.date(), T0.date() + timedelta(days=1)
     assert got == [(a, d0, 10), (a, d1, 11), (b, d0, 0), (b, d1, 1)]
     assert [(p.source, p.day) for p in await store.history(w, b)] == [(b, d0), (b, d1)]
+    # the same read for the sources named (no read of which sources the work has)
+    assert await store.history_of(w, [b, "none", a]) == await store.history(w, None)
+    assert await store.history_of(w, [b]) == await store.history(w, b)
+    assert await store.history_of(w, []) == []
 
 
 async def test_the_same_observation_twice_changes_nothing(store: Store) -> None:

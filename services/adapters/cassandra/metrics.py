@@ -112,13 +112,19 @@ class CassandraMetrics:
         else:
             rows = await cql.run("states_of", (work_id,))
             sources = sorted(r.source for r in rows if r.status)
-        by_source: dict[str, list[HistoryPoint]] = {s: [] for s in sources}
-        for r in await self._ks.read_in("history_get", "history_in", sources, work_id):
+        return await self.history_of(work_id, sources)
+
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        """Daily snapshots of a work from each of `sources` (one partition each), by source,
+        oldest first: one `IN` read per replica set."""
+        asked = sorted(set(sources))
+        by_source: dict[str, list[HistoryPoint]] = {s: [] for s in asked}
+        for r in await self._ks.read_in("history_get", "history_in", asked, work_id):
             point = HistoryPoint(
                 work_id, r.source, day(r.day), {k: int(v) for k, v in r.metrics.items()}
             )
             by_source[r.source].append(point)
-        return [p for s in sources for p in by_source[s]]
+        return [p for s in asked for p in by_source[s]]
 
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         """The deduplicated events of a work from one source."""

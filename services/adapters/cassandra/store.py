@@ -166,6 +166,9 @@ class CassandraStore:
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         return await self.metrics.history(work_id, source)
 
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        return await self.metrics.history_of(work_id, sources)
+
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         return await self.metrics.events(work_id, source)
 

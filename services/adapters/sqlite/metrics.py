@@ -114,6 +114,21 @@ class SqliteMetrics(SqliteFile):
 
         return await self.run(read)
 
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        """Daily snapshots of a work from each of `sources`, by source, oldest first."""
+        asked = list(dict.fromkeys(sources))
+
+        def read(conn: sqlite3.Connection) -> list[HistoryPoint]:
+            marks = ",".join("?" * len(asked))
+            rows = conn.execute(
+                "SELECT work_id, source, day, metrics FROM source_history WHERE work_id=?"
+                f" AND source IN ({marks}) ORDER BY source, day",
+                (work_id, *asked),
+            )
+            return [HistoryPoint(w, s, date.fromisoformat(d), json.loads(m)) for w, s, d, m in rows]
+
+        return await self.run(read) if asked else []
+
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         """The deduplicated events of a work from one source."""
 
