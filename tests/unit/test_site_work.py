@@ -288,3 +288,31 @@ async def test_every_source_s_events_come_from_one_read(
     for name, n in per_source.items():
         assert (f"Events ({n:,})" in sections[name]) == bool(n)
     assert 'href="https://example.org/citing"' in sections["crossref"]
+
+
+async def test_v5_details_read_every_source_s_events_at_once(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/api/v5/articles?info=detail` (services/api/lookup.py) reads the events of a work's
+    sources in one read too, and gives each source its own."""
+    names = [s.source for s in (await kit.store.states_for([PEERJ]))[PEERJ]]
+    per_source = {n: len(await kit.store.events(PEERJ, n)) for n in names}
+    assert any(per_source.values())
+    asked: list[list[str]] = []
+    batched = kit.store.events_by_source
+
+    async def counted(work_id: str, sources: Sequence[str]) -> dict[str, list[SourceEvent]]:
+        asked.append(list(sources))
+        return await batched(work_id, sources)
+
+    async def one_source(work_id: str, source: str) -> list[SourceEvent]:
+        raise AssertionError(f"events of {source} read alone")
+
+    monkeypatch.setattr(kit.store, "events_by_source", counted)
+    monkeypatch.setattr(kit.store, "events", one_source)
+    async with api_client(kit, tmp_path) as c:
+        resp = await c.get("/api/v5/articles", params={"ids": PEERJ, "info": "detail"})
+        [work] = (await resp.json())["data"]
+    assert len(asked) == 1 and set(asked[0]) == set(names)
+    shown = {s["name"]: len(s["events"]) for s in work["sources"] if s["name"] in per_source}
+    assert shown == per_source
