@@ -57,6 +57,8 @@ async def source_views(
     today = request.app[CLOCK]().date()
     state_of = {s.source: s for s in states}
     history = await store.history(work.work_id, listed[0] if len(listed) == 1 else None)
+    with_state = [name for name in listed if name in state_of] if with_events else []
+    events_of = await store.events_by_source(work.work_id, with_state) if with_state else {}
     views = []
     for name in listed:
         state = state_of.get(name)
@@ -66,6 +68,6 @@ async def source_views(
         }
         if not any(b.key is not None for b in periods["month"].buckets):
             periods["year"] = source_history(state, name, points, "year", today)
-        events = await store.events(work.work_id, name) if with_events and state else None
+        events = events_of.get(name, []) if with_events and state else None
         views.append(SourceView(name, state, periods, events, points))
     return views

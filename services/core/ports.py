@@ -230,7 +230,19 @@ class MetricStore(MetricState, Protocol):
 
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]: ...
 
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        """The daily snapshots of a work from each of `sources` in one read (no read of which
+        sources the work has), as `history(work_id, None)` orders them: by source, oldest first."""
+        ...
+
     async def events(self, work_id: str, source: str) -> list[SourceEvent]: ...
+
+    async def events_by_source(
+        self, work_id: str, sources: Sequence[str]
+    ) -> dict[str, list[SourceEvent]]:
+        """The events of a work from each of `sources` in one read: per source what
+        `events(work_id, source)` gives (an empty list for a source without events)."""
+        ...
 
     async def source_summary(self) -> dict[str, dict[str, int]]:
         """Per source: `works` with a state and `errors` (works whose last attempt failed), from

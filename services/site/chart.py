@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from services.site.html import text
 
 WIDTH, HEIGHT = 600, 220
 LEFT, RIGHT, TOP, BOTTOM = 72, 24, 16, 36  # the margins around the plot area
+BASE = HEIGHT - BOTTOM  # the x axis's y
+_AXES = (
+    f'<g class="axes"><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{BASE}"/>'
+    f'<line x1="{LEFT}" y1="{BASE}" x2="{WIDTH - RIGHT}" y2="{BASE}"/></g>'
+)
+_EMPTY = (
+    f'<text class="empty" x="{WIDTH / 2:g}" y="{HEIGHT / 2:g}" '
+    'text-anchor="middle">no history yet</text></svg>'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +40,12 @@ def label_of(bucket: Mapping[str, Any]) -> str:
     """`2024`, `2024-03` or `2024-03-09` for a dated bucket, `undated` for the remainder."""
     if bucket.get("undated"):
         return "undated"
-    parts = [f"{bucket['year']:04d}"]
-    parts += [f"{bucket[k]:02d}" for k in ("month", "day") if k in bucket]
-    return "-".join(parts)
+    year = f"{bucket['year']:04d}"
+    if "month" not in bucket:
+        return year
+    if "day" not in bucket:
+        return f"{year}-{bucket['month']:02d}"
+    return f"{year}-{bucket['month']:02d}-{bucket['day']:02d}"
 
 
 def points(buckets: Sequence[Mapping[str, Any]]) -> list[Point]:
@@ -94,39 +107,41 @@ def _tick_labels(shown: Sequence[Point]) -> list[int]:
     return picked
 
 
+@lru_cache(maxsize=4096)
+def _label(label: str) -> str:
+    """A period's label as HTML (the same few thousand labels on every page: escaped once)."""
+    return text(label)
+
+
 def render(shown: Sequence[Point], title: str) -> str:
     """The chart as an `<svg role=img>` named by `title` (its `<title>` and `aria-label`):
     axes, the y range's ends, a few period labels, a line through the points and a circle per
     point with its own `<title>` (`2024-03: 12`). No point: the axes and "no history yet"."""
     name = text(title)
     bottom, top = y_range([p.value for p in shown])
-    base = HEIGHT - BOTTOM
-    parts = [
+    head = (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{name}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{name}</title>',
-        f'<g class="axes"><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}"/>'
-        f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/></g>',
+        f'xmlns="http://www.w3.org/2000/svg"><title>{name}</title>{_AXES}'
         f'<g class="ticks" text-anchor="end"><text x="{LEFT - 6}" y="{TOP + 6}">{top:,}</text>'
-        f'<text x="{LEFT - 6}" y="{base}">{bottom:,}</text></g>',
-    ]
+        f'<text x="{LEFT - 6}" y="{BASE}">{bottom:,}</text></g>'
+    )
     if not shown:
-        parts.append(
-            f'<text class="empty" x="{WIDTH / 2:g}" y="{HEIGHT / 2:g}" '
-            'text-anchor="middle">no history yet</text></svg>'
-        )
-        return "".join(parts)
-    xy = positions([p.value for p in shown])
-    labels = "".join(
-        f'<text x="{xy[i][0]:g}" y="{HEIGHT - 10}">{text(shown[i].label)}</text>'
-        for i in _tick_labels(shown)
+        return head + _EMPTY
+    xs, ys = [], []  # each point's coordinates as the SVG has them, formatted once
+    for x, y in positions([p.value for p in shown]):
+        xs.append(f"{x:g}")
+        ys.append(f"{y:g}")
+    labels = [_label(p.label) for p in shown]
+    ticks = "".join(
+        f'<text x="{xs[i]}" y="{HEIGHT - 10}">{labels[i]}</text>' for i in _tick_labels(shown)
     )
-    parts.append(f'<g class="ticks" text-anchor="middle">{labels}</g>')
-    line = " ".join(f"{x:g},{y:g}" for x, y in xy)
-    parts.append(f'<polyline class="line" points="{line}"/>')
+    line = " ".join(f"{x},{y}" for x, y in zip(xs, ys, strict=True))
     dots = "".join(
-        f'<circle class="point" cx="{x:g}" cy="{y:g}" r="3.5" data-period="{text(p.label)}" '
-        f'data-value="{p.value}"><title>{text(p.label)}: {p.value:,}</title></circle>'
-        for p, (x, y) in zip(shown, xy, strict=True)
+        f'<circle class="point" cx="{xs[i]}" cy="{ys[i]}" r="3.5" data-period="{labels[i]}" '
+        f'data-value="{p.value}"><title>{labels[i]}: {p.value:,}</title></circle>'
+        for i, p in enumerate(shown)
     )
-    parts.append(f'<g class="points">{dots}</g></svg>')
-    return "".join(parts)
+    return (
+        f'{head}<g class="ticks" text-anchor="middle">{ticks}</g>'
+        f'<polyline class="line" points="{line}"/><g class="points">{dots}</g></svg>'
+    )

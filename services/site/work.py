@@ -12,6 +12,7 @@ period and origin until the work's numbers change (services/api/rendered.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from aiohttp import web
@@ -70,7 +71,10 @@ async def work_page(request: web.Request) -> web.Response:
     store, catalog = request.app[STORE], request.app[CATALOG]
     states = (await store.states_for([work.work_id]))[work.work_id]
     shown = present_work(catalog, work, states)
-    points = await store.history(work.work_id, None)
+    names = [source["name"] for source in shown["sources"]]
+    points, events_of = await asyncio.gather(  # both at once; every source's events in one read
+        store.history_of(work.work_id, names), store.events_by_source(work.work_id, names)
+    )
     today = request.app[CLOCK]().date()
     histories = {h["source"]: h for h in present_history(catalog, points, states, period, today)}
     path = work_path(work.work_id)
@@ -80,17 +84,18 @@ async def work_page(request: web.Request) -> web.Response:
     sections = []
     for source in shown["sources"]:
         name, display = source["name"], source["display_name"]
-        events = await store.events(work.work_id, name)
+        events = events_of.get(name, [])
         group = catalog.group(name)
         listed = [v5_event(name, group, e) for e in events[:MAX_EVENTS]]
         detail = f"{v5}&source_id={quote(name)}&info=detail"
+        shown_name, shown_display = text(name), text(display)
         sections.append(
-            f'<section id="source-{text(name)}" aria-labelledby="h-{text(name)}">'
-            f'<h3 id="h-{text(name)}">{text(display)}</h3>'
+            f'<section id="source-{shown_name}" aria-labelledby="h-{shown_name}">'
+            f'<h3 id="h-{shown_name}">{shown_display}</h3>'
             f"{history_section(name, display, histories.get(name))}"
             f"{events_list(listed, len(events), detail)}"
             f'<p><a href="{text(source["provenance"])}">Upstream calls behind the '
-            f"{text(display)} numbers</a></p></section>"
+            f"{shown_display} numbers</a></p></section>"
         )
     title = work.title or work.work_id
     body = f"""{metadata(shown)}

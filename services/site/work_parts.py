@@ -122,7 +122,12 @@ def history_section(name: str, display: str, history: Mapping[str, Any] | None) 
     remainder too)."""
     buckets = history["buckets"] if history else []
     period = history["period"] if history else "month"
-    shown = chart.points(buckets)
+    labels = [chart.label_of(b) for b in buckets]  # digits and dashes, or `undated`
+    shown = [
+        chart.Point(label, int(b["total"]))
+        for label, b in zip(labels, buckets, strict=True)
+        if not b.get("undated")
+    ]
     title = f"{display}: counts by {period}" + (
         f", {len(shown)} {period}s from {shown[0].label} to {shown[-1].label}" if shown else ""
     )
@@ -130,9 +135,9 @@ def history_section(name: str, display: str, history: Mapping[str, Any] | None) 
     if not buckets:
         return f"{svg}<p>No history yet.</p>"
     rows = "".join(
-        f'<tr><th scope="row">{text(chart.label_of(b))}</th>'
+        f'<tr><th scope="row">{label}</th>'
         f'<td class=num data-label="Count">{number(b["total"])}</td></tr>'
-        for b in buckets
+        for label, b in zip(labels, buckets, strict=True)
     )
     origin = text(history["origin"]) if history else ""
     undated = sum(b["total"] for b in buckets if b.get("undated"))
@@ -141,11 +146,12 @@ def history_section(name: str, display: str, history: Mapping[str, Any] | None) 
             f'<p class="hint">Not on the chart: {number(undated)} earlier or not dated '
             "(the table's <q>undated</q> row).</p>"
         )
+    display, period = text(display), text(period)
     return f"""{svg}
-<details><summary>{text(display)} by {text(period)} as a table</summary>
+<details><summary>{display} by {period} as a table</summary>
 <div class="scroll"><table class="history" data-source="{text(name)}">
-<caption>{text(display)}: counts by {text(period)} (from {origin})</caption>
-<thead><tr><th scope=col>{text(period.capitalize())}</th><th scope=col>Count</th></tr></thead>
+<caption>{display}: counts by {period} (from {origin})</caption>
+<thead><tr><th scope=col>{period.capitalize()}</th><th scope=col>Count</th></tr></thead>
 <tbody>{rows}</tbody></table></div></details>"""
 
 

@@ -147,6 +147,39 @@ async def test_states_history_and_events_round_trip(store: Store) -> None:
     assert [s.source for s in (await store.states_for([w, "10.1/none"]))[w]] == [src]
 
 
+async def test_events_of_many_sources_in_one_read_are_each_source_s(store: Store) -> None:
+    """`events_by_source` gives per source what `events` gives: every asked source (none
+    without events), no other source's or work's events."""
+    w, other, a, b, c = f"10.1/e.{uid()}", f"10.1/e.{uid()}", f"a{uid()}", f"b{uid()}", uid()
+    e1, e2 = SourceEvent("e2", None, "https://x/2", {}), SourceEvent("e1", "2026-01-01")
+    e3 = SourceEvent("e3", "2026-02-01", None, {"title": "t"})
+    await apply(store, [obs(w, a, T0, {"c": 2}, events=(e1, e2)), obs(w, b, T0, {"c": 1})])
+    await apply(store, [obs(other, a, T0, {"c": 1}, events=(e3,))])
+    await apply(store, [obs(w, c, T0, {"c": 1}, events=(e3,))])  # a source not asked for
+    got = await store.events_by_source(w, [a, b, "none", a])
+    assert got == {s: await store.events(w, s) for s in (a, b, "none")}
+    assert got[a] == [e2, e1] and got[b] == [] and got["none"] == []  # by event id
+    assert await store.events_by_source(w, []) == {}
+
+
+async def test_history_of_every_source_is_by_source_then_day(store: Store) -> None:
+    """`history(work, None)`: each source's snapshots (every source with a state), sources in
+    name order, each oldest first; no other work's; one source's alone with its name; and
+    `history_of` for the sources named, the same."""
+    w, other, a, b = f"10.1/h.{uid()}", f"10.1/h.{uid()}", f"a{uid()}", f"b{uid()}"
+    for n, at in enumerate((T0, T0 + timedelta(days=1))):
+        await apply(store, [obs(w, b, at, {"c": n}), obs(w, a, at, {"c": 10 + n})])
+    await apply(store, [obs(other, a, T0 + timedelta(days=2), {"c": 5})])
+    got = [(p.source, p.day, p.metrics["c"]) for p in await store.history(w, None)]
+    d0, d1 = T0.date(), T0.date() + timedelta(days=1)
+    assert got == [(a, d0, 10), (a, d1, 11), (b, d0, 0), (b, d1, 1)]
+    assert [(p.source, p.day) for p in await store.history(w, b)] == [(b, d0), (b, d1)]
+    # the same read for the sources named (no read of which sources the work has)
+    assert await store.history_of(w, [b, "none", a]) == await store.history(w, None)
+    assert await store.history_of(w, [b]) == await store.history(w, b)
+    assert await store.history_of(w, []) == []
+
+
 async def test_the_same_observation_twice_changes_nothing(store: Store) -> None:
     """Redelivery: the second fold of a stored observation is not applied and emits nothing."""
     w, src = f"10.1/r.{uid()}", f"src{uid()}"

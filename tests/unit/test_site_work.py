@@ -6,7 +6,7 @@ unknown ids as HTML pages; reads need a key when ALM_API_REQUIRE_KEY says so."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.core.aggregation import Aggregate
-from services.core.events import Status
+from services.core.events import SourceEvent, Status
 from services.core.works import Work
 from services.embedded import refresh_until_idle
 from services.settings import AccessSettings, Settings
@@ -255,3 +255,64 @@ async def test_a_source_in_error_says_so(kit: Kit, tmp_path: Path) -> None:
     assert crossref["status"] == "error"
     assert '<span class="error">error</span>: <span class="error">http 503: &lt;b&gt;down' in html
     assert f"{crossref['alm']['total']:,}" in html  # the numbers it had stay
+
+
+async def test_every_source_s_events_come_from_one_read(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page reads the events of all its sources at once (`events_by_source`), not one read
+    a source, and lists what the per-source reads give, each under its own source."""
+    [state] = (await kit.store.states([(PEERJ, "crossref")])).values()
+    citing = SourceEvent("cited-by-1", "2026-01-02", "https://example.org/citing", {})
+    await kit.store.write_aggregates([Aggregate(state, applied=True, events=(citing,))])
+    names = [s.source for s in (await kit.store.states_for([PEERJ]))[PEERJ]]
+    per_source = {n: len(await kit.store.events(PEERJ, n)) for n in names}
+    assert sum(1 for n in per_source.values() if n) >= 2  # two sources with events
+    asked: list[list[str]] = []
+    batched = kit.store.events_by_source
+
+    async def counted(work_id: str, sources: Sequence[str]) -> dict[str, list[SourceEvent]]:
+        asked.append(list(sources))
+        return await batched(work_id, sources)
+
+    async def one_source(work_id: str, source: str) -> list[SourceEvent]:
+        raise AssertionError(f"events of {source} read alone")
+
+    monkeypatch.setattr(kit.store, "events_by_source", counted)
+    monkeypatch.setattr(kit.store, "events", one_source)
+    async with api_client(kit, tmp_path) as c:
+        html = await (await c.get(PAGE)).text()
+    assert asked == [names]
+    sections = dict(re.findall(r'<section id="source-([^"]+)"(.*?)</section>', html, re.S))
+    assert set(sections) == set(names)
+    for name, n in per_source.items():
+        assert (f"Events ({n:,})" in sections[name]) == bool(n)
+    assert 'href="https://example.org/citing"' in sections["crossref"]
+
+
+async def test_v5_details_read_every_source_s_events_at_once(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/api/v5/articles?info=detail` (services/api/lookup.py) reads the events of a work's
+    sources in one read too, and gives each source its own."""
+    names = [s.source for s in (await kit.store.states_for([PEERJ]))[PEERJ]]
+    per_source = {n: len(await kit.store.events(PEERJ, n)) for n in names}
+    assert any(per_source.values())
+    asked: list[list[str]] = []
+    batched = kit.store.events_by_source
+
+    async def counted(work_id: str, sources: Sequence[str]) -> dict[str, list[SourceEvent]]:
+        asked.append(list(sources))
+        return await batched(work_id, sources)
+
+    async def one_source(work_id: str, source: str) -> list[SourceEvent]:
+        raise AssertionError(f"events of {source} read alone")
+
+    monkeypatch.setattr(kit.store, "events_by_source", counted)
+    monkeypatch.setattr(kit.store, "events", one_source)
+    async with api_client(kit, tmp_path) as c:
+        resp = await c.get("/api/v5/articles", params={"ids": PEERJ, "info": "detail"})
+        [work] = (await resp.json())["data"]
+    assert len(asked) == 1 and set(asked[0]) == set(names)
+    shown = {s["name"]: len(s["events"]) for s in work["sources"] if s["name"] in per_source}
+    assert shown == per_source

@@ -49,8 +49,9 @@ class Keyspace:
     async def read_in(
         self, single: str, many: str, work_ids: Sequence[str], *prefix: Any
     ) -> list[Row]:
-        """Rows of `many` (`... WHERE [prefix AND] work_id IN ?`) for `work_ids`, one read per
-        replica set and 50 partitions; `single` is the one-partition form, for routing."""
+        """Rows of `many` (`... WHERE [prefix AND] work_id IN ?`: or another column, the last
+        of the partition key) for `work_ids`, one read per replica set and 50 partitions;
+        `single` is the one-partition form, for routing."""
         cql = await self.ready()
         ids = list(dict.fromkeys(work_ids))
         keys = [(*prefix, w) for w in ids]

@@ -37,7 +37,9 @@ STATEMENTS: dict[str, str] = {
     "history_put": "INSERT INTO source_history (work_id, source, day, metrics) VALUES (?,?,?,?)",
     "history_get": "SELECT day, metrics FROM source_history WHERE work_id=? AND source=?",
     "event_put": "INSERT INTO source_events (work_id, source, event_id, event) VALUES (?,?,?,?)",
+    "history_in": "SELECT source, day, metrics FROM source_history WHERE work_id=? AND source IN ?",
     "events_get": "SELECT event FROM source_events WHERE work_id=? AND source=?",
+    "events_in": "SELECT source, event FROM source_events WHERE work_id=? AND source IN ?",
     "board_put": "INSERT INTO leaderboard (source, metric, shard, value, work_id)"
     " VALUES (?,?,?,?,?)",
     "board_del": "DELETE FROM leaderboard WHERE source=? AND metric=? AND shard=? AND value=?"
@@ -114,17 +116,36 @@ class CassandraMetrics:
         else:
             rows = await cql.run("states_of", (work_id,))
             sources = sorted(r.source for r in rows if r.status)
-        pages = await cql.run_many(("history_get", (work_id, s)) for s in sources)
-        return [
-            HistoryPoint(work_id, s, day(r.day), {k: int(v) for k, v in r.metrics.items()})
-            for s, rows in zip(sources, pages, strict=True)
-            for r in rows
-        ]
+        return await self.history_of(work_id, sources)
+
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        """Daily snapshots of a work from each of `sources` (one partition each), by source,
+        oldest first: one `IN` read per replica set."""
+        asked = sorted(set(sources))
+        by_source: dict[str, list[HistoryPoint]] = {s: [] for s in asked}
+        for r in await self._ks.read_in("history_get", "history_in", asked, work_id):
+            point = HistoryPoint(
+                work_id, r.source, day(r.day), {k: int(v) for k, v in r.metrics.items()}
+            )
+            by_source[r.source].append(point)
+        return [p for s in asked for p in by_source[s]]
 
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         """The deduplicated events of a work from one source."""
         rows = await (await self._ks.ready()).run("events_get", (work_id, source))
         return [SourceEvent.from_dict(json.loads(r.event)) for r in rows]
+
+    async def events_by_source(
+        self, work_id: str, sources: Sequence[str]
+    ) -> dict[str, list[SourceEvent]]:
+        """The deduplicated events of a work from each of `sources`: one partition each,
+        read by one `IN` request per replica set."""
+        out: dict[str, list[SourceEvent]] = {s: [] for s in sources}
+        if not out:
+            return {}
+        for r in await self._ks.read_in("events_get", "events_in", list(out), work_id):
+            out[r.source].append(SourceEvent.from_dict(json.loads(r.event)))
+        return out
 
     async def top_works(
         self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None

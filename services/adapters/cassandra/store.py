@@ -173,8 +173,16 @@ class CassandraStore:
     async def history(self, work_id: str, source: str | None) -> list[HistoryPoint]:
         return await self.metrics.history(work_id, source)
 
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        return await self.metrics.history_of(work_id, sources)
+
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         return await self.metrics.events(work_id, source)
+
+    async def events_by_source(
+        self, work_id: str, sources: Sequence[str]
+    ) -> dict[str, list[SourceEvent]]:
+        return await self.metrics.events_by_source(work_id, sources)
 
     async def source_summary(self) -> dict[str, dict[str, int]]:
         return await self.summary.source_summary()

@@ -117,6 +117,21 @@ class SqliteMetrics(SqliteFile):
 
         return await self.run(read)
 
+    async def history_of(self, work_id: str, sources: Sequence[str]) -> list[HistoryPoint]:
+        """Daily snapshots of a work from each of `sources`, by source, oldest first."""
+        asked = list(dict.fromkeys(sources))
+
+        def read(conn: sqlite3.Connection) -> list[HistoryPoint]:
+            marks = ",".join("?" * len(asked))
+            rows = conn.execute(
+                "SELECT work_id, source, day, metrics FROM source_history WHERE work_id=?"
+                f" AND source IN ({marks}) ORDER BY source, day",
+                (work_id, *asked),
+            )
+            return [HistoryPoint(w, s, date.fromisoformat(d), json.loads(m)) for w, s, d, m in rows]
+
+        return await self.run(read) if asked else []
+
     async def events(self, work_id: str, source: str) -> list[SourceEvent]:
         """The deduplicated events of a work from one source."""
 
@@ -128,6 +143,26 @@ class SqliteMetrics(SqliteFile):
             return [SourceEvent.from_dict(json.loads(r[0])) for r in rows]
 
         return await self.run(read)
+
+    async def events_by_source(
+        self, work_id: str, sources: Sequence[str]
+    ) -> dict[str, list[SourceEvent]]:
+        """The deduplicated events of a work from each of `sources`, in one query."""
+        asked = list(dict.fromkeys(sources))
+
+        def read(conn: sqlite3.Connection) -> dict[str, list[SourceEvent]]:
+            out: dict[str, list[SourceEvent]] = {s: [] for s in asked}
+            marks = ",".join("?" * len(asked))
+            rows = conn.execute(
+                "SELECT source, event FROM source_events WHERE work_id=?"
+                f" AND source IN ({marks}) ORDER BY source, event_id",
+                (work_id, *asked),
+            )
+            for source, event in rows:
+                out[source].append(SourceEvent.from_dict(json.loads(event)))
+            return out
+
+        return await self.run(read) if asked else {}
 
     async def top_works(
         self, source: str, metric: str, limit: int, after: tuple[int, str] | None = None
