@@ -62,10 +62,7 @@ async def recount(cql: CqlSession) -> dict[str, dict[str, int]]:
     await cql.run_many(
         ("summary_add", (w, e, source, s)) for (source, s), (w, e) in sorted(fixes.items())
     )
-    moved: dict[str, Counts] = {}
-    for (source, _), (w, e) in fixes.items():
-        add(moved, source, w, e)
-    return {s: {"works": w, "errors": e} for s, (w, e) in sorted(moved.items()) if w or e}
+    return by_source((source, w, e) for (source, _), (w, e) in fixes.items())
 
 
 if TYPE_CHECKING:  # keyspace.py imports migrations.py, which imports this module's recount

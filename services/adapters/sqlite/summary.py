@@ -54,6 +54,6 @@ class SqliteSummary(SqliteFile):
             }
             fixes = corrections(truth, kept)
             conn.executemany(ADD, [(s, w, e) for s, (w, e) in fixes.items()])
-            return {s: {"works": w, "errors": e} for s, (w, e) in sorted(fixes.items())}
+            return by_source((s, w, e) for s, (w, e) in fixes.items())
 
         return await self.run(recount)
