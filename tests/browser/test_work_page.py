@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page
@@ -18,7 +16,7 @@ from services.api.app import init_app
 from services.bootstrap import api_context
 from services.embedded import refresh_until_idle
 from services.settings import Settings
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import get_json, refreshed_site, screenshot
 from tests.unit.pipeline_kit import pipeline_kit
 
 DOI = "10.7717/peerj.4375"
@@ -26,29 +24,14 @@ DOI = "10.7717/peerj.4375"
 
 @pytest.fixture
 async def url(tmp_path: Path) -> AsyncIterator[str]:
-    async with pipeline_kit(tmp_path) as kit:
-        await kit.register([DOI])
-        await refresh_until_idle(kit.pipeline)
-        settings = Settings(data_dir=tmp_path, status_cache_seconds=0)
-        app = init_app(api_context(settings, store=kit.store, bus=kit.bus, clock=kit.clock))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        try:
-            yield str(server.make_url("")).rstrip("/")
-        finally:
-            await server.close()
-
-
-async def _json(url: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        assert resp.status == 200
-        return await resp.json()
+    async with refreshed_site(tmp_path, [DOI]) as (base, _):
+        yield base
 
 
 async def _points_match(page: Page, url: str, period: str) -> int:
     """Each source's chart has one point per dated bucket of the API's history, with its
     count; the number of points drawn."""
-    history = await _json(f"{url}/api/v1/works/{DOI}/history?period={period}")
+    history = await get_json(f"{url}/api/v1/works/{DOI}/history?period={period}")
     drawn = 0
     for h in history["data"]:
         dated = [b["total"] for b in h["buckets"] if not b.get("undated")]
@@ -64,7 +47,7 @@ async def _points_match(page: Page, url: str, period: str) -> int:
 
 async def test_a_work_page_shows_the_api_s_numbers_and_history(url: str, page: Page) -> None:
     await page.goto(f"{url}/works/https://doi.org/{DOI}")
-    work = await _json(f"{url}/api/v1/works/{DOI}")
+    work = await get_json(f"{url}/api/v1/works/{DOI}")
     assert await page.title() == f"{work['title']} · ALM"
     for group, value in work["groups"].items():
         shown = await page.locator(f'[data-group="{group}"]').inner_text()
@@ -117,7 +100,7 @@ async def test_the_numbers_follow_the_change_stream(tmp_path: Path, page: Page) 
             await page.locator('#live[data-stream="open"]').wait_for(state="attached")
             await page.wait_for_timeout(300)  # the stream's subscription follows its headers
             await refresh_until_idle(kit.pipeline)
-            work = await _json(f"{url}/api/v1/works/{DOI}")
+            work = await get_json(f"{url}/api/v1/works/{DOI}")
             expected = f"{work['groups']['cited']:,}"
             assert expected != "0"
             await page.wait_for_function(
