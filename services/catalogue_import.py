@@ -236,7 +236,7 @@ class Importer:
         now = self.clock()
         works = list({w.work_id: w for w in page.works}.values())
         results = await register_works(
-            [(w.work_id, w) for w in works], self.store, self.bus, now, self.scheduling
+            [(w.work_id, w) for w in works], self.store, self.bus, now, self.scheduling, intake=True
         )
         invalid = len(page.rejected) + sum(r.error is not None for r in results)
         done = [(r.work_id, r.created, w) for r, w in zip(results, works, strict=True) if r.work_id]

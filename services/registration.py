@@ -4,8 +4,12 @@ entries that get them refreshed, then announce new ones on `alm.works`.
 Registration and scheduling are one write (DESIGN.md invariant 1): the store writes each work
 with the entries `Scheduling` says it is owed (`WorkStore.register(works, schedule)`), so no
 work waits on a bus event being consumed to be refreshed, and registering a known work again
-restores an entry it lacks. Used by the CLI, the API, imports and the scheduler (which also
-reconciles works registered before this rule, or by a process that crashed halfway).
+restores an entry it lacks. Bulk registration (a file, a publisher's catalogue: `intake`)
+writes each work with one intake row instead of an entry per source, and the scheduler writes
+the entries of the intake's works in bulk (`Scheduler.intake`): a few rows a work at
+registration, the entries at the scheduler's pace, and never a work with neither. Used by
+the CLI, the API, imports and the scheduler (which also reconciles works registered before
+this rule, or by a process that crashed halfway).
 """
 
 from __future__ import annotations
@@ -125,22 +129,22 @@ async def register(
 
 def _checked(
     parsed: Sequence[tuple[str, Identifier | None, str | None]], now: datetime
-) -> tuple[list[RegisterResult], list[tuple[int, Work]]]:
+) -> tuple[list[RegisterResult], list[tuple[int, Work, dict[str, object]]]]:
     """Each input's result so far (the errors) and the works to write: every work's
     `alm.works` event is built and checked here, before anything is written, so an id is
     either refused up front or registered and announced."""
     results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
-    valid: list[tuple[int, Work]] = []
+    valid: list[tuple[int, Work, dict[str, object]]] = []
     for index, (raw, ident, _) in enumerate(parsed):
         if ident is None:
             continue
         work = Work.from_identifier(ident)
         try:
-            work_event(work, "registered", now)
+            event = work_event(work, "registered", now)
         except SchemaViolation as exc:
             results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
             continue
-        valid.append((index, work))
+        valid.append((index, work, event))
     return results, valid
 
 
@@ -150,15 +154,18 @@ async def register_parsed(
     bus: Bus,
     now: datetime,
     scheduling: Scheduling,
+    intake: bool = False,
 ) -> list[RegisterResult]:
     """`register` of inputs already parsed: (input, identifier, None) or (input, None, error).
 
     Validated whole first (`_checked`), then written `CHUNK` works at a time, each chunk with
-    its due entries in one store write, then announced: a crash leaves whole chunks registered
-    and scheduled, the rest unregistered.
+    its due entries (or, with `intake`, its intake rows: see `WorkStore.register`) in one store
+    write, then announced: a crash leaves whole chunks registered and scheduled (or queued for
+    the scheduler), the rest unregistered.
     """
     results, valid = _checked(parsed, now)
-    return await _write([raw for raw, _, _ in parsed], results, valid, store, bus, now, scheduling)
+    inputs = [raw for raw, _, _ in parsed]
+    return await _write(inputs, results, valid, store, bus, now, scheduling, intake)
 
 
 async def register_works(
@@ -167,6 +174,7 @@ async def register_works(
     bus: Bus,
     now: datetime,
     scheduling: Scheduling,
+    intake: bool = False,
 ) -> list[RegisterResult]:
     """`register` of works that come with their metadata (a publisher's catalogue): each
     (input, work), the work built from a normalized identifier. A work the `alm.works` schema
@@ -174,41 +182,45 @@ async def register_works(
     known work by any of their ids (which keeps the metadata it has: `update_metadata`
     replaces it)."""
     results = [RegisterResult(raw) for raw, _ in inputs]
-    valid: list[tuple[int, Work]] = []
+    valid: list[tuple[int, Work, dict[str, object]]] = []
     for index, (raw, work) in enumerate(inputs):
         try:
-            work_event(work, "registered", now)
+            event = work_event(work, "registered", now)
         except SchemaViolation as exc:
             results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
             continue
-        valid.append((index, work))
-    return await _write([raw for raw, _ in inputs], results, valid, store, bus, now, scheduling)
+        valid.append((index, work, event))
+    raws = [raw for raw, _ in inputs]
+    return await _write(raws, results, valid, store, bus, now, scheduling, intake)
 
 
 async def _write(
     inputs: Sequence[str],
     results: list[RegisterResult],
-    valid: Sequence[tuple[int, Work]],
+    valid: Sequence[tuple[int, Work, dict[str, object]]],
     store: WorkStore,
     bus: Bus,
     now: datetime,
     scheduling: Scheduling,
+    intake: bool,
 ) -> list[RegisterResult]:
-    """Write the checked works `CHUNK` at a time, each chunk with its due entries in one store
-    write, then announce the new ones; `results` (by input) filled in."""
+    """Write the checked works `CHUNK` at a time, each chunk with its due entries (or intake
+    rows) in one store write, then announce the new ones; `results` (by input) filled in. A
+    work registered as it was given keeps the event it was checked with."""
     schedule = partial(scheduling.first_due, now=now)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]
-        registrations = await store.register([w for _, w in chunk], schedule)
+        registrations = await store.register([w for _, w, _ in chunk], schedule, intake=intake)
         events = []
         seen: set[str] = set()
-        for (index, _), reg in zip(chunk, registrations, strict=True):
+        for (index, work, checked), reg in zip(chunk, registrations, strict=True):
             work_id = reg.work.work_id
             created = reg.created and work_id not in seen
             seen.add(work_id)
             results[index] = RegisterResult(inputs[index], work_id, created)
             if created:
-                events.append((work_id, work_event(reg.work, "registered", now)))
+                event = checked if reg.work is work else work_event(reg.work, "registered", now)
+                events.append((work_id, event))
         await bus.publish(TOPIC_WORKS, events)
     return results
 

@@ -24,6 +24,7 @@ from services.fetchers.registry import SOURCES
 from services.settings import FIXTURES, Settings
 from services.stub import server as stub_server
 from services.stub.crossref_catalogue import CatalogueStub
+from tests.intake_kit import take_intake, waiting
 
 CATALOGUE = 2504  # PLOS in the stub: 4 recorded works and 2,500 generated ones
 
@@ -77,7 +78,8 @@ def import_state(data: Path, scope: str = "member:340") -> ImportState:
 
 
 def exactly_once(data: Path, upstream: Upstream) -> None:
-    """Every catalogue work registered once, with its metadata and every due entry it is owed."""
+    """Every catalogue work registered once, with its metadata, in the intake (or due), and
+    with every due entry it is owed once the scheduler has taken the intake in."""
     rows = works_of(data)
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)) == CATALOGUE
@@ -85,6 +87,8 @@ def exactly_once(data: Path, upstream: Upstream) -> None:
     assert all(r[1] and r[2] and r[3] and r[4] and r[5] == "340" for r in rows)
     scheduling = make_scheduling(Settings())
     owed = {s.name for s in scheduling.sources if s.fetchable(_ref(ids[0]))}
+    assert waiting(data / "alm.sqlite") >= set(ids)  # each in the intake or due
+    take_intake(data / "alm.sqlite", Settings())
     with sqlite3.connect(data / "alm.sqlite") as conn:
         per_source = dict(conn.execute("SELECT source, count(*) FROM due GROUP BY source"))
     assert per_source == dict.fromkeys(owed, CATALOGUE)

@@ -81,8 +81,9 @@ def print_registration(results: list[RegisterResult], bad_lines: list[str]) -> N
 async def register_file(
     path: Path, store: Store, bus: Bus, scheduling: Scheduling, stop: asyncio.Event
 ) -> tuple[list[RegisterResult], list[str]]:
-    """Register the file's identifiers `CHUNK` at a time, each chunk with its due entries in
-    one write; a stop request ends it between chunks (what was registered is scheduled)."""
+    """Register the file's identifiers `CHUNK` at a time, each chunk with its intake rows in
+    one write (the scheduler writes their due entries); a stop request ends it between chunks
+    (what was registered is in the intake)."""
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
@@ -103,7 +104,7 @@ async def register_file(
                 )
                 break
             chunk = [(line.value, ident, None) for line, ident in good[start : start + CHUNK]]
-            results += await register_parsed(chunk, store, bus, utc_now(), scheduling)
+            results += await register_parsed(chunk, store, bus, utc_now(), scheduling, intake=True)
             progress.advance(len(chunk))
     problems = [
         f"{path.name} line {b.line}: {bounded(b.value, 200)!r}: {b.reason}" for b in bad + invalid

@@ -128,6 +128,11 @@ from the enabled sources and the staleness policy). Pure: the store calls it wit
 registration leaves it (merged with what was known), inside its write."""
 
 
+IntakePlan = Callable[[Sequence[Work]], Mapping[str, Sequence[DueEntry]]]
+"""The first due entries of works taken from the intake, by source (the scheduler's
+`Scheduling.per_source` at the time it takes them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
     """What registering one identifier did: `created` false when the work was known."""
@@ -140,10 +145,18 @@ class WorkStore(Protocol):
     """The works registry with its identifier index."""
 
     async def register(
-        self, works: Sequence[Work], schedule: Schedule | None = None
+        self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
         """Register works, one result per work in order; a work already known by any of its
         ids is merged into the known one, not duplicated (`created` false).
+
+        With `intake` (bulk registration: a file, a publisher's catalogue), `schedule` is not
+        used: every registered work, new or known, gets a row in the scheduler's intake
+        instead, written before any identifier leads to the work (SQLite: in the same
+        transaction), and the scheduler gives the works of the intake their missing entries
+        in bulk (`DueIndex.take_intake`). A work is thus never registered without either its
+        entries or its intake row, and registration writes a few rows a work, not one per
+        source.
 
         With `schedule`, registration and scheduling are one: every registered work, new or
         known, also gets the entries `schedule(work)` names for the sources it has no entry
@@ -294,6 +307,15 @@ class DueIndex(Protocol):
         """Set each entry (per source) only where its work has no entry from that source; an
         existing entry or lease is kept. Returns how many were added. Idempotent: what
         registration, the `alm.works` consumer and the reconcile use."""
+        ...
+
+    async def take_intake(self, limit: int, plan: IntakePlan) -> int:
+        """Take works from the intake (oldest registrations first, about `limit` of them: a
+        Cassandra store takes whole registration chunks), write the entries `plan(works)`
+        names where a work has none from that source (as `add_missing_due`), then remove
+        them from the intake. Returns how many works were taken (0: the intake is empty). A
+        failure or a crash before the removal leaves them in the intake for the next call,
+        which writes only what is still missing."""
         ...
 
     async def release_leases(self, now: datetime, within: timedelta) -> int:

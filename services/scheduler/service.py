@@ -35,7 +35,7 @@ from services.core.staleness import Policy, next_refresh
 from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
 from services.registration import Scheduling
-from services.telemetry.pipeline import REFRESH_REQUESTS, REJECTED_EVENTS
+from services.telemetry.pipeline import INTAKE_WORKS, REFRESH_REQUESTS, REJECTED_EVENTS
 
 log = structlog.get_logger("alm.scheduler")
 
@@ -51,6 +51,7 @@ class SchedulerSettings:
     or two ticks' worth of calls at the source's rate limit if that is more)."""
 
     per_source_per_tick: int = 5000
+    intake_per_tick: int = 50_000  # works taken from the intake (bulk registrations) a tick
     lease: timedelta = timedelta(hours=1)
     tick_seconds: float = 5.0
     reconcile_page: int = 1000
@@ -120,6 +121,7 @@ class Scheduler:
         self.dead = 0
         self.unreadable_dead_letters = 0  # records on alm.deadletter it could not read
         self.reconciled = 0  # missing due entries the reconcile wrote
+        self.taken_in = 0  # works taken from the intake
         self._reconcile_after: str | None = None  # where the current pass continues
 
     async def _rooms(self, sources: Sequence[Source]) -> dict[str, int]:
@@ -135,8 +137,24 @@ class Scheduler:
         waiting = await self.backlog(queues)
         return {n: min(share, q - waiting.get(n, 0)) for n, q in queues.items()}
 
+    async def intake(self) -> int:
+        """Give works registered in bulk their due entries: up to `intake_per_tick` works
+        taken from the store's intake, each with the entries it lacks from the sources that
+        can fetch it now; how many works were taken."""
+        taken = await self.store.take_intake(
+            self.settings.intake_per_tick,
+            lambda works: self.scheduling.per_source(works, self.clock()),
+        )
+        if taken:
+            INTAKE_WORKS.inc(taken)
+            self.taken_in += taken
+            log.info("intake_scheduled", works=taken)
+        return taken
+
     async def tick(self) -> int:
-        """Emit refresh requests for every due (work, source) and lease them; returns how many."""
+        """Take in the intake's works (their entries written), then emit refresh requests for
+        every due (work, source) and lease them; returns how many requests."""
+        await self.intake()
         now = self.clock()
         total = 0
         statuses = await self.store.source_statuses()
@@ -305,7 +323,10 @@ class Scheduler:
         return ReconcileStep(len(works), added, done)
 
     async def due_now(self) -> bool:
-        """Whether a running (not paused) source has an entry due now."""
+        """Whether a running (not paused) source has an entry due now (the intake's works are
+        taken in first: a work registered in bulk is due once it has its entries)."""
+        while await self.intake():
+            pass
         now = self.clock()
         statuses = await self.store.source_statuses()
         for source in self.sources:

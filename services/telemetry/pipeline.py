@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+INTAKE_WORKS = Counter(
+    "alm_intake_works_total",
+    "Works registered in bulk that the scheduler took from the intake and gave due entries",
+)
 REFRESH_REQUESTS = Counter(
     "alm_refresh_requests_total", "Refresh requests the scheduler sent, per source", ["source"]
 )

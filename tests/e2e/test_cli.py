@@ -15,6 +15,7 @@ from services.cli.main import main
 from services.core.identifiers import parse_identifier
 from services.core.works import WorkRef
 from services.settings import SAMPLE_WORKS, Settings
+from tests.intake_kit import take_intake, waiting
 
 
 @pytest.fixture(autouse=True)
@@ -151,14 +152,19 @@ def test_topics_create_takes_partitions_and_replication_factor() -> None:
 def test_import_schedules_every_work_not_only_the_first_thousand(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`alm works import` of 5,000 DOIs leaves each one due from every source that can fetch
-    it (one scheduler step of 1,000 events used to index the first 1,000 only)."""
+    """`alm works import` of 5,000 DOIs leaves each one in the intake, and the scheduler's
+    intake makes each due from every source that can fetch it (one scheduler step of 1,000
+    events used to index the first 1,000 only)."""
     path = tmp_path / "dois.txt"
     path.write_text("".join(f"10.5555/unit.{n}\n" for n in range(5000)))
 
     assert main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)]) == 0
 
     assert "works: 5000 registered, 0 already known, 0 invalid" in capsys.readouterr().out
+    db = tmp_path / "data" / "alm.sqlite"
+    assert len(waiting(db)) == 5000  # each in the intake: registered in bulk
+    assert take_intake(db) == 5000
+    assert take_intake(db) == 0
     with sqlite3.connect(tmp_path / "data" / "alm.sqlite") as conn:
         per_source = dict(conn.execute("SELECT source, count(*) FROM due GROUP BY source"))
         works = conn.execute("SELECT count(DISTINCT work_id) FROM due").fetchone()[0]

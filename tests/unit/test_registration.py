@@ -46,9 +46,10 @@ class FakeWorkStore:
         self.works: dict[str, Work] = {}
         self.index: dict[Identifier, str] = {}
         self.due: dict[tuple[str, str], DueEntry] = {}
+        self.intake: list[str] = []  # work ids registered in bulk, in order
 
     async def register(
-        self, works: Sequence[Work], schedule: Schedule | None = None
+        self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
         known = dict(self.index)
         out = []
@@ -58,6 +59,9 @@ class FakeWorkStore:
             self.works[merged.work_id] = merged
             self.index.update({i: merged.work_id for i in merged.identifiers()})
             out.append(Registration(merged, created=found is None))
+        if intake:
+            self.intake += dict.fromkeys(r.work.work_id for r in out)
+            return out
         for work_id in {r.work.work_id for r in out} if schedule is not None else ():
             for source, entry in schedule(self.works[work_id]).items():
                 self.due.setdefault((source, work_id), entry)

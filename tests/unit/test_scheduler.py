@@ -141,3 +141,27 @@ def test_a_sources_queue_holds_two_ticks_of_calls_at_its_rate() -> None:
     assert replace(settings, min_queue=1).queue(datacite) == 40
     # a loopback stub at 1,000 calls/s: no more than a tick's share waits
     assert replace(settings, rates={"datacite": 1000.0}).queue(datacite) == 5000
+
+
+async def test_works_registered_in_bulk_are_taken_in_by_the_tick_and_refreshed(
+    tmp_path: Path,
+) -> None:
+    """Works registered in bulk wait in the intake with no entry; a tick takes at most its
+    share of them in (their entries written) before emitting, and every one is refreshed."""
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref", "openalex")) as kit:
+        scheduler = kit.pipeline.scheduler
+        scheduler.settings = replace(scheduler.settings, intake_per_tick=12)
+        works = [Work(d, doi=d) for d in DOIS]
+        await kit.store.register(works, intake=True)
+        assert _due_rows(tmp_path / "alm.sqlite") == {}
+
+        first = await scheduler.tick()
+
+        assert first == 2 * 12 and scheduler.taken_in == 12
+        assert await scheduler.due_now()  # takes the rest of the intake in first
+        assert scheduler.taken_in == len(DOIS)
+        summary = await refresh_until_idle(kit.pipeline)
+        assert summary.requested == 2 * (len(DOIS) - 12)  # the first tick's were sent
+        assert summary.refreshed == 2 * len(DOIS)
+        assert {w for _, w in _due_rows(tmp_path / "alm.sqlite")} == set(DOIS)
+        assert await kit.store.take_intake(100, lambda w: {}) == 0

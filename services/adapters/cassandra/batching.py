@@ -171,6 +171,7 @@ class Binder:
         self.table = str(table.name) if table is not None else ""
         columns = prepared.column_metadata
         self.serializers = [(c.name, c.type, c.type.serialize) for c in columns]
+        self.serialize = [c.type.serialize for c in columns]
         self.routing = set(prepared.routing_key_indexes or ())
         self.protocol = prepared.protocol_version
         self.driver_only = prepared.column_encryption_policy is not None or self.protocol < 4
@@ -178,28 +179,39 @@ class Binder:
     def __call__(self, params: Sequence[Any]) -> BoundStatement:
         if self.driver_only or len(params) != len(self.serializers):
             return self.prepared.bind(params)  # the driver's checks and messages
-        values: list[Any] = []
-        for index, ((name, kind, serialize), value) in enumerate(
-            zip(self.serializers, params, strict=True)
-        ):
-            if value is None:
-                values.append(None)
-            elif value is UNSET_VALUE:
-                if index in self.routing:
-                    raise ValueError(f"cannot leave routing key column {name!r} unset")
-                values.append(UNSET_VALUE)
-            else:
-                try:
-                    values.append(serialize(value, self.protocol))
-                except (TypeError, struct.error) as exc:
-                    raise TypeError(
-                        f'Received an argument of invalid type for column "{name}". '
-                        f"Expected: {kind}, Got: {type(value)}; ({exc})"
-                    ) from exc
+        protocol = self.protocol
+        try:  # the common case in one comprehension; `_checked` says what was wrong
+            values = [
+                value if value is None or value is UNSET_VALUE else serialize(value, protocol)
+                for serialize, value in zip(self.serialize, params, strict=True)
+            ]
+        except (TypeError, struct.error):
+            values = self._checked(params)
+        for index in self.routing:
+            if params[index] is UNSET_VALUE:
+                name = self.serializers[index][0]
+                raise ValueError(f"cannot leave routing key column {name!r} unset")
         bound = BoundStatement(self.prepared)
         bound.raw_values = params
         bound.values = values
         return bound
+
+    def _checked(self, params: Sequence[Any]) -> list[Any]:
+        """The values serialized one by one, raising the driver's message for the first one of
+        a wrong type."""
+        values: list[Any] = []
+        for (name, kind, serialize), value in zip(self.serializers, params, strict=True):
+            if value is None or value is UNSET_VALUE:
+                values.append(value)
+                continue
+            try:
+                values.append(serialize(value, self.protocol))
+            except (TypeError, struct.error) as exc:
+                raise TypeError(
+                    f'Received an argument of invalid type for column "{name}". '
+                    f"Expected: {kind}, Got: {type(value)}; ({exc})"
+                ) from exc
+        return values
 
 
 class Batch(BatchStatement):  # type: ignore[misc]

@@ -41,7 +41,7 @@ from services.core.events import SourceEvent
 from services.core.failed_refreshes import FailedRefresh, FailureQuery
 from services.core.health import SourceStatus
 from services.core.identifiers import Identifier
-from services.core.ports import DueEntry, Handoff, Registration, Schedule
+from services.core.ports import DueEntry, Handoff, IntakePlan, Registration, Schedule
 from services.core.provenance import RawResponse
 from services.core.works import Work
 
@@ -116,9 +116,9 @@ class CassandraStore:
     # -- WorkStore (works.py) ------------------------------------------------------------
 
     async def register(
-        self, works: Sequence[Work], schedule: Schedule | None = None
+        self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
-        return await self.works.register(works, schedule)
+        return await self.works.register(works, schedule, intake)
 
     async def update_works(self, works: Sequence[Work]) -> None:
         await self.works.update_works(works)
@@ -215,6 +215,9 @@ class CassandraStore:
 
     async def add_missing_due(self, due: Mapping[str, Sequence[DueEntry]]) -> int:
         return await self.due_index.add_missing_due(due)
+
+    async def take_intake(self, limit: int, plan: IntakePlan) -> int:
+        return await self.works.take_intake(limit, plan)
 
     async def release_leases(self, now: datetime, within: timedelta) -> int:
         return await self.due_index.release_leases(now, within)

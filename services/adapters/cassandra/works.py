@@ -1,8 +1,28 @@
 """The works registry in Cassandra (the WorkStore port).
 
-- Registration: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two
-  processes registering the same DOI concurrently make one work, and the first mapping of a
-  PMID/PMCID wins (SQLite's INSERT OR IGNORE).
+- Registration reads the identifier index of a whole call first (`IN` reads per id type). A
+  work known by one identifier that no one has (the bulk of a catalogue: a DOI) is written
+  without a compare-and-set: its work id is its identifier's (`Identifier.work_id`), so two
+  processes registering it concurrently write the same rows (idempotent), and these rows go
+  in batches with the call's other new works (`_fresh`: the work, its index and date rows,
+  its identifier, then the shard counters). A work with two or more identifiers, or one whose
+  identifier is already known or shared by another work of the call, is reconciled one at a
+  time: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two processes
+  registering a DOI and its PMID concurrently make one work, and the first mapping of a
+  PMID/PMCID wins (SQLite's INSERT OR IGNORE). A claim always wins over an unclaimed mapping
+  (`id_put`); the one race left, a DOI registered alone while another process claims it for
+  a work first known by its PMID, leaves a work row no identifier leads to (listed, never
+  refreshed twice: its due entries are its own), which `alm db` reconciliation does not yet
+  remove.
+- Registration in bulk (`intake`): the call is an intake chunk (`intake_chunks`, migration
+  017), a row listing its works, written before any of them and sealed after; the scheduler's
+  `take_intake` gives the works of sealed chunks their missing entries (the due index's
+  batched write) and deletes the chunk. A registration that dies leaves its chunk unsealed,
+  and it is taken once INTAKE_ABANDONED_US old: a chunk is never taken while the call that
+  writes its works may still be running, and a work is never registered without either its
+  entries or a chunk that lists it (a work merged into another by an identifier learned in
+  that call is listed by its new id only once the chunk is sealed; the reconcile covers the
+  one that died in between).
 - Registration with a schedule: the works' missing due entries go through the due index's
   batched write (`CassandraDue.write_rounds`, only where a work has no position) before
   `register` returns; a work the call created is known to have none, so only known works'
@@ -19,6 +39,8 @@
 
 from __future__ import annotations
 
+import secrets
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
@@ -31,10 +53,11 @@ from services.adapters.cassandra.keyspace import Keyspace
 from services.adapters.cassandra.rows import SHARDS, day, shard, unset
 from services.adapters.cassandra.search_terms import STATEMENTS as TERMS_STATEMENTS
 from services.adapters.cassandra.search_terms import terms_calls
-from services.adapters.cassandra.session import CqlSession, Row
+from services.adapters.cassandra.session import Call, CqlSession, Row
 from services.adapters.cassandra.window import bounded
-from services.core.identifiers import Identifier
-from services.core.ports import DueEntry, Handoff, Registration, Schedule
+from services.core.identifiers import Identifier, IdType
+from services.core.ports import DueEntry, Handoff, IntakePlan, Registration, Schedule
+from services.core.search import terms
 from services.core.works import Work
 
 WORK_COLS = (
@@ -44,6 +67,8 @@ STATEMENTS: dict[str, str] = {
     "work_get": f"SELECT {WORK_COLS} FROM works WHERE work_id=?",
     "works_in": f"SELECT {WORK_COLS} FROM works WHERE work_id IN ?",
     "work_insert": f"INSERT INTO works ({WORK_COLS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    "work_insert_terms": f"INSERT INTO works ({WORK_COLS}, title_terms, registered_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
     "work_update": "UPDATE works SET doi=?, pmid=?, pmcid=?, title=?, issued=?, publisher=?,"
     " canonical_url=?, work_type=?, publisher_id=? WHERE work_id=?",
     "index_insert": "INSERT INTO work_index (shard, work_id) VALUES (?,?)",
@@ -53,11 +78,22 @@ STATEMENTS: dict[str, str] = {
     "count_add": "UPDATE works_count SET works = works + ? WHERE shard=?",
     "count_all": "SELECT works FROM works_count",
     "id_get": "SELECT work_id FROM work_ids WHERE id_type=? AND value=?",
+    "ids_in": "SELECT value, work_id FROM work_ids WHERE id_type=? AND value IN ?",
     "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
+    # A mapping written without a claim (a work known by one identifier: `_fresh`) is written
+    # at the lowest timestamp, so a claim (LWT, written at its ballot's time) always wins over
+    # it, whichever came first; and a claim seeing it finds the identifier taken.
+    "id_put": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) USING TIMESTAMP 1",
+    "intake_open": "INSERT INTO intake_chunks (shard, chunk, works, sealed) VALUES (?,?,?,false)",
+    "intake_seal": "UPDATE intake_chunks SET works=?, sealed=true WHERE shard=? AND chunk=?",
+    "intake_list": "SELECT chunk, works, sealed FROM intake_chunks WHERE shard=? LIMIT ?",
+    "intake_drop": "DELETE FROM intake_chunks WHERE shard=? AND chunk=?",
     **ISSUED_STATEMENTS,
     **TERMS_STATEMENTS,
 }
 CONCURRENT = 64  # registrations (or identifier reads) in flight at once
+INTAKE_LIST = 50  # intake chunks listed per shard by one take
+INTAKE_ABANDONED_US = 600_000_000  # an unsealed chunk this old is a registration that died
 
 
 def work_of(row: Row) -> Work:
@@ -86,6 +122,30 @@ def _as_stored(work: Work, before: Work) -> Work:
     )
 
 
+def _split(
+    works: Sequence[Work], owner: Mapping[Identifier, str]
+) -> tuple[list[int], dict[str, list[int]]]:
+    """The works of a call that can be written without a claim (their only identifier known
+    to no one, and not named by another work of the call), and the others by work id."""
+    named = Counter(i for w in works for i in w.identifiers())
+    twice = Counter(w.work_id for w in works)
+    fresh: list[int] = []
+    by_id: dict[str, list[int]] = {}
+    for index, work in enumerate(works):
+        idents = work.identifiers()
+        if (
+            len(idents) == 1
+            and idents[0] not in owner
+            and named[idents[0]] == 1
+            and twice[work.work_id] == 1
+            and work.work_id == idents[0].work_id
+        ):
+            fresh.append(index)
+        else:
+            by_id.setdefault(work.work_id, []).append(index)
+    return fresh, by_id
+
+
 def _work_values(work: Work) -> list[Any]:
     meta = (work.title, work.issued, work.publisher, work.canonical_url, work.type)
     return [unset(v) for v in (work.doi, work.pmid, work.pmcid, *meta, work.publisher_id)]
@@ -101,16 +161,26 @@ class CassandraWorks:
         keyspace.add(STATEMENTS)
 
     async def register(
-        self, works: Sequence[Work], schedule: Schedule | None = None
+        self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
         """Register works; one already known by any of its ids is merged, not duplicated. With
         `schedule`, the due entries the registered works lack are written (batched, through
-        the due index's write path) before this returns."""
+        the due index's write path) before this returns; with `intake`, the call's works are
+        an intake chunk instead: listed before any of them is written, sealed with the works
+        as registered (a merge can change a work's id) once they all are."""
         cql = await self._ks.ready()
-        by_id: dict[str, list[int]] = {}
-        for index, work in enumerate(works):
-            by_id.setdefault(work.work_id, []).append(index)
+        owner = await self._owners([i for w in works for i in w.identifiers()])
+        fresh, by_id = _split(works, owner)
+        chunk: tuple[int, str] | None = None
+        if intake:
+            name = f"{self._ks.now_us():016x}-{secrets.token_hex(4)}"  # oldest first
+            chunk = (shard(name), name)
+            listed = list(dict.fromkeys(w.work_id for w in works))
+            await cql.run("intake_open", (*chunk, listed))
         out: list[Registration | None] = [None] * len(works)
+        await self._fresh(cql, [works[i] for i in fresh])
+        for i in fresh:
+            out[i] = Registration(works[i], created=True)
 
         async def chain(indexes: list[int]) -> None:
             for i in indexes:  # the same work twice in one call: in order, like SQLite
@@ -118,9 +188,69 @@ class CassandraWorks:
 
         await bounded([chain(ix) for ix in by_id.values()], CONCURRENT)
         done = [r for r in out if r is not None]
-        if schedule is not None:
+        if chunk is not None:
+            registered = list(dict.fromkeys(r.work.work_id for r in done))
+            await cql.run("intake_seal", (registered, *chunk))
+        elif schedule is not None:
             await self._schedule_registered(done, schedule)
         return done
+
+    async def take_intake(self, limit: int, plan: IntakePlan) -> int:
+        """Take intake chunks, oldest first, until about `limit` works: a sealed chunk, or one
+        left unsealed for INTAKE_ABANDONED_US (its registration died: what it wrote is taken,
+        what it did not write is not registered). Each chunk's works get their missing entries
+        (`add_missing_due`), then its row is deleted. How many works were taken."""
+        cql = await self._ks.ready()
+        listed = await cql.run_many(("intake_list", (s, INTAKE_LIST)) for s in range(SHARDS))
+        abandoned = f"{self._ks.now_us() - INTAKE_ABANDONED_US:016x}"
+        ready = sorted(
+            (row.chunk, s, list(row.works or ()))
+            for s, rows in enumerate(listed)
+            for row in rows
+            if row.sealed or row.chunk < abandoned
+        )
+        taken = 0
+        for name, part, ids in ready:
+            if taken >= limit:
+                break
+            found = await self.get_works(ids)
+            await self._due.add_missing_due(plan(list(found.values())))
+            await cql.run("intake_drop", (part, name))
+            taken += len(ids)
+        return taken
+
+    async def _owners(self, idents: Sequence[Identifier]) -> dict[Identifier, str]:
+        """The work each of `idents` is registered to, for those that are: one `IN` read per
+        id type and group of partitions."""
+        by_type: dict[IdType, list[str]] = {}
+        for ident in dict.fromkeys(idents):
+            by_type.setdefault(ident.type, []).append(ident.value)
+        out: dict[Identifier, str] = {}
+        for id_type, values in by_type.items():
+            rows = await self._ks.read_in("id_get", "ids_in", values, id_type.value)
+            out.update((Identifier(id_type, r.value), r.work_id) for r in rows)
+        return out
+
+    async def _fresh(self, cql: CqlSession, works: Sequence[Work]) -> None:
+        """Write new works known by one identifier each, no claim needed (see the module doc):
+        their rows (the work with its search terms, its index and date rows), then their
+        identifiers, then the shard counters (a crash in between leaves rows that registering
+        again completes, or a count one short)."""
+        if not works:
+            return
+        by_date = self._issued.puts(works)
+        rows: list[Call] = []
+        at = self._ks.clock()
+        for work in works:
+            values = [work.work_id, *_work_values(work), terms(work), at]
+            rows.append(("work_insert_terms", values))
+            rows.append(("index_insert", (shard(work.work_id), work.work_id)))
+        await cql.run_many(cql.batches([*rows, *by_date]))
+        self._issued.written(by_date)
+        ids = [(i.type.value, i.value, w.work_id) for w in works for i in w.identifiers()]
+        await cql.run_many(cql.batches(("id_put", i) for i in ids))
+        counts = Counter(shard(w.work_id) for w in works)
+        await cql.run_many(("count_add", (n, s)) for s, n in sorted(counts.items()))
 
     async def _schedule_registered(self, done: Sequence[Registration], schedule: Schedule) -> None:
         """The due entries the registered works lack. A work this call created has no entry

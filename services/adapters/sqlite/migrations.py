@@ -163,6 +163,11 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT source, count(*), coalesce(sum(json_extract(state, '$.status') = 'error'), 0)
         FROM source_totals GROUP BY source;
     """,
+    # The scheduler's intake (services/adapters/sqlite/due.py): works registered in bulk wait
+    # here, in the order they came, until the scheduler writes their due entries.
+    """
+    CREATE TABLE IF NOT EXISTS intake (seq INTEGER PRIMARY KEY, work_id TEXT NOT NULL);
+    """,
 )
 SEARCH_MIGRATION = MIGRATIONS.index(search_index.SCHEMA) + 1  # then `search_index.backfill`
 

@@ -1,5 +1,7 @@
 """SQLite adapter of the WorkStore port: works (`works`) and the identifier index (`work_ids`);
-registering with a schedule writes the works and their missing due entries in one transaction."""
+registering with a schedule writes the works and their missing due entries in one transaction,
+registering in bulk (`intake`) the works and their intake rows, which `take_intake` turns into
+due entries in the scheduler's own transactions."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import add_missing_due_rows
 from services.adapters.sqlite.search_index import index_works
 from services.core.identifiers import Identifier, IdType
-from services.core.ports import DueEntry, Registration, Schedule
+from services.core.ports import DueEntry, IntakePlan, Registration, Schedule
 from services.core.timeutil import to_iso
 from services.core.works import Work
 
@@ -21,10 +23,11 @@ class SqliteWorks(SqliteFile):
     """The works registry in the embedded store's file."""
 
     async def register(
-        self, works: Sequence[Work], schedule: Schedule | None = None
+        self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
         """Register works; one already known by any of its ids is merged, not duplicated. The
-        works, their ids and (with `schedule`) the due entries they lack: one transaction."""
+        works, their ids and (with `schedule`) the due entries they lack, or (with `intake`)
+        their intake rows: one transaction."""
         now = to_iso(datetime.now(UTC))
 
         def write(conn: sqlite3.Connection) -> list[Registration]:
@@ -40,9 +43,28 @@ class SqliteWorks(SqliteFile):
             )
             conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
             index_works(conn, final.values())
-            if schedule is not None:
+            if intake:
+                conn.executemany("INSERT INTO intake (work_id) VALUES (?)", [(w,) for w in final])
+            elif schedule is not None:
                 add_missing_due_rows(conn, _plan(final.values(), schedule))
             return out
+
+        return await self.run(write)
+
+    async def take_intake(self, limit: int, plan: IntakePlan) -> int:
+        """Take the `limit` oldest works of the intake: their missing entries written and their
+        intake rows deleted in one transaction; how many works were taken."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT seq, work_id FROM intake ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+            if not rows:
+                return 0
+            works = _works_by_id(conn, {w for _, w in rows})
+            add_missing_due_rows(conn, plan(list(works.values())))
+            conn.execute("DELETE FROM intake WHERE seq <= ?", (rows[-1][0],))
+            return len(rows)
 
         return await self.run(write)
 
