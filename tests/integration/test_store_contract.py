@@ -298,8 +298,9 @@ async def test_due_scans_start_after_what_was_handed_out(
         [DueEntry(e.work_id, now + timedelta(hours=2), e.attempt, True) for e in first],
         handoff,
     )
-    start, _ = scans[(src, bucket)]
+    start, after, _ = scans[(src, bucket)]
     assert start == int(entries[9].at.timestamp() * 1_000_000)  # not the hour's start
+    assert after == entries[9].work_id  # nor the leased entry itself (a tombstone now)
     assert await cassandra_store.due(src, now, 10) == entries[10:20]
 
     behind = DueEntry(f"10.1/behind.{uid()}", base + timedelta(seconds=1))

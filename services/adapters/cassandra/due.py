@@ -13,10 +13,11 @@ status. A lease (the scheduler's) is marked in its due row (`leased`, migration 
 
 The position costs the aggregator no read: `states` and `due` put the positions they read in
 the caller's Handoff (services/core/ports.py), and the write that follows takes them from it
-(a key it lacks is read). Within an hour a scan starts where the previous one handed out its
-last entry (SCAN_MARGIN_US), so the tombstones of entries already leased are not read on every
-tick; it moves there only once those entries are leased with the Handoff `due` filled (a tick
-whose publish failed leaves them due, and the next scan must read them again however long the
+(a key it lacks is read). Within an hour a scan starts after the entry the previous one handed
+out last (its time and work id: entries of one time, a registration's or an intake's, are many;
+SCAN_MARGIN_US), so the tombstones of entries already leased are not read on every tick; it
+moves there only once those entries are leased with the Handoff `due` filled (a tick whose
+publish failed leaves them due, and the next scan must read them again however long the
 bus stays down). Where scans start (`_scan_from`) and which hour markers this process wrote
 (`_markers`) are this object's own memory: losing either costs reads, never an entry.
 """
@@ -26,6 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
+
+import structlog
+from cassandra import ReadFailure
 
 from services.adapters.cassandra.keyspace import Keyspace
 from services.adapters.cassandra.migrations import LOOKUP_ALL, has_table
@@ -42,11 +46,16 @@ from services.adapters.cassandra.session import Call, CqlSession
 from services.core.aggregation import SourceState
 from services.core.ports import DueEntry, Handoff
 
+log = structlog.get_logger("alm.cassandra")
+
 # Due scans start where the previous scan of the hour left off, not at the hour's start: the
 # entries handed out before were deleted (leased), and reading past their tombstones on every
 # tick would grow with the hour's traffic (Cassandra fails a read at 100,000 tombstones). An entry
 # written behind that point (an overdue time, a skewed clock) is still found: the scan keeps
 # SCAN_MARGIN_US behind the present, and reads the whole hour again every FULL_SCAN_SECONDS.
+# A whole-hour read the server refuses for its tombstones (an hour that leased more than that)
+# does not stop the scans: they go on from where they were, and the whole read is tried again
+# FULL_SCAN_SECONDS later, once compaction may have purged them (migration 018: an hour after).
 SCAN_MARGIN_US = 60_000_000
 FULL_SCAN_SECONDS = 600.0
 # A due row whose work's position is elsewhere is stale (left by a crash or a race) and deleted
@@ -61,6 +70,10 @@ STATEMENTS: dict[str, str] = {
     "due_del": "DELETE FROM due WHERE source=? AND bucket=? AND at=? AND work_id=?",
     "due_scan": "SELECT at, work_id, attempt, leased, WRITETIME(attempt) AS written FROM due"
     " WHERE source=? AND bucket=? AND at>=? AND at<=?",
+    # after the entry a scan handed out last: the entries of the same time before it (leased
+    # since: tombstones) are not read again
+    "due_scan_after": "SELECT at, work_id, attempt, leased, WRITETIME(attempt) AS written"
+    " FROM due WHERE source=? AND bucket=? AND (at, work_id) > (?, ?) AND at<=?",
     "due_sources": "SELECT DISTINCT source FROM due_buckets",
     "bucket_put": "INSERT INTO due_buckets (source, bucket) VALUES (?,?)",
     "bucket_list": "SELECT bucket FROM due_buckets WHERE source=? AND bucket<=?",
@@ -73,7 +86,9 @@ STATEMENTS: dict[str, str] = {
     "state_put": STATE_PUT,
 }
 
-Scan = tuple[int, int]  # where an hour's next scan starts, when it was last read whole (µs)
+# where an hour's next scan starts: after (time, work id), or at the time if the work id is "",
+# and when the hour was last read whole (µs)
+Scan = tuple[int, str, int]
 
 
 class _Move(NamedTuple):
@@ -121,7 +136,8 @@ class CassandraDue:
             leases: list[DueEntry] = []
             handoff = Handoff()
             for bucket in range(start // HOUR_US, end // HOUR_US + 1):
-                found, _ = await self._read_due(cql, row.source, bucket, (start, end), handoff)
+                span = (start, "", end)
+                found, _ = await self._read_due(cql, row.source, bucket, span, handoff)
                 leases += [DueEntry(e.work_id, now, e.attempt) for e in found if e.leased]
             released += await self.write_rounds([], {}, {row.source: leases}, handoff)
         return released
@@ -257,44 +273,79 @@ class CassandraDue:
         The read starts where the previous one handed out its last entry (see SCAN_MARGIN_US).
         """
         source, bucket = key
-        start, whole_at = self._scan_from.get(key, (0, 0))
+        start, after, whole_at = self._scan_from.get(key, (0, "", 0))
         clock = self._ks.now_us()
-        if start and clock - whole_at >= FULL_SCAN_SECONDS * 1_000_000:
-            start = 0
-        if start == 0:
-            whole_at = clock
-        out, empty = await self._read_due(cql, source, bucket, (start, now_us), handoff, want)
-        if empty and start and bucket < now_us // HOUR_US:
-            # A past hour that looks drained: read it whole once, so it can be dropped.
-            start, whole_at = 0, clock
-            out, empty = await self._read_due(cql, source, bucket, (0, now_us), handoff, want)
+        out: list[DueEntry] | None = None
+        empty = whole = False
+        if not (start or after) or clock - whole_at >= FULL_SCAN_SECONDS * 1_000_000:
+            out, empty = await self._whole(cql, key, now_us, want, handoff)
+            whole_at = clock  # read whole, or refused: tried again FULL_SCAN_SECONDS on
+            if out is not None:
+                start, after, whole = 0, "", True
+            elif not (start or after):  # no scan to go on from: from the margin, for now
+                start = now_us - SCAN_MARGIN_US
+        if out is None:
+            out, empty = await self._read_due(
+                cql, source, bucket, (start, after, now_us), handoff, want
+            )
+            if empty and bucket < now_us // HOUR_US:
+                # A past hour that looks drained: read it whole once, so it can be dropped.
+                found, found_empty = await self._whole(cql, key, now_us, want, handoff)
+                if found is not None:
+                    out, empty, whole = found, found_empty, True
+                    start, after, whole_at = 0, "", clock
         scans = handoff.scans if handoff is not None else {}
+        margin = (now_us - SCAN_MARGIN_US, "")
         if not out:  # nothing current up to the margin: the next scan starts there
             scans.pop(key, None)
-            self._remember_scan(key, (max(start, now_us - SCAN_MARGIN_US), whole_at))
+            self._remember_scan(key, (*max((start, after), margin), whole_at))
         else:  # past the entries handed out only once they are leased (set_due)
-            self._remember_scan(key, (start, whole_at))
-            scans[key] = (max(start, min(us(out[-1].at), now_us - SCAN_MARGIN_US)), whole_at)
-        return None if empty and start == 0 else out
+            self._remember_scan(key, (start, after, whole_at))
+            last = (us(out[-1].at), out[-1].work_id)
+            scans[key] = (*max((start, after), min(last, margin)), whole_at)
+        return None if empty and whole else out
+
+    async def _whole(
+        self,
+        cql: CqlSession,
+        key: tuple[str, int],
+        now_us: int,
+        want: int,
+        handoff: Handoff | None,
+    ) -> tuple[list[DueEntry] | None, bool]:
+        """The hour read from its start (as `_read_due`), or (None, False) if the server refuses
+        to read past its tombstones (see FULL_SCAN_SECONDS)."""
+        try:
+            return await self._read_due(cql, key[0], key[1], (0, "", now_us), handoff, want)
+        except ReadFailure as exc:
+            log.warning("due_whole_hour_read_refused", source=key[0], hour=key[1], error=str(exc))
+            return None, False
 
     async def _read_due(
         self,
         cql: CqlSession,
         source: str,
         bucket: int,
-        span: tuple[int, int],
+        span: tuple[int, str, int],
         handoff: Handoff | None,
         want: int = 1 << 30,
     ) -> tuple[list[DueEntry], bool]:
-        """Up to `want` current entries of the hour in `span` (from, to: microseconds), and
-        whether the range held no row at all; stale rows met on the way are deleted. The
-        positions of the entries handed out go into `handoff`."""
+        """Up to `want` current entries of the hour in `span` (from: microseconds, and after
+        that time's entry of this work id if not ""; to), and whether the range held no row at
+        all; stale rows met on the way are deleted. The positions of the entries handed out
+        go into `handoff`."""
         out: list[DueEntry] = []
         empty = True
-        params = (source, bucket, *span)
-        async for page in cql.pages(
-            cql.stmt("due_scan"), params, fetch_size=min(max(want, 100), 5000)
-        ):
+        start, after, end = span
+        name, params = (
+            ("due_scan_after", (source, bucket, start, after, end))
+            if after
+            else (
+                "due_scan",
+                (source, bucket, start, end),
+            )
+        )
+        async for page in cql.pages(cql.stmt(name), params, fetch_size=min(max(want, 100), 5000)):
             empty = empty and not page
             found = await self._ks.read_in(
                 "position_get", "positions_in", [r.work_id for r in page], source

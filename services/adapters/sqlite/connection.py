@@ -36,6 +36,7 @@ class SqliteFile:
             self._conn = sqlite3.connect(self._path)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA cache_size=-65536")
         with self._conn:
             return fn(self._conn)
 

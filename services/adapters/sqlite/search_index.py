@@ -27,11 +27,13 @@ _IN_CHUNK = 500  # values bound in one IN (...) list
 
 def index_works(conn: sqlite3.Connection, works: Iterable[Work]) -> None:
     """Write the search rows of `works` (replacing what they had: an FTS5 delete of a row that
-    is not there costs several inserts, so only works indexed before are deleted)."""
+    is not there costs several inserts, so only works indexed before are deleted). A work not
+    indexed before with nothing to find it by (no title, publisher or publisher id: a bare
+    identifier registered in bulk) gets no row until it has."""
     rows = {w.work_id: (" ".join(sorted(terms(w))), w.publisher_id or "") for w in works}
     known = _docs(conn, list(rows))
     conn.executemany("DELETE FROM works_search WHERE rowid=?", [(d,) for d in known.values()])
-    new = [w for w in rows if w not in known]
+    new = [w for w, row in rows.items() if w not in known and row != ("", "")]
     conn.executemany("INSERT INTO search_docs (work_id) VALUES (?)", [(w,) for w in new])
     docs = {**known, **_docs(conn, new)}
     conn.executemany(
