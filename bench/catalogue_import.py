@@ -158,7 +158,8 @@ async def bench(args: argparse.Namespace, root: str) -> None:
         f"median of {args.runs}: {median['rate']:,.0f} works/s into {args.store} "
         f"({args.works:,} works, rows={args.rows}, crossref rate {args.rate:g} req/s; "
         f"asking {median['fetch']:.2f} s, registering {median['register']:.2f} s, "
-        f"{len(make_scheduling(Settings.from_env()).sources)} sources scheduled)"
+        f"queued for the scheduler's intake of {len(make_scheduling(Settings.from_env()).sources)}"
+        " sources)"
     )
 
 
