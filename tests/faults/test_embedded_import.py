@@ -1,6 +1,7 @@
-"""`alm works import` at a publisher's size: 200,000 works imported are 200,000 works scheduled
-from every source that can fetch them, and an import killed half-way leaves only whole,
-scheduled chunks, which importing again completes. Prints how long the import took."""
+"""`alm works import` at a publisher's size: 200,000 works imported are 200,000 works in the
+scheduler's intake, which the scheduler's intake makes due from every source that can fetch
+them, and an import killed half-way leaves only whole chunks, each work in the intake, which
+importing again completes. Prints how long the import and the intake took."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from services.settings import Settings
 from tests.faults.embedded_oracle import (
     Alm,
     fetching_sources,
@@ -20,6 +22,7 @@ from tests.faults.embedded_oracle import (
     synthetic_works,
     write_works,
 )
+from tests.intake_kit import take_intake, waiting
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -56,8 +59,9 @@ def _import(tmp: Path, works: Path, name: str) -> Alm:
 
 
 def test_importing_200000_works_schedules_every_one(tmp_path: Path) -> None:
-    """Each of 200,000 imported DOIs is due from each of the sources (one scheduler step used
-    to index the first 1,000 and leave 199,000 unscheduled for good)."""
+    """Each of 200,000 imported DOIs is in the intake, then due from each of the sources once
+    the scheduler has taken the intake in (one scheduler step used to index the first 1,000
+    and leave 199,000 unscheduled for good)."""
     dois = synthetic_works(200_000, "import")
     works = write_works(tmp_path / "dois.txt", dois)
 
@@ -65,12 +69,18 @@ def test_importing_200000_works_schedules_every_one(tmp_path: Path) -> None:
     alm = _import(tmp_path, works, "import")
     assert alm.wait_exit(800) == 0, alm.describe()
     took = time.monotonic() - started
-    registered, per_work, per_source = _schedule(tmp_path / "data" / "alm.sqlite")
+    db = tmp_path / "data" / "alm.sqlite"
+    assert waiting(db) == set(dois)  # each in the intake
+    started = time.monotonic()
+    assert take_intake(db, Settings()) == len(dois)
+    intake = time.monotonic() - started
+    registered, per_work, per_source = _schedule(db)
 
     sources = fetching_sources()
     print(
         f"\n[faults] import of {len(dois):,} works with {len(sources)} sources: {took:.1f} s "
-        f"({len(dois) / took:,.0f} works/s, {sum(per_source.values()):,} due entries)"
+        f"({len(dois) / took:,.0f} works/s); the intake: {intake:.1f} s "
+        f"({len(dois) / intake:,.0f} works/s, {sum(per_source.values()):,} due entries)"
     )
     assert "works: 200000 registered, 0 already known, 0 invalid" in alm.lines
     assert registered == set(dois)
@@ -81,9 +91,9 @@ def test_importing_200000_works_schedules_every_one(tmp_path: Path) -> None:
 def test_an_import_killed_half_way_leaves_whole_chunks_that_a_rerun_completes(
     tmp_path: Path,
 ) -> None:
-    """kill -9 during an import: every work already stored has all its due entries (works
-    and entries are written together, a chunk at a time); importing the file again answers
-    the stored ones `already known` and registers and schedules the rest."""
+    """kill -9 during an import: every work already stored is in the intake (works and their
+    intake rows are written together, a chunk at a time); importing the file again answers
+    the stored ones `already known` and registers the rest, and the intake schedules all."""
     dois = synthetic_works(40_000, "killed")
     works = write_works(tmp_path / "dois.txt", dois)
     db = tmp_path / "data" / "alm.sqlite"
@@ -92,24 +102,25 @@ def test_an_import_killed_half_way_leaves_whole_chunks_that_a_rerun_completes(
     first = _import(tmp_path, works, "first")
     _wait_registered(db, first, 5_000)
     first.kill()
-    registered, per_work, _ = _schedule(db)
+    registered, _, _ = _schedule(db)
     assert 0 < len(registered) < len(dois)
-    assert set(per_work) == registered
-    assert set(per_work.values()) == {len(sources)}
+    assert waiting(db) == registered
 
     again = _import(tmp_path, works, "again")
     assert again.wait_exit(300) == 0, again.describe()
 
     summary = f"works: {len(dois) - len(registered)} registered, {len(registered)} already known"
     assert any(line.startswith(summary) for line in again.lines), again.describe()
+    take_intake(db, Settings())
     registered, per_work, per_source = _schedule(db)
     assert registered == set(dois)
     assert per_source == dict.fromkeys(sources, len(dois))
+    assert set(per_work.values()) == {len(sources)}
 
 
 def test_sigterm_stops_an_import_between_chunks(tmp_path: Path) -> None:
     """SIGTERM during an import ends it between two chunks, saying how far it got; what it
-    registered is scheduled, and importing again completes it."""
+    registered is in the intake, and importing again completes it."""
     dois = synthetic_works(40_000, "stopped")
     works = write_works(tmp_path / "dois.txt", dois)
     db = tmp_path / "data" / "alm.sqlite"
@@ -120,10 +131,10 @@ def test_sigterm_stops_an_import_between_chunks(tmp_path: Path) -> None:
 
     assert first.wait_exit(60) == 1, first.describe()
     assert any(line.startswith("works: stopped after ") for line in first.lines), first.lines
-    registered, per_work, _ = _schedule(db)
+    registered, _, _ = _schedule(db)
     assert 0 < len(registered) < len(dois)
-    assert set(per_work) == registered
-    assert set(per_work.values()) == {len(fetching_sources())}
+    assert waiting(db) == registered
     again = _import(tmp_path, works, "again")
     assert again.wait_exit(300) == 0, again.describe()
     assert _schedule(db)[0] == set(dois)
+    assert waiting(db) == set(dois)
