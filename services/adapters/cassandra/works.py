@@ -11,9 +11,8 @@
   registering a DOI and its PMID concurrently make one work, and the first mapping of a
   PMID/PMCID wins (SQLite's INSERT OR IGNORE). A claim always wins over an unclaimed mapping
   (`id_put`); the one race left, a DOI registered alone while another process claims it for
-  a work first known by its PMID, leaves a work row no identifier leads to (listed, never
-  refreshed twice: its due entries are its own), which `alm db` reconciliation does not yet
-  remove.
+  a work first known by its PMID, leaves a work row no identifier leads to (listed and
+  refreshed like the work it duplicates), which nothing removes yet.
 - Registration in bulk (`intake`): the call is an intake chunk (`intake_chunks`, migration
   017), a row listing its works, written before any of them and sealed after; the scheduler's
   `take_intake` gives the works of sealed chunks their missing entries (the due index's
