@@ -51,7 +51,9 @@ class SchedulerSettings:
     or two ticks' worth of calls at the source's rate limit if that is more)."""
 
     per_source_per_tick: int = 5000
-    intake_per_tick: int = 50_000  # works taken from the intake (bulk registrations) a tick
+    # works taken from the intake (bulk registrations) a tick: a tick of ~6 s on a busy 2-core
+    # box, so emission is never held up for long (50,000 held it ~60 s in bench/scale.py)
+    intake_per_tick: int = 5_000
     lease: timedelta = timedelta(hours=1)
     tick_seconds: float = 5.0
     reconcile_page: int = 1000
