@@ -365,7 +365,7 @@ def main() -> None:
         "--cache-seconds",
         type=float,
         default=None,
-        help="ALM_API_WORK_CACHE_SECONDS for the API (default: its own default, 30; 0: none)",
+        help="ALM_API_WORK_CACHE_SECONDS for the API (default: its own default, 300; 0: none)",
     )
     asyncio.run(bench(parser.parse_args()))
 

@@ -277,7 +277,7 @@ class Settings:
     audit_textfile: str | None = None  # ALM_AUDIT_TEXTFILE: `alm audit` gauges, textfile collector
     audit_pushgateway: str | None = None  # ALM_AUDIT_PUSHGATEWAY: ... or pushed there
     status_cache_seconds: float = 30.0  # ALM_STATUS_CACHE_SECONDS: API whole-table counts
-    work_cache_seconds: float = 30.0  # ALM_API_WORK_CACHE_SECONDS: works' answers kept (0: none)
+    work_cache_seconds: float = 300.0  # ALM_API_WORK_CACHE_SECONDS: works' answers kept (0: none)
     work_cache_mb: int = 64  # ALM_API_WORK_CACHE_MB: ... in at most this much memory
     api_store_timeout: float = 3.0  # ALM_API_STORE_TIMEOUT: seconds an API store call may take
     # ALM_RETRY_BASE, ALM_RETRY_MAX, ALM_RETRY_ATTEMPTS: a failed fetch is tried again after
@@ -332,7 +332,7 @@ class Settings:
             audit_textfile=e.get("ALM_AUDIT_TEXTFILE") or None,
             audit_pushgateway=e.get("ALM_AUDIT_PUSHGATEWAY") or None,
             status_cache_seconds=float(e.get("ALM_STATUS_CACHE_SECONDS", "30")),
-            work_cache_seconds=float(e.get("ALM_API_WORK_CACHE_SECONDS", "30")),
+            work_cache_seconds=float(e.get("ALM_API_WORK_CACHE_SECONDS", "300")),
             work_cache_mb=_count(e, "ALM_API_WORK_CACHE_MB", 64),
             api_store_timeout=_positive(e, "ALM_API_STORE_TIMEOUT", 3.0),
             source_failure_limit=_count(e, "ALM_SOURCE_FAILURE_LIMIT", 200),

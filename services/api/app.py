@@ -99,6 +99,7 @@ def init_app(context: ApiContext) -> web.Application:
             app[HUB].follow()
         yield
         await app[HUB].close()
+        await app[RENDERED].close()
         if context.owned:
             await app[STORE].close()
             await app[BUS].close()

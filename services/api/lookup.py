@@ -23,8 +23,13 @@ _DAY_MONTH: tuple[Period, ...] = ("day", "month")
 
 async def find(request: web.Request, raw_id: str) -> Work:
     """The work any accepted form of `raw_id` names, or NotFound."""
+    return await find_in(request.app[STORE], raw_id)
+
+
+async def find_in(store: Store, raw_id: str) -> Work:
+    """The work in `store` any accepted form of `raw_id` names, or NotFound."""
     ident = parse_identifier(raw_id)
-    work = await request.app[STORE].find_work(ident)
+    work = await store.find_work(ident)
     if work is None:
         raise NotFound(f"no work registered with {ident.type.value} {ident.value}")
     return work

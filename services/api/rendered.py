@@ -11,9 +11,14 @@ served as they are until:
   the change is offered to any SSE client, so a client reacting to an event sees the new
   numbers; a gap in the topic or a failed read of it drops everything, and nothing is kept
   while the topic is not followed (`live`: a broker away at start-up, a reader failing);
-- `ttl` seconds pass (ALM_API_WORK_CACHE_SECONDS, default 30; 0 = no cache): the backstop
+- `ttl` seconds pass (ALM_API_WORK_CACHE_SECONDS, default 300; 0 = no cache): the backstop
   for what no change event says (a work's metadata, a change missed while the topic was
-  away), so a replica never serves an answer older than that;
+  away), so a replica never serves an answer older than that. An answer read after
+  REFRESH_AT of its `ttl` is served as it is and rendered again in the background (queued
+  once, and read with up to REFRESH_BATCH others of its kind: one store read for a hundred
+  JSON answers): a work read often is not read from the store on a reader's time, and
+  answers made together do not all fall due on readers together (in Cassandra, a stampede
+  of reads and seconds of p99);
 - the cache holds more than `max_bytes` (ALM_API_WORK_CACHE_MB): the least recently used
   answers go first. Nothing here grows with the works beyond that bound (invariant 7).
 
@@ -27,10 +32,13 @@ the same numbers, a work's metadata) are shown within `ttl`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,7 +50,12 @@ from services.core.timeutil import from_iso
 
 OVERHEAD = 200  # bytes an entry costs beyond its body (key, tuple, index), roughly
 MAX_HEARD = 100_000  # works whose last changes are remembered
+REFRESH_AT = 0.75  # share of the ttl after which a read answer is rendered again
+REFRESH_BATCH = 100  # keys of one kind rendered again together
 JSON = {"Content-Type": "application/json"}
+
+log = logging.getLogger(__name__)
+Render = Callable[[list[Any]], Awaitable[object]]  # renders and puts the answers of keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,7 @@ class Rendered:
     body: bytes
     etag: str
     expires: float
+    refresh: float  # after this, a read renders it again in the background
     headers: Mapping[str, str]  # Content-Type and the answer's own (a page's policy)
 
     def response(self, request: web.Request) -> web.Response:
@@ -83,6 +97,10 @@ class RenderedCache:
         self._keys: dict[str, set[Hashable]] = {}  # work id -> its entries' keys
         # work id -> (when heard, source -> retrieval time of its last change heard)
         self._heard: OrderedDict[str, tuple[float, dict[str, datetime]]] = OrderedDict()
+        self._refreshing: set[Hashable] = set()  # keys queued or being rendered again
+        self._queued: dict[Hashable, dict[Hashable, None]] = {}  # kind -> keys, in order
+        self._renders: dict[Hashable, Render] = {}  # kind -> how its answers are rendered
+        self._drains: dict[Hashable, asyncio.Task[None]] = {}  # kind -> its queue's reader
 
     @property
     def enabled(self) -> bool:
@@ -113,7 +131,10 @@ class RenderedCache:
         """Keep `body` (sent with `headers`), made from the work's `states`, as the answer
         under `key` unless those states are older than a change heard of; the answer either
         way."""
-        entry = Rendered(work_id, body, etag_of(body), self._clock() + self.ttl, headers)
+        now = self._clock()
+        entry = Rendered(
+            work_id, body, etag_of(body), now + self.ttl, now + self.ttl * REFRESH_AT, headers
+        )
         cost = len(body) + OVERHEAD
         kept = self.enabled and self.live and cost <= self.max_bytes
         if not kept or not self._holds_heard(work_id, states):
@@ -125,6 +146,49 @@ class RenderedCache:
         while self.size > self.max_bytes:
             self._drop(next(iter(self._entries)))
         return entry
+
+    def stale(self, key: Hashable, entry: Rendered) -> bool:
+        """Whether `entry`, just read under `key`, is to be rendered again in the background
+        (past REFRESH_AT of its ttl, kept answers, not being rendered already)."""
+        return self.live and self._clock() >= entry.refresh and key not in self._refreshing
+
+    def refresh(self, kind: Hashable, keys: Iterable[Hashable], render: Render) -> None:
+        """Render the answers of `keys` again in the background (unless being rendered
+        already): queued by `kind`, one reader of each kind's queue, which hands `render` up
+        to REFRESH_BATCH keys at a time (it reads them together and puts their answers). A
+        failure is logged: those answers expire as they would have."""
+        mine = [k for k in dict.fromkeys(keys) if k not in self._refreshing]
+        if not mine:
+            return
+        self._refreshing.update(mine)
+        self._queued.setdefault(kind, {}).update(dict.fromkeys(mine))
+        self._renders[kind] = render
+        if kind not in self._drains:
+            task = asyncio.get_running_loop().create_task(self._drain(kind))
+            self._drains[kind] = task
+
+    async def _drain(self, kind: Hashable) -> None:
+        queued = self._queued[kind]
+        try:
+            while queued:
+                keys = list(itertools.islice(queued, REFRESH_BATCH))
+                for key in keys:
+                    del queued[key]
+                try:
+                    await self._renders[kind](keys)
+                except Exception:
+                    log.warning("rendered_refresh_failed", exc_info=True)
+                finally:
+                    self._refreshing.difference_update(keys)
+        finally:
+            del self._drains[kind]
+
+    async def close(self) -> None:
+        """Stop the background renders."""
+        tasks = list(self._drains.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def changed(self, changes: Iterable[Mapping[str, Any]]) -> None:
         """Drop every answer of the works these changes (`alm.metrics.changed` values) name,

@@ -24,24 +24,43 @@ V1 = "v1"
 async def rendered(request: web.Request, raws: Sequence[str]) -> dict[str, Rendered]:
     """v1's JSON of each known work among those the entries `raws` name, by entry: kept (by
     the entry as given: a kept one was valid, so it is not parsed again) or read, all in one
-    read. An entry that is no identifier is an InvalidIdentifier (a 400 naming it)."""
-    cache = request.app[RENDERED]
+    read. An entry that is no identifier is an InvalidIdentifier (a 400 naming it). Kept ones
+    falling due are rendered again in the background, together (services/api/rendered.py)."""
+    app = request.app
+    cache = app[RENDERED]
     out: dict[str, Rendered] = {}
     missing: dict[str, Identifier] = {}
+    due: list[str] = []
     for raw in raws:
-        entry = cache.get((V1, raw))
+        key = (V1, raw)
+        entry = cache.get(key)
         if entry is not None:
             out[raw] = entry
+            if cache.stale(key, entry):
+                due.append(raw)
         elif raw not in missing:
             missing[raw] = parse_identifier(raw)
-    if not missing:
-        return out
-    store = request.app[STORE]
-    known = await store.find_works(list(set(missing.values())))
+    if due:
+        cache.refresh(V1, [(V1, raw) for raw in due], lambda keys: _again(app, keys))
+    if missing:
+        out |= await _render(app, missing)
+    return out
+
+
+async def _again(app: web.Application, keys: list[tuple[str, str]]) -> None:
+    """Render the kept answers of `keys` ((V1, entry)) again, together."""
+    await _render(app, {raw: parse_identifier(raw) for _, raw in keys})
+
+
+async def _render(app: web.Application, named: dict[str, Identifier]) -> dict[str, Rendered]:
+    """Read, present and keep v1's JSON of the known works `named` (entry -> identifier): one
+    `find_works` and one `states_for` for them all."""
+    store, cache, catalog = app[STORE], app[RENDERED], app[CATALOG]
+    known = await store.find_works(list(set(named.values())))
     states = await store.states_for(list({w.work_id for w in known.values()}))
-    catalog = request.app[CATALOG]
     bodies: dict[str, tuple[bytes, list[SourceState]]] = {}
-    for raw, ident in missing.items():
+    out: dict[str, Rendered] = {}
+    for raw, ident in named.items():
         work = known.get(ident)
         if work is None:
             continue

@@ -13,15 +13,17 @@ period and origin until the work's numbers change (services/api/rendered.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from urllib.parse import quote
 
 from aiohttp import web
 
 from services.api.credentials import own_origin
 from services.api.errors import BadParameter, NotFound
-from services.api.lookup import find
+from services.api.lookup import find_in
 from services.api.params import choice_param
 from services.api.present import present_history, present_work
+from services.api.rendered import Rendered
 from services.api.state import CATALOG, CLOCK, RENDERED, STORE
 from services.api.v5_events import v5_event
 from services.core.history import PERIODS, Period
@@ -54,28 +56,45 @@ def _problem(title: str, why: str, status: int) -> web.Response:
 
 async def work_page(request: web.Request) -> web.Response:
     """The page (see the module's docstring)."""
-    cache = request.app[RENDERED]
+    app = request.app
+    cache = app[RENDERED]
     try:
         chosen = choice_param(request, "period", PERIODS) or "month"
-        key = (PAGE, request.match_info["id"], chosen, own_origin(request))
+        raw, origin = request.match_info["id"], own_origin(request)
+        key = (PAGE, raw, chosen, origin)
         if (kept := cache.get(key)) is not None:  # services/api/rendered.py
+            if cache.stale(key, kept):
+                cache.refresh(PAGE, [key], lambda keys: _again(app, keys))
             return kept.response(request)
-        work = await find(request, request.match_info["id"])
+        shown = await _render(app, raw, chosen, origin)
     except InvalidIdentifier as exc:
         return _problem("Not a work identifier", str(exc), 400)
     except BadParameter as exc:
         return _problem("Wrong parameter", str(exc), 400)
     except NotFound as exc:
         return _problem("Unknown work", f"{exc}.", 404)
+    return shown.response(request)
+
+
+async def _again(app: web.Application, keys: list[tuple[str, str, str, str]]) -> None:
+    """Render the kept pages of `keys` ((PAGE, id, period, origin)) again, one by one."""
+    for _, raw, chosen, origin in keys:
+        with contextlib.suppress(NotFound):  # no longer registered: its page expires
+            await _render(app, raw, chosen, origin)
+
+
+async def _render(app: web.Application, raw: str, chosen: str, origin: str) -> Rendered:
+    """The page of the work `raw` names by period `chosen`, as served at `origin`, kept."""
+    work = await find_in(app[STORE], raw)
     period: Period = PERIODS[PERIODS.index(chosen)]
-    store, catalog = request.app[STORE], request.app[CATALOG]
+    store, catalog = app[STORE], app[CATALOG]
     states = (await store.states_for([work.work_id]))[work.work_id]
     shown = present_work(catalog, work, states)
     names = [source["name"] for source in shown["sources"]]
     points, events_of = await asyncio.gather(  # both at once; every source's events in one read
         store.history_of(work.work_id, names), store.events_by_source(work.work_id, names)
     )
-    today = request.app[CLOCK]().date()
+    today = app[CLOCK]().date()
     histories = {h["source"]: h for h in present_history(catalog, points, states, period, today)}
     path = work_path(work.work_id)
     api = f"/api/v1/works/{quote(work.work_id, safe='/:')}"
@@ -109,11 +128,12 @@ async def work_page(request: web.Request) -> web.Response:
 <div id="charts">{"".join(sections) or "<p>No history yet.</p>"}</div>
 </section>
 <section aria-labelledby="h-badge"><h2 id="h-badge">Badge</h2>
-{badge_snippet(own_origin(request), work.work_id)}
+{badge_snippet(origin, work.work_id)}
 </section>
 <script src="{SCRIPT}" defer></script>"""
     alternate = Alternate(api, "This work as JSON")
     shown_page = page(title, body, alternate=alternate, headers={"Content-Security-Policy": CSP})
     assert isinstance(shown_page.body, bytes)
     headers = {k: v for k, v in shown_page.headers.items() if k != "Content-Length"}
-    return cache.put(key, work.work_id, shown_page.body, states, headers).response(request)
+    key = (PAGE, raw, chosen, origin)
+    return app[RENDERED].put(key, work.work_id, shown_page.body, states, headers)

@@ -131,6 +131,95 @@ def test_a_ttl_of_zero_keeps_nothing() -> None:
     assert cache.get("k") is None and not cache.enabled
 
 
+class Held:
+    """A background render that waits for `go`, counting its runs; it puts `body` under `key`
+    or fails."""
+
+    def __init__(self, cache: RenderedCache, key: str, body: bytes, fail: bool = False) -> None:
+        self.cache, self.key, self.body, self.fail = cache, key, body, fail
+        self.go = asyncio.Event()
+        self.runs = 0
+
+    async def __call__(self, keys: list[str]) -> None:
+        assert keys == [self.key]
+        self.runs += 1
+        await self.go.wait()
+        if self.fail:
+            raise RuntimeError("store away")
+        self.cache.put(self.key, "w", self.body, [])
+
+
+async def _settled(cache: RenderedCache) -> None:
+    await asyncio.gather(*list(cache._drains.values()))
+
+
+async def test_an_answer_read_late_in_its_ttl_is_rendered_again_once_meanwhile_served() -> None:
+    clock = Ticks()
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000, clock=clock))
+    cache.put("k", "w", b"old", [])
+    clock.now = 30 * rendered_module.REFRESH_AT - 0.1
+    entry = cache.get("k")
+    assert entry is not None and not cache.stale("k", entry)
+    clock.now = 30 * rendered_module.REFRESH_AT
+    render = Held(cache, "k", b"new")
+    for _ in range(3):  # read three times while its render runs: one render
+        entry = cache.get("k")
+        assert entry is not None and entry.body == b"old"
+        if cache.stale("k", entry):
+            cache.refresh("kind", ["k"], render)
+    await asyncio.sleep(0)
+    render.go.set()
+    await _settled(cache)
+    assert render.runs == 1
+    clock.now = 31  # past the first answer's ttl, within the new one's
+    entry = cache.get("k")
+    assert entry is not None and entry.body == b"new" and not cache.stale("k", entry)
+
+
+async def test_answers_due_are_rendered_again_together_in_batches_per_kind() -> None:
+    cache = following(RenderedCache(ttl=30, max_bytes=10**7))
+    calls: list[tuple[str, list[Any]]] = []
+
+    def render(kind: str) -> Any:
+        async def run(keys: list[Any]) -> None:
+            calls.append((kind, keys))
+
+        return run
+
+    cache.refresh("v1", range(150), render("v1"))
+    cache.refresh("v1", range(100, 250), render("v1"))  # 100-149 queued already
+    cache.refresh("page", ["p7"], render("page"))
+    await _settled(cache)
+    assert sorted(len(k) for kind, k in calls if kind == "v1") == [50, 100, 100]
+    assert sorted(n for kind, k in calls if kind == "v1" for n in k) == list(range(250))
+    assert ("page", ["p7"]) in calls and not cache._refreshing
+
+
+async def test_a_failed_background_render_leaves_the_answer_to_expire() -> None:
+    clock = Ticks()
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000, clock=clock))
+    cache.put("k", "w", b"old", [])
+    clock.now = 25
+    failing = Held(cache, "k", b"new", fail=True)
+    failing.go.set()
+    cache.refresh("kind", ["k"], failing)
+    await _settled(cache)
+    entry = cache.get("k")
+    assert entry is not None and entry.body == b"old" and cache.stale("k", entry)  # again
+    clock.now = 30
+    assert cache.get("k") is None
+
+
+async def test_nothing_is_rendered_again_while_the_changes_are_not_followed() -> None:
+    clock = Ticks()
+    cache = following(RenderedCache(ttl=30, max_bytes=10_000, clock=clock))
+    cache.put("k", "w", b"old", [])
+    clock.now = 25
+    entry = cache.get("k")
+    cache.live = False
+    assert entry is not None and not cache.stale("k", entry)
+
+
 # through the API
 
 
@@ -339,4 +428,31 @@ def test_the_settings_size_the_cache(tmp_path: Path) -> None:
     assert (context.work_cache_seconds, context.work_cache_bytes) == (0, 8 * 1024 * 1024)
     assert not init_app(context)[RENDERED].enabled
     default = api_context(Settings.from_env({"ALM_DATA_DIR": str(tmp_path)}), bus=MemoryBus())
-    assert (default.work_cache_seconds, default.work_cache_bytes) == (30, 64 * 1024 * 1024)
+    assert (default.work_cache_seconds, default.work_cache_bytes) == (300, 64 * 1024 * 1024)
+
+
+async def test_answers_read_late_are_rendered_again_without_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What no change event says (here numbers stored without one) reaches a work read often
+    before its answers' ttl: the one work, a batch and the page are served as kept and
+    rendered again behind the read."""
+    monkeypatch.setattr(rendered_module, "REFRESH_AT", 0.0)  # every read is late
+    async with api(tmp_path) as a:
+        await _seeded(a)
+        cache = a.client.server.app[RENDERED]
+        batch = f"/api/v1/works?ids=doi:{DOI}"  # kept apart from the one work's answer
+        assert (await a.client.get(batch)).status == 200
+        assert ">10<" in await (await a.client.get(f"/works/{DOI}")).text()
+        await _settled(cache)
+        await _write(a.store, 18, AT + timedelta(hours=1))  # no change published
+        assert await _citations(a) == 10  # kept, and rendered again behind it
+        kept = await (await a.client.get(batch)).json()
+        assert kept["data"][0]["sources"][0]["metrics"]["citations"] == 10
+        assert ">10<" in await (await a.client.get(f"/works/{DOI}")).text()
+        await _settled(cache)
+        assert await _citations(a) == 18
+        again = await (await a.client.get(batch)).json()
+        assert again["data"][0]["sources"][0]["metrics"]["citations"] == 18
+        assert ">18<" in await (await a.client.get(f"/works/{DOI}")).text()
+        assert len(cache) == 3
