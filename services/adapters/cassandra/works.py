@@ -181,9 +181,14 @@ class CassandraWorks:
         for i in fresh:
             out[i] = Registration(works[i], created=True)
 
+        named = Counter(i for w in works for i in w.identifiers())
+
         async def chain(indexes: list[int]) -> None:
-            for i in indexes:  # the same work twice in one call: in order, like SQLite
-                out[i] = await self._register_one(cql, works[i])
+            for n, i in enumerate(indexes):  # the same work twice in one call: in order
+                idents = works[i].identifiers()
+                alone = n == 0 and all(named[ident] == 1 for ident in idents)
+                read = {ident: owner[ident] for ident in idents if ident in owner}
+                out[i] = await self._register_one(cql, works[i], read if alone else None)
 
         await bounded([chain(ix) for ix in by_id.values()], CONCURRENT)
         done = [r for r in out if r is not None]
@@ -265,10 +270,16 @@ class CassandraWorks:
                     handoff.positions[(work.work_id, source)] = None
         await self._due.write_rounds([], {}, plan, handoff, only_missing=True)
 
-    async def _register_one(self, cql: CqlSession, work: Work) -> Registration:
+    async def _register_one(
+        self, cql: CqlSession, work: Work, owners: Mapping[Identifier, str] | None = None
+    ) -> Registration:
+        """Register one work with claims; `owners`: its identifiers' works as `_owners` read
+        them (good for the first of a chain no other work of the call names), else read here."""
         idents = work.identifiers()
-        mapped = await cql.run_many(("id_get", (i.type.value, i.value)) for i in idents)
-        existing_id = next((rows[0].work_id for rows in mapped if rows), None)
+        if owners is None:
+            mapped = await cql.run_many(("id_get", (i.type.value, i.value)) for i in idents)
+            owners = {i: rows[0].work_id for i, rows in zip(idents, mapped, strict=True) if rows}
+        existing_id = next((owners[i] for i in idents if i in owners), None)
         if existing_id is None:
             primary = idents[0] if idents else None
             if primary is None:
@@ -302,8 +313,7 @@ class CassandraWorks:
                 [("work_update", [*_work_values(merged), merged.work_id]), *terms_calls([merged])]
             )
             await self._move_by_date(cql, {existing_id: existing.issued} if rows else {}, [merged])
-        known = {i for i, rows in zip(idents, mapped, strict=True) if rows}
-        await self._claim_ids(cql, merged, skip=known)
+        await self._claim_ids(cql, merged, skip=set(owners))
         return Registration(merged, created=False)
 
     async def _claim_ids(self, cql: CqlSession, work: Work, skip: set[Identifier]) -> None:
