@@ -35,6 +35,7 @@ from services.registration import Scheduling, register
 from services.settings import FIXTURES, Settings
 from services.shutdown import close_all
 from services.stub import server as stub_server
+from services.telemetry import memory
 
 Registry = Callable[[Store, Bus, Scheduling], Awaitable[int]]
 
@@ -182,6 +183,7 @@ async def stub_upstream(
 
 async def service(name: str, settings: Settings, source: str | None) -> int:
     """Run one service of the distributed mode until SIGTERM."""
+    memory.give_back(name)  # RSS bounded by what the service holds (services/telemetry/memory.py)
     if name == "api":
         runner = await serve_api(settings, None, None)
         print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)

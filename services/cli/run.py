@@ -32,6 +32,7 @@ from services.notifier.main import sender_for
 from services.notifier.service import Notifier
 from services.settings import Settings
 from services.stub.offline import serve_offline
+from services.telemetry import memory
 
 
 @contextlib.contextmanager
@@ -83,6 +84,8 @@ async def run(settings: Settings, works_file: Path, offline: bool, once: bool) -
             "`alm run` is the embedded mode, over the in-process bus: unset ALM_BUS "
             "(the distributed mode runs `alm scheduler`, `alm fetcher`, ... as processes)"
         )
+    if not once:  # a process that keeps running: its RSS bounded by what it holds
+        memory.give_back("run")
     with _only_run(settings):
         return await _run(settings, works_file, offline, once, stop)
 

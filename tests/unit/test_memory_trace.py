@@ -1,7 +1,9 @@
-"""ALM_TRACE_MEMORY: the allocation growth a service logs names the line that grew."""
+"""ALM_TRACE_MEMORY: the allocation growth a service logs names the line that grew; and freed
+memory handed back to the kernel (malloc_trim) every ALM_MALLOC_TRIM_SECONDS."""
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 
 import pytest
@@ -31,3 +33,58 @@ def test_interval_reads_seconds_and_refuses_the_rest(
 ) -> None:
     monkeypatch.setenv("ALM_TRACE_MEMORY", raw)
     assert memory.interval() == want
+
+
+# -- giving freed memory back
+
+
+class FakeLibc:
+    def __init__(self) -> None:
+        self.trims: list[int] = []
+        self.options: list[tuple[int, int]] = []
+
+    def malloc_trim(self, pad: int) -> int:
+        self.trims.append(pad)
+        return 1
+
+    def mallopt(self, option: int, value: int) -> int:
+        self.options.append((option, value))
+        return 1
+
+
+def test_freed_memory_is_given_back_every_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = FakeLibc()
+    monkeypatch.setattr(memory, "_glibc", lambda: libc)
+    monkeypatch.setenv("ALM_MALLOC_TRIM_SECONDS", "0.01")
+    stop = memory.give_back("test")
+    assert stop is not None
+    deadline = time.monotonic() + 5
+    while len(libc.trims) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    assert libc.trims[:3] == [0, 0, 0]
+    assert libc.options == [(memory.M_ARENA_MAX, memory.ARENAS)]
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("", 30.0), ("0", 0.0), ("5", 5.0), ("soon", 30.0)])
+def test_the_trim_interval_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, seconds: float
+) -> None:
+    monkeypatch.setenv("ALM_MALLOC_TRIM_SECONDS", raw)
+    assert memory.trim_seconds() == seconds
+
+
+def test_trimming_off_or_without_glibc_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = FakeLibc()
+    monkeypatch.setattr(memory, "_glibc", lambda: libc)
+    monkeypatch.setenv("ALM_MALLOC_TRIM_SECONDS", "0")
+    assert memory.give_back("test") is None and not libc.options
+    monkeypatch.setenv("ALM_MALLOC_TRIM_SECONDS", "1")
+    monkeypatch.setattr(memory, "_glibc", lambda: None)
+    assert memory.give_back("test") is None
+
+
+def test_this_machines_glibc_is_found_and_trims() -> None:
+    libc = memory._glibc()
+    assert libc is not None  # Linux with glibc, as the images and CI are
+    assert libc.malloc_trim(0) in (0, 1)
