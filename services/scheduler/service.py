@@ -1,9 +1,11 @@
 """The scheduler: turns the due-index into refresh requests, paced per source, and keeps the
 index up to date from retries and dead letters. Registration writes a work's first entries
-itself (services/registration.py); the scheduler's `alm.works` consumer and its periodic
-reconcile only add entries a work lacks, so no work depends on an event being read to be
-refreshed, and a gap (data from before that rule, a crash halfway through a Cassandra
-registration, a source enabled later, an identifier learned later) is closed by the next pass.
+itself, or (in bulk) an intake row the scheduler's tick takes in (services/registration.py),
+in the same write as the work; so no work depends on an `alm.works` event being read to be
+refreshed: the scheduler reads that topic only to dead-letter what is unreadable on it (a
+million works imported would otherwise have their entries looked up a second time), and its
+periodic reconcile adds the entries a work lacks, closing any gap (data from before that
+rule, a crash halfway through a Cassandra registration, a source enabled later) in a pass.
 """
 
 from __future__ import annotations
@@ -223,8 +225,8 @@ class Scheduler:
             raise leasing
 
     async def step(self, timeout: float) -> int:
-        """Consume one batch of works, retries and dead letters into the due-index (the
-        announced works' missing entries in one write). An event that can never be applied is
+        """Consume one batch of works (checked only: registration scheduled them), retries
+        and dead letters into the due-index. An event that can never be applied is
         dead-lettered (or, read from the dead-letter topic, counted); any other failure leaves
         the batch uncommitted and the consumer back at the committed offsets, so the next step
         redoes it."""
@@ -232,22 +234,17 @@ class Scheduler:
         if not messages:
             return 0
         try:
-            announced: list[Work] = []
             dead: list[tuple[str, dict[str, Any]]] = []
             for message in messages:
                 try:
                     if message.topic == TOPIC_WORKS:
-                        event = check("work", message.value)
-                        if event["event"] == "registered":
-                            announced.append(Work.from_dict(event["work"]))
+                        Work.from_dict(check("work", message.value)["work"])
                     else:
                         await self._apply(message)
                 except Exception as exc:
                     if not (permanent(exc) or isinstance(exc, UNREADABLE)):
                         raise
                     self._refuse(message, exc, dead)
-            if announced:
-                await self.schedule_new(announced, self.clock())
             if dead:
                 await self.bus.publish(TOPIC_DEADLETTER, dead)
         except Exception:
@@ -301,11 +298,6 @@ class Scheduler:
             reason=failed.reason,
             next_due=when.isoformat(),
         )
-
-    async def schedule_new(self, works: Sequence[Work], now: datetime) -> None:
-        """Give announced works the entries they lack (registration normally wrote them; an
-        entry a work has, or a lease, is kept: reading an event again changes nothing)."""
-        await self.store.add_missing_due(self.scheduling.per_source(works, now))
 
     async def reconcile(self) -> ReconcileStep:
         """One page of a reconcile pass: the next `reconcile_page` works in id order each get

@@ -108,6 +108,24 @@ async def test_reading_a_work_event_again_never_reschedules_it(tmp_path: Path) -
         assert _due_rows(tmp_path / "alm.sqlite") == before
 
 
+async def test_an_announced_work_is_scheduled_by_its_registration_not_by_the_event(
+    tmp_path: Path,
+) -> None:
+    """The scheduler reads `alm.works` without writing entries: registration wrote them (or
+    an intake row) with the work; an event alone (no work stored) schedules nothing, and the
+    reconcile pass is what closes a gap."""
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref",)) as kit:
+        ghost = "10.5555/announced.only"
+        await kit.bus.publish(
+            TOPIC_WORKS, [(ghost, work_event(Work(ghost, doi=ghost), "registered", kit.clock()))]
+        )
+        await kit.pipeline.scheduler.step(0)
+        assert kit.bus.pending(TOPIC_WORKS, kit.pipeline.scheduler.GROUP) == 0  # read
+        assert _due_rows(tmp_path / "alm.sqlite") == {}
+        await kit.register(DOIS[:1])
+        assert {w for _, w in _due_rows(tmp_path / "alm.sqlite")} == {DOIS[0]}
+
+
 async def test_emission_waits_for_the_source_to_take_its_queue(tmp_path: Path) -> None:
     """With the in-process bus, a tick hands a source no more than its queue allows (here
     128 requests for a one-work-a-call source); the rest stays due, not leased."""
