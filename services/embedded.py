@@ -183,15 +183,33 @@ async def keep_stepping(
             return
 
 
-async def keep_ticking(scheduler: Scheduler, stop: asyncio.Event, every: float) -> None:
-    """Run the scheduler's due-index scan every `every` seconds until `stop`."""
+async def keep_ticking(
+    scheduler: Scheduler, stop: asyncio.Event, every: float, intake: bool = True
+) -> None:
+    """Run the scheduler's due-index scan every `every` seconds until `stop` (each tick taking
+    in a share of the intake first, unless `intake` is False: keep_taking_in runs beside)."""
     while not stop.is_set():
         try:
-            await scheduler.tick()
+            await scheduler.tick(intake)
         except Exception:
             STEP_FAILURES.labels("scheduler-tick").inc()
             log.exception("scheduler_tick_failed_retrying")
         await _pause(stop, every)
+
+
+async def keep_taking_in(scheduler: Scheduler, stop: asyncio.Event, every: float) -> None:
+    """Take the intake's works in (their entries written) share after share while there are
+    any, beside the ticks (a million works imported are scheduled at the store's pace, and
+    emission is never held up by them); when the intake is empty, look again every `every`
+    seconds. A failed take is retried then: its works stay in the intake."""
+    while not stop.is_set():
+        taken = 0
+        try:
+            taken = await scheduler.intake()
+        except Exception:
+            STEP_FAILURES.labels("scheduler-intake").inc()
+            log.exception("scheduler_intake_failed_retrying")
+        await _pause(stop, 0 if taken else every)
 
 
 async def keep_reconciling(
@@ -273,7 +291,8 @@ async def run_services(
     before = _counters(p)
     drain, reconciled = asyncio.Event(), asyncio.Event()
     producers = [
-        asyncio.create_task(keep_ticking(p.scheduler, stop, pacing.tick_seconds)),
+        asyncio.create_task(keep_ticking(p.scheduler, stop, pacing.tick_seconds, intake=False)),
+        asyncio.create_task(keep_taking_in(p.scheduler, stop, pacing.tick_seconds)),
         asyncio.create_task(
             keep_reconciling(p.scheduler, stop, pacing.reconcile_seconds, passed=reconciled)
         ),

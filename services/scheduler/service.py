@@ -53,8 +53,9 @@ class SchedulerSettings:
     or two ticks' worth of calls at the source's rate limit if that is more)."""
 
     per_source_per_tick: int = 5000
-    # works taken from the intake (bulk registrations) a tick: a tick of ~6 s on a busy 2-core
-    # box, so emission is never held up for long (50,000 held it ~60 s in bench/scale.py)
+    # works taken from the intake (bulk registrations) at a time: a few seconds on a busy 2-core
+    # box, so a tick taking them in holds emission up for no longer (50,000 held it ~60 s in
+    # bench/scale.py); the long-running services take them in a loop of their own
     intake_per_tick: int = 5_000
     lease: timedelta = timedelta(hours=1)
     tick_seconds: float = 5.0
@@ -155,10 +156,12 @@ class Scheduler:
             log.info("intake_scheduled", works=taken)
         return taken
 
-    async def tick(self) -> int:
-        """Take in the intake's works (their entries written), then emit refresh requests for
-        every due (work, source) and lease them; returns how many requests."""
-        await self.intake()
+    async def tick(self, intake: bool = True) -> int:
+        """Take in the intake's works (their entries written) unless a loop of its own does
+        (`intake` False: services/embedded.py's keep_taking_in), then emit refresh requests
+        for every due (work, source) and lease them; returns how many requests."""
+        if intake:
+            await self.intake()
         now = self.clock()
         total = 0
         statuses = await self.store.source_statuses()
