@@ -35,6 +35,10 @@ from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
 
 CHUNK = 5000  # works per store write (one SQLite transaction; bounded memory for big imports)
+# Works per store write in bulk (intake rows, a few per work): a SQLite commit writes every page
+# the chunk touched, and new works land all over the identifier indexes, so 5,000 works a
+# commit rewrote most of them each time (half the time of a 300,000-work import).
+BULK_CHUNK = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +103,20 @@ class RegisterResult:
 
 def work_event(work: Work, event: str, at: datetime) -> dict[str, object]:
     """The `alm.works` event for `work`."""
-    return dict(
-        check(
-            "work",
-            {
-                "schema_version": SCHEMA_VERSION,
-                "work_id": work.work_id,
-                "event": event,
-                "at": to_iso(at),
-                "work": work.to_dict(),
-            },
-        )
-    )
+    return _event(work, event, to_iso(at))
+
+
+def _event(work: Work, event: str, at: str) -> dict[str, object]:
+    """`work_event` with its time already written (one `to_iso` for a whole call's works)."""
+    body = {
+        "schema_version": SCHEMA_VERSION,
+        "work_id": work.work_id,
+        "event": event,
+        "at": at,
+        "work": work.to_dict(),
+    }
+    check("work", body)
+    return body
 
 
 async def register(
@@ -135,12 +141,13 @@ def _checked(
     either refused up front or registered and announced."""
     results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
     valid: list[tuple[int, Work, dict[str, object]]] = []
+    at = to_iso(now)
     for index, (raw, ident, _) in enumerate(parsed):
         if ident is None:
             continue
         work = Work.from_identifier(ident)
         try:
-            event = work_event(work, "registered", now)
+            event = _event(work, "registered", at)
         except SchemaViolation as exc:
             results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
             continue
@@ -158,10 +165,10 @@ async def register_parsed(
 ) -> list[RegisterResult]:
     """`register` of inputs already parsed: (input, identifier, None) or (input, None, error).
 
-    Validated whole first (`_checked`), then written `CHUNK` works at a time, each chunk with
-    its due entries (or, with `intake`, its intake rows: see `WorkStore.register`) in one store
-    write, then announced: a crash leaves whole chunks registered and scheduled (or queued for
-    the scheduler), the rest unregistered.
+    Validated whole first (`_checked`), then written `CHUNK` works at a time (`BULK_CHUNK` with
+    `intake`), each chunk with its due entries (or, with `intake`, its intake rows: see
+    `WorkStore.register`) in one store write, then announced: a crash leaves whole chunks
+    registered and scheduled (or queued for the scheduler), the rest unregistered.
     """
     results, valid = _checked(parsed, now)
     inputs = [raw for raw, _, _ in parsed]
@@ -183,9 +190,10 @@ async def register_works(
     replaces it)."""
     results = [RegisterResult(raw) for raw, _ in inputs]
     valid: list[tuple[int, Work, dict[str, object]]] = []
+    at = to_iso(now)
     for index, (raw, work) in enumerate(inputs):
         try:
-            event = work_event(work, "registered", now)
+            event = _event(work, "registered", at)
         except SchemaViolation as exc:
             results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
             continue
@@ -204,12 +212,14 @@ async def _write(
     scheduling: Scheduling,
     intake: bool,
 ) -> list[RegisterResult]:
-    """Write the checked works `CHUNK` at a time, each chunk with its due entries (or intake
-    rows) in one store write, then announce the new ones; `results` (by input) filled in. A
-    work registered as it was given keeps the event it was checked with."""
+    """Write the checked works `CHUNK` at a time (`BULK_CHUNK` with `intake`), each chunk with
+    its due entries (or intake rows) in one store write, then announce the new ones; `results`
+    (by input) filled in. A work registered as it was given keeps the event it was checked
+    with."""
     schedule = partial(scheduling.first_due, now=now)
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start : start + CHUNK]
+    size = BULK_CHUNK if intake else CHUNK
+    for start in range(0, len(valid), size):
+        chunk = valid[start : start + size]
         registrations = await store.register([w for _, w, _ in chunk], schedule, intake=intake)
         events = []
         seen: set[str] = set()

@@ -22,8 +22,10 @@ from services.cli.progress import Progress
 from services.core.imports import NotText, decode_text, read_lines, validate
 from services.core.ports import Bus, Store
 from services.core.text import bounded
-from services.registration import CHUNK, RegisterResult, Scheduling, register_parsed
+from services.registration import BULK_CHUNK, RegisterResult, Scheduling, register_parsed
 from services.settings import Settings
+
+CHUNK = BULK_CHUNK  # identifiers of a file registered in one store write
 
 
 class UsageError(Exception):
@@ -81,9 +83,9 @@ def print_registration(results: list[RegisterResult], bad_lines: list[str]) -> N
 async def register_file(
     path: Path, store: Store, bus: Bus, scheduling: Scheduling, stop: asyncio.Event
 ) -> tuple[list[RegisterResult], list[str]]:
-    """Register the file's identifiers `CHUNK` at a time, each chunk with its intake rows in
-    one write (the scheduler writes their due entries); a stop request ends it between chunks
-    (what was registered is in the intake)."""
+    """Register the file's identifiers `CHUNK` (`BULK_CHUNK`) at a time, each chunk with its
+    intake rows in one write (the scheduler writes their due entries); a stop request ends it
+    between chunks (what was registered is in the intake)."""
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
