@@ -249,8 +249,11 @@ def _merge_registrations(
     out: list[Registration] = []
     claims: list[tuple[str, str, str]] = []
     for work, ks in zip(works, keys, strict=True):
-        existing_id = next((owner[k] for k in ks if k in owner), None) if owner else None
-        existing = known.get(existing_id) if existing_id else None
+        existing = None
+        for key in ks:
+            if key in owner:
+                existing = known.get(owner[key])
+                break
         merged = existing.merged(work) if existing else work
         work_id = merged.work_id
         known[work_id] = merged
