@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from services.adapters.sqlite.bulk import insert_rows
 from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import add_missing_due_rows
 from services.adapters.sqlite.search_index import index_works
@@ -33,19 +34,21 @@ class SqliteWorks(SqliteFile):
 
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, changed, claims = _merge_registrations(conn, works)
-            conn.executemany(
-                f"INSERT INTO works ({WORK_COLUMNS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(work_id) DO UPDATE SET"
+            insert_rows(
+                conn,
+                f"INSERT INTO works ({WORK_COLUMNS}, registered_at)",
+                11,
+                [(*_work_row(w), now) for w in changed],
+                "ON CONFLICT(work_id) DO UPDATE SET"
                 " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
                 " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
                 " canonical_url=excluded.canonical_url, work_type=excluded.work_type,"
                 " publisher_id=excluded.publisher_id",
-                [(*_work_row(w), now) for w in changed],
             )
-            conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
+            insert_rows(conn, "INSERT OR IGNORE INTO work_ids", 3, claims)
             index_works(conn, changed)
             if intake:
-                conn.executemany("INSERT INTO intake (work_id) VALUES (?)", [(w,) for w in final])
+                insert_rows(conn, "INSERT INTO intake (work_id)", 1, [(w,) for w in final])
             elif schedule is not None:
                 add_missing_due_rows(conn, _plan(final.values(), schedule))
             return out
