@@ -37,9 +37,11 @@ from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
 
 CHUNK = 5000  # works per store write (one SQLite transaction; bounded memory for big imports)
-# Works per store write in bulk (intake rows, a few per work): a SQLite commit writes every page
-# the chunk touched, and new works land all over the identifier indexes, so 5,000 works a
-# commit rewrote most of them each time (half the time of a 300,000-work import).
+# Works per store write in bulk (intake rows, a few per work) into a store whose `bulk_writes`
+# says so (SQLite: a commit writes every page the chunk touched, and new works land all over
+# the identifier indexes, so 5,000 works a commit rewrote most of them each time, half the
+# time of a 300,000-work import). Not Cassandra: its intake chunk is taken whole by a
+# scheduler tick, which takes about 5,000 works a tick.
 BULK_CHUNK = 50_000
 
 
@@ -178,8 +180,8 @@ async def register_parsed(
 ) -> list[RegisterResult]:
     """`register` of inputs already parsed: (input, identifier, None) or (input, None, error).
 
-    Written `CHUNK` inputs at a time (`BULK_CHUNK` with `intake`), each chunk checked, then
-    written with its due entries (or, with `intake`, its intake rows: see
+    Written `CHUNK` inputs at a time (`BULK_CHUNK` in bulk into SQLite: `_chunk`), each chunk
+    checked, then written with its due entries (or, with `intake`, its intake rows: see
     `WorkStore.register`) in one store write, then announced: a crash leaves whole chunks
     registered and scheduled (or queued for the scheduler), the rest unregistered (`_write`).
     `progress` is told the inputs of each chunk once it is announced; `stop`, once set, ends
@@ -235,9 +237,9 @@ async def _write(
     progress: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> list[RegisterResult]:
-    """Check and write the inputs `CHUNK` at a time (`BULK_CHUNK` with `intake`), each
-    chunk's works with their due entries (or intake rows) in one store write, then announce
-    the new ones; `results` (by input) filled in, up to the last chunk written.
+    """Check and write the inputs `_chunk` at a time, each chunk's works with their due
+    entries (or intake rows) in one store write, then announce the new ones; `results` (by
+    input) filled in, up to the last chunk written.
 
     Pipelined on the store's thread and this one: a chunk is checked while the one before is
     written, and the one before is announced while it is written. A chunk's write starts once
@@ -246,7 +248,7 @@ async def _write(
     in the intake) but not announced, as a crash there does. A work registered as it was
     given keeps the event it was checked with."""
     schedule = partial(scheduling.first_due, now=now)
-    size = BULK_CHUNK if intake else CHUNK
+    size = _chunk(store, intake)
     upto = 0  # inputs written and announced
     flight: tuple[int, list[Checked], asyncio.Future[list[Registration]] | None] | None = None
     try:
@@ -276,6 +278,11 @@ async def _write(
                 await flight[2]  # the write in flight ends (committed or not) before the error
         raise
     return results[:upto]
+
+
+def _chunk(store: WorkStore, intake: bool) -> int:
+    """Inputs a store write takes: `BULK_CHUNK` in bulk into a store with `bulk_writes`."""
+    return BULK_CHUNK if intake and getattr(store, "bulk_writes", False) else CHUNK
 
 
 async def _announce(

@@ -25,6 +25,8 @@ CHUNK = 40
 class Recording(FakeWorkStore):
     """The fake store, recording each write (its first work id) and failing the `fail`th."""
 
+    bulk_writes = True
+
     def __init__(self, fail: int | None = None) -> None:
         super().__init__()
         self.writes: list[str] = []

@@ -23,6 +23,8 @@ from services.core.works import Work
 class SqliteWorks(SqliteFile):
     """The works registry in the embedded store's file."""
 
+    bulk_writes = True  # registration in bulk writes BULK_CHUNK works a transaction
+
     async def register(
         self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
