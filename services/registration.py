@@ -138,6 +138,7 @@ async def register(
 
 
 Checked = tuple[int, Work, dict[str, object]]  # (input's index, work, its checked event)
+_PENDING = RegisterResult("")  # an input's result until its chunk is written
 
 
 def _checker(
@@ -187,7 +188,11 @@ async def register_parsed(
     `progress` is told the inputs of each chunk once it is announced; `stop`, once set, ends
     the call before the next chunk (the results are then those of the chunks written).
     """
-    results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
+    # A refused input's result now; the others' once their chunk is written (`_announce`).
+    results = [
+        RegisterResult(raw, error=error) if ident is None else _PENDING
+        for raw, ident, error in parsed
+    ]
     inputs = [raw for raw, _, _ in parsed]
     check = _checker(parsed, results, now)
     return await _write(inputs, results, check, store, bus, now, scheduling, intake, progress, stop)
