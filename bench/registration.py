@@ -30,16 +30,17 @@ from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_scheduling
 from services.core.identifiers import parse_identifier
 from services.core.ports import Store
-from services.registration import CHUNK, register_parsed
+from services.registration import BULK_CHUNK, CHUNK, register_parsed
 from services.settings import Settings
 
 
 async def _pass(store: Store, ids: list[str], settings: Settings, intake: bool) -> float:
     bus = MemoryBus(window=0)
     scheduling = make_scheduling(settings)
+    size = BULK_CHUNK if intake else CHUNK  # what `alm works import` gives a call
     started = time.perf_counter()
-    for i in range(0, len(ids), CHUNK):
-        parsed = [(raw, parse_identifier(raw), None) for raw in ids[i : i + CHUNK]]
+    for i in range(0, len(ids), size):
+        parsed = [(raw, parse_identifier(raw), None) for raw in ids[i : i + size]]
         await register_parsed(parsed, store, bus, datetime.now(UTC), scheduling, intake)
     return time.perf_counter() - started
 

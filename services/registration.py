@@ -14,7 +14,9 @@ this rule, or by a process that crashed halfway).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -26,7 +28,7 @@ from services.core.identifiers import (
     InvalidIdentifier,
     parse_identifier,
 )
-from services.core.ports import Bus, DueEntry, WorkStore
+from services.core.ports import Bus, DueEntry, Registration, WorkStore
 from services.core.schema_check import SchemaViolation, check
 from services.core.staleness import Policy, next_refresh
 from services.core.text import shown
@@ -35,6 +37,12 @@ from services.core.works import Work, WorkRef
 from services.fetchers.base import Source
 
 CHUNK = 5000  # works per store write (one SQLite transaction; bounded memory for big imports)
+# Works per store write in bulk (intake rows, a few per work) into a store whose `bulk_writes`
+# says so (SQLite: a commit writes every page the chunk touched, and new works land all over
+# the identifier indexes, so 5,000 works a commit rewrote most of them each time, half the
+# time of a 300,000-work import). Not Cassandra: its intake chunk is taken whole by a
+# scheduler tick, which takes about 5,000 works a tick.
+BULK_CHUNK = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +107,20 @@ class RegisterResult:
 
 def work_event(work: Work, event: str, at: datetime) -> dict[str, object]:
     """The `alm.works` event for `work`."""
-    return dict(
-        check(
-            "work",
-            {
-                "schema_version": SCHEMA_VERSION,
-                "work_id": work.work_id,
-                "event": event,
-                "at": to_iso(at),
-                "work": work.to_dict(),
-            },
-        )
-    )
+    return _event(work, event, to_iso(at))
+
+
+def _event(work: Work, event: str, at: str) -> dict[str, object]:
+    """`work_event` with its time already written (one `to_iso` for a whole call's works)."""
+    body = {
+        "schema_version": SCHEMA_VERSION,
+        "work_id": work.work_id,
+        "event": event,
+        "at": at,
+        "work": work.to_dict(),
+    }
+    check("work", body)
+    return body
 
 
 async def register(
@@ -127,25 +137,36 @@ async def register(
     return await register_parsed(parsed, store, bus, now, scheduling)
 
 
-def _checked(
-    parsed: Sequence[tuple[str, Identifier | None, str | None]], now: datetime
-) -> tuple[list[RegisterResult], list[tuple[int, Work, dict[str, object]]]]:
-    """Each input's result so far (the errors) and the works to write: every work's
-    `alm.works` event is built and checked here, before anything is written, so an id is
-    either refused up front or registered and announced."""
-    results = [RegisterResult(raw, error=error) for raw, _, error in parsed]
-    valid: list[tuple[int, Work, dict[str, object]]] = []
-    for index, (raw, ident, _) in enumerate(parsed):
-        if ident is None:
-            continue
-        work = Work.from_identifier(ident)
-        try:
-            event = work_event(work, "registered", now)
-        except SchemaViolation as exc:
-            results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
-            continue
-        valid.append((index, work, event))
-    return results, valid
+Checked = tuple[int, Work, dict[str, object]]  # (input's index, work, its checked event)
+_PENDING = RegisterResult("")  # an input's result until its chunk is written
+
+
+def _checker(
+    parsed: Sequence[tuple[str, Identifier | None, str | None]],
+    results: list[RegisterResult],
+    now: datetime,
+) -> Callable[[int, int], list[Checked]]:
+    """What checks the inputs `start:end` of `parsed` (`results` by input: the errors
+    already in): each work's `alm.works` event is built and checked before its chunk is
+    written, so an id is either refused up front or registered and announced."""
+    at = to_iso(now)
+
+    def check(start: int, end: int) -> list[Checked]:
+        valid: list[Checked] = []
+        for index in range(start, end):
+            raw, ident, _ = parsed[index]
+            if ident is None:
+                continue
+            work = Work.from_identifier(ident)
+            try:
+                event = _event(work, "registered", at)
+            except SchemaViolation as exc:
+                results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
+                continue
+            valid.append((index, work, event))
+        return valid
+
+    return check
 
 
 async def register_parsed(
@@ -155,17 +176,26 @@ async def register_parsed(
     now: datetime,
     scheduling: Scheduling,
     intake: bool = False,
+    progress: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> list[RegisterResult]:
     """`register` of inputs already parsed: (input, identifier, None) or (input, None, error).
 
-    Validated whole first (`_checked`), then written `CHUNK` works at a time, each chunk with
-    its due entries (or, with `intake`, its intake rows: see `WorkStore.register`) in one store
-    write, then announced: a crash leaves whole chunks registered and scheduled (or queued for
-    the scheduler), the rest unregistered.
+    Written `CHUNK` inputs at a time (`BULK_CHUNK` in bulk into SQLite: `_chunk`), each chunk
+    checked, then written with its due entries (or, with `intake`, its intake rows: see
+    `WorkStore.register`) in one store write, then announced: a crash leaves whole chunks
+    registered and scheduled (or queued for the scheduler), the rest unregistered (`_write`).
+    `progress` is told the inputs of each chunk once it is announced; `stop`, once set, ends
+    the call before the next chunk (the results are then those of the chunks written).
     """
-    results, valid = _checked(parsed, now)
+    # A refused input's result now; the others' once their chunk is written (`_announce`).
+    results = [
+        RegisterResult(raw, error=error) if ident is None else _PENDING
+        for raw, ident, error in parsed
+    ]
     inputs = [raw for raw, _, _ in parsed]
-    return await _write(inputs, results, valid, store, bus, now, scheduling, intake)
+    check = _checker(parsed, results, now)
+    return await _write(inputs, results, check, store, bus, now, scheduling, intake, progress, stop)
 
 
 async def register_works(
@@ -182,47 +212,111 @@ async def register_works(
     known work by any of their ids (which keeps the metadata it has: `update_metadata`
     replaces it)."""
     results = [RegisterResult(raw) for raw, _ in inputs]
-    valid: list[tuple[int, Work, dict[str, object]]] = []
-    for index, (raw, work) in enumerate(inputs):
-        try:
-            event = work_event(work, "registered", now)
-        except SchemaViolation as exc:
-            results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
-            continue
-        valid.append((index, work, event))
+    at = to_iso(now)
+
+    def check(start: int, end: int) -> list[Checked]:
+        valid: list[Checked] = []
+        for index in range(start, end):
+            raw, work = inputs[index]
+            try:
+                event = _event(work, "registered", at)
+            except SchemaViolation as exc:
+                results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
+                continue
+            valid.append((index, work, event))
+        return valid
+
     raws = [raw for raw, _ in inputs]
-    return await _write(raws, results, valid, store, bus, now, scheduling, intake)
+    return await _write(raws, results, check, store, bus, now, scheduling, intake)
 
 
 async def _write(
     inputs: Sequence[str],
     results: list[RegisterResult],
-    valid: Sequence[tuple[int, Work, dict[str, object]]],
+    check: Callable[[int, int], list[Checked]],
     store: WorkStore,
     bus: Bus,
     now: datetime,
     scheduling: Scheduling,
     intake: bool,
+    progress: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> list[RegisterResult]:
-    """Write the checked works `CHUNK` at a time, each chunk with its due entries (or intake
-    rows) in one store write, then announce the new ones; `results` (by input) filled in. A
-    work registered as it was given keeps the event it was checked with."""
+    """Check and write the inputs `_chunk` at a time, each chunk's works with their due
+    entries (or intake rows) in one store write, then announce the new ones; `results` (by
+    input) filled in, up to the last chunk written.
+
+    Pipelined on the store's thread and this one: a chunk is checked while the one before is
+    written, and the one before is announced while it is written. A chunk's write starts once
+    the one before is written (a failed write stops the call: nothing after it is written);
+    a failure to announce leaves the chunk then being written registered (and scheduled, or
+    in the intake) but not announced, as a crash there does. A work registered as it was
+    given keeps the event it was checked with."""
     schedule = partial(scheduling.first_due, now=now)
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start : start + CHUNK]
-        registrations = await store.register([w for _, w, _ in chunk], schedule, intake=intake)
-        events = []
-        seen: set[str] = set()
-        for (index, work, checked), reg in zip(chunk, registrations, strict=True):
-            work_id = reg.work.work_id
-            created = reg.created and work_id not in seen
-            seen.add(work_id)
-            results[index] = RegisterResult(inputs[index], work_id, created)
-            if created:
-                event = checked if reg.work is work else work_event(reg.work, "registered", now)
-                events.append((work_id, event))
+    size = _chunk(store, intake)
+    upto = 0  # inputs written and announced
+    flight: tuple[int, list[Checked], asyncio.Future[list[Registration]] | None] | None = None
+    try:
+        for start in range(0, len(inputs), size):
+            if stop is not None and stop.is_set():
+                break
+            chunk = check(start, min(start + size, len(inputs)))
+            before = flight
+            written = await before[2] if before is not None and before[2] is not None else []
+            write = (
+                asyncio.ensure_future(
+                    store.register([w for _, w, _ in chunk], schedule, intake=intake)
+                )
+                if chunk
+                else None
+            )
+            flight = (min(start + size, len(inputs)), chunk, write)
+            if before is not None:
+                upto = await _announce(inputs, results, before, written, bus, now, progress, upto)
+        if flight is not None:
+            written = await flight[2] if flight[2] is not None else []
+            upto = await _announce(inputs, results, flight, written, bus, now, progress, upto)
+            flight = None
+    except Exception:
+        if flight is not None and flight[2] is not None and not flight[2].done():
+            with contextlib.suppress(Exception):
+                await flight[2]  # the write in flight ends (committed or not) before the error
+        raise
+    return results[:upto]
+
+
+def _chunk(store: WorkStore, intake: bool) -> int:
+    """Inputs a store write takes: `BULK_CHUNK` in bulk into a store with `bulk_writes`."""
+    return BULK_CHUNK if intake and getattr(store, "bulk_writes", False) else CHUNK
+
+
+async def _announce(
+    inputs: Sequence[str],
+    results: list[RegisterResult],
+    flight: tuple[int, list[Checked], object],
+    registrations: Sequence[Registration],
+    bus: Bus,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+    upto: int,
+) -> int:
+    """Fill in the results of a written chunk and announce its new works; the inputs done."""
+    end, chunk, _ = flight
+    events = []
+    seen: set[str] = set()
+    for (index, work, checked), reg in zip(chunk, registrations, strict=True):
+        work_id = reg.work.work_id
+        created = reg.created and work_id not in seen
+        seen.add(work_id)
+        results[index] = RegisterResult(inputs[index], work_id, created)
+        if created:
+            event = checked if reg.work is work else work_event(reg.work, "registered", now)
+            events.append((work_id, event))
+    if chunk:
         await bus.publish(TOPIC_WORKS, events)
-    return results
+    if progress is not None:
+        progress(end - upto)
+    return end
 
 
 async def update_metadata(works: Sequence[Work], store: WorkStore, bus: Bus, now: datetime) -> None:

@@ -22,7 +22,7 @@ from services.cli.progress import Progress
 from services.core.imports import NotText, decode_text, read_lines, validate
 from services.core.ports import Bus, Store
 from services.core.text import bounded
-from services.registration import CHUNK, RegisterResult, Scheduling, register_parsed
+from services.registration import RegisterResult, Scheduling, register_parsed
 from services.settings import Settings
 
 
@@ -81,9 +81,9 @@ def print_registration(results: list[RegisterResult], bad_lines: list[str]) -> N
 async def register_file(
     path: Path, store: Store, bus: Bus, scheduling: Scheduling, stop: asyncio.Event
 ) -> tuple[list[RegisterResult], list[str]]:
-    """Register the file's identifiers `CHUNK` at a time, each chunk with its intake rows in
-    one write (the scheduler writes their due entries); a stop request ends it between chunks
-    (what was registered is in the intake)."""
+    """Register the file's identifiers `BULK_CHUNK` at a time, each chunk with its intake rows
+    in one write (the scheduler writes their due entries); a stop request ends it between
+    chunks (what was registered is in the intake)."""
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
@@ -94,18 +94,14 @@ async def register_file(
         raise UsageError(f"{path.name} {exc}") from None
     lines, bad = read_lines(text, path.name)
     good, invalid = validate(lines)
-    results: list[RegisterResult] = []
+    parsed = [(line.value, ident, None) for line, ident in good]
     with Progress("registering", "works", total=len(good)) as progress:
-        for start in range(0, len(good), CHUNK):
-            if stop.is_set():
-                print(
-                    f"works: stopped after {start} of {len(good)} identifiers; "
-                    "run again for the rest"
-                )
-                break
-            chunk = [(line.value, ident, None) for line, ident in good[start : start + CHUNK]]
-            results += await register_parsed(chunk, store, bus, utc_now(), scheduling, intake=True)
-            progress.advance(len(chunk))
+        results = await register_parsed(
+            parsed, store, bus, utc_now(), scheduling, True, progress.advance, stop
+        )
+    if len(results) < len(good):
+        done = f"{len(results)} of {len(good)}"
+        print(f"works: stopped after {done} identifiers; run again for the rest")
     problems = [
         f"{path.name} line {b.line}: {bounded(b.value, 200)!r}: {b.reason}" for b in bad + invalid
     ]

@@ -216,6 +216,8 @@ def parse_identifier(raw: str, id_type: IdType | str | None = None) -> Identifie
     Without `id_type`: `pmid:`/`pmcid:` prefixes and the `PMC` prefix decide; a bare number is a
     PMID; everything else must be a DOI (plain, `doi:`, or a doi.org / dx.doi.org URL).
     """
+    if id_type is None and type(raw) is str and _PLAIN_DOI.fullmatch(raw):
+        return Identifier(IdType.DOI, raw.translate(_ASCII_LOWER))  # what the rule below gives
     text = _precheck(raw)
     kind = IdType(id_type) if id_type is not None else _guess_type(text)
     if kind is IdType.DOI:
@@ -223,6 +225,12 @@ def parse_identifier(raw: str, id_type: IdType | str | None = None) -> Identifie
     if kind is IdType.PMID:
         return Identifier(IdType.PMID, normalize_pmid(text))
     return Identifier(IdType.PMCID, normalize_pmcid(text, bare_digits=id_type is not None))
+
+
+# A DOI as it is mostly given (a file, a catalogue): no prefix, padding or percent-encoding,
+# printable ASCII only. Such a value is a DOI by every rule of `parse_identifier` (neither a
+# PMID nor a PMCID; the DOI pattern takes all of it as the body), so it only needs folding.
+_PLAIN_DOI = re.compile(rf"10\.[0-9]{{4,9}}/[!-$&-~]{{1,{MAX_DOI_SUFFIX}}}")
 
 
 def _guess_type(raw: str) -> IdType:

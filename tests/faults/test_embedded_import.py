@@ -94,7 +94,7 @@ def test_an_import_killed_half_way_leaves_whole_chunks_that_a_rerun_completes(
     """kill -9 during an import: every work already stored is in the intake (works and their
     intake rows are written together, a chunk at a time); importing the file again answers
     the stored ones `already known` and registers the rest, and the intake schedules all."""
-    dois = synthetic_works(40_000, "killed")
+    dois = synthetic_works(200_000, "killed")  # chunks of BULK_CHUNK (50,000)
     works = write_works(tmp_path / "dois.txt", dois)
     db = tmp_path / "data" / "alm.sqlite"
     sources = fetching_sources()
@@ -121,7 +121,7 @@ def test_an_import_killed_half_way_leaves_whole_chunks_that_a_rerun_completes(
 def test_sigterm_stops_an_import_between_chunks(tmp_path: Path) -> None:
     """SIGTERM during an import ends it between two chunks, saying how far it got; what it
     registered is in the intake, and importing again completes it."""
-    dois = synthetic_works(40_000, "stopped")
+    dois = synthetic_works(200_000, "stopped")
     works = write_works(tmp_path / "dois.txt", dois)
     db = tmp_path / "data" / "alm.sqlite"
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from services.core.identifiers import (
+    _PLAIN_DOI,
+    MAX_DOI_SUFFIX,
     Identifier,
     IdType,
     InvalidIdentifier,
+    _guess_type,
     normalize_doi,
     normalize_pmcid,
     normalize_pmid,
@@ -446,3 +449,23 @@ def test_event_schemas_carry_the_identifier_rule() -> None:
     for name in ("refresh_request", "observation", "metric_changed"):
         props_of: Any = _schema(name)
         assert props_of["properties"]["work_id"]["pattern"] == patterns["work_id"], name
+
+
+def test_a_plain_doi_parses_as_the_whole_rule_says() -> None:
+    """`parse_identifier`'s shortcut for a plain DOI (printable ASCII, no prefix, padding or
+    encoding) gives what the rule does (the type guessed, then `normalize_doi`), at the
+    bounds of the registrant code and of the suffix, with every printable character."""
+    printable = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+    raws = [
+        "10.1234/ABC",
+        "10.123456789/x",
+        "10.1371/" + printable,
+        "10.5555/" + "A" * MAX_DOI_SUFFIX,
+        *(f"10.5555/{printable[i : i + 7]}" for i in range(len(printable))),
+    ]
+    for raw in raws:
+        assert _PLAIN_DOI.fullmatch(raw), raw
+        assert _guess_type(raw) is IdType.DOI
+        assert parse_identifier(raw) == Identifier(IdType.DOI, normalize_doi(raw))
+    for raw in ("10.123/x", "10.5555/a b", "10.5555/a%2Fb", " 10.5555/x", "10.5555/" + "a" * 288):
+        assert not _PLAIN_DOI.fullmatch(raw), raw

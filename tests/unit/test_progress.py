@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.cli import common as commands
+from services import registration
 from services.cli.main import main
 from services.cli.progress import Progress, duration
 
@@ -72,7 +72,7 @@ def test_a_large_import_shows_progress(
     def every_step(self: Progress, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **{**kwargs, "every": 0.0})
 
-    monkeypatch.setattr(commands, "CHUNK", 500)
+    monkeypatch.setattr(registration, "BULK_CHUNK", 500)
     monkeypatch.setattr(Progress, "__init__", every_step)
     code = main(["--data-dir", str(tmp_path / "data"), "works", "import", str(path)])
     err = capsys.readouterr().err

@@ -30,7 +30,7 @@ def index_works(conn: sqlite3.Connection, works: Iterable[Work]) -> None:
     is not there costs several inserts, so only works indexed before are deleted). A work not
     indexed before with nothing to find it by (no title, publisher or publisher id: a bare
     identifier registered in bulk) gets no row until it has."""
-    rows = {w.work_id: (" ".join(sorted(terms(w))), w.publisher_id or "") for w in works}
+    rows = {w.work_id: (_terms(w), w.publisher_id or "") for w in works}
     known = _docs(conn, list(rows))
     conn.executemany("DELETE FROM works_search WHERE rowid=?", [(d,) for d in known.values()])
     new = [w for w, row in rows.items() if w not in known and row != ("", "")]
@@ -40,6 +40,11 @@ def index_works(conn: sqlite3.Connection, works: Iterable[Work]) -> None:
         "INSERT INTO works_search (rowid, terms, publisher_id) VALUES (?,?,?)",
         [(d, *rows[w]) for w, d in docs.items()],
     )
+
+
+def _terms(work: Work) -> str:
+    """The search row's words of `work` (none without a title or a publisher name)."""
+    return " ".join(sorted(terms(work))) if work.title or work.publisher else ""
 
 
 def _docs(conn: sqlite3.Connection, work_ids: list[str]) -> dict[str, int]:

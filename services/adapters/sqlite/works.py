@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from services.adapters.sqlite.bulk import insert_rows
 from services.adapters.sqlite.connection import SqliteFile
 from services.adapters.sqlite.due import add_missing_due_rows
 from services.adapters.sqlite.search_index import index_works
@@ -22,29 +23,34 @@ from services.core.works import Work
 class SqliteWorks(SqliteFile):
     """The works registry in the embedded store's file."""
 
+    bulk_writes = True  # registration in bulk writes BULK_CHUNK works a transaction
+
     async def register(
         self, works: Sequence[Work], schedule: Schedule | None = None, intake: bool = False
     ) -> list[Registration]:
         """Register works; one already known by any of its ids is merged, not duplicated. The
-        works, their ids and (with `schedule`) the due entries they lack, or (with `intake`)
-        their intake rows: one transaction."""
+        works (those new or changed: a known work as it is stored is not written again), their
+        ids and (with `schedule`) the due entries they lack, or (with `intake`) their intake
+        rows: one transaction."""
         now = to_iso(datetime.now(UTC))
 
         def write(conn: sqlite3.Connection) -> list[Registration]:
-            out, final, claims = _merge_registrations(conn, works)
-            conn.executemany(
-                f"INSERT INTO works ({WORK_COLUMNS}, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(work_id) DO UPDATE SET"
+            out, final, changed, claims = _merge_registrations(conn, works)
+            insert_rows(
+                conn,
+                f"INSERT INTO works ({WORK_COLUMNS}, registered_at)",
+                11,
+                [(*_work_row(w), now) for w in changed],
+                "ON CONFLICT(work_id) DO UPDATE SET"
                 " doi=excluded.doi, pmid=excluded.pmid, pmcid=excluded.pmcid,"
                 " title=excluded.title, issued=excluded.issued, publisher=excluded.publisher,"
                 " canonical_url=excluded.canonical_url, work_type=excluded.work_type,"
                 " publisher_id=excluded.publisher_id",
-                [(*_work_row(w), now) for w in final.values()],
             )
-            conn.executemany("INSERT OR IGNORE INTO work_ids VALUES (?,?,?)", claims)
-            index_works(conn, final.values())
+            insert_rows(conn, "INSERT OR IGNORE INTO work_ids", 3, claims)
+            index_works(conn, changed)
             if intake:
-                conn.executemany("INSERT INTO intake (work_id) VALUES (?)", [(w,) for w in final])
+                insert_rows(conn, "INSERT INTO intake (work_id)", 1, [(w,) for w in final])
             elif schedule is not None:
                 add_missing_due_rows(conn, _plan(final.values(), schedule))
             return out
@@ -236,34 +242,57 @@ def _plan(works: Iterable[Work], schedule: Schedule) -> dict[str, list[DueEntry]
 
 def _merge_registrations(
     conn: sqlite3.Connection, works: Sequence[Work]
-) -> tuple[list[Registration], dict[str, Work], list[tuple[str, str, str]]]:
+) -> tuple[list[Registration], dict[str, Work], list[Work], list[tuple[str, str, str]]]:
     """Each work merged into the one already known by any of its ids (in the file or earlier
-    in `works`), in order; the final state of every work touched, by id; and the id rows to
+    in `works`), in order; the final state of every work touched, by id; those of them the
+    file does not hold as they are (new or changed: the rows to write); and the id rows to
     claim. The ids are looked up in bulk; the first work to claim an id keeps it."""
-    owner = _owners(conn, {i for w in works for i in w.identifiers()})
-    known = _works_by_id(conn, set(owner.values()))
+    keys = [_keys(w) for w in works]
+    owner = _owners(conn, {k for ks in keys for k in ks})
+    stored = _works_by_id(conn, set(owner.values()))
+    known = dict(stored)
     out: list[Registration] = []
     claims: list[tuple[str, str, str]] = []
-    for work in works:
-        existing_id = next((owner[i] for i in work.identifiers() if i in owner), None)
-        existing = known.get(existing_id) if existing_id else None
+    for work, ks in zip(works, keys, strict=True):
+        existing = None
+        for key in ks:
+            if key in owner:
+                existing = known.get(owner[key])
+                break
         merged = existing.merged(work) if existing else work
-        known[merged.work_id] = merged
-        for ident in merged.identifiers():
-            if ident not in owner:
-                owner[ident] = merged.work_id
-                claims.append((ident.type.value, ident.value, merged.work_id))
+        work_id = merged.work_id
+        known[work_id] = merged
+        for key in ks if merged is work else _keys(merged):
+            if key not in owner:
+                owner[key] = work_id
+                claims.append((*key, work_id))
         out.append(Registration(merged, created=existing is None))
     final = {r.work.work_id: known[r.work.work_id] for r in out}
-    return out, final, claims
+    changed = [w for i, w in final.items() if stored.get(i) != w]
+    return out, final, changed, claims
 
 
-def _owners(conn: sqlite3.Connection, idents: set[Identifier]) -> dict[Identifier, str]:
-    """The work id each of `idents` is registered to, for those that are."""
-    out: dict[Identifier, str] = {}
+def _keys(work: Work) -> list[tuple[str, str]]:
+    """`work.identifiers()` as (id type, value) rows of `work_ids` (cheaper to make and hash)."""
+    out = []
+    if work.doi:
+        out.append((_DOI, work.doi))
+    if work.pmid:
+        out.append((_PMID, work.pmid))
+    if work.pmcid:
+        out.append((_PMCID, work.pmcid))
+    return out
+
+
+_DOI, _PMID, _PMCID = IdType.DOI.value, IdType.PMID.value, IdType.PMCID.value
+
+
+def _owners(conn: sqlite3.Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The work id each of `keys` (id type, value) is registered to, for those that are."""
+    out: dict[tuple[str, str], str] = {}
     by_type: dict[str, list[str]] = {}
-    for ident in idents:
-        by_type.setdefault(ident.type.value, []).append(ident.value)
+    for id_type, value in keys:
+        by_type.setdefault(id_type, []).append(value)
     for id_type, values in by_type.items():
         for start in range(0, len(values), _IN_CHUNK):
             part = values[start : start + _IN_CHUNK]
@@ -272,7 +301,7 @@ def _owners(conn: sqlite3.Connection, idents: set[Identifier]) -> dict[Identifie
                 f" ({','.join('?' * len(part))})",
                 (id_type, *part),
             )
-            out.update((Identifier(IdType(id_type), v), w) for v, w in rows)
+            out.update(((id_type, v), w) for v, w in rows)
     return out
 
 

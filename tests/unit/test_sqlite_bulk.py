@@ -1,0 +1,51 @@
+"""`insert_rows`: many rows in one statement, exactly as `executemany` would write them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from services.adapters.sqlite.bulk import insert_rows
+
+TEXTS = [
+    "plain",
+    "",
+    'quote " backslash \\ slash / \\u0000 as text',
+    "\n\t\r\x08\x0c\x01\x1f\x7f",
+    "é ß 中文 \u2028 \ufeff 😀 \U0010ffff",
+    "x" * 5000,
+]
+
+
+def _table() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, a TEXT, b TEXT)")
+    return conn
+
+
+def test_rows_are_written_in_order_exactly_as_executemany_writes_them() -> None:
+    rows = [(f"k{i}", text, None if i % 2 else text) for i, text in enumerate(TEXTS)]
+    bulk, each = _table(), _table()
+    insert_rows(bulk, "INSERT INTO t (k, a, b)", 3, rows)
+    each.executemany("INSERT INTO t (k, a, b) VALUES (?, ?, ?)", rows)
+    read = "SELECT rowid, k, a, b, typeof(a), typeof(b) FROM t ORDER BY rowid"
+    assert bulk.execute(read).fetchall() == each.execute(read).fetchall()
+    assert [tuple(r[1:4]) for r in bulk.execute(read)] == rows
+
+
+def test_a_nul_character_is_kept_too() -> None:
+    conn = _table()
+    rows = [("k1", "before\x00after", None), ("k2", "b", "c")]
+    insert_rows(conn, "INSERT INTO t (k, a, b)", 3, rows)
+    assert conn.execute("SELECT k, a, b FROM t ORDER BY rowid").fetchall() == rows
+
+
+def test_a_conflict_clause_applies_to_every_row() -> None:
+    conn = _table()
+    insert_rows(conn, "INSERT INTO t (k, a, b)", 3, [("k", "old", "x")])
+    upsert = "ON CONFLICT(k) DO UPDATE SET a=excluded.a"
+    insert_rows(conn, "INSERT INTO t (k, a, b)", 3, [("k", "new", "y"), ("j", "j", None)], upsert)
+    insert_rows(conn, "INSERT INTO t (k, a, b)", 3, [])
+    assert conn.execute("SELECT k, a, b FROM t ORDER BY k").fetchall() == [
+        ("j", "j", None),
+        ("k", "new", "x"),
+    ]
