@@ -114,6 +114,21 @@ def test_states_older_than_a_change_heard_are_served_but_not_kept() -> None:
     assert cache.get("k2") is not None
 
 
+def test_with_a_long_ttl_a_change_heard_is_remembered_for_heard_seconds() -> None:
+    clock = Ticks()
+    cache = following(RenderedCache(ttl=300, max_bytes=10_000, clock=clock))
+    cache.changed([heard("a", "crossref", AT)])
+    old = [state("a", "crossref", AT - timedelta(days=1))]
+    clock.now = rendered_module.HEARD_SECONDS - 1
+    cache.changed([])
+    cache.put("k", "a", b"old", old)
+    assert cache.get("k") is None  # still remembered: not kept
+    clock.now = rendered_module.HEARD_SECONDS
+    cache.changed([])
+    cache.put("k", "a", b"old", old)
+    assert cache.get("k") is not None and not cache._heard  # forgotten, within its bound
+
+
 def test_what_is_remembered_of_changes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rendered_module, "MAX_HEARD", 3)
     cache = following(RenderedCache(ttl=30, max_bytes=10_000))
