@@ -142,22 +142,22 @@ _PENDING = RegisterResult("")  # an input's result until its chunk is written
 
 
 def _checker(
-    parsed: Sequence[tuple[str, Identifier | None, str | None]],
+    item: Callable[[int], tuple[str, Work | None]],
     results: list[RegisterResult],
     now: datetime,
 ) -> Callable[[int, int], list[Checked]]:
-    """What checks the inputs `start:end` of `parsed` (`results` by input: the errors
-    already in): each work's `alm.works` event is built and checked before its chunk is
-    written, so an id is either refused up front or registered and announced."""
+    """What checks the inputs `start:end` (`item(index)`: the input and its work, None for an
+    input refused already, whose result is in `results`): each work's `alm.works` event is
+    built and checked before its chunk is written, so an id is either refused up front or
+    registered and announced."""
     at = to_iso(now)
 
     def check(start: int, end: int) -> list[Checked]:
         valid: list[Checked] = []
         for index in range(start, end):
-            raw, ident, _ = parsed[index]
-            if ident is None:
+            raw, work = item(index)
+            if work is None:
                 continue
-            work = Work.from_identifier(ident)
             try:
                 event = _event(work, "registered", at)
             except SchemaViolation as exc:
@@ -167,6 +167,16 @@ def _checker(
         return valid
 
     return check
+
+
+def _parsed_work(
+    parsed: Sequence[tuple[str, Identifier | None, str | None]],
+) -> Callable[[int], tuple[str, Work | None]]:
+    def item(index: int) -> tuple[str, Work | None]:
+        raw, ident, _ = parsed[index]
+        return raw, None if ident is None else Work.from_identifier(ident)
+
+    return item
 
 
 async def register_parsed(
@@ -194,7 +204,7 @@ async def register_parsed(
         for raw, ident, error in parsed
     ]
     inputs = [raw for raw, _, _ in parsed]
-    check = _checker(parsed, results, now)
+    check = _checker(_parsed_work(parsed), results, now)
     return await _write(inputs, results, check, store, bus, now, scheduling, intake, progress, stop)
 
 
@@ -212,20 +222,7 @@ async def register_works(
     known work by any of their ids (which keeps the metadata it has: `update_metadata`
     replaces it)."""
     results = [RegisterResult(raw) for raw, _ in inputs]
-    at = to_iso(now)
-
-    def check(start: int, end: int) -> list[Checked]:
-        valid: list[Checked] = []
-        for index in range(start, end):
-            raw, work = inputs[index]
-            try:
-                event = _event(work, "registered", at)
-            except SchemaViolation as exc:
-                results[index] = RegisterResult(shown(raw, MAX_INPUT_LENGTH), error=str(exc))
-                continue
-            valid.append((index, work, event))
-        return valid
-
+    check = _checker(inputs.__getitem__, results, now)
     raws = [raw for raw, _ in inputs]
     return await _write(raws, results, check, store, bus, now, scheduling, intake)
 
