@@ -185,6 +185,17 @@ async def stub_upstream(
 async def service(name: str, settings: Settings, source: str | None) -> int:
     """Run one service of the distributed mode until SIGTERM."""
     memory.give_back(name)  # RSS bounded by what the service holds (services/telemetry/memory.py)
+    if name == "aggregator":  # traces its memory itself, inside its faust worker
+        return await _service(name, settings, source)
+    tracing = memory.start(name if source is None else f"{name}-{source}")  # ALM_TRACE_MEMORY
+    try:
+        return await _service(name, settings, source)
+    finally:
+        if tracing is not None:
+            tracing.cancel()
+
+
+async def _service(name: str, settings: Settings, source: str | None) -> int:
     if name == "api":
         runner = await serve_api(settings, None, None)
         print(f"API: http://{settings.host}:{settings.port}/api/v1/works", flush=True)
