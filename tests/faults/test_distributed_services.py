@@ -88,3 +88,41 @@ async def test_scheduler_killed_while_leasing(stack: Scenario) -> None:
     killed = stack.supervisor.kill("scheduler")
     await recovered(stack, fault_time, killed)
     assert stack.supervisor.restarts("scheduler") == 1
+
+
+async def test_scheduler_killed_while_taking_in(half_registered: Scenario) -> None:
+    """Half the works refreshed, the other half imported (`alm works import`: each stored in an
+    intake chunk, no due entry), then kill -9 of the scheduler the moment its intake loop has
+    given some of them due entries: with this test's 150 works, one chunk, whose entries are
+    written and whose row may not be dropped yet (what a take does: the entries, then the
+    row). Then restart: the restarted scheduler takes in what the intake still holds, and
+    every work is refreshed; none is left without a due entry."""
+    stack = half_registered
+    assert stack.supervisor is not None
+    rest = list(stack._rest)
+    sample = rest[:: max(1, len(rest) // 20)]
+    await mid_stream(stack)
+    fault_time = now()
+    importing = asyncio.create_task(stack.register_rest())
+
+    async def taken() -> bool:
+        for work in sample:
+            if await stack.due_of(work, SOURCES_RUN[0]) != "no due entry":
+                return True
+        return False
+
+    try:
+        for _ in range(3000):  # the intake loop takes in every tick (5 s)
+            if await taken():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("no imported work was taken in within 60 s")
+        killed = stack.supervisor.kill("scheduler")
+    finally:
+        await importing
+    held = [await stack.due_of(work, SOURCES_RUN[0]) for work in rest]
+    taken_in = sum(h != "no due entry" for h in held)
+    print(f"[{stack.name}] taken in just after the kill: {taken_in} of {len(rest)}")
+    await recovered(stack, fault_time, killed)
+    assert stack.supervisor.restarts("scheduler") == 1
