@@ -109,8 +109,8 @@ async def test_a_read_that_hangs_is_given_up_on_and_the_next_connects_afresh(
 async def test_a_failed_bootstrap_is_not_asked_again_and_a_hanging_close_is_not_waited_on(
     hanging: Brokers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bug this probe was rewritten for: a client whose bootstrap failed failed every
-    later read. Now each failure drops the clients, and the next read makes new ones."""
+    """Each failure drops the clients, closed behind the caller, and the next read makes
+    new ones: a client whose bootstrap failed is never asked again."""
     monkeypatch.setattr(backlog_module, "_CLOSE_WITHIN", 0.3)
     hanging.bootstrap_fails, hanging.close_takes = True, 10.0
     bus = KafkaBus("127.0.0.1:9", prefix="dead.")
