@@ -11,11 +11,12 @@ record packs up to 50 requests) by reading them, but only while they may hold fe
 caller's bound: a record holds one event or more, so that many records or more is already as
 full as the caller cares.
 
-A call that outlasts `timeout` (connecting included) is cancelled and raises, and so does one
-that fails: the scheduler then emits nothing in that tick (due works stay due) instead of
-waiting on a broker that does not answer. Either way both clients are dropped and closed
-behind the caller (within `_CLOSE_WITHIN` seconds), and the next call connects afresh: a
-client whose first connection failed, or whose broker restarted, is never asked again.
+A read of the offsets that outlasts `timeout` (connecting included) is cancelled and raises,
+and so does one that fails: the scheduler then emits nothing in that tick (due works stay
+due) instead of waiting on a broker that does not answer. Either way both clients are dropped
+and closed behind the caller (within `_CLOSE_WITHIN` seconds), and the next call connects
+afresh: a client whose first connection failed, or whose broker restarted, is never asked
+again.
 """
 
 from __future__ import annotations
