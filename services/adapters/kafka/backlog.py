@@ -1,34 +1,42 @@
 """How many events of some topics their consumer groups have not committed yet: the scheduler's
 backpressure on the refresh topics (services/scheduler/service.py), read from the brokers.
 
-One admin client, kept, on a thread of its own: per call, one metadata request for the topics'
-partitions, one ListOffsets each for their first and end offsets, and one OffsetFetch for
-every group. The records between a group's committed offset (the first kept one where it has
-committed nothing: the fetchers read from the earliest) and the end are counted in events (a
-refresh record packs up to 50 requests) by reading them, but only while they may hold fewer
-than the caller's bound: a record holds one event or more, so that many records or more is
-already as full as the caller cares. A call that outlasts `timeout` raises, and so does the
-next one while it still runs: the scheduler then emits nothing in that tick (due works stay
-due) instead of waiting on a broker that does not answer.
+aiokafka on the event loop, no thread: an admin client for the topics' partitions (one
+metadata request) and every group's committed offsets (a coordinator lookup and an OffsetFetch
+a group, retried while the coordinator is not ready), and a consumer of no group for the
+partitions' first and end offsets (ListOffsets). The two are kept from call to call. The
+records between a group's committed offset (the first kept one where it has committed
+nothing: the fetchers read from the earliest) and the end are counted in events (a refresh
+record packs up to 50 requests) by reading them, but only while they may hold fewer than the
+caller's bound: a record holds one event or more, so that many records or more is already as
+full as the caller cares.
+
+A read of the offsets that outlasts `timeout` (connecting included) is cancelled and raises,
+and so does one that fails: the scheduler then emits nothing in that tick (due works stay
+due) instead of waiting on a broker that does not answer. Either way both clients are dropped
+and closed behind the caller (within `_CLOSE_WITHIN` seconds), and the next call connects
+afresh: a client whose first connection failed, or whose broker restarted, is never asked
+again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from services.adapters.kafka.settings import KafkaConnection
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's importlib use
-    from kafka import KafkaAdminClient, TopicPartition
-    from kafka.admin import OffsetSpec
-
 Ranges = dict[str, dict[int, tuple[int, int]]]  # topic -> partition -> (committed, end)
+Clients = tuple[AIOKafkaAdminClient, AIOKafkaConsumer]
+
+_CLOSE_WITHIN = 5.0  # seconds a dropped client may take to close
+_RETRY_AFTER = 0.2  # seconds between lookups of a group coordinator that is not ready
 
 
 class BacklogProbe:
@@ -37,9 +45,9 @@ class BacklogProbe:
     def __init__(self, connection: KafkaConnection, timeout: float = 15.0) -> None:
         self.connection = connection
         self.timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-backlog")
-        self._admin: Any = None
-        self._running: Future[Ranges] | None = None
+        self._clients: Clients | None = None
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def waiting(
         self,
@@ -48,10 +56,12 @@ class BacklogProbe:
     ) -> dict[str, int]:
         """For each topic (plain name) -> (group, up_to): how many of its events the group has
         not committed, counted up to `up_to`; `count` counts the events of record ranges."""
-        if self._running is not None and not self._running.done():
-            raise TimeoutError("the previous backlog read of the brokers has not answered yet")
-        self._running = self._executor.submit(self._ranges, dict(queues))
-        ranges = await asyncio.wait_for(asyncio.wrap_future(self._running), self.timeout)
+        try:
+            async with asyncio.timeout(self.timeout):
+                ranges = await self._ranges(dict(queues))
+        except BaseException:
+            self._drop()  # a fresh client next time: after a failed bootstrap, a restart
+            raise
         out = {}
         for topic, (_, up_to) in queues.items():
             lag = ranges.get(topic, {})
@@ -62,58 +72,95 @@ class BacklogProbe:
                 out[topic] = min(sum((await count(topic, lag)).values()), up_to)
         return out
 
-    def _ranges(self, queues: Mapping[str, tuple[str, int]]) -> Ranges:
-        try:
-            return self._read(queues)
-        except Exception:
-            self._close_admin()  # a fresh client next time, after a broker restart
-            raise
+    async def _ranges(self, queues: Mapping[str, tuple[str, int]]) -> Ranges:
+        async with self._lock:
+            if self._clients is None:
+                self._clients = self._make()
+                admin, offsets = self._clients
+                await admin.start()
+                await offsets.start()
+            return await self._read(*self._clients, queues)
 
-    def _read(self, queues: Mapping[str, tuple[str, int]]) -> Ranges:
-        admin = self._client()
+    async def _read(
+        self,
+        admin: AIOKafkaAdminClient,
+        offsets: AIOKafkaConsumer,
+        queues: Mapping[str, tuple[str, int]],
+    ) -> Ranges:
         real = {self.connection.topic(t): t for t in queues}
+        # every topic's metadata: one named in the request would be created if missing
         tps = [
-            TopicPartition(d["name"], p["partition_index"])
-            for d in admin.describe_topics(list(real))
-            if not d.get("error_code")
+            TopicPartition(d["topic"], p["partition"])
+            for d in await admin.describe_topics()
+            if d["topic"] in real and not d["error_code"]
             for p in d["partitions"]
         ]
         if not tps:
             return {}
-        ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps})
-        firsts = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in tps})
-        specs: dict[str, list[Any]] = {}
+        ends = await offsets.end_offsets(tps)
+        firsts = await offsets.beginning_offsets(tps)
+        specs: dict[str, list[TopicPartition]] = {}
         for tp in tps:
-            group = self.connection.topic(queues[real[tp.topic]][0])
-            specs.setdefault(group, []).append(tp)
-        committed = admin.list_group_offsets(specs)
+            specs.setdefault(self.connection.topic(queues[real[tp.topic]][0]), []).append(tp)
+        committed = {group: await _group_offsets(admin, group, ps) for group, ps in specs.items()}
         out: Ranges = {}
         for tp in tps:
             group = self.connection.topic(queues[real[tp.topic]][0])
-            done = committed.get(group, {}).get(tp)
-            offset = getattr(done, "offset", -1) if done is not None else -1
-            start = max(int(firsts[tp].offset), int(offset))
-            out.setdefault(real[tp.topic], {})[tp.partition] = (start, int(ends[tp].offset))
+            done = committed[group].get(tp)
+            offset = done.offset if done is not None else -1
+            start = max(int(firsts[tp]), int(offset))
+            out.setdefault(real[tp.topic], {})[tp.partition] = (start, int(ends[tp]))
         return out
 
-    def _client(self) -> Any:
-        if self._admin is None:
-            bound = int(self.timeout * 1000 * 2 / 3)  # a call gives up before its caller does
-            self._admin = KafkaAdminClient(
-                bootstrap_servers=self.connection.bootstrap,
-                client_id=f"{self.connection.client_id}-backlog",
-                request_timeout_ms=bound,
-                bootstrap_timeout_ms=bound,
-            )
-        return self._admin
+    def _make(self) -> Clients:
+        bound = int(self.timeout * 1000 * 2 / 3)  # a request gives up before its caller does
+        name = f"{self.connection.client_id}-backlog"
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.connection.bootstrap,
+            client_id=name,
+            request_timeout_ms=bound,
+        )
+        offsets = AIOKafkaConsumer(
+            bootstrap_servers=self.connection.bootstrap,
+            client_id=name,
+            group_id=None,
+            enable_auto_commit=False,
+            request_timeout_ms=bound,
+        )
+        return admin, offsets
 
-    def _close_admin(self) -> None:
-        admin, self._admin = self._admin, None
-        if admin is not None:
-            with contextlib.suppress(Exception):
-                admin.close()
+    def _drop(self) -> None:
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            task = asyncio.get_running_loop().create_task(_close(clients))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
-    def close(self) -> None:
-        """Close the client (on its thread) and the thread."""
-        self._executor.submit(self._close_admin)
-        self._executor.shutdown(wait=False)
+    async def close(self) -> None:
+        """Close the clients (each within `_CLOSE_WITHIN` seconds)."""
+        self._drop()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+async def _group_offsets(
+    admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, Any]:
+    """`group`'s committed offsets of `partitions` (-1, or none, where it has none)."""
+    while True:
+        try:
+            found: dict[TopicPartition, Any]
+            found = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            return found
+        except KafkaError as exc:  # e.g. COORDINATOR_NOT_AVAILABLE for a group new to it
+            if not exc.retriable:
+                raise
+        await asyncio.sleep(_RETRY_AFTER)  # the caller's timeout bounds the retries
+
+
+async def _close(clients: Clients) -> None:
+    admin, offsets = clients
+    for closing in (admin.close, offsets.stop):
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_CLOSE_WITHIN):
+                await closing()

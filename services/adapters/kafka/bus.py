@@ -2,7 +2,8 @@
 
 Publishing runs aiokafka's producer on the event loop (producer.py); each consumer-group member
 is a kafka-python consumer on a thread of its own (consumer.py); the aggregator reads partitions
-directly through reader.py; topics are made by admin.py. Every topic and group name gets the
+directly through reader.py; the scheduler's backlog read runs aiokafka on the event loop too
+(backlog.py); topics are made by admin.py. Every topic and group name gets the
 connection's prefix (settings.py); callers use the plain names.
 """
 
@@ -90,8 +91,8 @@ class KafkaBus:
 
     async def close(self) -> None:
         """Flush and close the producer and every consumer this bus made (none commits), and
-        the backlog probe's admin client."""
+        the backlog probe's clients."""
         await self.producer.close()
         for member in self._consumers:
             await member.close()
-        self.backlog.close()
+        await self.backlog.close()
