@@ -30,6 +30,10 @@ from tests.faults.test_distributed_services import mid_stream, recovered
 pytestmark = pytest.mark.timeout(900)
 
 PHASE = 15.0  # seconds each fault lasts (longer than a call's own retries take)
+# a stalled connection's fault lasts longer: a fetcher's batch of such calls takes ~20 s (three
+# attempts of 3 s each, the backoffs, the source's concurrency), and a call whose last attempt
+# comes after the fault ends succeeds: with 15 s, whether any fetch failed was a race
+STALLED_PHASE = 40.0
 GAP = 5.0  # seconds of normal service between two faults
 SLOW_GAP = 30.0  # at most this much longer for a fault's failures to reach the retry topic
 
@@ -45,10 +49,11 @@ class Fault:
     on: Switch
     off: Switch
     fails: bool = True
+    seconds: float = PHASE
 
 
-def toxic(kind: str, fails: bool = True, **attributes: int) -> Fault:
-    """A toxiproxy toxic on the responses (downstream) of the upstream proxy."""
+def toxic(kind: str, fails: bool = True, seconds: float = PHASE, **attributes: int) -> Fault:
+    """A toxiproxy toxic on the responses (downstream) of the upstream proxy, for `seconds`."""
 
     async def on(s: Scenario) -> None:
         await s.toxiproxy.add(UPSTREAM_PROXY, kind, kind, "downstream", **attributes)
@@ -56,7 +61,7 @@ def toxic(kind: str, fails: bool = True, **attributes: int) -> Fault:
     async def off(s: Scenario) -> None:
         await s.toxiproxy.remove(UPSTREAM_PROXY, kind)
 
-    return Fault(f"{kind} {attributes}", on, off, fails)
+    return Fault(f"{kind} {attributes}", on, off, fails, seconds)
 
 
 def stub(**spec: object) -> Fault:
@@ -73,7 +78,7 @@ def stub(**spec: object) -> Fault:
 
 FAULTS = [
     toxic("latency", fails=False, latency=5000),
-    toxic("timeout", timeout=3000),  # data stops, the connection closes after 3 s
+    toxic("timeout", seconds=STALLED_PHASE, timeout=3000),  # data stops, closed after 3 s
     toxic("reset_peer", timeout=0),  # connections reset (TCP RST)
     toxic("limit_data", bytes=300),  # responses cut off after 300 bytes
     stub(status=429, retry_after="2"),
@@ -100,7 +105,7 @@ async def test_upstream_faults(stack: Scenario) -> None:
         await fault.on(stack)
         try:
             seen = await probe()  # a call through the proxy, as a fetcher makes it
-            await asyncio.sleep(PHASE)
+            await asyncio.sleep(fault.seconds)
         finally:
             await fault.off(stack)
         ended = time.monotonic()
@@ -112,7 +117,7 @@ async def test_upstream_faults(stack: Scenario) -> None:
             waited += 1.0
             failed = await retried(stack)
         print(
-            f"[upstream_faults] {fault.name} for {PHASE:.0f} s: a call got {seen}; "
+            f"[upstream_faults] {fault.name} for {fault.seconds:.0f} s: a call got {seen}; "
             f"{failed - before} fetches failed and were retried"
         )
         assert seen != NORMAL, f"{fault.name} did not reach the fetchers' path"
