@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from services.adapters.sqlite.bulk import insert_rows
@@ -36,6 +37,10 @@ class SqliteWorks(SqliteFile):
 
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, changed, claims = _merge_registrations(conn, works)
+            # Rows in key order: each index is then walked once, a page at a time, not
+            # touched all over for every row (new ids land anywhere in it).
+            changed.sort(key=attrgetter("work_id"))
+            claims.sort()
             insert_rows(
                 conn,
                 f"INSERT INTO works ({WORK_COLUMNS}, registered_at)",
@@ -294,6 +299,7 @@ def _owners(conn: sqlite3.Connection, keys: set[tuple[str, str]]) -> dict[tuple[
     for id_type, value in keys:
         by_type.setdefault(id_type, []).append(value)
     for id_type, values in by_type.items():
+        values.sort()  # each IN list then reads a few neighbouring pages of the index
         for start in range(0, len(values), _IN_CHUNK):
             part = values[start : start + _IN_CHUNK]
             rows = conn.execute(
