@@ -53,7 +53,9 @@ class SqliteWorks(SqliteFile):
                 " publisher_id=excluded.publisher_id",
             )
             insert_rows(conn, "INSERT OR IGNORE INTO work_ids", 3, claims)
-            index_works(conn, changed)
+            # A new work with nothing to find it by has no search row to write or replace.
+            new = {r.work.work_id for r in out if r.created}
+            index_works(conn, (w for w in changed if w.work_id not in new or _findable(w)))
             if intake:
                 insert_rows(conn, "INSERT INTO intake (work_id)", 1, [(w,) for w in final])
             elif schedule is not None:
@@ -175,6 +177,11 @@ class SqliteWorks(SqliteFile):
 WORK_COLUMNS = (
     "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
 )
+
+
+def _findable(work: Work) -> bool:
+    """Whether `work` has anything the search index finds a work by."""
+    return bool(work.title or work.publisher or work.publisher_id)
 
 
 def _work_row(work: Work) -> tuple[Any, ...]:
