@@ -75,3 +75,15 @@ def test_rows_alike_are_each_inserted() -> None:
     conn.execute("CREATE TABLE q (a TEXT, b TEXT)")
     insert_rows(conn, "INSERT INTO q (a, b)", 2, [("x", None)] * 4)
     assert conn.execute("SELECT a, b FROM q").fetchall() == [("x", None)] * 4
+
+
+def test_integers_keep_their_type() -> None:
+    """Integer values, shared or not, are written as integers, as `executemany` writes them."""
+    rows = [("k1", 0, 1), ("k2", 0, 2), ("k3", 0, -(2**62))]
+    bulk, each = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    for conn in (bulk, each):
+        conn.execute("CREATE TABLE n (k TEXT, a INTEGER, b INTEGER)")
+    insert_rows(bulk, "INSERT INTO n (k, a, b)", 3, rows)
+    each.executemany("INSERT INTO n (k, a, b) VALUES (?, ?, ?)", rows)
+    read = "SELECT k, a, b, typeof(a), typeof(b) FROM n ORDER BY rowid"
+    assert bulk.execute(read).fetchall() == each.execute(read).fetchall()

@@ -21,14 +21,14 @@ from collections.abc import Sequence
 
 import orjson
 
-Row = Sequence[str | None]
+Row = Sequence[str | int | None]
 
 
 def insert_rows(
     conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Row], tail: str = ""
 ) -> None:
     """`conn.executemany(f"{head} VALUES (?, ... width) {tail}", rows)` in one statement (rows
-    of text or NULL values, inserted in their order). `head` is `INSERT ... INTO table
+    of text, integer or NULL values, inserted in their order). `head` is `INSERT ... INTO table
     (columns)`, `tail` an `ON CONFLICT` clause or empty."""
     if not rows:
         return
@@ -36,8 +36,8 @@ def insert_rows(
     if len(columns) != width:
         raise ValueError(f"rows of {len(columns)} values for {width} columns")
     values: list[str] = []  # the expression of each column
-    sent: list[tuple[str | None, ...]] = []  # the columns in the JSON
-    bound: list[str | None] = []  # the values of the `?` in `values`, in order
+    sent: list[tuple[str | int | None, ...]] = []  # the columns in the JSON
+    bound: list[str | int | None] = []  # the values of the `?` in `values`, in order
     for column in columns:
         if column.count(column[0]) == len(column):  # one value in every row
             values.append("?")
