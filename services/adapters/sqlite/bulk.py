@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from operator import itemgetter
 
 import orjson
 
@@ -32,9 +33,8 @@ def insert_rows(
     (columns)`, `tail` an `ON CONFLICT` clause or empty."""
     if not rows:
         return
-    columns = list(zip(*rows, strict=True)) if len(rows) > 1 else [(v,) for v in rows[0]]
-    if len(columns) != width:
-        raise ValueError(f"rows of {len(columns)} values for {width} columns")
+    # By column, through `itemgetter` (`zip(*rows)` makes an iterator a row: garbage to collect).
+    columns = [tuple(map(itemgetter(i), rows)) for i in range(width)]
     values: list[str] = []  # the expression of each column
     sent: list[tuple[str | int | None, ...]] = []  # the columns in the JSON
     bound: list[str | int | None] = []  # the values of the `?` in `values`, in order
