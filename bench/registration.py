@@ -5,7 +5,8 @@ again (every one known). Prints works/s. Not a test: it asserts nothing, it meas
   what the API's POST does); the second pass is the repair pass that restores a missing entry;
 - `--intake`: bulk registration (`alm works import`, `alm publishers import`): each work stored
   with one intake row; then the scheduler's intake (`take_intake` with the real scheduling,
-  as its tick does) writes their due entries, timed on its own.
+  as its tick does) writes their due entries, timed on its own; with the garbage collector
+  `alm works import` has (services/gctune.py; ALM_GC_THRESHOLD=python for CPython's).
 
     .venv/bin/python bench/registration.py --store sqlite --works 100000 [--intake]
     .venv/bin/python bench/registration.py --store cassandra --works 20000 [--intake]
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from stores import bench_store  # bench/stores.py: this folder is first on sys.path
 
+from services import gctune
 from services.adapters.memory.bus import MemoryBus
 from services.bootstrap import make_scheduling
 from services.core.identifiers import parse_identifier
@@ -102,6 +104,8 @@ def main() -> None:
     settings = Settings.from_env()
     if args.sources:
         settings = settings.with_(sources=tuple(args.sources.split(",")))
+    if args.intake:
+        gctune.tune(settings.gc_threshold)  # as `alm works import` does (services/cli/main.py)
     asyncio.run(bench(args.store, args.works, settings, args.intake))
 
 

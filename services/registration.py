@@ -62,7 +62,8 @@ class Scheduling:
         """The entries of a work never refreshed: due `now` (or on its publication date, if
         that is still to come) from each source that can fetch it, by source name."""
         at = next_refresh(work.issued, None, now, self.policy, 0.0)  # the same for every source
-        return {name: DueEntry(work.work_id, at) for name in self.fetching(work)}
+        entry = DueEntry(work.work_id, at)  # one for all (frozen): an import makes millions
+        return dict.fromkeys(self.fetching(work), entry)
 
     def fetching(self, work: Work) -> tuple[str, ...]:
         """The names of the sources that can look `work` up."""

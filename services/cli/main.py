@@ -148,8 +148,18 @@ def _share(text: str) -> float:
 
 
 # Commands that run until stopped (and `run`, the embedded pipeline): they get the tuned
-# garbage collector (services/gctune.py); one-shot commands keep CPython's.
+# garbage collector (services/gctune.py); one-shot commands keep CPython's, but for the bulk
+# imports (`BULK`), which hold hundreds of thousands of works while they register them: with
+# CPython's thresholds, full collections re-walked them all the time (a third of the CPU of
+# registering 200,000 identifiers into SQLite, bench/registration.py --intake).
 LONG_RUNNING = ("run", "scheduler", "fetcher", "aggregator", "api", "notifier")
+BULK = (("works", "import"), ("publishers", "import"))
+
+
+def tuned_collector(args: argparse.Namespace) -> bool:
+    """Whether the command `args` asks for runs with the tuned garbage collector."""
+    sub = getattr(args, f"{args.command}_cmd", None)
+    return args.command in LONG_RUNNING or (args.command, sub) in BULK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings.with_(port=args.port)
     if getattr(args, "host", None) and args.command in ("run", "api"):
         settings = settings.with_(host=args.host)
-    if args.command in LONG_RUNNING:
+    if tuned_collector(args):
         gctune.tune(settings.gc_threshold)
     try:
         return asyncio.run(_dispatch(args, settings))

@@ -217,7 +217,9 @@ def parse_identifier(raw: str, id_type: IdType | str | None = None) -> Identifie
     PMID; everything else must be a DOI (plain, `doi:`, or a doi.org / dx.doi.org URL).
     """
     if id_type is None and type(raw) is str and _PLAIN_DOI.fullmatch(raw):
-        return Identifier(IdType.DOI, raw.translate(_ASCII_LOWER))  # what the rule below gives
+        # What the rule below gives: the pattern admits ASCII only, which `lower` folds as
+        # `_ASCII_LOWER` does (and faster).
+        return Identifier(IdType.DOI, raw.lower())
     text = _precheck(raw)
     kind = IdType(id_type) if id_type is not None else _guess_type(text)
     if kind is IdType.DOI:

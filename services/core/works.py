@@ -32,13 +32,21 @@ class Work:
     @classmethod
     def from_identifier(cls, ident: Identifier, **meta: Any) -> Work:
         """A new work whose primary id is `ident`."""
-        return cls(
-            work_id=ident.work_id,
-            doi=ident.value if ident.type is IdType.DOI else None,
-            pmid=ident.value if ident.type is IdType.PMID else None,
-            pmcid=ident.value if ident.type is IdType.PMCID else None,
-            **meta,
-        )
+        kind, value = ident.type, ident.value
+        if meta:
+            return cls(
+                work_id=ident.work_id,
+                doi=value if kind is IdType.DOI else None,
+                pmid=value if kind is IdType.PMID else None,
+                pmcid=value if kind is IdType.PMCID else None,
+                **meta,
+            )
+        # Positional and without `meta`: a bulk import makes one for every id it reads.
+        if kind is IdType.DOI:
+            return cls(value, value)
+        if kind is IdType.PMID:
+            return cls(ident.work_id, None, value)
+        return cls(ident.work_id, None, None, value)
 
     def identifiers(self) -> list[Identifier]:
         """Every identifier the work is known by."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from services import gctune
-from services.cli.main import main
+from services.cli.main import _parser, main, tuned_collector
 from services.settings import Settings
 
 
@@ -50,3 +50,22 @@ def test_alm_stops_on_a_malformed_setting(
     monkeypatch.setenv("ALM_GC_THRESHOLD", "lots")
     assert main(["sources"]) == 2
     assert "ALM_GC_THRESHOLD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "tuned"),
+    [
+        (["run"], True),
+        (["api"], True),
+        (["works", "import", "ids.txt"], True),
+        (["publishers", "import", "--member", "340"], True),
+        (["works", "add", "10.1/x"], False),
+        (["publishers", "list"], False),
+        (["db", "migrate"], False),
+    ],
+)
+def test_long_running_commands_and_bulk_imports_get_the_tuned_collector(
+    argv: list[str], tuned: bool
+) -> None:
+    """The servers and the bulk imports run with the tuned collector, other commands not."""
+    assert tuned_collector(_parser().parse_args(argv)) is tuned

@@ -6,7 +6,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 
+from services.adapters.sqlite.bulk import insert_rows
 from services.adapters.sqlite.connection import SqliteFile, sortable
 from services.core.ports import DueEntry, Handoff
 from services.core.timeutil import from_iso
@@ -70,17 +72,16 @@ def add_missing_due_rows(conn: sqlite3.Connection, due: Mapping[str, Sequence[Du
     before = conn.total_changes
     stamps: dict[datetime, str] = {}  # most entries of one write share their time
     for source, entries in due.items():
-        conn.executemany(
-            "INSERT OR IGNORE INTO due VALUES (?,?,?,?,?)",
-            [
-                (
-                    source,
-                    e.work_id,
-                    stamps.get(e.at) or stamps.setdefault(e.at, sortable(e.at)),
-                    e.attempt,
-                    int(e.leased),
-                )
-                for e in entries
-            ],
-        )
+        rows = [
+            (
+                source,
+                e.work_id,
+                stamps.get(e.at) or stamps.setdefault(e.at, sortable(e.at)),
+                e.attempt,
+                int(e.leased),
+            )
+            for e in entries
+        ]
+        rows.sort(key=itemgetter(1))  # in key order (see `SqliteWorks.register`); stable
+        insert_rows(conn, "INSERT OR IGNORE INTO due", 5, rows)
     return conn.total_changes - before

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from services.adapters.sqlite.bulk import insert_rows
@@ -36,6 +37,10 @@ class SqliteWorks(SqliteFile):
 
         def write(conn: sqlite3.Connection) -> list[Registration]:
             out, final, changed, claims = _merge_registrations(conn, works)
+            # Rows in key order: each index is then walked once, a page at a time, not
+            # touched all over for every row (new ids land anywhere in it).
+            changed.sort(key=attrgetter("work_id"))
+            claims.sort()
             insert_rows(
                 conn,
                 f"INSERT INTO works ({WORK_COLUMNS}, registered_at)",
@@ -48,7 +53,9 @@ class SqliteWorks(SqliteFile):
                 " publisher_id=excluded.publisher_id",
             )
             insert_rows(conn, "INSERT OR IGNORE INTO work_ids", 3, claims)
-            index_works(conn, changed)
+            # A new work with nothing to find it by has no search row to write or replace.
+            new = {r.work.work_id for r in out if r.created}
+            index_works(conn, (w for w in changed if w.work_id not in new or _findable(w)))
             if intake:
                 insert_rows(conn, "INSERT INTO intake (work_id)", 1, [(w,) for w in final])
             elif schedule is not None:
@@ -170,6 +177,11 @@ class SqliteWorks(SqliteFile):
 WORK_COLUMNS = (
     "work_id, doi, pmid, pmcid, title, issued, publisher, canonical_url, work_type, publisher_id"
 )
+
+
+def _findable(work: Work) -> bool:
+    """Whether `work` has anything the search index finds a work by."""
+    return bool(work.title or work.publisher or work.publisher_id)
 
 
 def _work_row(work: Work) -> tuple[Any, ...]:
@@ -294,6 +306,7 @@ def _owners(conn: sqlite3.Connection, keys: set[tuple[str, str]]) -> dict[tuple[
     for id_type, value in keys:
         by_type.setdefault(id_type, []).append(value)
     for id_type, values in by_type.items():
+        values.sort()  # each IN list then reads a few neighbouring pages of the index
         for start in range(0, len(values), _IN_CHUNK):
             part = values[start : start + _IN_CHUNK]
             rows = conn.execute(
