@@ -267,7 +267,7 @@ async def main() -> None:
         ALM_UPSTREAM_ROOT=f"http://127.0.0.1:{stub_port}",
         ALM_SOURCES=",".join(sources),
         ALM_API_RATE_ANONYMOUS="unlimited",  # the bench measures latency, not the quota
-        ALM_SCHEDULER_BACKPRESSURE="true",  # each source's queue bounded (docs/operations.md)
+        ALM_SCHEDULER_BACKPRESSURE="true",  # the default, said: each source's queue bounded
         PYTHONPATH=str(ROOT),
         **{f"ALM_{s.upper()}_RATE": str(args.rate) for s in sources},
     )

@@ -289,7 +289,7 @@ class Settings:
     gc_threshold: tuple[int, int, int] | None = gctune.DEFAULT  # ALM_GC_THRESHOLD (gctune.py)
     event_window: int = 10_000  # ALM_EVENT_WINDOW: records an unread in-process topic keeps
     reconcile_seconds: float = 6 * 3600.0  # ALM_RECONCILE_INTERVAL: between reconcile passes
-    backpressure: bool = False  # ALM_SCHEDULER_BACKPRESSURE: over Kafka too (docs/operations.md)
+    backpressure: bool = True  # ALM_SCHEDULER_BACKPRESSURE: over Kafka too (docs/operations.md)
     shutdown_grace: float = 20.0  # ALM_SHUTDOWN_GRACE: seconds SIGTERM may take to drain
     base_urls: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -344,7 +344,7 @@ class Settings:
             gc_threshold=gctune.thresholds(e.get("ALM_GC_THRESHOLD")),
             event_window=_count(e, "ALM_EVENT_WINDOW", 10_000),
             reconcile_seconds=_duration(e, "ALM_RECONCILE_INTERVAL", "6h"),
-            backpressure=flag(e, "ALM_SCHEDULER_BACKPRESSURE"),
+            backpressure=flag(e, "ALM_SCHEDULER_BACKPRESSURE", True),
             shutdown_grace=_seconds(e, "ALM_SHUTDOWN_GRACE", 20.0),
             base_urls=per_source(e, "_BASE_URL"),
             api_keys=per_source(e, "_API_KEY"),

@@ -186,9 +186,8 @@ def _backlog(bus: Bus, brokers: bool = False) -> Backlog | None:
     """source -> up_to to source -> how many of its refresh requests its fetchers have not
     committed, counted up to `up_to`: the scheduler's backpressure. The in-process bus counts
     them itself; over Kafka (`brokers`: ALM_SCHEDULER_BACKPRESSURE) the brokers are asked each
-    tick (backlog.py). Over Kafka it is opt-in for now: in the landing rehearsal of the stop
-    that built it, the fault suite's upstream-timeout phase once saw no fetch fail with it on
-    (docs/operations.md); tests/integration/test_backpressure.py runs it."""
+    tick (backlog.py; on by default, `false` turns it off: docs/operations.md);
+    tests/integration/test_backpressure.py runs it on a real broker."""
     from services.adapters.memory.bus import MemoryBus
 
     if not isinstance(bus, QueueDepth) or not (brokers or isinstance(bus, MemoryBus)):

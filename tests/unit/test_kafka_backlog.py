@@ -183,13 +183,18 @@ async def test_a_tick_that_cannot_read_the_backlog_leaves_every_work_due(
 
 
 @pytest.mark.parametrize(
-    ("env", "on"), [({}, False), ({"ALM_SCHEDULER_BACKPRESSURE": "true"}, True)]
+    ("env", "on"),
+    [
+        ({}, True),
+        ({"ALM_SCHEDULER_BACKPRESSURE": "true"}, True),
+        ({"ALM_SCHEDULER_BACKPRESSURE": "false"}, False),
+    ],
 )
-async def test_alm_scheduler_over_kafka_reads_the_backlog_only_when_asked(
+async def test_alm_scheduler_over_kafka_reads_the_backlog_unless_told_not_to(
     tmp_path: Path, env: dict[str, str], on: bool
 ) -> None:
     """ALM_SCHEDULER_BACKPRESSURE switches the brokers' backlog read on for `alm scheduler`
-    over Kafka (off by default); the in-process bus always has its own."""
+    over Kafka (on by default, `false` turns it off); the in-process bus always has its own."""
     settings = Settings.from_env({"ALM_DATA_DIR": str(tmp_path), "ALM_BUS": "kafka", **env})
     store = SqliteStore(tmp_path / "alm.sqlite")
     bus = KafkaBus("127.0.0.1:9", prefix="dead.")
