@@ -21,17 +21,23 @@ FRAMES = 8  # frames kept per allocation: enough to see which caller of a librar
 TOP = 12  # lines logged per report
 
 
-def interval() -> float | None:
-    """The reporting interval ALM_TRACE_MEMORY asks for, or None (tracing off)."""
-    raw = os.environ.get("ALM_TRACE_MEMORY", "").strip()
+def _seconds(name: str, ignored: str) -> float | None:
+    """The number of seconds the environment variable `name` says; None if unset or not a
+    number (logged as `ignored`)."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     try:
-        seconds = float(raw)
+        return float(raw)
     except ValueError:
-        log.error("trace_memory_ignored", value=raw, reason="not a number of seconds")
+        log.error(ignored, value=raw, reason="not a number of seconds")
         return None
-    return seconds if seconds > 0 else None
+
+
+def interval() -> float | None:
+    """The reporting interval ALM_TRACE_MEMORY asks for, or None (tracing off)."""
+    seconds = _seconds("ALM_TRACE_MEMORY", "trace_memory_ignored")
+    return seconds if seconds is not None and seconds > 0 else None
 
 
 def growth(baseline: tracemalloc.Snapshot, now: tracemalloc.Snapshot, top: int) -> list[str]:
@@ -105,12 +111,8 @@ def _glibc() -> ctypes.CDLL | None:
 
 def trim_seconds() -> float:
     """How often freed memory is handed back: ALM_MALLOC_TRIM_SECONDS, or TRIM_SECONDS."""
-    raw = os.environ.get("ALM_MALLOC_TRIM_SECONDS", "").strip()
-    try:
-        return max(0.0, float(raw)) if raw else TRIM_SECONDS
-    except ValueError:
-        log.error("malloc_trim_ignored", value=raw, reason="not a number of seconds")
-        return TRIM_SECONDS
+    seconds = _seconds("ALM_MALLOC_TRIM_SECONDS", "malloc_trim_ignored")
+    return TRIM_SECONDS if seconds is None else max(0.0, seconds)
 
 
 def give_back(service: str) -> threading.Event | None:
