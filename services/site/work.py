@@ -60,13 +60,12 @@ async def work_page(request: web.Request) -> web.Response:
     cache = app[RENDERED]
     try:
         chosen = choice_param(request, "period", PERIODS) or "month"
-        raw, origin = request.match_info["id"], own_origin(request)
-        key = (PAGE, raw, chosen, origin)
+        key = (PAGE, request.match_info["id"], chosen, own_origin(request))
         if (kept := cache.get(key)) is not None:  # services/api/rendered.py
             if cache.stale(key, kept):
                 cache.refresh(PAGE, [key], lambda keys: _again(app, keys))
             return kept.response(request)
-        shown = await _render(app, raw, chosen, origin)
+        shown = await _render(app, key)
     except InvalidIdentifier as exc:
         return _problem("Not a work identifier", str(exc), 400)
     except BadParameter as exc:
@@ -78,13 +77,15 @@ async def work_page(request: web.Request) -> web.Response:
 
 async def _again(app: web.Application, keys: list[tuple[str, str, str, str]]) -> None:
     """Render the kept pages of `keys` ((PAGE, id, period, origin)) again, one by one."""
-    for _, raw, chosen, origin in keys:
+    for key in keys:
         with contextlib.suppress(NotFound):  # no longer registered: its page expires
-            await _render(app, raw, chosen, origin)
+            await _render(app, key)
 
 
-async def _render(app: web.Application, raw: str, chosen: str, origin: str) -> Rendered:
-    """The page of the work `raw` names by period `chosen`, as served at `origin`, kept."""
+async def _render(app: web.Application, key: tuple[str, str, str, str]) -> Rendered:
+    """The page `key` ((PAGE, id, period, origin)) names: the work the id names by that
+    period, as served at that origin; kept under `key`."""
+    _, raw, chosen, origin = key
     work = await find_in(app[STORE], raw)
     period: Period = PERIODS[PERIODS.index(chosen)]
     store, catalog = app[STORE], app[CATALOG]
@@ -135,5 +136,4 @@ async def _render(app: web.Application, raw: str, chosen: str, origin: str) -> R
     shown_page = page(title, body, alternate=alternate, headers={"Content-Security-Policy": CSP})
     assert isinstance(shown_page.body, bytes)
     headers = {k: v for k, v in shown_page.headers.items() if k != "Content-Length"}
-    key = (PAGE, raw, chosen, origin)
     return app[RENDERED].put(key, work.work_id, shown_page.body, states, headers)
