@@ -186,9 +186,10 @@ class CassandraWorks:
         async def chain(indexes: list[int]) -> None:
             for n, i in enumerate(indexes):  # the same work twice in one call: in order
                 idents = works[i].identifiers()
-                alone = n == 0 and all(named[ident] == 1 for ident in idents)
-                read = {ident: owner[ident] for ident in idents if ident in owner}
-                out[i] = await self._register_one(cql, works[i], read if alone else None)
+                read = None  # the owners `_owners` read hold for the first no other names
+                if n == 0 and all(named[ident] == 1 for ident in idents):
+                    read = {ident: owner[ident] for ident in idents if ident in owner}
+                out[i] = await self._register_one(cql, works[i], read)
 
         await bounded([chain(ix) for ix in by_id.values()], CONCURRENT)
         done = [r for r in out if r is not None]
