@@ -186,9 +186,8 @@ class CassandraWorks:
         async def chain(indexes: list[int]) -> None:
             for n, i in enumerate(indexes):  # the same work twice in one call: in order
                 idents = works[i].identifiers()
-                read = None  # the owners `_owners` read hold for the first no other names
-                if n == 0 and all(named[ident] == 1 for ident in idents):
-                    read = {ident: owner[ident] for ident in idents if ident in owner}
+                alone = n == 0 and all(named[ident] == 1 for ident in idents)
+                read = {d: owner[d] for d in idents if d in owner} if alone else None
                 out[i] = await self._register_one(cql, works[i], read)
 
         await bounded([chain(ix) for ix in by_id.values()], CONCURRENT)
