@@ -424,6 +424,10 @@ async def test_the_fast_binder_binds_like_the_driver(cassandra_store: CassandraS
         assert ours.values == theirs.values, name
         assert ours.routing_key == theirs.routing_key, name
         assert ours.prepared_statement is theirs.prepared_statement
+        assert ours.is_idempotent and theirs.is_idempotent, name  # sent again on a timeout
+    # a counter and a compare-and-set are never sent again (retry.py)
+    assert not cql.stmt("count_add").is_idempotent and not cql.stmt("id_claim").is_idempotent
+    assert not cql.batches([("count_add", [1, 0]), ("count_add", [1, 1])])[0].is_idempotent
     with pytest.raises(TypeError, match='column "value"'):
         cql._binders["board_put"](["src", "a", 3, "not a number", "10.1/x"])
     with pytest.raises(ValueError, match="routing key"):

@@ -222,6 +222,7 @@ class Batch(BatchStatement):  # type: ignore[misc]
         self.statements = list(statements)
         for bound in statements:
             self.add(bound)
+        self.is_idempotent = all(bound.is_idempotent for bound in statements)  # retry.py
 
 
 def request(chunk: Sequence[BoundStatement]) -> BoundStatement | Batch:

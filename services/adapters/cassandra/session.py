@@ -49,6 +49,7 @@ from services.adapters.cassandra.batching import (
     Binder,
     request,
 )
+from services.adapters.cassandra.retry import IdempotentRetry, idempotent
 from services.adapters.cassandra.settings import CassandraConnection
 from services.adapters.cassandra.window import Window, collect_pages, settle
 
@@ -122,6 +123,7 @@ class CqlSession:
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
             request_timeout=self.request_timeout,
             row_factory=row_factory,
+            retry_policy=IdempotentRetry(),  # a timed-out read or fixed write is sent again
         )
         conn = self.connection
         auth = None
@@ -191,7 +193,11 @@ class CqlSession:
         session = await self.session()
 
         def run() -> dict[str, PreparedStatement]:
-            return {name: session.prepare(self.qualify(cql)) for name, cql in statements.items()}
+            prepared = {}
+            for name, cql in statements.items():  # bound statements inherit idempotence
+                prepared[name] = session.prepare(self.qualify(cql))
+                prepared[name].is_idempotent = idempotent(cql)  # sent again on a timeout
+            return prepared
 
         self._prepared.update(await asyncio.to_thread(run))
         self._binders.update(
