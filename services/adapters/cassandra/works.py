@@ -4,7 +4,7 @@
   work known by one identifier that no one has (the bulk of a catalogue: a DOI) is written
   without a compare-and-set: its work id is its identifier's (`Identifier.work_id`), so two
   processes registering it concurrently write the same rows (idempotent), and these rows go
-  in batches with the call's other new works (`_fresh`: the work, its index and date rows,
+  in batches with the call's other new works (fresh.py: the work, its index and date rows,
   its identifier, then the shard counters). A work with two or more identifiers, or one whose
   identifier is already known or shared by another work of the call, is reconciled one at a
   time: an identifier is claimed with `INSERT ... IF NOT EXISTS` (LWT), so two processes
@@ -38,25 +38,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from services.adapters.cassandra.due import CassandraDue
+from services.adapters.cassandra.fresh import split, work_values, write_fresh
 from services.adapters.cassandra.issued import STATEMENTS as ISSUED_STATEMENTS
 from services.adapters.cassandra.issued import IssuedIndex
 from services.adapters.cassandra.keyspace import Keyspace
-from services.adapters.cassandra.rows import SHARDS, day, shard, unset
+from services.adapters.cassandra.rows import SHARDS, day, shard
 from services.adapters.cassandra.search_terms import STATEMENTS as TERMS_STATEMENTS
 from services.adapters.cassandra.search_terms import terms_calls
-from services.adapters.cassandra.session import Call, CqlSession, Row
+from services.adapters.cassandra.session import CqlSession, Row
 from services.adapters.cassandra.window import bounded
 from services.core.identifiers import Identifier, IdType
 from services.core.ports import DueEntry, Handoff, IntakePlan, Registration, Schedule
-from services.core.search import terms
 from services.core.works import Work
 
 WORK_COLS = (
@@ -79,12 +80,13 @@ STATEMENTS: dict[str, str] = {
     "id_get": "SELECT work_id FROM work_ids WHERE id_type=? AND value=?",
     "ids_in": "SELECT value, work_id FROM work_ids WHERE id_type=? AND value IN ?",
     "id_claim": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) IF NOT EXISTS",
-    # A mapping written without a claim (a work known by one identifier: `_fresh`) is written
+    # A mapping written without a claim (a work known by one identifier: fresh.py) is written
     # at the lowest timestamp, so a claim (LWT, written at its ballot's time) always wins over
     # it, whichever came first; and a claim seeing it finds the identifier taken.
     "id_put": "INSERT INTO work_ids (id_type, value, work_id) VALUES (?,?,?) USING TIMESTAMP 1",
     "intake_open": "INSERT INTO intake_chunks (shard, chunk, works, sealed) VALUES (?,?,?,false)",
     "intake_seal": "UPDATE intake_chunks SET works=?, sealed=true WHERE shard=? AND chunk=?",
+    "intake_sealed": "UPDATE intake_chunks SET sealed=true WHERE shard=? AND chunk=?",
     "intake_list": "SELECT chunk, works, sealed FROM intake_chunks WHERE shard=? LIMIT ?",
     "intake_drop": "DELETE FROM intake_chunks WHERE shard=? AND chunk=?",
     **ISSUED_STATEMENTS,
@@ -121,35 +123,6 @@ def _as_stored(work: Work, before: Work) -> Work:
     )
 
 
-def _split(
-    works: Sequence[Work], owner: Mapping[Identifier, str]
-) -> tuple[list[int], dict[str, list[int]]]:
-    """The works of a call that can be written without a claim (their only identifier known
-    to no one, and not named by another work of the call), and the others by work id."""
-    named = Counter(i for w in works for i in w.identifiers())
-    twice = Counter(w.work_id for w in works)
-    fresh: list[int] = []
-    by_id: dict[str, list[int]] = {}
-    for index, work in enumerate(works):
-        idents = work.identifiers()
-        if (
-            len(idents) == 1
-            and idents[0] not in owner
-            and named[idents[0]] == 1
-            and twice[work.work_id] == 1
-            and work.work_id == idents[0].work_id
-        ):
-            fresh.append(index)
-        else:
-            by_id.setdefault(work.work_id, []).append(index)
-    return fresh, by_id
-
-
-def _work_values(work: Work) -> list[Any]:
-    meta = (work.title, work.issued, work.publisher, work.canonical_url, work.type)
-    return [unset(v) for v in (work.doi, work.pmid, work.pmcid, *meta, work.publisher_id)]
-
-
 class CassandraWorks:
     """Works and their identifiers; registration schedules through the due index."""
 
@@ -168,16 +141,19 @@ class CassandraWorks:
         an intake chunk instead: listed before any of them is written, sealed with the works
         as registered (a merge can change a work's id) once they all are."""
         cql = await self._ks.ready()
-        owner = await self._owners([i for w in works for i in w.identifiers()])
-        fresh, by_id = _split(works, owner)
         chunk: tuple[int, str] | None = None
-        if intake:
+        listed: list[str] = []
+        opened: Awaitable[Any] | None = None
+        if intake:  # listed while the identifiers are read: both before any work is written
             name = f"{self._ks.now_us():016x}-{secrets.token_hex(4)}"  # oldest first
             chunk = (shard(name), name)
             listed = list(dict.fromkeys(w.work_id for w in works))
-            await cql.run("intake_open", (*chunk, listed))
+            opened = cql.run("intake_open", (*chunk, listed))
+        owned = self._owners([i for w in works for i in w.identifiers()])
+        owner = (await asyncio.gather(owned, opened))[0] if opened else await owned
+        fresh, by_id = split(works, owner)
         out: list[Registration | None] = [None] * len(works)
-        await self._fresh(cql, [works[i] for i in fresh])
+        await write_fresh(cql, self._issued, self._ks.clock, [works[i] for i in fresh])
         for i in fresh:
             out[i] = Registration(works[i], created=True)
 
@@ -194,7 +170,10 @@ class CassandraWorks:
         done = [r for r in out if r is not None]
         if chunk is not None:
             registered = list(dict.fromkeys(r.work.work_id for r in done))
-            await cql.run("intake_seal", (registered, *chunk))
+            if registered == listed:  # no merge changed an id: the list stands as written
+                await cql.run("intake_sealed", chunk)
+            else:
+                await cql.run("intake_seal", (registered, *chunk))
         elif schedule is not None:
             await self._schedule_registered(done, schedule)
         return done
@@ -235,27 +214,6 @@ class CassandraWorks:
             out.update((Identifier(id_type, r.value), r.work_id) for r in rows)
         return out
 
-    async def _fresh(self, cql: CqlSession, works: Sequence[Work]) -> None:
-        """Write new works known by one identifier each, no claim needed (see the module doc):
-        their rows (the work with its search terms, its index and date rows), then their
-        identifiers, then the shard counters (a crash in between leaves rows that registering
-        again completes, or a count one short)."""
-        if not works:
-            return
-        by_date = self._issued.puts(works)
-        rows: list[Call] = []
-        at = self._ks.clock()
-        for work in works:
-            values = [work.work_id, *_work_values(work), terms(work), at]
-            rows.append(("work_insert_terms", values))
-            rows.append(("index_insert", (shard(work.work_id), work.work_id)))
-        await cql.run_many(cql.batches([*rows, *by_date]))
-        self._issued.written(by_date)
-        ids = [(i.type.value, i.value, w.work_id) for w in works for i in w.identifiers()]
-        await cql.run_many(cql.batches(("id_put", i) for i in ids))
-        counts = Counter(shard(w.work_id) for w in works)
-        await cql.run_many(("count_add", (n, s)) for s, n in sorted(counts.items()))
-
     async def _schedule_registered(self, done: Sequence[Registration], schedule: Schedule) -> None:
         """The due entries the registered works lack. A work this call created has no entry
         yet (it won its identifier's claim), so only known works' positions are read."""
@@ -294,7 +252,7 @@ class CassandraWorks:
                 by_date = self._issued.puts([work])
                 await cql.run_many(
                     [
-                        ("work_insert", [work.work_id, *_work_values(work), self._ks.clock()]),
+                        ("work_insert", [work.work_id, *work_values(work), self._ks.clock()]),
                         ("index_insert", (shard(work.work_id), work.work_id)),
                         *terms_calls([work]),
                         *by_date,
@@ -310,7 +268,7 @@ class CassandraWorks:
         merged = existing.merged(work)
         if merged != existing or not rows:
             await cql.run_many(
-                [("work_update", [*_work_values(merged), merged.work_id]), *terms_calls([merged])]
+                [("work_update", [*work_values(merged), merged.work_id]), *terms_calls([merged])]
             )
             await self._move_by_date(cql, {existing_id: existing.issued} if rows else {}, [merged])
         await self._claim_ids(cql, merged, skip=set(owners))
@@ -354,7 +312,7 @@ class CassandraWorks:
         cql = await self._ks.ready()
         before = await self.get_works([w.work_id for w in works])
         await cql.run_many(
-            cql.batches(("work_update", [*_work_values(w), w.work_id]) for w in works)
+            cql.batches(("work_update", [*work_values(w), w.work_id]) for w in works)
         )
         stored = {  # as the rows now are: an update's None leaves a column unset
             w.work_id: _as_stored(w, before[w.work_id]) for w in works if w.work_id in before
