@@ -87,7 +87,8 @@ STATEMENTS: dict[str, str] = {
     "intake_open": "INSERT INTO intake_chunks (shard, chunk, works, sealed) VALUES (?,?,?,false)",
     "intake_seal": "UPDATE intake_chunks SET works=?, sealed=true WHERE shard=? AND chunk=?",
     "intake_sealed": "UPDATE intake_chunks SET sealed=true WHERE shard=? AND chunk=?",
-    "intake_list": "SELECT chunk, works, sealed FROM intake_chunks WHERE shard=? LIMIT ?",
+    "intake_list": "SELECT chunk, sealed FROM intake_chunks WHERE shard=? LIMIT ?",
+    "intake_works": "SELECT works FROM intake_chunks WHERE shard=? AND chunk=?",
     "intake_drop": "DELETE FROM intake_chunks WHERE shard=? AND chunk=?",
     **ISSUED_STATEMENTS,
     **TERMS_STATEMENTS,
@@ -187,15 +188,17 @@ class CassandraWorks:
         listed = await cql.run_many(("intake_list", (s, INTAKE_LIST)) for s in range(SHARDS))
         abandoned = f"{self._ks.now_us() - INTAKE_ABANDONED_US:016x}"
         ready = sorted(
-            (row.chunk, s, list(row.works or ()))
+            (row.chunk, s)
             for s, rows in enumerate(listed)
             for row in rows
             if row.sealed or row.chunk < abandoned
         )
         taken = 0
-        for name, part, ids in ready:
-            if taken >= limit:
+        for name, part in ready:  # a chunk's works read only when taken: the listing holds
+            if taken >= limit:  # no ids, however many works wait in the intake
                 break
+            rows = await cql.run("intake_works", (part, name))
+            ids = list(rows[0].works or ()) if rows else []
             found = await self.get_works(ids)
             await self._due.add_missing_due(plan(list(found.values())))
             await cql.run("intake_drop", (part, name))
