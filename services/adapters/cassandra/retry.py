@@ -50,9 +50,7 @@ class IdempotentRetry(RetryPolicy):  # type: ignore[misc]
         retry_num: int,
     ) -> tuple[int, ConsistencyLevel | None]:
         if getattr(query, "is_idempotent", False) and write_type in _RETRIED_WRITES:
-            if retry_num < ATTEMPTS:
-                return self.RETRY, consistency
-            return self.RETHROW, None
+            return self._again(consistency, retry_num)
         decision: tuple[int, ConsistencyLevel | None] = super().on_write_timeout(
             query, consistency, write_type, required_responses, received_responses, retry_num
         )
@@ -68,10 +66,14 @@ class IdempotentRetry(RetryPolicy):  # type: ignore[misc]
         retry_num: int,
     ) -> tuple[int, ConsistencyLevel | None]:
         if getattr(query, "is_idempotent", False):
-            if retry_num < ATTEMPTS:
-                return self.RETRY, consistency
-            return self.RETHROW, None
+            return self._again(consistency, retry_num)
         decision: tuple[int, ConsistencyLevel | None] = super().on_read_timeout(
             query, consistency, required_responses, received_responses, data_retrieved, retry_num
         )
         return decision
+
+    def _again(
+        self, consistency: ConsistencyLevel, retry_num: int
+    ) -> tuple[int, ConsistencyLevel | None]:
+        """An idempotent statement that timed out: sent again until ATTEMPTS, then failed."""
+        return (self.RETRY, consistency) if retry_num < ATTEMPTS else (self.RETHROW, None)
