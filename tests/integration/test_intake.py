@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from services.adapters.cassandra import CassandraStore
+from services.adapters.cassandra import works as works_module
 from services.core.ports import Store
 from tests.contracts.intake import *  # noqa: F403  (the contract's tests, run here)
-from tests.contracts.intake import planner
-from tests.contracts.store import doi_work, uid
+from tests.contracts.intake import planner, take_all
+from tests.contracts.store import T0, doi_work, uid
 
 
 @pytest.fixture
@@ -42,3 +43,26 @@ async def test_a_take_reads_the_works_of_only_the_chunks_it_takes(
 
     assert taken >= 1 and asked.count("intake_works") == 1
     assert "works" not in cql.stmt("intake_list").query_string.split("FROM")[0]
+
+
+async def test_a_taken_chunk_is_scheduled_a_slice_at_a_time(
+    cassandra_store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take holds INTAKE_SLICE works of a chunk at a time, not the chunk (what it holds is
+    bounded by the slice, however big the chunks an import wrote), and every work of the
+    chunk gets its entries."""
+    monkeypatch.setattr(works_module, "INTAKE_SLICE", 2)
+    source = f"src{uid()}"
+    ids = [f"10.1234/slice.{uid()}.{i}" for i in range(5)]
+    await cassandra_store.register([doi_work(i) for i in ids], intake=True)
+    sizes: list[int] = []
+    plan, seen = planner(source)
+
+    def sliced(works: Any) -> Any:
+        sizes.append(len(works))
+        return plan(works)
+
+    assert await take_all(cassandra_store, sliced) >= 5
+    assert set(ids) <= set(seen) and max(sizes) <= 2
+    due = await cassandra_store.due(source, T0, 1000)  # other tests' chunks may be taken too
+    assert set(ids) <= {e.work_id for e in due}
