@@ -3,17 +3,26 @@ upstream). Registers N synthetic works (10.5555/) through the registration path 
 uses for a catalogue (`alm works import`: each chunk of works written with its intake chunk,
 then announced on alm.works; the scheduler writes their due entries from the intake), in
 three stages (10 %, 50 % and 100 % of N), while every service runs as its own process: the
-scheduler, a fetcher per source, the faust aggregator and the API. After each stage the
-pipeline runs for --settle seconds, then it prints:
+scheduler, a fetcher per source, the faust aggregator and the API. After each stage's
+registration the bench waits until the scheduler has taken every registered work in from the
+intake (--drain seconds at most), so every stage is measured in the same state: the import
+done, the pipeline refreshing the works. Then the pipeline runs for --settle seconds, and it
+prints:
 
 - registration works/s of the stage, and the works the scheduler took in from the intake per
-  second over the settle window (their due entries written: `alm_intake_works_total`);
+  second from the stage's start until the intake was drained (their due entries written:
+  `alm_intake_works_total`), with how long the wait after the registration was;
 - due-scan time: one scan of each source's due index (`due(source, now, 5000)`), the scan a
   scheduler tick makes;
 - emission: refresh requests the scheduler handed out per second over the settle window (its
   `alm_refresh_requests_total`), and how many wait in the refresh topics (its backpressure
   keeps each source's queue short: docs/operations.md);
-- RSS of every service process (invariant 7: flat in the number of works);
+- RSS of every service process (invariant 7: flat in the number of works): the median of
+  samples taken every RSS_EVERY seconds over the settle window, and the largest sample of the
+  stage (its import included). The first stage is measured after a warm-up (--warmup
+  seconds of the pipeline at work on its works, and one round of the API requests): before
+  it, RSS still climbs with the pipeline's ramp and the API's first pages, whatever the
+  number of works (docs/performance.md, "Memory from 100,000 to 1,000,000 works");
 - API p50/p99 of `GET /api/v1/works` at the first page and at a deep page (a cursor near the
   last work), and of one work, sequential requests from this process.
 
@@ -70,6 +79,7 @@ from services.registration import CHUNK, register_parsed  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 STAGES = (0.1, 0.5, 1.0)
+RSS_EVERY = 5.0  # seconds between two RSS samples of the services
 
 
 class ScaleRun(Run):
@@ -157,7 +167,7 @@ async def waiting(bus: KafkaBus, sources: list[str]) -> int:
 
 
 async def stage(
-    run: Run,
+    sampler: RssSampler,
     store: CassandraStore,
     bus: KafkaBus,
     settings: Settings,
@@ -165,33 +175,81 @@ async def stage(
     args: argparse.Namespace,
     urls: dict[str, str],
 ) -> dict[str, object]:
-    """Register one stage's works, let the pipeline run, measure."""
+    """Register one stage's works, let the pipeline run (after the warm-up, for the first
+    stage), measure."""
     start, end = span
-    seconds = await register_stage(store, bus, settings, start, end)
-    intake = "alm_intake_works_total"
-    before, t0 = await scheduler_counter(urls["metrics"]), time.monotonic()
-    taken = await scheduler_counter(urls["metrics"], intake)
-    await asyncio.sleep(args.settle)
-    emitted = await scheduler_counter(urls["metrics"]) - before
-    taken_total = await scheduler_counter(urls["metrics"], intake)
-    window = time.monotonic() - t0
     deep = work_id(max(0, end - 2 * args.page))
     api = urls["api"]
-    return {
+    pages = {
+        "list_first": f"{api}/api/v1/works?per_page={args.page}",
+        "list_deep": f"{api}/api/v1/works?per_page={args.page}&cursor={deep}",
+        "one_work": f"{api}/api/v1/works/{work_id(end // 2)}",
+    }
+    intake, metrics = "alm_intake_works_total", urls["metrics"]
+    stage_start, taken_before = time.monotonic(), await scheduler_counter(metrics, intake)
+    seconds = await register_stage(store, bus, settings, start, end)
+    registered = time.monotonic()
+    while (taken := await scheduler_counter(metrics, intake)) < end:  # the intake drained
+        if time.monotonic() - registered > args.drain:
+            break
+        await asyncio.sleep(1.0)
+    drained = time.monotonic()
+    if start == 0 and args.warmup > 0:
+        for url in pages.values():  # answered once before anything is measured
+            await latencies(url, args.requests)
+        print(f"scale: warm-up, {args.warmup:.0f} s", flush=True)
+        await asyncio.sleep(args.warmup)
+    before, t0 = await scheduler_counter(metrics), time.monotonic()
+    sampler.window.clear()
+    await asyncio.sleep(args.settle)
+    settled = sampler.settled()
+    emitted = await scheduler_counter(metrics) - before
+    window = time.monotonic() - t0
+    figures: dict[str, object] = {
         "works": end,
         "registered_per_s": (end - start) / seconds,
-        "intake_per_s": (taken_total - taken) / window,
-        "intake_total": taken_total,
+        "intake_per_s": (taken - taken_before) / (drained - stage_start),
+        "intake_total": taken,
+        "drain_s": drained - registered,
         "due_scan_s": await due_scan(store, list(settings.sources)),
         "emitted_per_s": emitted / window,
         "waiting": await waiting(bus, list(settings.sources)),
-        "rss": {p.name: memory(p.proc.pid)[0] for p in run.procs},
-        "list_first": await latencies(f"{api}/api/v1/works?per_page={args.page}", args.requests),
-        "list_deep": await latencies(
-            f"{api}/api/v1/works?per_page={args.page}&cursor={deep}", args.requests
-        ),
-        "one_work": await latencies(f"{api}/api/v1/works/{work_id(end // 2)}", args.requests),
+        "rss": settled,
     }
+    for key, url in pages.items():
+        figures[key] = await latencies(url, args.requests)
+    figures["rss_peak"] = sampler.peak()
+    return figures
+
+
+class RssSampler:
+    """RSS of every service every RSS_EVERY seconds: the samples of the current settle window
+    (`window`, cleared by the stage) and the largest sample since the last `peak()`."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.window: dict[str, list[int]] = {}
+        self.largest: dict[str, int] = {}
+
+    async def loop(self) -> None:
+        while True:
+            for p in self.run.procs:
+                try:
+                    rss = memory(p.proc.pid)[0]
+                except (OSError, KeyError):  # the process has ended: no sample
+                    continue
+                self.window.setdefault(p.name, []).append(rss)
+                self.largest[p.name] = max(rss, self.largest.get(p.name, 0))
+            await asyncio.sleep(RSS_EVERY)
+
+    def settled(self) -> dict[str, int]:
+        """The median RSS of each service over the window's samples."""
+        return {n: int(statistics.median(v)) for n, v in self.window.items() if v}
+
+    def peak(self) -> dict[str, int]:
+        """The largest RSS of each service since the last call."""
+        out, self.largest = self.largest, {}
+        return out
 
 
 def report(figures: list[dict[str, object]], procs: list[Proc]) -> None:
@@ -204,6 +262,7 @@ def report(figures: list[dict[str, object]], procs: list[Proc]) -> None:
     row("registered works/s", [f"{f['registered_per_s']:,.0f}" for f in figures])
     row("intake: works taken in/s", [f"{f['intake_per_s']:,.0f}" for f in figures])
     row("intake: works taken so far", [f"{f['intake_total']:,.0f}" for f in figures])
+    row("intake: drained after (s)", [f"{f['drain_s']:,.0f}" for f in figures])
     row("due scan, all sources (s)", [str(f["due_scan_s"]) for f in figures])
     row("emitted requests/s", [f"{f['emitted_per_s']:,.0f}" for f in figures])
     row("requests waiting in Kafka", [f"{f['waiting']:,}" for f in figures])
@@ -214,9 +273,13 @@ def report(figures: list[dict[str, object]], procs: list[Proc]) -> None:
     ):
         row(label, [answered(f[key]) for f in figures])  # type: ignore[arg-type]
     for p in procs:
-        row(f"RSS {p.name} MB", [str(f["rss"][p.name]) for f in figures])  # type: ignore[index]
+        row(
+            f"RSS {p.name} MB",
+            [f"{f['rss'].get(p.name, '-')} ({f['rss_peak'].get(p.name, '-')})" for f in figures],  # type: ignore[attr-defined]
+        )
+    print(f"{'':>28}(RSS: median over the settle window, sampled every {RSS_EVERY:.0f} s; largest)")
     first, last = figures[0]["rss"], figures[-1]["rss"]
-    growth = {n: (last[n] - first[n]) / first[n] * 100 for n in first if first[n]}  # type: ignore[index]
+    growth = {n: (last[n] - first[n]) / first[n] * 100 for n in first if first.get(n) and n in last}  # type: ignore[index,attr-defined,operator]
     worst = max(growth.items(), key=lambda kv: kv[1])
     print(f"\nRSS growth from the first to the last stage: at most {worst[1]:+.1f} % ({worst[0]})")
 
@@ -234,6 +297,18 @@ async def main() -> None:
     parser.add_argument("--sources", default="crossref,openalex,europepmc,datacite")
     parser.add_argument("--rate", type=float, default=200.0, help="stub calls/s per source")
     parser.add_argument("--settle", type=float, default=60.0, help="seconds after each stage")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=900.0,
+        help="seconds at most to wait after a stage's registration for the intake to drain",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=120.0,
+        help="seconds the pipeline runs on the first stage's works before it is measured",
+    )
     parser.add_argument("--page", type=int, default=50, help="works per listing page")
     parser.add_argument("--requests", type=int, default=200, help="API requests per figure")
     parser.add_argument("--keep", action="store_true", help="keep keyspace, topics and logs")
@@ -279,6 +354,8 @@ async def main() -> None:
     run.metrics_port = metrics_port
     store = CassandraStore([CASSANDRA], CASSANDRA_PORT, run.keyspace)
     bus = KafkaBus(KAFKA, client_id="scale", prefix=run.prefix)
+    sampler = RssSampler(run)
+    sampling: asyncio.Future[None] | None = None
     try:
         print(f"scale: keyspace {run.keyspace}, topics {run.prefix}*, logs {logs}")
         run.alm("db", "migrate")
@@ -290,13 +367,16 @@ async def main() -> None:
         }
         print(f"scale: services ready; {args.works:,} works x {sources}")
         figures, done = [], 0
+        sampling = asyncio.ensure_future(sampler.loop())
         for share in STAGES:
             end = int(args.works * share)
-            figures.append(await stage(run, store, bus, settings, (done, end), args, urls))
+            figures.append(await stage(sampler, store, bus, settings, (done, end), args, urls))
             done = end
             print(f"scale: {end:,} works registered and measured: {figures[-1]}", flush=True)
         report(figures, [p for p in run.procs if p.name != "stub-upstream"])
     finally:
+        if sampling is not None:
+            sampling.cancel()
         await bus.close()
         await store.close()
         await stop_all(run)
