@@ -183,14 +183,12 @@ async def keep_stepping(
             return
 
 
-async def keep_ticking(
-    scheduler: Scheduler, stop: asyncio.Event, every: float, intake: bool = True
-) -> None:
-    """Run the scheduler's due-index scan every `every` seconds until `stop` (each tick taking
-    in a share of the intake first, unless `intake` is False: keep_taking_in runs beside)."""
+async def keep_ticking(scheduler: Scheduler, stop: asyncio.Event, every: float) -> None:
+    """Run the scheduler's due-index scan every `every` seconds until `stop`. The ticks take
+    nothing in from the intake: keep_taking_in runs beside them."""
     while not stop.is_set():
         try:
-            await scheduler.tick(intake)
+            await scheduler.tick(intake=False)
         except Exception:
             STEP_FAILURES.labels("scheduler-tick").inc()
             log.exception("scheduler_tick_failed_retrying")
@@ -291,7 +289,7 @@ async def run_services(
     before = _counters(p)
     drain, reconciled = asyncio.Event(), asyncio.Event()
     producers = [
-        asyncio.create_task(keep_ticking(p.scheduler, stop, pacing.tick_seconds, intake=False)),
+        asyncio.create_task(keep_ticking(p.scheduler, stop, pacing.tick_seconds)),
         asyncio.create_task(keep_taking_in(p.scheduler, stop, pacing.tick_seconds)),
         asyncio.create_task(
             keep_reconciling(p.scheduler, stop, pacing.reconcile_seconds, passed=reconciled)

@@ -237,7 +237,7 @@ async def _run_services(name: str, settings: Settings) -> int:
             await release_leases_at_start(scheduler, stop)
             await asyncio.gather(
                 keep_stepping("scheduler", scheduler.step, stop),
-                keep_ticking(scheduler, stop, scheduler.settings.tick_seconds, intake=False),
+                keep_ticking(scheduler, stop, scheduler.settings.tick_seconds),
                 keep_taking_in(scheduler, stop, scheduler.settings.tick_seconds),
                 keep_reconciling(scheduler, stop, settings.reconcile_seconds),
                 keep_checking(make_checker(settings, store), stop, settings.checks_seconds),
