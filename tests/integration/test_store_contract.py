@@ -438,3 +438,41 @@ async def test_the_fast_binder_binds_like_the_driver(cassandra_store: CassandraS
         "SELECT value, work_id FROM leaderboard WHERE source='src' AND metric='fast' AND shard=1"
     )
     assert [(r.value, r.work_id) for r in rows] == [(5, "10.1/x")]
+
+
+@pytest_cassandra
+async def test_a_resumed_scan_refused_for_its_tombstones_goes_on_from_the_margin(
+    cassandra_store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan whose position is minutes behind (another scanner leased everything since: past
+    the server's tombstone limit, which refuses the read) goes on from SCAN_MARGIN_US behind
+    the present instead of failing every tick until the tombstones are purged; an entry it
+    passed is found by the next whole-hour read."""
+    from cassandra import ReadFailure
+
+    from services.adapters.cassandra import due as due_module
+
+    src = f"src{uid()}"
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    now = max(datetime.now(UTC), hour + timedelta(minutes=30))  # every entry in this hour
+    behind = DueEntry(f"10.1/behind.{uid()}", now - timedelta(minutes=8))
+    recent = DueEntry(f"10.1/recent.{uid()}", now - timedelta(seconds=5))
+    await cassandra_store.set_due(src, [behind, recent])
+    index = cassandra_store.due_index
+    now_us = int(now.timestamp() * 1_000_000)
+    stale = now_us - 10 * 60 * 1_000_000
+    index._scan_from[(src, now_us // 3_600_000_000)] = (stale, "", index._ks.now_us())
+    real, refused = index._read_due, []
+
+    async def refusing(cql: Any, source: str, bucket: int, span: Any, *rest: Any) -> Any:
+        if source == src and 0 < span[0] < span[2] - due_module.SCAN_MARGIN_US:
+            refused.append(span[0])
+            raise ReadFailure("Operation failed - READ_TOO_MANY_TOMBSTONES")
+        return await real(cql, source, bucket, span, *rest)
+
+    monkeypatch.setattr(index, "_read_due", refusing)
+    assert [e.work_id for e in await cassandra_store.due(src, now, 50)] == [recent.work_id]
+    assert refused == [stale]
+    monkeypatch.setattr(due_module, "FULL_SCAN_SECONDS", 0.0)  # the whole-hour read, accepted
+    ids = [e.work_id for e in await cassandra_store.due(src, now, 50)]
+    assert ids == [behind.work_id, recent.work_id]

@@ -32,7 +32,6 @@ import structlog
 from cassandra import ReadFailure
 
 from services.adapters.cassandra.keyspace import Keyspace
-from services.adapters.cassandra.migrations import LOOKUP_ALL, has_table
 from services.adapters.cassandra.rows import (
     HOUR_US,
     STATE_PUT,
@@ -56,6 +55,8 @@ log = structlog.get_logger("alm.cassandra")
 # A whole-hour read the server refuses for its tombstones (an hour that leased more than that)
 # does not stop the scans: they go on from where they were, and the whole read is tried again
 # FULL_SCAN_SECONDS later, once compaction may have purged them (migration 018: an hour after).
+# A resumed scan the server refuses (its position minutes behind what another scanner leased
+# since) goes on from SCAN_MARGIN_US behind the present, where a new scan starts.
 SCAN_MARGIN_US = 60_000_000
 FULL_SCAN_SECONDS = 600.0
 # A due row whose work's position is elsewhere is stale (left by a crash or a race) and deleted
@@ -285,9 +286,21 @@ class CassandraDue:
             elif not (start or after):  # no scan to go on from: from the margin, for now
                 start = now_us - SCAN_MARGIN_US
         if out is None:
-            out, empty = await self._read_due(
-                cql, source, bucket, (start, after, now_us), handoff, want
-            )
+            try:
+                out, empty = await self._read_due(
+                    cql, source, bucket, (start, after, now_us), handoff, want
+                )
+            except ReadFailure as exc:
+                if (start, after) >= (now_us - SCAN_MARGIN_US, ""):
+                    raise  # already at the margin: nothing nearer the present to go on from
+                # Refused for what was leased since this scan's position (a scanner that
+                # fell minutes behind another): go on from the margin, as a new one does;
+                # entries left behind are found by the whole-hour read once it is accepted.
+                log.warning("due_scan_refused_moved_to_margin", source=source, error=str(exc))
+                start, after = now_us - SCAN_MARGIN_US, ""
+                out, empty = await self._read_due(
+                    cql, source, bucket, (start, after, now_us), handoff, want
+                )
             if empty and bucket < now_us // HOUR_US:
                 # A past hour that looks drained: read it whole once, so it can be dropped.
                 found, found_empty = await self._whole(cql, key, now_us, want, handoff)
@@ -379,21 +392,3 @@ class CassandraDue:
 def position_put(key: tuple[str, str], entry: DueEntry) -> Call:
     """The write of a (work, source)'s position alone."""
     return ("position_put", (us(entry.at), entry.attempt, key[0], key[1]))
-
-
-async def copy_due_lookup(cql: CqlSession) -> None:
-    """Migration 004: copy each entry of the old `due_lookup` table into its position in
-    `source_totals`, then drop the table (a rerun after an interruption copies again)."""
-    if not await has_table(cql, "due_lookup"):
-        return
-    await cql.prepare({"lookup_all": LOOKUP_ALL, "position_put": STATEMENTS["position_put"]})
-    async for page in cql.pages(cql.stmt("lookup_all"), (), fetch_size=5000):
-        await cql.run_many(
-            cql.batches(
-                position_put(
-                    (r.work_id, r.source), DueEntry(r.work_id, dt_required(r.at), int(r.attempt))
-                )
-                for r in page
-            )
-        )
-    await cql.schema_change(["DROP TABLE IF EXISTS due_lookup"])

@@ -26,7 +26,8 @@ from typing import Any
 
 from services.adapters.cassandra import issued, migrations
 from services.adapters.cassandra.control import CassandraControl
-from services.adapters.cassandra.due import CassandraDue, copy_due_lookup
+from services.adapters.cassandra.due import CassandraDue
+from services.adapters.cassandra.due_lookup import copy_due_lookup
 from services.adapters.cassandra.failed import CassandraFailed
 from services.adapters.cassandra.keyspace import Clock, Keyspace
 from services.adapters.cassandra.metrics import CassandraMetrics
