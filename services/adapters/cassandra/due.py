@@ -276,6 +276,7 @@ class CassandraDue:
         source, bucket = key
         start, after, whole_at = self._scan_from.get(key, (0, "", 0))
         clock = self._ks.now_us()
+        margin = (now_us - SCAN_MARGIN_US, "")  # where a scan with nothing to go on from starts
         out: list[DueEntry] | None = None
         empty = whole = False
         if not (start or after) or clock - whole_at >= FULL_SCAN_SECONDS * 1_000_000:
@@ -284,20 +285,20 @@ class CassandraDue:
             if out is not None:
                 start, after, whole = 0, "", True
             elif not (start or after):  # no scan to go on from: from the margin, for now
-                start = now_us - SCAN_MARGIN_US
+                start, after = margin
         if out is None:
             try:
                 out, empty = await self._read_due(
                     cql, source, bucket, (start, after, now_us), handoff, want
                 )
             except ReadFailure as exc:
-                if (start, after) >= (now_us - SCAN_MARGIN_US, ""):
+                if (start, after) >= margin:
                     raise  # already at the margin: nothing nearer the present to go on from
                 # Refused for what was leased since this scan's position (a scanner that
                 # fell minutes behind another): go on from the margin, as a new one does;
                 # entries left behind are found by the whole-hour read once it is accepted.
                 log.warning("due_scan_refused_moved_to_margin", source=source, error=str(exc))
-                start, after = now_us - SCAN_MARGIN_US, ""
+                start, after = margin
                 out, empty = await self._read_due(
                     cql, source, bucket, (start, after, now_us), handoff, want
                 )
@@ -308,7 +309,6 @@ class CassandraDue:
                     out, empty, whole = found, found_empty, True
                     start, after, whole_at = 0, "", clock
         scans = handoff.scans if handoff is not None else {}
-        margin = (now_us - SCAN_MARGIN_US, "")
         if not out:  # nothing current up to the margin: the next scan starts there
             scans.pop(key, None)
             self._remember_scan(key, (*max((start, after), margin), whole_at))
