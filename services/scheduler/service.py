@@ -53,6 +53,10 @@ class SchedulerSettings:
     or two ticks' worth of calls at the source's rate limit if that is more)."""
 
     per_source_per_tick: int = 5000
+    # requests a tick reads, builds and emits at a time: a source's share of a tick goes in
+    # rounds of this many, so what a tick holds (due entries, works, requests, a lease write,
+    # a publish) does not grow with the backlog of due works, only the number of rounds does
+    emit_round: int = 1000
     # works taken from the intake (bulk registrations) at a time: a few seconds on a busy 2-core
     # box, so a tick taking them in holds emission up for no longer (50,000 held it ~60 s in
     # bench/scale.py); the long-running services take them in a loop of their own
@@ -171,27 +175,35 @@ class Scheduler:
         rooms = await self._rooms(running)
         for source in running:
             room = rooms[source.name]
-            if room <= 0:
-                continue
-            handoff = Handoff()  # what `due` read that leasing the entries needs
-            entries = await self.store.due(source.name, now, room, handoff)
-            if not entries:
-                continue
-            works = await self.store.get_works([e.work_id for e in entries])
-            requests = []
-            for entry in entries:
-                work = works.get(entry.work_id)
-                if work is None:
-                    continue
-                reason = "retry" if entry.attempt > 1 else "scheduled"
-                req = RefreshRequest(
-                    WorkRef.of(work), source.name, now, reason, attempt=entry.attempt
-                )
-                requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
-            await self._emit(source.name, entries, requests, now, handoff)
-            total += len(requests)
-        self.emitted += total
+            while room > 0:
+                want = min(room, self.settings.emit_round)
+                read, emitted = await self._round(source.name, now, want)
+                total += emitted
+                self.emitted += emitted
+                room -= read
+                if read < want:  # no more due now
+                    break
         return total
+
+    async def _round(self, source: str, now: datetime, want: int) -> tuple[int, int]:
+        """Emit and lease up to `want` due entries of `source`: how many entries were read,
+        and how many requests emitted (an entry whose work is gone emits none)."""
+        handoff = Handoff()  # what `due` read that leasing the entries needs
+        entries = await self.store.due(source, now, want, handoff)
+        if not entries:
+            return 0, 0
+        works = await self.store.get_works([e.work_id for e in entries])
+        requests = []
+        for entry in entries:
+            work = works.get(entry.work_id)
+            if work is None:
+                continue
+            reason = "retry" if entry.attempt > 1 else "scheduled"
+            req = RefreshRequest(WorkRef.of(work), source, now, reason, attempt=entry.attempt)
+            requests.append((work.work_id, dict(check("refresh_request", req.to_dict()))))
+        del works
+        await self._emit(source, entries, requests, now, handoff)
+        return len(entries), len(requests)
 
     async def _emit(
         self,

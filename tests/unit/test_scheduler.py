@@ -146,6 +146,34 @@ async def test_emission_waits_for_the_source_to_take_its_queue(tmp_path: Path) -
         assert len(await kit.store.due("datacite", kit.clock(), 1000)) == 300 - 128 - taken
 
 
+async def test_a_tick_emits_a_sources_share_in_bounded_rounds(tmp_path: Path) -> None:
+    """A tick reads, builds and emits a source's share `emit_round` requests at a time, so
+    what it holds does not grow with the due backlog; it still hands out the whole share, each
+    request once, and stops at the share: the rest stays due."""
+    dois = [f"10.5555/round.{n}" for n in range(25)]
+    async with pipeline_kit(tmp_path, synthetic=True, sources=("crossref",)) as kit:
+        await kit.register(dois)
+        scheduler = kit.pipeline.scheduler
+        scheduler.settings = replace(scheduler.settings, emit_round=4, per_source_per_tick=18)
+        asked: list[int] = []
+        due = kit.store.due
+
+        async def spy(source, now, limit, handoff=None):  # type: ignore[no-untyped-def]
+            asked.append(limit)
+            return await due(source, now, limit, handoff)
+
+        scheduler.store.due = spy  # type: ignore[method-assign]
+        first = await scheduler.tick()
+        rounds, asked[:] = list(asked), []
+        second = await scheduler.tick()
+
+        assert (first, second) == (18, 25 - 18)
+        assert rounds == [4, 4, 4, 4, 2]  # the share of 18, four at a time
+        assert asked == [4, 4]  # 7 left: a short round ends the tick
+        assert kit.bus.pending(refresh_topic("crossref"), "alm-fetcher-crossref") == 25
+        assert await kit.store.due("crossref", kit.clock(), 100) == []
+
+
 def test_a_sources_queue_holds_two_ticks_of_calls_at_its_rate() -> None:
     """The queue a source may have waiting: at least `min_queue` requests and `queued_calls`
     calls' worth, and two ticks of calls at its rate limit (ALM_<SOURCE>_RATE where set), so

@@ -7,11 +7,13 @@ a group, retried while the coordinator is not ready), and a consumer of no group
 partitions' first and end offsets (ListOffsets). The two are kept from call to call. The
 records between a group's committed offset (the first kept one where it has committed
 nothing: the fetchers read from the earliest) and the end are counted in events (a refresh
-record packs up to 50 requests) by reading them, but only while they may hold fewer than the
-caller's bound: a record holds one event or more, so that many records or more is already as
-full as the caller cares.
+record packs up to 50 requests) by reading them with that consumer, a bounded fetch at a time
+(no thread, no client opened a tick), but only while they may hold fewer than the caller's
+bound: a record holds one event or more, so that many records or more is already as full as
+the caller cares; and no further than the bound.
 
-A read of the offsets that outlasts `timeout` (connecting included) is cancelled and raises,
+A read of the offsets and counts that outlasts `timeout` (connecting included) is cancelled
+and raises,
 and so does one that fails: the scheduler then emits nothing in that tick (due works stay
 due) instead of waiting on a broker that does not answer. Either way both clients are dropped
 and closed behind the caller (within `_CLOSE_WITHIN` seconds), and the next call connects
@@ -23,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from services.adapters.kafka.records import messages_of
 from services.adapters.kafka.settings import KafkaConnection
 
 Ranges = dict[str, dict[int, tuple[int, int]]]  # topic -> partition -> (committed, end)
@@ -37,6 +40,9 @@ Clients = tuple[AIOKafkaAdminClient, AIOKafkaConsumer]
 
 _CLOSE_WITHIN = 5.0  # seconds a dropped client may take to close
 _RETRY_AFTER = 0.2  # seconds between lookups of a group coordinator that is not ready
+# bytes a fetch of the counted records may bring at most (a record packs up to PACK_BYTES; one
+# larger than this comes alone): what the count holds at once, whatever the lag
+_FETCH_BYTES = 2 * 2**20
 
 
 class BacklogProbe:
@@ -49,37 +55,60 @@ class BacklogProbe:
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def waiting(
-        self,
-        queues: Mapping[str, tuple[str, int]],
-        count: Callable[[str, Mapping[int, tuple[int, int]]], Awaitable[dict[int, int]]],
-    ) -> dict[str, int]:
+    async def waiting(self, queues: Mapping[str, tuple[str, int]]) -> dict[str, int]:
         """For each topic (plain name) -> (group, up_to): how many of its events the group has
-        not committed, counted up to `up_to`; `count` counts the events of record ranges."""
+        not committed, counted up to `up_to`."""
         try:
-            async with asyncio.timeout(self.timeout):
-                ranges = await self._ranges(dict(queues))
+            async with asyncio.timeout(self.timeout), self._lock:
+                if self._clients is None:
+                    self._clients = self._make()
+                    admin, offsets = self._clients
+                    await admin.start()
+                    await offsets.start()
+                admin, offsets = self._clients
+                ranges = await self._read(admin, offsets, queues)
+                out = {}
+                for topic, (_, up_to) in queues.items():
+                    lag = ranges.get(topic, {})
+                    records = sum(max(0, end - start) for start, end in lag.values())
+                    if records >= up_to or records == 0:
+                        out[topic] = min(records, up_to)
+                    else:
+                        out[topic] = await self._count(offsets, topic, lag, up_to)
+                return out
         except BaseException:
             self._drop()  # a fresh client next time: after a failed bootstrap, a restart
             raise
-        out = {}
-        for topic, (_, up_to) in queues.items():
-            lag = ranges.get(topic, {})
-            records = sum(max(0, end - start) for start, end in lag.values())
-            if records >= up_to or records == 0:
-                out[topic] = min(records, up_to)
-            else:
-                out[topic] = min(sum((await count(topic, lag)).values()), up_to)
-        return out
 
-    async def _ranges(self, queues: Mapping[str, tuple[str, int]]) -> Ranges:
-        async with self._lock:
-            if self._clients is None:
-                self._clients = self._make()
-                admin, offsets = self._clients
-                await admin.start()
-                await offsets.start()
-            return await self._read(*self._clients, queues)
+    async def _count(
+        self,
+        consumer: AIOKafkaConsumer,
+        topic: str,
+        lag: Mapping[int, tuple[int, int]],
+        up_to: int,
+    ) -> int:
+        """The events (a packed record holds several) of `topic`'s records in [start, end) of
+        each partition, read with `consumer` until `up_to` are found: a fetch of at most
+        `_FETCH_BYTES` at a time, each record decoded and dropped, the partitions unassigned
+        after (no prefetching between ticks)."""
+        real = self.connection.topic(topic)
+        ends = {TopicPartition(real, p): end for p, (start, end) in lag.items() if end > start}
+        consumer.assign(list(ends))
+        try:
+            for tp in ends:
+                consumer.seek(tp, lag[tp.partition][0])
+            events = 0
+            left = set(ends)
+            while left and events < up_to:
+                batches = await consumer.getmany(*left, timeout_ms=500)
+                for tp, records in batches.items():
+                    events += sum(len(messages_of(r, 0)) for r in records if r.offset < ends[tp])
+                for tp in list(left):
+                    if await consumer.position(tp) >= ends[tp]:
+                        left.discard(tp)
+            return min(events, up_to)
+        finally:
+            consumer.unsubscribe()
 
     async def _read(
         self,
@@ -126,6 +155,8 @@ class BacklogProbe:
             group_id=None,
             enable_auto_commit=False,
             request_timeout_ms=bound,
+            fetch_max_bytes=_FETCH_BYTES,
+            max_partition_fetch_bytes=_FETCH_BYTES // 2,
         )
         return admin, offsets
 

@@ -71,7 +71,7 @@ class KafkaBus:
         """For each topic -> (group, up_to): its events the group has not committed, counted
         up to `up_to` (the scheduler's backpressure: the refresh requests of a source its
         fetchers have not taken), in one round of requests to the brokers (backlog.py)."""
-        return await self.backlog.waiting(queues, self.reader.count)
+        return await self.backlog.waiting(queues)
 
     async def partitions(self, topic: str) -> int:
         """How many partitions `topic` has (0 if it does not exist)."""
