@@ -70,7 +70,8 @@ class KafkaBus:
     async def waiting(self, queues: Mapping[str, tuple[str, int]]) -> dict[str, int]:
         """For each topic -> (group, up_to): its events the group has not committed, counted
         up to `up_to` (the scheduler's backpressure: the refresh requests of a source its
-        fetchers have not taken), in one round of requests to the brokers (backlog.py)."""
+        fetchers have not taken): the offsets in one round of requests to the brokers, then
+        the records of a topic read only where they must be counted in events (backlog.py)."""
         return await self.backlog.waiting(queues)
 
     async def partitions(self, topic: str) -> int:
