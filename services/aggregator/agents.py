@@ -28,7 +28,11 @@ from services.core.packing import unpack, value_of
 
 log = structlog.get_logger("alm.aggregator")
 
-BATCH = 50  # records taken at once (each may hold up to PACK_OBSERVATIONS observations)
+# Records taken at once. Each holds up to PACK_OBSERVATIONS (500) observations (~150 KB), so
+# BATCH bounds what a batch decodes at once (5,000 observations, five chunks); app.py sizes the
+# consumer's buffers from it. What the aggregator holds follows these buffers, full whenever it
+# lags, not the number of works.
+BATCH = 10
 WITHIN = 0.2  # seconds to wait for BATCH records
 CHUNK = 1000  # observations per `settle` call
 IN_FLIGHT = 2  # chunks processed at once (never two sharing a work)

@@ -71,6 +71,8 @@ def create_app(settings: Settings, parts: AggregatorParts) -> tuple[Any, Runtime
         broker_heartbeat_interval=3.0,
         # Records, each up to PACK_OBSERVATIONS observations: a poll and the agent's buffer
         # hold about two of the agent's batches, so memory stays bounded under a backlog.
+        # A partition's prefetch stays at faust's 1 MiB: aiokafka skips a record batch larger
+        # than the fetch size, and a producer's batch may reach its 1 MB request size.
         broker_max_poll_records=BATCH,
         stream_buffer_maxsize=2 * BATCH,
         stream_wait_empty=True,
