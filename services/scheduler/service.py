@@ -56,7 +56,7 @@ class SchedulerSettings:
     # requests a tick reads, builds and emits at a time: a source's share of a tick goes in
     # rounds of this many, so what a tick holds (due entries, works, requests, a lease write,
     # a publish) does not grow with the backlog of due works, only the number of rounds does
-    emit_round: int = 500
+    emit_round: int = 1000
     # works taken from the intake (bulk registrations) at a time: a few seconds on a busy 2-core
     # box, so a tick taking them in holds emission up for no longer (50,000 held it ~60 s in
     # bench/scale.py); the long-running services take them in a loop of their own

@@ -16,12 +16,7 @@ import asyncio
 import re
 import threading
 from collections import namedtuple
-from collections.abc import (
-    AsyncIterator,
-    Hashable,
-    Iterable,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import structlog
@@ -51,7 +46,7 @@ from services.adapters.cassandra.batching import (
 )
 from services.adapters.cassandra.retry import IdempotentRetry, idempotent
 from services.adapters.cassandra.settings import CassandraConnection
-from services.adapters.cassandra.window import Window, collect_pages, settle
+from services.adapters.cassandra.window import Window, collect_pages, release, settle
 
 log = structlog.get_logger("alm.cassandra")
 
@@ -241,8 +236,7 @@ class CqlSession:
         """Execute one statement and yield its result page by page (fetched on demand).
 
         A CQL string runs in this session's keyspace unless `keyspace` says otherwise (None:
-        no keyspace, for system tables and creating the keyspace itself).
-        """
+        no keyspace, for system tables and creating the keyspace itself)."""
         session = await self.session()
         loop = asyncio.get_running_loop()
         arrived: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
@@ -266,14 +260,17 @@ class CqlSession:
             loop.call_soon_threadsafe(arrived.put_nowait, (False, exc))
 
         future.add_callbacks(on_page, on_error)
-        while True:
-            ok, value = await arrived.get()
-            if not ok:
-                raise value
-            yield value
-            if not future.has_more_pages:
-                return
-            future.start_fetching_next_page()
+        try:  # released at the last page, an error, or once the reader stopped
+            while True:
+                ok, value = await arrived.get()
+                if not ok:
+                    raise value
+                yield value
+                if not future.has_more_pages:
+                    return
+                future.start_fetching_next_page()
+        finally:
+            release(future)
 
     def _submit(
         self, session: Session, statement: Any, params: Sequence[Any] | None = None

@@ -114,11 +114,35 @@ class Window:
             self.out[index] = rows or []
 
 
+def release(future: Any) -> None:
+    """Let a finished `ResponseFuture` be freed as soon as nothing refers to it.
+
+    cassandra-driver (3.x) leaves two reference cycles on every request: its callbacks (ours
+    refer back to the future, and through the caller to every row and statement of the call)
+    and its timeout timer, cancelled when the answer comes but still held by the future and
+    still calling back into it. Left alone, a request's rows, statements and the caller's
+    window live until the cyclic collector runs; with the services' thresholds
+    (services/gctune.py) most reach the old generation and wait for a full collection, so a
+    process's memory rose with however much garbage had piled up at its busiest moment.
+    Called once the last page or the error has been handed over (nothing more is fetched); a
+    request still in flight (its reader cancelled) keeps its timer, so it still times out."""
+    future.clear_callbacks()
+    timer = future._timer
+    if timer is not None and timer.canceled:  # never called; the timer queue drops it in turn
+        future._timer = None
+        timer.callback = _cancelled
+
+
+def _cancelled() -> None:
+    """A cancelled timer's callback: never called."""
+
+
 def collect_pages(
     future: Any, deliver: Callable[[list[Row] | None, BaseException | None], None]
 ) -> None:
     """On the driver's threads: gather every page of `future`, then `deliver(rows, None)`, or
-    `deliver(None, error)` once; a failure while paging is delivered too, never left waiting."""
+    `deliver(None, error)` once; a failure while paging is delivered too, never left waiting.
+    The future is released (`release`) once it has delivered."""
     rows: list[Row] = []
 
     def on_page(page: Iterable[Row] | None) -> None:
@@ -128,11 +152,14 @@ def collect_pages(
                 future.start_fetching_next_page()
                 return
         except Exception as exc:
+            release(future)
             deliver(None, exc)
             return
+        release(future)
         deliver(rows, None)
 
     def on_error(exc: BaseException) -> None:
+        release(future)
         deliver(None, exc)
 
     future.add_callbacks(on_page, on_error)
