@@ -11,9 +11,11 @@ bench/distributed.py, 317 -> 201 us of CPU per refresh (the fetchers gain less).
 So, as large Python services do (Instagram's `gc.freeze`), `tune` moves everything alive after
 start-up out of the collector's reach and raises the generation-0 threshold to 50,000. Cycles
 are still collected, only less often. The older generations must still be collected too:
-garbage cycles that were alive at a young collection (a Cassandra query in flight: the
-driver's ResponseFuture and its timeout Timer refer to each other, and the future holds the
-rows) move to the old generation and are freed only by a full collection. Thresholds of
+garbage cycles that were alive at a young collection move to the old generation and are freed
+only by a full collection. (The largest were the Cassandra driver's: every request's
+ResponseFuture, its timeout Timer and its callbacks refer to each other, and the future holds
+the rows; services/adapters/cassandra/window.py now breaks those cycles once a request is
+done, so its rows are freed by reference counting, not left for a full collection.) Thresholds of
 50,000 / 50 / 1,000 (this module's first default) put 2.5 billion allocations between full
 collections: the distributed aggregator's memory grew by 3 MB a minute in bench/soak.py. With
 50,000 / 20 / 10 a full collection may run every 10 million allocations, and CPython runs it

@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 
 import pytest
+from cassandra import InvalidRequest
 from cassandra.cluster import ResponseFuture
 
 from services.adapters.cassandra import CassandraStore
-from tests.integration.conftest import Infra
 
 pytestmark = pytest.mark.integration
 
 ROUNDS = 20
-
-
-@pytest.fixture(scope="module")
-def store(infra: Infra) -> Iterator[CassandraStore]:
-    cassandra = CassandraStore([infra.cassandra_host], infra.cassandra_port, infra.keyspace)
-    asyncio.run(cassandra.migrate())
-    yield cassandra
-    asyncio.run(cassandra.close())
 
 
 def futures_alive() -> int:
@@ -33,9 +24,9 @@ def futures_alive() -> int:
 
 
 async def test_finished_requests_are_freed_without_the_cyclic_collector(
-    store: CassandraStore,
+    cassandra_store: CassandraStore,
 ) -> None:
-    cql = await store._ready()
+    cql = await cassandra_store._ready()
     await cql.query("SELECT release_version FROM system.local", keyspace=None)  # warm
     gc.collect()
     gc.disable()  # what is still alive below is only what reference counting did not free
@@ -43,15 +34,17 @@ async def test_finished_requests_are_freed_without_the_cyclic_collector(
         before = futures_alive()
         rows = 0
         for _ in range(ROUNDS):
-            # one request alone (query/run), a window of them (run_many), a paged read (pages)
+            # one request alone (query), a window of two (run_many), a paged read (pages)
             rows += len(await cql.query("SELECT release_version FROM system.local", keyspace=None))
             rows += sum(map(len, await cql.run_many([("due_sources", ()), ("due_sources", ())])))
             async for page in cql.pages(cql.stmt("due_sources"), (), fetch_size=10):
                 rows += len(page)
+            with pytest.raises(InvalidRequest):  # and one the server refuses
+                await cql.query("SELECT no_such_column FROM system.local", keyspace=None)
         await asyncio.sleep(0.2)  # the driver's thread done with its last callbacks
         left = futures_alive() - before
     finally:
         gc.enable()
     assert rows >= ROUNDS  # the requests ran and answered
-    # 4 * ROUNDS requests were made; without `release` every one of them is still alive here
-    assert left <= 2, f"{left} of {4 * ROUNDS} finished requests wait for the cyclic collector"
+    # 5 * ROUNDS requests were made; without `release` every one of them is still alive here
+    assert left <= 2, f"{left} of {5 * ROUNDS} finished requests wait for the cyclic collector"
