@@ -4,6 +4,7 @@ keyspace of the test's own; the SQLite run is tests/unit/test_export_store.py.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -19,11 +20,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def store(infra: Infra) -> AsyncIterator[Store]:
     """A CassandraStore holding exactly the works of the contract and their states."""
-    db = CassandraStore([infra.cassandra_host], infra.cassandra_port, f"{infra.keyspace}_csv")
+    mine = replace(infra, keyspace=f"{infra.keyspace}_csv")
+    db = CassandraStore([mine.cassandra_host], mine.cassandra_port, mine.keyspace)
     await db.migrate()
     await fill(db)
     try:
         yield db
     finally:
         await db.close()
-        _cleanup_keyspace(infra)
+        _cleanup_keyspace(mine)  # its own keyspace, not the session's
