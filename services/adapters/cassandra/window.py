@@ -145,6 +145,10 @@ def collect_pages(
     The future is released (`release`) once it has delivered."""
     rows: list[Row] = []
 
+    def done(result: list[Row] | None, exc: BaseException | None) -> None:
+        release(future)
+        deliver(result, exc)
+
     def on_page(page: Iterable[Row] | None) -> None:
         try:
             rows.extend(page or ())
@@ -152,15 +156,12 @@ def collect_pages(
                 future.start_fetching_next_page()
                 return
         except Exception as exc:
-            release(future)
-            deliver(None, exc)
+            done(None, exc)
             return
-        release(future)
-        deliver(rows, None)
+        done(rows, None)
 
     def on_error(exc: BaseException) -> None:
-        release(future)
-        deliver(None, exc)
+        done(None, exc)
 
     future.add_callbacks(on_page, on_error)
 
